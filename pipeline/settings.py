@@ -1,0 +1,156 @@
+"""Typed, frozen settings read once at start from ``SPANSTREAM_*`` environment variables.
+
+Every option is documented here with its default; :func:`load_settings`
+validates them all and raises :class:`~pipeline.errors.ConfigError` naming the
+offending variable and value.
+
+>>> s = load_settings({"SPANSTREAM_WINDOW_SECONDS": "30"})
+>>> s.window_seconds, s.kafka_bootstrap
+(30, '127.0.0.1:9092')
+>>> load_settings({"SPANSTREAM_WINDOW_SECONDS": "soon"})
+Traceback (most recent call last):
+...
+pipeline.errors.ConfigError: SPANSTREAM_WINDOW_SECONDS='soon': expected an integer
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from pipeline.errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_CLICKHOUSE = "chdb:data/chdb"
+
+
+class SecretStr:
+    """A string that never shows itself in ``repr``/``str`` (logs, tracebacks).
+
+    >>> SecretStr("hunter2")
+    SecretStr('**********')
+    >>> SecretStr("hunter2").get_secret_value()
+    'hunter2'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All worker and CLI settings. Field docs give the environment variable and default."""
+
+    #: SPANSTREAM_KAFKA: bootstrap servers of the Kafka cluster.
+    kafka_bootstrap: str = DEFAULT_KAFKA
+    #: SPANSTREAM_CLICKHOUSE: ``chdb:<dir>`` (embedded, default ``chdb:data/chdb``),
+    #: ``clickhouse://user:pass@host:9000/db`` or ``clickhouses://`` for TLS.
+    clickhouse_url: SecretStr = SecretStr(DEFAULT_CLICKHOUSE)
+    #: SPANSTREAM_INPUT_TOPIC: where the Collector's kafka exporter writes (its default name).
+    input_topic: str = "otlp_spans"
+    #: SPANSTREAM_DLQ_TOPIC: undecodable records, with the error in headers.
+    dlq_topic: str = "spanstream-dlq"
+    #: SPANSTREAM_ALERT_TOPIC: JSON alerts keyed by service.
+    alert_topic: str = "spanstream-alerts"
+    #: SPANSTREAM_GROUP: consumer group (Faust app id); workers in one group share partitions.
+    group: str = "spanstream"
+    #: SPANSTREAM_WINDOW_SECONDS: tumbling window size for RED metrics.
+    window_seconds: int = 60
+    #: SPANSTREAM_ALLOWED_LATENESS_SECONDS: a window closes this long after its end.
+    allowed_lateness_seconds: int = 30
+    #: SPANSTREAM_DECISION_WAIT_SECONDS: tail-sampling waits this long after a trace's last span.
+    decision_wait_seconds: float = 5.0
+    #: SPANSTREAM_BASELINE_RATE: share of otherwise-unremarkable traces kept (0..1).
+    baseline_rate: float = 0.05
+    #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
+    max_message_bytes: int = 4_000_000
+    #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.
+    ttl_days: int = 0
+    #: SPANSTREAM_METRICS_PORT: Prometheus metrics port of a worker (0 disables).
+    metrics_port: int = 9464
+    #: SPANSTREAM_WEB_PORT: the worker's HTTP port (Faust web: read-only query endpoint).
+    web_port: int = 6066
+
+
+_ENV_PREFIX = "SPANSTREAM_"
+_ENV_NAMES = {
+    "kafka_bootstrap": "KAFKA",
+    "clickhouse_url": "CLICKHOUSE",
+    "input_topic": "INPUT_TOPIC",
+    "dlq_topic": "DLQ_TOPIC",
+    "alert_topic": "ALERT_TOPIC",
+    "group": "GROUP",
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable for a settings field."""
+    return _ENV_PREFIX + _ENV_NAMES.get(field_name, field_name.upper())
+
+
+def _parse(name: str, raw: str, kind: Callable[[str], T], what: str) -> T:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected {what}") from None
+
+
+def _convert(field_type: Any, name: str, raw: str) -> Any:
+    if field_type in (int, "int"):
+        return _parse(name, raw, int, "an integer")
+    if field_type in (float, "float"):
+        return _parse(name, raw, float, "a number")
+    if field_type in (SecretStr, "SecretStr"):
+        return SecretStr(raw)
+    return raw
+
+
+def _validate(s: Settings) -> None:
+    checks: list[tuple[str, bool, str]] = [
+        ("window_seconds", s.window_seconds > 0, "must be > 0"),
+        ("allowed_lateness_seconds", s.allowed_lateness_seconds >= 0, "must be >= 0"),
+        ("decision_wait_seconds", s.decision_wait_seconds > 0, "must be > 0"),
+        ("baseline_rate", 0.0 <= s.baseline_rate <= 1.0, "must be within [0, 1]"),
+        ("max_message_bytes", s.max_message_bytes > 0, "must be > 0"),
+        ("ttl_days", s.ttl_days >= 0, "must be >= 0"),
+    ]
+    for field_name, ok, rule in checks:
+        if not ok:
+            value = getattr(s, field_name)
+            raise ConfigError(f"{env_name(field_name)}={value!r}: {rule}")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``), apply overrides, validate."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = env_name(f.name)
+        if name in env:
+            values[f.name] = _convert(f.type, name, env[name])
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = SecretStr(value) if key == "clickhouse_url" else value
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
