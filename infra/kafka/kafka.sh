@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Run a real single-node Apache Kafka broker (KRaft, broker+controller in one JVM) from
+# jars resolved on Maven Central: no Docker, no tarball download. See README.md.
+#
+#   infra/kafka/kafka.sh install                       # jars -> $SPANSTREAM_CACHE/kafka/<v>/libs
+#   infra/kafka/kafka.sh start [--port N] [--data-dir D]
+#   infra/kafka/kafka.sh status [--data-dir D]
+#   infra/kafka/kafka.sh stop [--data-dir D]
+#   infra/kafka/kafka.sh libs                          # print the libs dir (for other tools)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+CACHE="${SPANSTREAM_CACHE:-$REPO/.cache}"
+LIBS="$CACHE/kafka/$KAFKA_VERSION/libs"
+PORT="${PORT:-9092}"
+DATA_DIR="${DATA_DIR:-$REPO/data/kafka}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+READY_TIMEOUT="${READY_TIMEOUT:-60}"
+AUTO_CREATE_TOPICS="${AUTO_CREATE_TOPICS:-false}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+parse_opts() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --port) PORT="$2"; shift 2 ;;
+      --data-dir) DATA_DIR="$2"; shift 2 ;;
+      *) die "unknown option '$1' (see: kafka.sh help)" ;;
+    esac
+  done
+  DATA_DIR="$(mkdir -p "$DATA_DIR" && cd "$DATA_DIR" && pwd)"
+  PID_FILE="$DATA_DIR/broker.pid"
+  LOG_FILE="$DATA_DIR/broker.log"
+  CONF_FILE="$DATA_DIR/server.properties"
+}
+
+cmd_install() {
+  if [[ -f "$LIBS/.complete" ]]; then
+    echo "kafka $KAFKA_VERSION jars already in $LIBS"
+    return
+  fi
+  command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+  local tmp="$LIBS.tmp.$$"
+  rm -rf "$tmp"
+  local out
+  # Maven's output is noise when it works and the whole story when it does not.
+  if ! out="$(mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+    -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1)"; then
+    echo "$out" >&2
+    rm -rf "$tmp"
+    die "mvn could not resolve kafka_2.13:$KAFKA_VERSION"
+  fi
+  touch "$tmp/.complete"
+  # Rename last so a concurrent or interrupted install never leaves a half-filled libs dir.
+  rm -rf "$LIBS" && mv "$tmp" "$LIBS"
+  echo "kafka $KAFKA_VERSION jars installed in $LIBS"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid
+  pid="$(cat "$PID_FILE")"
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+write_config() {
+  local cport="$1"
+  cat >"$CONF_FILE" <<EOF
+# Written by infra/kafka/kafka.sh start; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA_DIR/logs
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+# One broker: internal topics cannot have more replicas; few offsets partitions start faster.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Tests and workers join groups one by one; waiting 3 s for more members only slows them.
+group.initial.rebalance.delay.ms=0
+# Topics come from topics/topics.yaml (spanstream topics apply); Faust creates its own
+# internal topics through the admin API, so broker-side auto-creation is not needed.
+auto.create.topics.enable=$AUTO_CREATE_TOPICS
+EOF
+}
+
+format_storage() {
+  [[ -f "$DATA_DIR/logs/meta.properties" ]] && return
+  # A cluster id is 16 random bytes in URL-safe base64 without padding (22 chars).
+  local cluster_id
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF_FILE" \
+    >>"$LOG_FILE" 2>&1 || die "storage format failed; see $LOG_FILE"
+}
+
+# True when the broker answers a Metadata (v4) request listing at least one broker.
+metadata_ok() {
+  local hex
+  hex="$( (exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
+    # size=17, api_key=3, version=4, correlation=1, client_id="ss", topics=null, no auto-create
+    printf '\x00\x00\x00\x11\x00\x03\x00\x04\x00\x00\x00\x01\x00\x02ss\xff\xff\xff\xff\x00' >&3
+    timeout 2 head -c 16 <&3 | od -An -tx1 | tr -d ' \n') 2>/dev/null)" || return 1
+  # bytes 12..15 of the response: number of brokers
+  [[ ${#hex} -eq 32 && $((16#${hex:24:8})) -gt 0 ]]
+}
+
+cmd_start() {
+  parse_opts "$@"
+  [[ -f "$LIBS/.complete" ]] || die "kafka $KAFKA_VERSION jars missing in $LIBS: run infra/kafka/kafka.sh install"
+  command -v java >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+  if pid="$(running_pid)"; then
+    echo "kafka already running (pid $pid) on 127.0.0.1:$PORT; log $LOG_FILE"
+    return
+  fi
+  local started=$SECONDS
+  write_config "$(free_port)"
+  format_storage
+  # shellcheck disable=SC2086  # heap options are a word list on purpose
+  nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dorg.slf4j.simpleLogger.showDateTime=true \
+    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\'T\'HH:mm:ss.SSS \
+    -cp "$LIBS/*" kafka.Kafka "$CONF_FILE" >>"$LOG_FILE" 2>&1 </dev/null &
+  echo $! >"$PID_FILE"
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until metadata_ok; do
+    if ! running_pid >/dev/null; then
+      tail -n 20 "$LOG_FILE" >&2
+      die "broker exited during startup; log: $LOG_FILE"
+    fi
+    [[ $SECONDS -lt $deadline ]] || die "broker not ready after ${READY_TIMEOUT}s; log: $LOG_FILE"
+    sleep 0.2
+  done
+  echo "kafka $KAFKA_VERSION ready on 127.0.0.1:$PORT in $((SECONDS - started))s (pid $(cat "$PID_FILE"))"
+  echo "log: $LOG_FILE  data: $DATA_DIR/logs"
+}
+
+cmd_stop() {
+  parse_opts "$@"
+  local pid
+  if ! pid="$(running_pid)"; then
+    echo "kafka not running (no live pid in $PID_FILE)"
+    rm -f "$PID_FILE"
+    return
+  fi
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ $SECONDS -ge $deadline ]]; then
+      echo "kafka (pid $pid) ignored SIGTERM for 30s; sending SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    sleep 0.2
+  done
+  rm -f "$PID_FILE"
+  echo "kafka stopped (pid $pid)"
+}
+
+cmd_status() {
+  parse_opts "$@"
+  local pid
+  if pid="$(running_pid)"; then
+    local port
+    port="$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:||p' "$CONF_FILE")"
+    PORT="$port"
+    if metadata_ok; then
+      echo "kafka running (pid $pid) on 127.0.0.1:$port; log $LOG_FILE"
+    else
+      echo "kafka process $pid alive but not answering on 127.0.0.1:$port; log $LOG_FILE"
+      return 1
+    fi
+  else
+    echo "kafka not running (data dir $DATA_DIR)"
+    return 3
+  fi
+}
+
+case "${1:-help}" in
+  install) shift; cmd_install "$@" ;;
+  start) shift; cmd_start "$@" ;;
+  stop) shift; cmd_stop "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  libs) echo "$LIBS" ;;
+  help | -h | --help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
