@@ -1,0 +1,65 @@
+"""Every Prometheus metric a worker exports, in one place.
+
+Names follow Prometheus conventions (``spanstream_`` prefix, ``_total`` for
+counters, base units). The worker serves them on ``SPANSTREAM_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+MESSAGES_IN = Counter(
+    "spanstream_messages_in_total", "Kafka records consumed from the input topic", ["encoding"]
+)
+BYTES_IN = Counter("spanstream_bytes_in_total", "Payload bytes consumed", ["service"])
+SPANS_IN = Counter("spanstream_spans_in_total", "Spans decoded", ["service"])
+DECODE_ERRORS = Counter(
+    "spanstream_decode_errors_total", "Records that failed to decode", ["reason"]
+)
+DLQ_RECORDS = Counter(
+    "spanstream_dlq_records_total", "Records written to the dead-letter topic", ["reason"]
+)
+SPANS_KEPT = Counter(
+    "spanstream_spans_kept_total", "Spans kept by tail sampling", ["service", "policy"]
+)
+SPANS_DROPPED = Counter(
+    "spanstream_spans_sampled_out_total", "Spans deliberately sampled out", ["service"]
+)
+BYTES_KEPT = Counter("spanstream_bytes_kept_total", "Approximate bytes of kept spans", ["service"])
+KEEP_RATIO = Gauge("spanstream_sampling_keep_ratio", "Spans kept / spans decided", ["service"])
+LATE_SPANS = Counter(
+    "spanstream_late_spans_total", "Spans arriving after their window closed", ["service"]
+)
+WINDOWS_CLOSED = Counter("spanstream_windows_closed_total", "Windows closed and written")
+WINDOW_LAG = Gauge(
+    "spanstream_window_lag_seconds", "Wall clock minus the end of the newest closed window"
+)
+INSERT_SECONDS = Histogram(
+    "spanstream_clickhouse_insert_seconds",
+    "ClickHouse insert latency",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INSERT_ROWS = Histogram(
+    "spanstream_clickhouse_batch_rows",
+    "Rows per ClickHouse insert",
+    ["table"],
+    buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000),
+)
+INSERT_RETRIES = Counter(
+    "spanstream_clickhouse_insert_retries_total", "Failed inserts retried", ["table"]
+)
+ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
+CONSUMER_LAG = Gauge(
+    "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
+)
+BUFFERED_TRACES = Gauge("spanstream_buffered_traces", "Traces waiting for a sampling decision")
+UNACKED_MESSAGES = Gauge(
+    "spanstream_unacked_messages", "Input records consumed but not yet safe to commit"
+)
+
+
+def serve(port: int) -> None:
+    """Start the metrics HTTP endpoint (no-op for port 0)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,119 @@
+"""The batching sink contract: add, flush at commit, write one batch, back off on failure.
+
+>>> written = []
+>>> sink = BatchingSink("t", lambda rows, tok: written.append((list(rows), tok)), str, max_rows=2)
+>>> sink.add("a"); sink.full
+False
+>>> sink.add("b"); sink.full
+True
+>>> sink.flush()
+2
+>>> written
+[(['a', 'b'], 't-2-ad2fbbf2e07b42c7')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from pipeline.errors import SinkUnavailable, SpanstreamError
+
+T = TypeVar("T")
+Writer = Callable[[Sequence[T], str], None]
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Exponential backoff with a ceiling: 0.5 s, 1 s, 2 s, ... up to ``ceiling``.
+
+    >>> b = Backoff(initial=0.5, ceiling=2.0)
+    >>> [b.next() for _ in range(4)]
+    [0.5, 1.0, 2.0, 2.0]
+    """
+
+    def __init__(self, initial: float = 0.5, ceiling: float = 30.0) -> None:
+        self.initial = initial
+        self.ceiling = ceiling
+        self._current = 0.0
+
+    def next(self) -> float:
+        self._current = min(self.ceiling, max(self.initial, self._current * 2))
+        return self._current
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+class BatchingSink(Generic[T]):
+    """Collects rows and writes them in batches through ``writer(rows, dedup_token)``.
+
+    A batch is sealed when its first write is attempted: rows added afterwards
+    go to the next batch, so a retry sends exactly the same rows with the same
+    token and ClickHouse's insert deduplication turns a retry of an insert that
+    did land into a no-op. The token is a digest of the rows' ``identity``
+    strings, never a counter: a counter restarts with the process and would
+    make ClickHouse discard a *different* batch that reuses an old token.
+    ``writer`` raises SinkUnavailable on failure.
+    """
+
+    def __init__(
+        self, name: str, writer: Writer[T], identity: Callable[[T], str], max_rows: int = 10_000
+    ) -> None:
+        self.name = name
+        self._writer = writer
+        self._identity = identity
+        self.max_rows = max_rows
+        self._pending: list[T] = []
+        self._sealed: list[T] | None = None
+        self._token = ""
+        self._backoff = Backoff()
+
+    def add(self, row: T) -> None:
+        self._pending.append(row)
+
+    def extend(self, rows: Sequence[T]) -> None:
+        self._pending.extend(rows)
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self.max_rows
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._pending) + (len(self._sealed) if self._sealed else 0)
+
+    def flush(self) -> int:
+        """Write everything pending; returns rows written. Raises SinkUnavailable to back off."""
+        if self._sealed is None:
+            if not self._pending:
+                return 0
+            self._sealed, self._pending = self._pending, []
+            self._token = self._digest(self._sealed)
+        try:
+            self._writer(self._sealed, self._token)
+        except SinkUnavailable as exc:
+            exc.retry_after = self._backoff.next()
+            log.warning(
+                "%s: write of %d rows failed, retry in %.1fs: %s",
+                self.name,
+                len(self._sealed),
+                exc.retry_after,
+                exc,
+            )
+            raise
+        except SpanstreamError:
+            raise
+        written = len(self._sealed)
+        self._sealed = None
+        self._backoff.reset()
+        return written
+
+    def _digest(self, rows: Sequence[T]) -> str:
+        h = hashlib.blake2b(digest_size=8)
+        for row in rows:
+            h.update(self._identity(row).encode())
+            h.update(b"\x00")
+        return f"{self.name}-{len(rows)}-{h.hexdigest()}"

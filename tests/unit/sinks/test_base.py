@@ -1,0 +1,84 @@
+"""BatchingSink: sealed batches, stable tokens, backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from pipeline.errors import SinkUnavailable
+from pipeline.sinks.base import BatchingSink
+
+
+class FlakyWriter:
+    """Fails the first ``failures`` calls, then records what it writes."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[tuple[list[str], str]] = []
+
+    def __call__(self, rows: Sequence[str], token: str) -> None:
+        self.calls.append((list(rows), token))
+        if self.failures:
+            self.failures -= 1
+            raise SinkUnavailable("down")
+
+
+def test_retry_resends_the_same_sealed_batch_with_the_same_token() -> None:
+    writer = FlakyWriter(failures=2)
+    sink = BatchingSink("spans", writer, str)
+    sink.extend(["a", "b"])
+    for _ in range(2):
+        with pytest.raises(SinkUnavailable):
+            sink.flush()
+    sink.add("c")  # arrives during the outage: must not join the sealed batch
+    assert sink.flush() == 2
+    assert sink.flush() == 1
+    batches = [(rows, token) for rows, token in writer.calls]
+    assert [rows for rows, _ in batches] == [["a", "b"]] * 3 + [["c"]]
+    assert len({token for _, token in batches[:3]}) == 1
+    assert batches[3][1] != batches[0][1]
+
+
+def test_backoff_grows_while_failing_and_resets_after_success() -> None:
+    writer = FlakyWriter(failures=3)
+    sink = BatchingSink("spans", writer, str)
+    sink.add("a")
+    delays = []
+    for _ in range(3):
+        with pytest.raises(SinkUnavailable) as info:
+            sink.flush()
+        delays.append(info.value.retry_after)
+    assert delays == sorted(delays) and delays[0] < delays[-1]
+    assert sink.flush() == 1
+    writer.failures = 1
+    sink.add("b")
+    with pytest.raises(SinkUnavailable) as info:
+        sink.flush()
+    assert info.value.retry_after == delays[0]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [(["a", "b"], ["a", "b"], True), (["a", "b"], ["b", "a"], False), (["a"], ["a", "b"], False)],
+)
+def test_token_depends_on_content_not_on_a_counter(
+    first: list[str], second: list[str], same: bool
+) -> None:
+    tokens = []
+    for rows in (first, second):
+        writer = FlakyWriter(failures=0)
+        sink = BatchingSink("spans", writer, str)  # a fresh process: no shared counter
+        sink.extend(rows)
+        sink.flush()
+        tokens.append(writer.calls[0][1])
+    assert (tokens[0] == tokens[1]) is same
+
+
+def test_flush_with_nothing_pending_writes_nothing() -> None:
+    writer = FlakyWriter(failures=0)
+    sink = BatchingSink("spans", writer, str, max_rows=1)
+    assert sink.flush() == 0 and not sink.full
+    sink.add("x")
+    assert sink.full and sink.pending_rows == 1
+    assert writer.calls == []
