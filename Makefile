@@ -1,0 +1,43 @@
+# spanstream developer commands. `make help` lists them.
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+SRC := pipeline tests conftest.py
+
+.PHONY: help bootstrap demo test test-unit test-integration lint typecheck check bench evaluate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+bootstrap: ## install everything (apt, venv, Kafka jars, Collector build); idempotent
+	bash infra/bootstrap.sh
+
+demo: bootstrap ## the main job on the embedded store: Kafka, worker, generator with an anomaly, alerts
+	bash infra/demo.sh
+
+test: bootstrap ## install everything, then lint, typecheck and run every test tier
+	$(MAKE) check
+	$(PYTEST) -q
+
+test-unit: ## unit + agent tiers only (no broker)
+	$(PYTEST) -q -m "not integration and not e2e and not faults"
+
+test-integration: ## real Kafka / ClickHouse tiers
+	$(PYTEST) -q -m "integration or e2e or faults"
+
+lint: ## ruff lint + format check
+	.venv/bin/ruff check $(SRC)
+	.venv/bin/ruff format --check $(SRC)
+
+typecheck: ## mypy (disallow_untyped_defs)
+	.venv/bin/mypy pipeline
+
+check: lint typecheck ## lint + typecheck
+
+bench: ## throughput benchmark: full pipeline vs a bare aiokafka consumer, side by side
+	.venv/bin/spanstream bench
+
+evaluate: ## detector quality table on labelled scenarios
+	.venv/bin/spanstream evaluate --markdown
+
+clean: ## remove caches and local data (not the venv)
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install everything spanstream needs on a fresh Debian machine, idempotently:
+#   - Debian packages: Java 17 + Maven (Kafka jars), Go (Collector build), clickhouse-server
+#     (the only server apt offers, 18.16: used to test the native-protocol adapter);
+#   - the Python venv in .venv with spanstream and its dev tools;
+#   - Apache Kafka jars from Maven Central (infra/kafka/kafka.sh install);
+#   - the OpenTelemetry Collector and telemetrygen from Go modules (infra/collector/build.sh),
+#     unless SPANSTREAM_SKIP_COLLECTOR=1.
+# Re-running it is cheap: each step checks what is already there.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+step() { printf '\n== %s\n' "$*"; }
+
+need_apt=()
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || need_apt+=(golang-go)
+[[ -x /usr/bin/clickhouse-server || -x /usr/bin/clickhouse ]] || need_apt+=(clickhouse-server)
+if ((${#need_apt[@]})); then
+  step "apt: ${need_apt[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+# The Debian package starts a system service on install; our tests run their own server.
+if command -v service >/dev/null && service clickhouse-server status >/dev/null 2>&1; then
+  service clickhouse-server stop >/dev/null 2>&1 || true
+fi
+
+step "python venv (.venv)"
+PY="${PYTHON:-python3}"
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+step "kafka jars (Maven Central)"
+bash infra/kafka/kafka.sh install
+
+if [[ "${SPANSTREAM_SKIP_COLLECTOR:-0}" != "1" && -f infra/collector/build.sh ]]; then
+  step "opentelemetry collector + telemetrygen (Go modules; first build takes several minutes)"
+  bash infra/collector/build.sh
+fi
+echo
+echo "bootstrap done"
