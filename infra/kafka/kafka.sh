@@ -68,7 +68,8 @@ running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
   local pid
   pid="$(cat "$PID_FILE")"
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # A zombie (killed, not yet reaped by init) is not a running broker.
+  [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" =~ ^[^Z] ]] && echo "$pid"
 }
 
 write_config() {
@@ -145,7 +146,11 @@ cmd_start() {
       tail -n 20 "$LOG_FILE" >&2
       die "broker exited during startup; log: $LOG_FILE"
     fi
-    [[ $SECONDS -lt $deadline ]] || die "broker not ready after ${READY_TIMEOUT}s; log: $LOG_FILE"
+    if [[ $SECONDS -ge $deadline ]]; then
+      kill -KILL "$(cat "$PID_FILE")" 2>/dev/null || true
+      rm -f "$PID_FILE"
+      die "broker not ready after ${READY_TIMEOUT}s (killed it); log: $LOG_FILE"
+    fi
     sleep 0.2
   done
   echo "kafka $KAFKA_VERSION ready on 127.0.0.1:$PORT in $((SECONDS - started))s (pid $(cat "$PID_FILE"))"
