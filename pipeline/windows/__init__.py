@@ -1,0 +1,27 @@
+"""Tumbling-window RED metrics: sketch, per-source partials, exactly-once final assembly.
+
+The path: :class:`PartialAggregator` (one per input partition) ->
+:class:`Partial` (repartitioned by series) -> :class:`WindowAssembler` ->
+:class:`ClosedWindow` (to the detectors and ClickHouse). All pure code; the
+Faust shell feeds spans and offsets in and carries partials and states around.
+"""
+
+from pipeline.windows.assembler import MergeResult, WindowAssembler, series_key
+from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
+from pipeline.windows.series import ClosedWindow, SeriesState
+from pipeline.windows.sketch import LatencySketch
+from pipeline.windows.stats import Exemplar, WindowStats
+
+__all__ = [
+    "ClosedWindow",
+    "Exemplar",
+    "LatencySketch",
+    "MergeResult",
+    "Partial",
+    "PartialAggregator",
+    "SeriesState",
+    "WindowAssembler",
+    "WindowStats",
+    "series_key",
+    "window_start_ns",
+]

@@ -1,0 +1,224 @@
+"""Per-source-partition partial aggregates of tumbling RED windows.
+
+One :class:`PartialAggregator` runs per input partition. It adds spans in
+offset order into (service, operation, window) accumulators; :meth:`cut`
+hands them out as :class:`Partial` values covering an offset range and starts
+afresh. The final assembler merges partials keyed by (service, operation).
+
+Exactly-once merge over at-least-once delivery rests on two rules:
+
+* Determinism: the same spans in the same offset order, cut at the same
+  offset, give byte-identical partials (no clock, no dict-order dependence;
+  the watermark is the max event time *of the cut*, not of the process life).
+  So the caller records the cut offset (an intent) before sending; after a
+  crash it replays and cuts at the same offset, and the assembler recognises
+  the resent partials as duplicates by their ``(source_partition, last_offset)``.
+* Skipping: offsets at or below ``skip_through`` (the last cut known to be fully
+  sent) and at or below the previous cut are never aggregated again.
+
+Spans of one Kafka record share its offset: cut only between records.
+
+>>> from pipeline.model import Span
+>>> def span(ts_s: float, ms: int, err: bool = False) -> Span:
+...     return Span(int(ts_s * 1e9), "ab" * 16, "cd" * 8, "", "", "GET /", "Server",
+...                 "shop", {}, "", "", {}, ms * 1_000_000, "Unset", "",
+...                 operation="GET /", is_error=err)
+>>> agg = PartialAggregator(window_seconds=60, source_partition=0)
+>>> for offset, s in enumerate([span(1.0, 10), span(2.0, 30, err=True), span(61.0, 5)]):
+...     _ = agg.add(s, offset)
+>>> [(p.window_start_ns // 10**9, p.requests, p.errors) for p in agg.cut()]
+[(0, 2, 1), (60, 1, 0)]
+>>> agg.add(span(3.0, 1), offset=2)  # already cut: a replay, skipped
+False
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.model import Span
+from pipeline.windows.sketch import LatencySketch
+from pipeline.windows.stats import NS_PER_MS, Exemplar, WindowStats
+
+NS_PER_S = 1_000_000_000
+
+
+def window_start_ns(timestamp_ns: int, window_ns: int) -> int:
+    """Start of the tumbling window holding ``timestamp_ns`` (floor, also before 1970).
+
+    >>> window_start_ns(119_999_999_999, 60 * NS_PER_S) // NS_PER_S
+    60
+    """
+    return timestamp_ns - timestamp_ns % window_ns
+
+
+@dataclass(frozen=True)
+class Partial:
+    """RED aggregate of one series in one window, from one source partition's offset range.
+
+    ``first_offset..last_offset`` (inclusive) is the input range of the cut that
+    produced it; ``watermark_ns`` is the max span start time in that cut.
+    """
+
+    service: str
+    operation: str
+    window_start_ns: int
+    window_end_ns: int
+    requests: int
+    errors: int
+    sketch: LatencySketch
+    max_ms: float
+    exemplars: tuple[Exemplar, ...]
+    source_partition: int
+    first_offset: int
+    last_offset: int
+    watermark_ns: int
+
+    @property
+    def series(self) -> tuple[str, str]:
+        """The (service, operation) pair: the repartition key."""
+        return (self.service, self.operation)
+
+    def stats(self, max_exemplars: int) -> WindowStats:
+        """A fresh accumulator holding this partial's counts (for merging)."""
+        stats = WindowStats(max_exemplars, self.sketch.copy())
+        stats.requests = self.requests
+        stats.errors = self.errors
+        stats.max_ns = round(self.max_ms * NS_PER_MS)
+        stats.exemplars = self.exemplars
+        return stats
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "window_start_ns": self.window_start_ns,
+            "window_end_ns": self.window_end_ns,
+            "requests": self.requests,
+            "errors": self.errors,
+            "sketch": self.sketch.to_dict(),
+            "max_ms": self.max_ms,
+            "exemplars": [list(e) for e in self.exemplars],
+            "source_partition": self.source_partition,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "watermark_ns": self.watermark_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Partial:
+        """Rebuild from :meth:`to_dict` output."""
+        fields = dict(data)
+        fields["sketch"] = LatencySketch.from_dict(data["sketch"])
+        fields["exemplars"] = tuple(
+            Exemplar(str(t), int(d), bool(e)) for t, d, e in data["exemplars"]
+        )
+        return cls(**fields)
+
+    def to_json(self) -> bytes:
+        """Canonical bytes (sorted keys, no spaces): equal partials give equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Partial:
+        """Parse :meth:`to_json` output."""
+        return cls.from_dict(json.loads(raw))
+
+
+class PartialAggregator:
+    """Accumulates one source partition's spans into per-window partials until cut."""
+
+    def __init__(
+        self,
+        window_seconds: int,
+        source_partition: int,
+        max_exemplars: int = 3,
+        skip_through: int = -1,
+    ) -> None:
+        if window_seconds <= 0:
+            raise ValueError(f"window_seconds must be > 0, got {window_seconds}")
+        self.window_ns = window_seconds * NS_PER_S
+        self.source_partition = source_partition
+        self.max_exemplars = max_exemplars
+        self._through = skip_through
+        self._cut_known = skip_through >= 0
+        self._acc: dict[tuple[str, str, int], WindowStats] = {}
+        self._first_offset: int | None = None
+        self._last_offset: int | None = None
+        self._watermark_ns: int | None = None
+
+    @property
+    def through(self) -> int:
+        """Offsets at or below this are skipped (last cut or the given ``skip_through``)."""
+        return self._through
+
+    @property
+    def pending_offset(self) -> int | None:
+        """The last offset aggregated since the previous cut, or None."""
+        return self._last_offset
+
+    def add(self, span: Span, offset: int) -> bool:
+        """Aggregate one span read at ``offset``; False when skipped as already cut."""
+        if offset <= self._through:
+            return False
+        if self._last_offset is None:
+            self._first_offset = offset
+        elif offset < self._last_offset:
+            raise ValueError(f"offset {offset} < previous offset {self._last_offset}")
+        self._last_offset = offset
+        ts = span.timestamp_ns
+        if self._watermark_ns is None or ts > self._watermark_ns:
+            self._watermark_ns = ts
+        key = (span.service_name, span.operation, ts - ts % self.window_ns)
+        acc = self._acc.get(key)
+        if acc is None:
+            acc = self._acc[key] = WindowStats(self.max_exemplars)
+        acc.add(max(span.duration_ns, 0), span.is_error, span.trace_id)
+        return True
+
+    def cut(self, offset: int | None = None) -> list[Partial]:
+        """Hand out and reset the partials, covering offsets up to ``offset``.
+
+        ``offset`` defaults to the last aggregated one; give it explicitly to
+        cover records that produced no spans, or to repeat a recorded intent.
+        Partials come sorted by (service, operation, window start).
+        """
+        last = self._last_offset if offset is None else offset
+        if last is None:
+            return []
+        if last <= self._through or (self._last_offset is not None and last < self._last_offset):
+            raise ValueError(f"cut offset {last} is behind aggregated offsets")
+        first = self._through + 1 if self._cut_known else self._first_offset
+        partials = [
+            self._partial(key, acc, first if first is not None else last, last)
+            for key, acc in sorted(self._acc.items())
+        ]
+        self._through = last
+        self._cut_known = True
+        self._acc = {}
+        self._first_offset = self._last_offset = self._watermark_ns = None
+        return partials
+
+    def _partial(
+        self, key: tuple[str, str, int], acc: WindowStats, first: int, last: int
+    ) -> Partial:
+        service, operation, start = key
+        assert self._watermark_ns is not None  # set by the add() that created acc
+        return Partial(
+            service=service,
+            operation=operation,
+            window_start_ns=start,
+            window_end_ns=start + self.window_ns,
+            requests=acc.requests,
+            errors=acc.errors,
+            sketch=acc.sketch,
+            max_ms=acc.max_ms,
+            exemplars=acc.exemplars,
+            source_partition=self.source_partition,
+            first_offset=first,
+            last_offset=last,
+            watermark_ns=self._watermark_ns,
+        )

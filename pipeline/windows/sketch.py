@@ -1,0 +1,186 @@
+"""A mergeable latency sketch with relative-error quantiles (DDSketch-style).
+
+A value ``v > 0`` falls in bucket ``i = ceil(log_gamma(v))`` with
+``gamma = (1 + a) / (1 - a)``; the bucket answers with ``2 * gamma**i / (gamma + 1)``,
+which is within relative error ``a`` of every value in ``(gamma**(i-1), gamma**i]``.
+Values at or below ``MIN_VALUE_MS`` (sub-nanosecond) count as zero.
+
+Bucket counts are bounded: past ``max_bins`` non-empty buckets, the lowest ones
+fold into the lowest kept bucket, so only the low quantiles lose accuracy.
+That fold keeps the sketch order-independent: adding values one by one, in
+any order, or merging sketches of any split of them gives equal sketches.
+
+>>> s = LatencySketch()
+>>> for v in (1.0, 2.0, 3.0, 4.0, 100.0):
+...     s.add(v)
+>>> s.count, round(s.quantile(0.5), 1), s.quantile(1.0)
+(5, 3.0, 100.0)
+>>> LatencySketch.from_dict(s.to_dict()) == s
+True
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+from typing import Any
+
+DEFAULT_RELATIVE_ACCURACY = 0.01
+DEFAULT_MAX_BINS = 2048
+#: Values at or below this (in milliseconds: one picosecond) land in the zero bucket.
+MIN_VALUE_MS = 1e-9
+
+
+class LatencySketch:
+    """Quantile sketch over non-negative values (milliseconds), relative accuracy ``a``."""
+
+    __slots__ = (
+        "_bins",
+        "_inv_log_gamma",
+        "count",
+        "gamma",
+        "max",
+        "max_bins",
+        "min",
+        "relative_accuracy",
+        "zeros",
+    )
+
+    def __init__(
+        self,
+        relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY,
+        max_bins: int = DEFAULT_MAX_BINS,
+    ) -> None:
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy}")
+        if max_bins < 1:
+            raise ValueError(f"max_bins must be >= 1, got {max_bins}")
+        #: The guaranteed relative error of :meth:`quantile` (above folded buckets).
+        self.relative_accuracy = relative_accuracy
+        self.gamma = (1.0 + relative_accuracy) / (1.0 - relative_accuracy)
+        self._inv_log_gamma = 1.0 / math.log(self.gamma)
+        self.max_bins = max_bins
+        self._bins: dict[int, int] = {}
+        self.count = 0
+        self.zeros = 0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        """Count one value; negative values count as zero (clock skew, not latency)."""
+        self.count += 1
+        if value < self.min:
+            self.min = value if value > 0.0 else 0.0
+        if value > self.max:
+            self.max = value if value > 0.0 else 0.0
+        if value <= MIN_VALUE_MS:
+            self.zeros += 1
+            return
+        bins = self._bins
+        key = math.ceil(math.log(value) * self._inv_log_gamma)
+        if key in bins:
+            bins[key] += 1
+        else:
+            bins[key] = 1
+            if len(bins) > self.max_bins:
+                self._fold()
+
+    def merge(self, other: LatencySketch) -> None:
+        """Add every value counted by ``other`` (same accuracy required)."""
+        if other.gamma != self.gamma:
+            raise ValueError("cannot merge sketches with different relative accuracy")
+        if other.count == 0:
+            return
+        self.count += other.count
+        self.zeros += other.zeros
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        bins = self._bins
+        for key, n in other._bins.items():
+            bins[key] = bins.get(key, 0) + n
+        if len(bins) > self.max_bins:
+            self._fold()
+
+    def _fold(self) -> None:
+        # Folding into the max_bins-th highest key is what makes the result
+        # independent of insertion and merge order (that key is the same for
+        # any subset that still overflows).
+        keys = sorted(self._bins, reverse=True)
+        floor_key = keys[self.max_bins - 1]
+        folded = sum(self._bins.pop(k) for k in keys[self.max_bins :])
+        self._bins[floor_key] += folded
+
+    def quantile(self, q: float) -> float:
+        """The value at rank ``q * (count - 1)`` (lower quantile); 0.0 when empty.
+
+        Exact for ``q`` 0 and 1 (min and max), within ``relative_accuracy`` otherwise.
+        """
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], got {q}")
+        if self.count == 0:
+            return 0.0
+        if q in (0.0, 1.0):
+            # The extremes are tracked exactly; buckets would only approximate them.
+            return self.min if q == 0.0 else self.max
+        rank = q * (self.count - 1)
+        if rank < self.zeros:
+            return 0.0
+        seen = self.zeros
+        for key in sorted(self._bins):
+            seen += self._bins[key]
+            if seen > rank:
+                value = 2.0 * self.gamma**key / (self.gamma + 1.0)
+                return min(max(value, self.min), self.max)
+        return self.max
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LatencySketch):
+            return NotImplemented
+        return (
+            self.gamma == other.gamma
+            and self.max_bins == other.max_bins
+            and self.count == other.count
+            and self.zeros == other.zeros
+            and self._bins == other._bins
+            and (self.count == 0 or (self.min, self.max) == (other.min, other.max))
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"LatencySketch(count={self.count}, bins={len(self._bins)})"
+
+    def copy(self) -> LatencySketch:
+        """An independent sketch with the same contents."""
+        return LatencySketch.from_dict(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form; keys are sorted and delta-encoded so equal sketches
+        serialize to equal bytes."""
+        keys = sorted(self._bins)
+        deltas = [b - a for a, b in pairwise(keys)]
+        return {
+            "a": self.relative_accuracy,
+            "m": self.max_bins,
+            "n": self.count,
+            "z": self.zeros,
+            "lo": None if self.count == 0 else self.min,
+            "hi": None if self.count == 0 else self.max,
+            "k": keys[:1] + deltas,
+            "c": [self._bins[k] for k in keys],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
+        """Rebuild a sketch from :meth:`to_dict` output."""
+        sketch = cls(float(data["a"]), int(data["m"]))
+        key = 0
+        for i, (delta, n) in enumerate(zip(data["k"], data["c"], strict=True)):
+            key = delta if i == 0 else key + delta
+            sketch._bins[int(key)] = int(n)
+        sketch.count = int(data["n"])
+        sketch.zeros = int(data["z"])
+        if sketch.count:
+            sketch.min = float(data["lo"])
+            sketch.max = float(data["hi"])
+        return sketch

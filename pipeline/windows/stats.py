@@ -1,0 +1,117 @@
+"""RED statistics of one series in one window, shared by partial and final aggregation.
+
+:class:`WindowStats` counts requests and errors, keeps the latency sketch, the
+maximum duration and a few exemplar traces. Everything merges
+order-independently, so summing partials from any number of source
+partitions gives what one aggregator over all spans would have given.
+
+>>> w = WindowStats()
+>>> w.add(25_000_000, False, "a" * 32)
+>>> w.add(3_000_000, True, "b" * 32)
+>>> w.requests, w.errors, w.max_ms, [e.trace_id[0] for e in w.exemplars]
+(2, 1, 25.0, ['b', 'a'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from pipeline.windows.sketch import LatencySketch
+
+NS_PER_MS = 1_000_000
+
+
+class Exemplar(NamedTuple):
+    """A trace worth looking at for this window; JSON-encodes as ``[trace_id, ns, error]``."""
+
+    trace_id: str
+    duration_ns: int
+    is_error: bool
+
+    @property
+    def rank(self) -> tuple[bool, int, str]:
+        """Sort key: error traces first, then the slowest, ties by trace id."""
+        return (not self.is_error, -self.duration_ns, self.trace_id)
+
+
+def best_exemplars(candidates: Iterable[Exemplar], limit: int) -> tuple[Exemplar, ...]:
+    """The ``limit`` best candidates, one per trace (its best span), in rank order."""
+    best: dict[str, Exemplar] = {}
+    for cand in candidates:
+        kept = best.get(cand.trace_id)
+        if kept is None or cand.rank < kept.rank:
+            best[cand.trace_id] = cand
+    return tuple(sorted(best.values(), key=lambda e: e.rank)[:limit])
+
+
+class WindowStats:
+    """Mutable RED accumulator for one (service, operation, window)."""
+
+    __slots__ = ("errors", "exemplars", "max_exemplars", "max_ns", "requests", "sketch")
+
+    def __init__(self, max_exemplars: int = 3, sketch: LatencySketch | None = None) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.max_ns = 0
+        self.sketch = LatencySketch() if sketch is None else sketch
+        self.max_exemplars = max_exemplars
+        self.exemplars: tuple[Exemplar, ...] = ()
+
+    @property
+    def max_ms(self) -> float:
+        """The slowest span's duration in milliseconds."""
+        return self.max_ns / NS_PER_MS
+
+    def add(self, duration_ns: int, is_error: bool, trace_id: str) -> None:
+        """Count one span."""
+        self.requests += 1
+        if is_error:
+            self.errors += 1
+        if duration_ns > self.max_ns:
+            self.max_ns = duration_ns
+        self.sketch.add(duration_ns / NS_PER_MS)
+        self._offer(Exemplar(trace_id, duration_ns, is_error))
+
+    def _offer(self, cand: Exemplar) -> None:
+        kept = self.exemplars
+        # Fast path for the common case: a full list and an unremarkable span.
+        if len(kept) >= self.max_exemplars and not cand.rank < kept[-1].rank:
+            return
+        self.exemplars = best_exemplars((*kept, cand), self.max_exemplars)
+
+    def merge(self, other: WindowStats) -> None:
+        """Add everything ``other`` counted."""
+        self.requests += other.requests
+        self.errors += other.errors
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.sketch.merge(other.sketch)
+        self.exemplars = best_exemplars((*self.exemplars, *other.exemplars), self.max_exemplars)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (exemplars as ``[trace_id, duration_ns, is_error]`` lists)."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "max_ns": self.max_ns,
+            "sketch": self.sketch.to_dict(),
+            "max_exemplars": self.max_exemplars,
+            "exemplars": [list(e) for e in self.exemplars],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowStats:
+        """Rebuild from :meth:`to_dict` output."""
+        stats = cls(int(data["max_exemplars"]), LatencySketch.from_dict(data["sketch"]))
+        stats.requests = int(data["requests"])
+        stats.errors = int(data["errors"])
+        stats.max_ns = int(data["max_ns"])
+        stats.exemplars = tuple(Exemplar(str(t), int(d), bool(e)) for t, d, e in data["exemplars"])
+        return stats
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WindowStats):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
