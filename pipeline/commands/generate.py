@@ -81,7 +81,12 @@ def register(subparsers: Any) -> None:
     add("--split-delay", type=float, default=2.0, help="seconds between a split trace's parts")
     add("--batch-traces", type=int, default=0, help="N>0: N traces per message, no key")
     add("--content-type-header", action="store_true", help="add a content-type header")
-    add("--compression", choices=("none", "gzip", "snappy", "lz4", "zstd"), default="none")
+    add(
+        "--compression",
+        choices=("none", "gzip", "snappy", "lz4", "zstd"),
+        default="none",
+        help="producer compression.type",
+    )
     add("--linger-ms", type=int, default=20, help="producer linger.ms")
     add("--manifest", default=None, help="write a JSON-lines manifest of what was sent here")
     add("--progress-seconds", type=float, default=5.0, help="progress log interval")

@@ -130,8 +130,11 @@ class AnomalySet:
         self.stream_start_ns = stream_start_ns
         self._windows = [(a, *a.window_ns(stream_start_ns)) for a in self.anomalies]
 
-    def _active(self, kind: str, t_ns: int) -> Iterable[Anomaly]:
-        return (a for a, s, e in self._windows if a.kind == kind and s <= t_ns < e)
+    def _active(self, kind: str, t_ns: int) -> list[Anomaly]:
+        # Called for every span: the common no-anomaly case must stay cheap.
+        if not self._windows:
+            return []
+        return [a for a, s, e in self._windows if a.kind == kind and s <= t_ns < e]
 
     def latency_factor(self, service: str, op: str, t_ns: int) -> float:
         """Product of the active latency spikes' factors for this span (1.0 if none)."""
