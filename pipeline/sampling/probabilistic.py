@@ -1,10 +1,13 @@
 """A deterministic baseline: keep a fixed share of traces chosen by hashing the trace id.
 
 The hash is 64-bit FNV-1a over ``salt + trace id bytes`` compared with
-``rate * (2**64 - 1)``, the scheme of the Collector's tail-sampling
-probabilistic policy. It depends on nothing but the trace id, so every worker,
-every replay and every late fragment of a trace get the same answer, and two
-deployments with the same salt keep the same traces.
+``rate * (2**64 - 1)``, as in the Collector's tail-sampling probabilistic
+policy, plus one step the Collector lacks: the MurmurHash3 64-bit finalizer.
+Plain FNV-1a barely mixes the last bytes, so ids that differ only at the end
+(sequential or low-entropy generators) all got the same answer; the finalizer
+makes every input bit move the high bits the threshold compares. Decisions
+therefore differ from the Collector's, but depend on nothing but the trace id:
+every worker, every replay and every late fragment of a trace agree.
 
 >>> fnv1a_64(b"")
 14695981039346656037
@@ -35,6 +38,20 @@ def fnv1a_64(data: bytes) -> int:
     return h
 
 
+def fmix64(h: int) -> int:
+    """MurmurHash3's 64-bit finalizer: a bijection that spreads every bit over all bits."""
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _MASK64
+    return h ^ (h >> 33)
+
+
+def trace_hash(trace_id: str, salt: bytes = DEFAULT_SALT.encode()) -> int:
+    """The 64-bit sampling hash of a trace id."""
+    return fmix64(fnv1a_64(salt + trace_id_bytes(trace_id)))
+
+
 def trace_id_bytes(trace_id: str) -> bytes:
     """The 16 raw bytes of a hex trace id; a malformed id hashes as its UTF-8 text."""
     try:
@@ -58,5 +75,5 @@ class ProbabilisticPolicy:
         """KEEP when the salted hash of the trace id is at or below the rate's threshold."""
         if self.rate == 0.0:
             return Decision.DROP
-        h = fnv1a_64(self._salt + trace_id_bytes(trace.trace_id))
+        h = trace_hash(trace.trace_id, self._salt)
         return Decision.KEEP if h <= self._threshold else Decision.DROP
