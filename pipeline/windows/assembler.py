@@ -4,15 +4,25 @@
 values from any number of source partitions, possibly replayed, and emits each
 (service, operation, window) once as a :class:`ClosedWindow`.
 
-Watermark (event time). Each source partition's watermark is the max of its
-partials' ``watermark_ns``. The assembler's watermark is the MIN over the
-sources that sent something in the last ``idle_close_seconds`` of processing
-time, so a lagging partition (e.g. catching up after an outage) holds windows
-open instead of turning its spans late; it never goes backwards. When every
-source is idle for ``idle_close_seconds``, the watermark is the highest source
-watermark plus the processing time elapsed since the last partial arrived:
-event time is assumed to flow on with the wall clock, which lets the last
-windows of a stopped stream close.
+Watermark (event time). A partial carries the max event time of its cut. That
+value only counts for a source once a partial of a LATER cut of the same
+source arrives: the partials of one cut reach the assembler one by one (one per
+series and window), and the cut's own watermark must not make its remaining
+partials late (until its second cut, a source counts with the lowest window
+start of its first cut). The assembler's watermark is the MIN of those source
+watermarks over the sources heard from in the last ``idle_close_seconds`` of
+processing time, so a lagging
+partition, e.g. one catching up after an outage, holds windows open instead of
+turning its spans late. It never goes backwards. When every source has been
+idle for ``idle_close_seconds``, the watermark becomes the highest event time
+seen plus the processing time elapsed since the last partial arrived: event
+time is assumed to flow on with the wall clock, which lets the last windows of
+a stopped stream close.
+
+Startup hold. Source bookkeeping lives in memory, so after a (re)start the
+watermark stays put for ``startup_hold_seconds`` after the first partial:
+otherwise the first source heard from would set a watermark that a lagging
+source, heard from a moment later, could no longer hold back.
 
 A window closes once ``window_end + allowed_lateness <= watermark``. A partial
 for a closed window is LATE: its span count is added to ``late_spans`` of the
@@ -33,14 +43,18 @@ partial.
 >>> agg = PartialAggregator(window_seconds=60, source_partition=0)
 >>> for offset, ts in enumerate([1.0, 2.0, 95.0]):
 ...     _ = agg.add(span(ts, 10), offset)
->>> asm = WindowAssembler(60, allowed_lateness_seconds=30, clock=ManualClock())
+>>> clock = ManualClock()
+>>> asm = WindowAssembler(60, allowed_lateness_seconds=30, clock=clock, startup_hold_seconds=0)
 >>> partials = agg.cut()
 >>> [asm.merge(p).value for p in partials]
 ['merged', 'merged']
 >>> asm.merge(partials[0]).value  # replayed after a crash
 'duplicate'
+>>> asm.close_ready()  # the first cut only vouches for its lowest window start
+[]
+>>> clock.advance(60)  # idle: the watermark follows the wall clock, 95 s + 60 s
 >>> [(w.window_start_ns // 10**9, w.requests, w.p50_ms) for w in asm.close_ready()]
-[(0, 2, 10.0)]
+[(0, 2, 10.0), (60, 1, 10.0)]
 """
 
 from __future__ import annotations
@@ -78,8 +92,27 @@ def series_key(service: str, operation: str) -> str:
 
 @dataclass
 class _Source:
-    watermark_ns: int
+    """Watermark bookkeeping of one source partition (in memory only: rebuilt by traffic)."""
+
+    latest_offset: int
+    latest_ns: int
     seen_at: float
+    #: max event time of the cuts before the latest one; until a second cut, the
+    #: lowest window start of the first cut (its spans are still arriving)
+    applied_ns: int
+    provisional: bool = True
+
+    def observe(self, partial: Partial, now: float) -> None:
+        if partial.last_offset > self.latest_offset:
+            done = self.latest_ns if self.provisional else max(self.applied_ns, self.latest_ns)
+            self.applied_ns, self.provisional = done, False
+            self.latest_offset = partial.last_offset
+            self.latest_ns = partial.watermark_ns
+        elif partial.last_offset == self.latest_offset:
+            self.latest_ns = max(self.latest_ns, partial.watermark_ns)
+            if self.provisional:
+                self.applied_ns = min(self.applied_ns, partial.window_start_ns)
+        self.seen_at = now
 
 
 class WindowAssembler:
@@ -92,6 +125,7 @@ class WindowAssembler:
         clock: Clock,
         *,
         idle_close_seconds: float | None = None,
+        startup_hold_seconds: float | None = None,
         max_empty_windows: int = 10,
         max_exemplars: int = 3,
         store: Store | None = None,
@@ -105,6 +139,11 @@ class WindowAssembler:
         self.idle_close_seconds = (
             float(window_seconds) if idle_close_seconds is None else idle_close_seconds
         )
+        #: Defaults to ``idle_close_seconds``: time for every live source to be heard from.
+        self.startup_hold_seconds = (
+            self.idle_close_seconds if startup_hold_seconds is None else startup_hold_seconds
+        )
+        self._started_at: float | None = None
         self.max_empty_windows = max_empty_windows
         self.max_exemplars = max_exemplars
         self._store: Store = {} if store is None else store
@@ -153,28 +192,28 @@ class WindowAssembler:
     def _observe(self, partial: Partial) -> None:
         source = self._sources.get(partial.source_partition)
         now = self.clock.now()
+        if self._started_at is None:
+            self._started_at = now
         if source is None:
-            self._sources[partial.source_partition] = _Source(partial.watermark_ns, now)
+            self._sources[partial.source_partition] = _Source(
+                partial.last_offset, partial.watermark_ns, now, partial.window_start_ns
+            )
         else:
-            source.watermark_ns = max(source.watermark_ns, partial.watermark_ns)
-            source.seen_at = now
+            source.observe(partial, now)
 
     def watermark_ns(self) -> int | None:
         """The event-time watermark now (None before any partial); never decreases."""
-        if not self._sources:
-            return self._watermark_ns
         now = self.clock.now()
-        active = [
-            s.watermark_ns
-            for s in self._sources.values()
-            if now - s.seen_at < self.idle_close_seconds
-        ]
-        if active:
-            candidate = min(active)
+        if self._started_at is None or now - self._started_at < self.startup_hold_seconds:
+            return self._watermark_ns
+        sources = self._sources.values()
+        idle_for = now - max(s.seen_at for s in sources)
+        if idle_for >= self.idle_close_seconds:
+            candidate = max(s.latest_ns for s in sources) + int(idle_for * NS_PER_S)
         else:
-            idle_for = now - max(s.seen_at for s in self._sources.values())
-            top = max(s.watermark_ns for s in self._sources.values())
-            candidate = top + int(idle_for * NS_PER_S)
+            candidate = min(
+                s.applied_ns for s in sources if now - s.seen_at < self.idle_close_seconds
+            )
         if self._watermark_ns is None or candidate > self._watermark_ns:
             self._watermark_ns = candidate
         return self._watermark_ns

@@ -1,0 +1,260 @@
+"""WindowAssembler: exactly-once merge, watermark closing, late, idle and empty windows."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pipeline.model import Span
+from pipeline.testing.clock import ManualClock
+from pipeline.windows import (
+    ClosedWindow,
+    MergeResult,
+    Partial,
+    PartialAggregator,
+    SeriesState,
+    WindowAssembler,
+)
+
+NS = 1_000_000_000
+SpanFactory = Callable[..., Span]
+
+
+def assembler(clock: ManualClock | None = None, **kwargs: Any) -> WindowAssembler:
+    kwargs.setdefault("allowed_lateness_seconds", 30)
+    kwargs.setdefault("startup_hold_seconds", 0)
+    return WindowAssembler(60, clock=clock or ManualClock(), **kwargs)
+
+
+def partials_of(spans: list[Span], source: int = 0, first_offset: int = 0) -> list[Partial]:
+    agg = PartialAggregator(60, source)
+    for offset, s in enumerate(spans, start=first_offset):
+        agg.add(s, offset)
+    return agg.cut()
+
+
+class Feed:
+    """One source partition: each cut() aggregates spans and merges the partials."""
+
+    def __init__(self, asm: WindowAssembler, source: int) -> None:
+        self.asm = asm
+        self.agg = PartialAggregator(60, source)
+        self.offset = 0
+
+    def cut(self, *spans: Span) -> list[Partial]:
+        for s in spans:
+            self.agg.add(s, self.offset)
+            self.offset += 1
+        partials = self.agg.cut()
+        self.results = [self.asm.merge(p) for p in partials]
+        return partials
+
+
+def summary(windows: list[ClosedWindow]) -> list[tuple[str, int, int, int, int]]:
+    return [
+        (w.operation, w.window_start_ns // NS, w.requests, w.errors, w.late_spans) for w in windows
+    ]
+
+
+def random_spans(span: SpanFactory, n: int, seed: int) -> list[Span]:
+    rnd = random.Random(seed)
+    return [
+        span(
+            i * 0.4 + rnd.random(),
+            rnd.lognormvariate(3, 1.2),
+            error=rnd.random() < 0.1,
+            operation=rnd.choice(["GET /a", "POST /b", "GET /c"]),
+            trace=f"{rnd.getrandbits(128):032x}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_three_source_partitions_equal_one_aggregator(span: SpanFactory) -> None:
+    spans = random_spans(span, 1500, seed=7)
+    clock = ManualClock()
+    single, split = assembler(clock), assembler(clock)
+    for p in partials_of(spans):
+        single.merge(p)
+    aggs = [PartialAggregator(60, source) for source in range(3)]
+    for offset, s in enumerate(spans):
+        source = offset % 3
+        aggs[source].add(s, offset)
+        if offset % 97 == 0:  # many small cuts, interleaved across sources
+            for p in aggs[source].cut():
+                assert split.merge(p) is MergeResult.MERGED
+    for agg in aggs:
+        for p in agg.cut():
+            assert split.merge(p) is MergeResult.MERGED
+    clock.advance(10_000)  # idle: everything closes
+    expected = single.close_ready()
+    assert sum(w.requests for w in expected) == len(spans)
+    assert split.close_ready() == expected
+
+
+def test_replayed_partials_are_duplicates_even_after_close(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    src = Feed(asm, source=4)
+    first = src.cut(span(1, 5), span(61, 5))
+    src.cut(span(200, 5))
+    clock.advance(60)  # idle: watermark 260 s
+    closed = asm.close_ready()
+    assert summary(closed) == [("GET /cart", s, n, 0, 0) for s, n in [(0, 1), (60, 1), (120, 0)]]
+    assert [asm.merge(p) for p in reversed(first)] == [MergeResult.DUPLICATE] * 2
+    assert (asm.duplicates, asm.late_partials, asm.late_spans) == (2, 0, 0)
+    state = asm.state("shop", "GET /cart")
+    assert state is not None and state.windows[180 * NS].requests == 1
+
+
+def test_late_partial_is_counted_into_next_window(span: SpanFactory) -> None:
+    asm = assembler()
+    src = Feed(asm, 0)
+    for ts in (1, 100, 200):
+        src.cut(span(ts, 5))
+    assert summary(asm.close_ready()) == [("GET /cart", 0, 1, 0, 0)]
+    src.cut(span(2, 5), span(3, 5), span(300, 5))  # out-of-order spans in the partition
+    assert src.results == [MergeResult.LATE, MergeResult.MERGED]
+    assert (asm.late_partials, asm.late_spans) == (1, 2)
+    src.cut(span(400, 5))  # applies watermark 300 s
+    assert summary(asm.close_ready())[0] == ("GET /cart", 60, 1, 0, 2)
+
+
+def test_idle_sources_let_the_last_windows_close(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=20)
+    Feed(asm, 0).cut(span(10, 5), span(50, 5))
+    clock.advance(19)
+    assert asm.watermark_ns() == 0  # one cut, not idle yet: its lowest window start
+    clock.advance(1)
+    assert asm.watermark_ns() == 70 * NS
+    assert asm.close_ready() == []  # 70 s < window end 60 + lateness 30
+    clock.advance(20)
+    assert summary(asm.close_ready()) == [("GET /cart", 0, 2, 0, 0)]
+
+
+def test_lagging_active_source_holds_the_watermark(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=30)
+    fast, slow = Feed(asm, 0), Feed(asm, 1)
+    slow.cut(span(5, 5))
+    fast.cut(span(400, 5))
+    fast.cut(span(500, 5))
+    assert asm.watermark_ns() == 0  # slow's first cut vouches for window 0 only
+    slow.cut(span(6, 5))
+    assert asm.watermark_ns() == 5 * NS
+    assert asm.close_ready() == []
+    slow.cut(span(40, 5))
+    assert slow.results == [MergeResult.MERGED]  # caught up in time: not late
+    clock.advance(25)
+    fast.cut(span(510, 5))
+    clock.advance(10)  # slow is idle now, fast is not: watermark 500 s
+    assert asm.watermark_ns() == 500 * NS
+    assert summary(asm.close_ready())[:2] == [("GET /cart", 0, 3, 0, 0), ("GET /cart", 60, 0, 0, 0)]
+
+
+def test_startup_hold_waits_for_every_source(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=30, startup_hold_seconds=10)
+    fast, slow = Feed(asm, 0), Feed(asm, 1)
+    fast.cut(span(400, 5))
+    fast.cut(span(500, 5))
+    clock.advance(5)
+    slow.cut(span(5, 5))
+    assert slow.results == [MergeResult.MERGED]
+    assert asm.watermark_ns() is None
+    clock.advance(5)
+    assert asm.watermark_ns() == 0
+    assert asm.close_ready() == []
+
+
+@pytest.mark.parametrize(
+    ("max_empty", "expected_starts", "forgotten"),
+    [
+        (0, [0], True),
+        (2, [0, 60, 120], True),
+        (10, [0, 60, 120, 180, 240, 300], False),
+    ],
+)
+def test_empty_windows_are_emitted_up_to_a_bound(
+    span: SpanFactory, max_empty: int, expected_starts: list[int], forgotten: bool
+) -> None:
+    asm = assembler(max_empty_windows=max_empty)
+    src = Feed(asm, 0)
+    src.cut(span(1, 5), span(1, 5, operation="other"))
+    for ts in (390, 391):
+        src.cut(span(ts, 5, operation="other"))
+    closed = [w for w in asm.close_ready() if w.operation == "GET /cart"]
+    assert [w.window_start_ns // NS for w in closed] == expected_starts
+    assert all(w.requests == 0 and w.p99_ms == 0.0 for w in closed[1:])
+    assert (asm.state("shop", "GET /cart") is None) == forgotten
+
+
+def test_traffic_after_a_quiet_period_restarts_the_series(span: SpanFactory) -> None:
+    asm = assembler(max_empty_windows=1)
+    src = Feed(asm, 0)
+    src.cut(span(1, 5), span(1, 5, operation="tick"))
+    for ts in (1000, 1001):
+        src.cut(span(ts, 5, operation="tick"))
+    cart = [w for w in summary(asm.close_ready()) if w[0] == "GET /cart"]
+    assert cart == [("GET /cart", 0, 1, 0, 0), ("GET /cart", 60, 0, 0, 0)]
+    assert asm.state("shop", "GET /cart") is None
+    src.cut(span(1001, 7))
+    assert src.results == [MergeResult.MERGED]
+    for ts in (1100, 1101):
+        src.cut(span(ts, 5, operation="tick"))
+    assert ("GET /cart", 960, 1, 0, 0) in summary(asm.close_ready())
+
+
+def test_state_survives_a_restart_through_the_store(span: SpanFactory) -> None:
+    store: dict[str, dict[str, Any]] = {}
+    clock = ManualClock()
+    batch = partials_of([span(1, 5), span(2, 9, error=True)], source=3)
+    assert assembler(clock, store=store).merge(batch[0]) is MergeResult.MERGED
+    # The store holds plain JSON: a Faust table with a JSON serializer would do.
+    store = json.loads(json.dumps(store))
+    second = assembler(clock, store=store)
+    assert second.merge(batch[0]) is MergeResult.DUPLICATE
+    second.merge(partials_of([span(200, 1)], source=3, first_offset=5)[0])
+    clock.advance(60)
+    w = second.close_ready()[0]
+    assert (w.window_start_ns, w.requests, w.errors, w.error_ratio, w.max_ms) == (0, 2, 1, 0.5, 9.0)
+    assert list(store) == ['["shop","GET /cart"]']
+
+
+def test_series_state_and_closed_window_json_round_trip(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    for source in range(3):
+        for p in partials_of(random_spans(span, 200, seed=source), source=source):
+            asm.merge(p)
+    for operation in ["GET /a", "POST /b", "GET /c"]:
+        state = asm.state("shop", operation)
+        assert state is not None
+        raw = json.dumps(state.to_dict())
+        assert json.dumps(SeriesState.from_dict(json.loads(raw)).to_dict()) == raw
+    clock.advance(1000)
+    closed = asm.close_ready()
+    assert len(closed) >= 6
+    for w in closed:
+        assert ClosedWindow.from_dict(json.loads(json.dumps(w.to_dict()))) == w
+
+
+def test_closed_windows_come_in_deterministic_order(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    Feed(asm, 0).cut(*[span(ts, 1, service=svc) for ts in (1, 70) for svc in ("b", "a")])
+    clock.advance(100)
+    keys = [(w.window_start_ns // NS, w.service) for w in asm.close_ready()]
+    assert keys == [(0, "a"), (0, "b"), (60, "a"), (60, "b")]
+
+
+def test_rejects_partials_of_another_window_size(span: SpanFactory) -> None:
+    agg = PartialAggregator(30, 0)
+    agg.add(span(1, 1), 0)
+    with pytest.raises(ValueError, match="window size"):
+        assembler().merge(agg.cut()[0])
