@@ -69,8 +69,14 @@ def test_learners_observe_even_when_an_earlier_policy_kept() -> None:
     [
         ([], None),
         ([span(span_id="c1", parent="r", duration_ms=5), span(span_id="r", duration_ms=1)], "r"),
-        ([span(span_id="c1", parent="r", duration_ms=5), span(span_id="c2", parent="r", duration_ms=2)], "c1"),
-        ([span(span_id="c1", parent="r"), span(span_id="c2", parent="r", duration_ms=2)], "c1"),
+        (
+            [
+                span(span_id="c1", parent="r", duration_ms=5),
+                span(span_id="c2", parent="r", duration_ms=2),
+            ],
+            "c1",
+        ),
+        ([span(span_id="c1", parent="r"), span(span_id="c2", parent="r")], "c1"),
     ],
     ids=["empty", "root-even-if-shorter", "longest-without-root", "tie-first"],
 )
