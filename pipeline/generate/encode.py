@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
-from pipeline.generate.attrs import Attrs
+from pipeline.generate.attrs import Attrs, AttrValue
 from pipeline.generate.traces import GenSpan, Trace
 
 ENCODINGS = ("otlp_proto", "otlp_json")
@@ -39,20 +39,37 @@ CONTENT_TYPES = {"otlp_proto": "application/x-protobuf", "otlp_json": "applicati
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
+_KV_CACHE: dict[tuple[str, type, AttrValue], KeyValue] = {}
+_KV_CACHE_MAX = 50_000
+
+
+def _key_value(key: str, value: AttrValue) -> KeyValue:
+    kv = KeyValue(key=key)
+    # bool before int: bool is an int subclass.
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    else:
+        kv.value.string_value = value
+    return kv
+
+
 def _set_attributes(target: Any, attributes: Attrs) -> None:
     """Append ``attributes`` to a repeated ``KeyValue`` field with their OTLP value types."""
+    # Most (key, value) pairs repeat across spans; building a KeyValue is the
+    # encoder's main cost, so reuse them (extend copies). The type is part of
+    # the cache key because True == 1.
     kvs = []
     for key, value in attributes.items():
-        kv = KeyValue(key=key)
-        # bool before int: bool is an int subclass.
-        if isinstance(value, bool):
-            kv.value.bool_value = value
-        elif isinstance(value, int):
-            kv.value.int_value = value
-        elif isinstance(value, float):
-            kv.value.double_value = value
-        else:
-            kv.value.string_value = value
+        ckey = (key, type(value), value)
+        kv = _KV_CACHE.get(ckey)
+        if kv is None:
+            if len(_KV_CACHE) >= _KV_CACHE_MAX:
+                _KV_CACHE.clear()
+            kv = _KV_CACHE[ckey] = _key_value(key, value)
         kvs.append(kv)
     target.extend(kvs)
 
