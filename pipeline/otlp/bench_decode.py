@@ -13,12 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline.enrich import Enricher
 from pipeline.otlp.decode import PROTOBUF_BACKEND, decode_message
+from pipeline.otlp.samples import sample_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,38 +31,6 @@ class BenchResult:
     def ratio(self) -> float:
         """decode+enrich throughput as a fraction of the bare parse."""
         return self.decode_spans_per_s / self.bare_spans_per_s
-
-
-def sample_message(spans: int = 20, attributes: int = 10) -> bytes:
-    """One trace: ``spans`` HTTP server spans with ``attributes`` attributes each."""
-    trace_id = bytes(range(1, 17))
-    proto_spans = []
-    for index in range(spans):
-        attrs = [
-            KeyValue(key="http.request.method", value=AnyValue(string_value="GET")),
-            KeyValue(key="url.path", value=AnyValue(string_value=f"/users/{index}/orders/9")),
-            KeyValue(key="http.response.status_code", value=AnyValue(int_value=200)),
-        ]
-        attrs += [
-            KeyValue(key=f"attr.{n}", value=AnyValue(string_value=f"value-{n}"))
-            for n in range(max(0, attributes - len(attrs)))
-        ]
-        proto_spans.append(
-            ProtoSpan(
-                trace_id=trace_id,
-                span_id=(index + 1).to_bytes(8, "big"),
-                parent_span_id=b"" if index == 0 else (1).to_bytes(8, "big"),
-                name=f"GET /users/{index}/orders/9",
-                kind=ProtoSpan.SPAN_KIND_SERVER,
-                start_time_unix_nano=1_700_000_000_000_000_000 + index,
-                end_time_unix_nano=1_700_000_000_005_000_000 + index,
-                attributes=attrs,
-            )
-        )
-    resource = ResourceSpans(scope_spans=[ScopeSpans(spans=proto_spans)])
-    service = KeyValue(key="service.name", value=AnyValue(string_value="checkout"))
-    resource.resource.attributes.append(service)
-    return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString()
 
 
 def _rate(func: Callable[[], object], spans: int, seconds: float) -> float:

@@ -22,7 +22,10 @@ intact rather than half-ingested.
 Encoding: a ``content-type`` header (name case-insensitive) containing
 ``json`` or ``protobuf`` decides; otherwise, or for any other content type,
 the first non-whitespace byte ``{`` means ``otlp_json``, anything else
-``otlp_proto``.
+``otlp_proto``. One ambiguity: a protobuf request may itself start with
+``\n{`` (field 1, length 123); such a value is taken as protobuf when that
+length prefix is consistent with the value (the field ends exactly at the end
+or where another field 1 starts).
 
 Column mapping (checked against opentelemetry-collector-contrib
 ``exporter/clickhouseexporter/exporter_traces.go`` and ``internal/util.go`` of
@@ -130,6 +133,8 @@ def choose_encoding(value: bytes, headers: Sequence[tuple[str, bytes]] | None) -
     'otlp_proto'
     >>> choose_encoding(b"  {", None), choose_encoding(b"\\x0a\\x00", [])
     ('otlp_json', 'otlp_proto')
+    >>> choose_encoding(b"\\n{" + bytes(123), None), choose_encoding(b"\\n{}", None)
+    ('otlp_proto', 'otlp_json')
     """
     if headers:
         for name, raw in headers:
@@ -140,5 +145,27 @@ def choose_encoding(value: bytes, headers: Sequence[tuple[str, bytes]] | None) -
                 return "otlp_json"
             if b"protobuf" in content_type:
                 return "otlp_proto"
-    first = value.lstrip(_WHITESPACE)[:1]
-    return "otlp_json" if first == b"{" else "otlp_proto"
+    if value[:1] == b"{":
+        return "otlp_json"
+    if value.lstrip(_WHITESPACE)[:1] != b"{":
+        return "otlp_proto"
+    # b"\n{" is also how a request with a 123-byte ResourceSpans starts
+    # (tag 0x0a, length 0x7b): prefer protobuf when the length prefix fits.
+    if value[:1] == b"\n" and _plausible_proto(value):
+        return "otlp_proto"
+    return "otlp_json"
+
+
+def _plausible_proto(value: bytes) -> bool:
+    """Whether the first length-delimited field 1 ends at the end or before another one."""
+    length = shift = 0
+    position = 1
+    while position < min(len(value), 11):
+        byte = value[position]
+        position += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            end = position + length
+            return end == len(value) or (end < len(value) and value[end] == 0x0A)
+    return False
