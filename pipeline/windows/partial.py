@@ -87,7 +87,7 @@ class Partial:
         stats.requests = self.requests
         stats.errors = self.errors
         stats.max_ns = round(self.max_ms * NS_PER_MS)
-        stats.exemplars = self.exemplars
+        stats.exemplars = self.exemplars[:max_exemplars]  # already ranked
         return stats
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,7 +176,8 @@ class PartialAggregator:
         acc = self._acc.get(key)
         if acc is None:
             acc = self._acc[key] = WindowStats(self.max_exemplars)
-        acc.add(max(span.duration_ns, 0), span.is_error, span.trace_id)
+        duration = span.duration_ns
+        acc.add(duration if duration > 0 else 0, span.is_error, span.trace_id)
         return True
 
     def cut(self, offset: int | None = None) -> list[Partial]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from math import ceil, log
 from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
@@ -69,21 +70,27 @@ class LatencySketch:
     def add(self, value: float) -> None:
         """Count one value; negative values count as zero (clock skew, not latency)."""
         self.count += 1
-        if value < self.min:
-            self.min = value if value > 0.0 else 0.0
-        if value > self.max:
-            self.max = value if value > 0.0 else 0.0
-        if value <= MIN_VALUE_MS:
-            self.zeros += 1
-            return
-        bins = self._bins
-        key = math.ceil(math.log(value) * self._inv_log_gamma)
-        if key in bins:
-            bins[key] += 1
-        else:
+        if value > MIN_VALUE_MS:
+            if value > self.max:
+                self.max = value
+            if value < self.min:
+                self.min = value
+            bins = self._bins
+            key = ceil(log(value) * self._inv_log_gamma)
+            n = bins.get(key)
+            if n is not None:
+                bins[key] = n + 1
+                return
             bins[key] = 1
             if len(bins) > self.max_bins:
                 self._fold()
+            return
+        self.zeros += 1
+        value = value if value > 0.0 else 0.0
+        if value > self.max:
+            self.max = value
+        if value < self.min:
+            self.min = value
 
     def merge(self, other: LatencySketch) -> None:
         """Add every value counted by ``other`` (same accuracy required)."""

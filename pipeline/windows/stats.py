@@ -71,14 +71,18 @@ class WindowStats:
         if duration_ns > self.max_ns:
             self.max_ns = duration_ns
         self.sketch.add(duration_ns / NS_PER_MS)
-        self._offer(Exemplar(trace_id, duration_ns, is_error))
-
-    def _offer(self, cand: Exemplar) -> None:
         kept = self.exemplars
-        # Fast path for the common case: a full list and an unremarkable span.
-        if len(kept) >= self.max_exemplars and not cand.rank < kept[-1].rank:
-            return
-        self.exemplars = best_exemplars((*kept, cand), self.max_exemplars)
+        if len(kept) >= self.max_exemplars:
+            # Per-span fast path: strictly worse than the worst kept exemplar
+            # (ties go the slow way so the trace-id tie-break stays exact).
+            worst = kept[-1]
+            if worst.is_error > is_error or (
+                worst.is_error == is_error and duration_ns < worst.duration_ns
+            ):
+                return
+        self.exemplars = best_exemplars(
+            (*kept, Exemplar(trace_id, duration_ns, is_error)), self.max_exemplars
+        )
 
     def merge(self, other: WindowStats) -> None:
         """Add everything ``other`` counted."""

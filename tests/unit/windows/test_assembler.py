@@ -258,3 +258,21 @@ def test_rejects_partials_of_another_window_size(span: SpanFactory) -> None:
     agg.add(span(1, 1), 0)
     with pytest.raises(ValueError, match="window size"):
         assembler().merge(agg.cut()[0])
+
+
+def test_closed_window_quantiles_within_sketch_accuracy(span: SpanFactory) -> None:
+    rnd = random.Random(3)
+    durations = [rnd.lognormvariate(4, 1.5) for _ in range(2000)]
+    clock = ManualClock()
+    asm = assembler(clock)
+    for source in range(3):
+        mine = [span(10 + i * 0.01, ms) for i, ms in enumerate(durations) if i % 3 == source]
+        for p in partials_of(mine, source=source):
+            asm.merge(p)
+    clock.advance(1000)
+    w = asm.close_ready()[0]
+    ordered = sorted(round(ms * 1e6) / 1e6 for ms in durations)
+    for q, got in [(0.5, w.p50_ms), (0.95, w.p95_ms), (0.99, w.p99_ms)]:
+        exact = ordered[int(q * (len(ordered) - 1))]
+        assert abs(got - exact) <= 0.01 * exact * (1 + 1e-9)
+    assert w.max_ms == ordered[-1]
