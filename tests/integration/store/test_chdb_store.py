@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -187,3 +189,18 @@ def test_arrow_insert_throughput(chdb_store: Store) -> None:
     assert count(chdb_store, "otel_traces") == 20_000
     # A floor far below what was measured: catches a fall back to per-row SQL.
     assert rate > 5_000
+
+
+def test_second_process_cannot_open_a_directory_in_use(chdb_store: Store, chdb_url: str) -> None:
+    """chdb locks its directory per process: the worker owns it, others must ask the worker."""
+    code = (
+        "import sys\nfrom pipeline.store import open_store\n"
+        "from pipeline.errors import ServiceUnavailable\n"
+        f"try:\n    open_store({chdb_url!r})\nexcept ServiceUnavailable as e:\n"
+        "    print(e); sys.exit(3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 3, result.stderr[-500:]
+    assert "cannot open chdb directory" in result.stdout
