@@ -2,7 +2,7 @@
 
 In the style of the Collector's tail-sampling processor: one policy per module
 (:mod:`.errors`, :mod:`.latency`, :mod:`.anomaly`, :mod:`.exemplar`,
-:mod:`.probabilistic`), combined by :func:`~.policy.decide` (first KEEP wins
+:mod:`.probabilistic`), combined by :class:`~.policy.PolicySet` (first KEEP wins
 and names the reason); :mod:`.buffer` holds the decision timer and decision
 cache; :mod:`.tracker` turns decided traces into safe commit offsets;
 :mod:`.stats` counts volume in and kept. All pure: no Kafka, no storage.
@@ -17,7 +17,7 @@ from pipeline.sampling.buffer import Cause, DecidedTrace, TraceBuffer
 from pipeline.sampling.errors import ErrorPolicy
 from pipeline.sampling.exemplar import ExemplarPolicy, ExemplarRequests
 from pipeline.sampling.latency import LatencyPolicy, LatencyState
-from pipeline.sampling.policy import Decision, Policy, TraceData, Verdict, decide
+from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.probabilistic import ProbabilisticPolicy
 from pipeline.sampling.stats import SamplingStats
 from pipeline.sampling.tracker import MessageTracker
@@ -35,12 +35,12 @@ __all__ = [
     "LatencyState",
     "MessageTracker",
     "Policy",
+    "PolicySet",
     "ProbabilisticPolicy",
     "SamplingStats",
     "TraceBuffer",
     "TraceData",
     "Verdict",
-    "decide",
     "standard_policies",
 ]
 

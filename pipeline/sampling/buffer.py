@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from pipeline.clock import Clock
 from pipeline.model import Span
-from pipeline.sampling.policy import Decision, Observer, Policy, TraceData, Verdict, decide
+from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.stats import SamplingStats
 
 
@@ -81,7 +81,7 @@ class TraceBuffer:
         if decision_wait_seconds < 0 or min(max_traces, max_spans, max_decided) < 1:
             raise ValueError("decision wait must be >= 0 and every bound >= 1")
         self.decision_wait = decision_wait_seconds
-        self.policies = tuple(policies)
+        self.policies = PolicySet(policies)
         self.max_traces = max_traces
         self.max_spans = max_spans
         self.max_decided = max_decided
@@ -173,7 +173,7 @@ class TraceBuffer:
     def _decide_front(self, cause: Cause) -> None:
         _, trace = self._pending.popitem(last=False)
         self._pending_spans -= trace.span_count
-        verdict = decide(self.policies, trace)
+        verdict = self.policies.decide(trace)
         self._remember(trace.trace_id, verdict)
         self._count(verdict, trace.spans)
         self._ready.append(
@@ -192,9 +192,7 @@ class TraceBuffer:
     ) -> DecidedTrace:
         fragment = TraceData(trace_id, spans, refs={ref})
         # Late spans are still traffic: learning policies see them too.
-        for policy in self.policies:
-            if isinstance(policy, Observer):
-                policy.observe(fragment)
+        self.policies.observe(fragment)
         self.stats.late_spans += len(spans)
         self._count(verdict, spans)
         return DecidedTrace(

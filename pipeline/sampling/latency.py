@@ -10,7 +10,7 @@ histogram (:class:`DecayingHistogram`) for its own ``(service, operation)``, so
 each operation's distribution is its spans' durations whatever trace they sat
 in, and the fallback span is judged against an unbiased threshold.
 
-Order: :func:`pipeline.sampling.policy.decide` evaluates first and observes
+Order: :meth:`pipeline.sampling.policy.PolicySet.decide` evaluates first and observes
 after, for every trace whichever policy kept it; a trace is judged against a
 threshold learned from earlier traces only, and a burst of slow traces is kept
 until it has pushed the threshold up (about 1% of a horizon later).

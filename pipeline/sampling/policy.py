@@ -4,23 +4,24 @@ A :class:`Policy` looks at one buffered :class:`TraceData` and answers
 :attr:`Decision.KEEP` or :attr:`Decision.DROP`. :func:`decide` asks the policies
 in order and the first KEEP wins; its name is recorded as the reason, so a
 stored decision tells which policy kept the trace. Policies that learn from the
-traffic (the latency policy) also implement :class:`Observer`; :func:`decide`
-feeds them every trace *after* deciding, whichever policy won, so learning sees
-all traffic and a trace is never judged against a threshold it moved itself.
+traffic (the latency policy) also implement :class:`Observer`;
+:meth:`PolicySet.decide` feeds them every trace *after* deciding, whichever
+policy won, so learning sees all traffic and a trace is never judged against a
+threshold it moved itself.
 
 >>> from pipeline.sampling.errors import ErrorPolicy
 >>> from pipeline.sampling.probabilistic import ProbabilisticPolicy
 >>> trace = TraceData("ab" * 16)
->>> decide((ErrorPolicy(), ProbabilisticPolicy(1.0)), trace)
+>>> PolicySet([ErrorPolicy(), ProbabilisticPolicy(1.0)]).decide(trace)
 Verdict(decision=<Decision.KEEP: 'keep'>, policy='probabilistic')
->>> decide((ErrorPolicy(),), trace)
+>>> PolicySet([ErrorPolicy()]).decide(trace)
 Verdict(decision=<Decision.DROP: 'drop'>, policy=None)
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -107,10 +108,23 @@ def first_keep(policies: Iterable[Policy], trace: TraceData) -> Verdict:
     return DROPPED
 
 
-def decide(policies: Sequence[Policy], trace: TraceData) -> Verdict:
-    """Decide one trace (first KEEP wins), then let every learning policy observe it."""
-    verdict = first_keep(policies, trace)
-    for policy in policies:
-        if isinstance(policy, Observer):
-            policy.observe(trace)
-    return verdict
+class PolicySet:
+    """Policies in priority order, with the learning ones among them found once.
+
+    (A runtime protocol check per trace would cost more than the policies.)
+    """
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self.policies = tuple(policies)
+        self.observers = tuple(p for p in self.policies if isinstance(p, Observer))
+
+    def decide(self, trace: TraceData) -> Verdict:
+        """Decide one trace (first KEEP wins), then let every learning policy observe it."""
+        verdict = first_keep(self.policies, trace)
+        self.observe(trace)
+        return verdict
+
+    def observe(self, trace: TraceData) -> None:
+        """Show spans to the learning policies without deciding (e.g. late fragments)."""
+        for observer in self.observers:
+            observer.observe(trace)

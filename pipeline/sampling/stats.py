@@ -22,6 +22,10 @@ from pipeline.model import Span
 _FIXED_ROW_BYTES = 8 + 32 + 16 + 16 + 8
 
 
+def _map_size(attrs: dict[str, str]) -> int:
+    return sum(map(len, attrs)) + sum(map(len, attrs.values())) if attrs else 0
+
+
 def span_size(span: Span) -> int:
     """Approximate uncompressed bytes of a span's ``otel_traces`` row.
 
@@ -30,14 +34,24 @@ def span_size(span: Span) -> int:
     ...                "", "", {"k": "vv"}, 1, "Unset", ""))
     100
     """
-    size = _FIXED_ROW_BYTES + len(span.span_name) + len(span.service_name)
-    size += len(span.span_kind) + len(span.status_code) + len(span.status_message)
-    size += len(span.trace_state) + len(span.scope_name) + len(span.scope_version)
-    for attrs in (span.resource_attributes, span.span_attributes):
-        size += sum(len(k) + len(v) for k, v in attrs.items())
-    for event in span.events:
-        size += 8 + len(event.name) + sum(len(k) + len(v) for k, v in event.attributes.items())
-    size += sum(48 + len(link.trace_state) for link in span.links)
+    size = (
+        _FIXED_ROW_BYTES
+        + len(span.span_name)
+        + len(span.service_name)
+        + len(span.span_kind)
+        + len(span.status_code)
+        + len(span.status_message)
+        + len(span.trace_state)
+        + len(span.scope_name)
+        + len(span.scope_version)
+        + _map_size(span.resource_attributes)
+        + _map_size(span.span_attributes)
+    )
+    # Most spans have neither; skip building generators for them (hot path).
+    if span.events:
+        size += sum(8 + len(e.name) + _map_size(e.attributes) for e in span.events)
+    if span.links:
+        size += sum(48 + len(link.trace_state) for link in span.links)
     return size
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from pipeline.sampling.latency import LatencyPolicy, LatencyState
-from pipeline.sampling.policy import Decision, decide
+from pipeline.sampling.policy import Decision, PolicySet
 from tests.unit.sampling.spans import MS, span, trace_of
 
 K, D = Decision.KEEP, Decision.DROP
@@ -70,7 +70,7 @@ def test_latency_policy(
 def test_decides_before_learning_from_the_same_trace() -> None:
     policy = LatencyPolicy(learned([10.0] * 99), min_samples=100)
     trace = trace_of(span(duration_ms=10_000))
-    assert decide([policy], trace).decision is D  # judged with 99 samples
+    assert PolicySet([policy]).decide(trace).decision is D  # judged with 99 samples
     assert policy.state.samples("api", "GET /") == 100  # then learned
 
 

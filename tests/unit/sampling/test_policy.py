@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sampling.policy import Decision, TraceData, Verdict, decide, first_keep
+from pipeline.sampling.policy import Decision, PolicySet, TraceData, Verdict, first_keep
 from tests.unit.sampling.spans import span, trace_of
 
 
@@ -52,13 +52,15 @@ def test_first_keep_wins_and_names_policy(answers: list[Decision], expected: Ver
 
 def test_later_policies_not_asked_after_keep() -> None:
     first, second = Fixed("a", K), Fixed("b", K)
-    decide([first, second], trace_of())
+    PolicySet([first, second]).decide(trace_of())
     assert (first.asked, second.asked) == (1, 0)
 
 
 def test_learners_observe_even_when_an_earlier_policy_kept() -> None:
     learner = Learner("latency", D)
-    verdict = decide([Fixed("errors", K), learner], trace_of(trace_id="f" * 32))
+    policies = PolicySet([Fixed("errors", K), learner])
+    assert policies.observers == (learner,)
+    verdict = policies.decide(trace_of(trace_id="f" * 32))
     assert verdict == Verdict(K, "errors")
     assert learner.observed == ["f" * 32]
     assert learner.asked == 0
