@@ -114,6 +114,9 @@ class TraceBuffer:
     def add(self, spans: Iterable[Span], ref: Hashable) -> int:
         """File one message's spans; returns how many distinct traces they belong to.
 
+        ``ref`` must identify the message uniquely (e.g. ``(partition, offset)``):
+        a message added again while its traces are pending adds no spans twice.
+
         Every one of those traces later comes out of :meth:`due` exactly once
         carrying ``ref``, which is what :class:`~pipeline.sampling.tracker.MessageTracker`
         counts on.
@@ -123,11 +126,11 @@ class TraceBuffer:
             groups.setdefault(span.trace_id, []).append(span)
         now = self._clock.now()
         for trace_id, group in groups.items():
-            self.stats.record_in(group)
             verdict = self._decided.get(trace_id)
             if verdict is None:
                 self._buffer(trace_id, group, ref, now)
             else:
+                self.stats.record_in(group)
                 self._decided.move_to_end(trace_id)
                 self._ready.append(self._late(trace_id, group, ref, verdict))
         self._enforce_bounds()
@@ -156,8 +159,13 @@ class TraceBuffer:
         if trace is None:
             trace = TraceData(trace_id, first_arrival=now)
             self._pending[trace_id] = trace
+        elif ref in trace.refs:
+            # The same message again (redelivered after a seek or rebalance):
+            # its spans are already here.
+            return
         else:
             self._pending.move_to_end(trace_id)
+        self.stats.record_in(spans)
         trace.spans.extend(spans)
         trace.refs.add(ref)
         trace.last_arrival = now

@@ -185,3 +185,14 @@ def test_latency_learns_from_every_trace_and_late_fragment() -> None:
 def test_rejects_bad_bounds(wait: float, bounds: tuple[int, int, int]) -> None:
     with pytest.raises(ValueError):
         TraceBuffer(wait, ManualClock(), [ErrorPolicy()], *bounds)
+
+
+def test_redelivered_message_adds_no_duplicate_spans() -> None:
+    buf, clock = make()
+    message = [span(trace=tid(1)), span(trace=tid(2))]
+    assert buf.add(message, (0, 7)) == 2
+    assert buf.add(message, (0, 7)) == 2  # still counted: each trace resolves the ref once
+    clock.advance(WAIT)
+    assert sorted((d.trace_id, len(d.spans)) for d in buf.due()) == [(tid(1), 1), (tid(2), 1)]
+    assert buf.pending_spans == 0
+    assert buf.stats.services["api"].spans_in == 2
