@@ -72,7 +72,12 @@ class Settings:
     dlq_topic: str = "spanstream-dlq"
     #: SPANSTREAM_ALERT_TOPIC: JSON alerts keyed by service.
     alert_topic: str = "spanstream-alerts"
-    #: SPANSTREAM_GROUP: consumer group (Faust app id); workers in one group share partitions.
+    #: SPANSTREAM_PARTIALS_TOPIC: per-partition window partials, keyed by (service, operation).
+    partials_topic: str = "spanstream-partials"
+    #: SPANSTREAM_PARTIALS_PARTITIONS: partitions of the partials topic and of the window tables.
+    partials_partitions: int = 6
+    #: SPANSTREAM_GROUP: consumer group of the input topic; workers in one group share its
+    #: partitions. The window stage (Faust) uses ``<group>-windows``.
     group: str = "spanstream"
     #: SPANSTREAM_WINDOW_SECONDS: tumbling window size for RED metrics.
     window_seconds: int = 60
@@ -82,6 +87,12 @@ class Settings:
     decision_wait_seconds: float = 5.0
     #: SPANSTREAM_BASELINE_RATE: share of otherwise-unremarkable traces kept (0..1).
     baseline_rate: float = 0.05
+    #: SPANSTREAM_CUT_INTERVAL_SECONDS: how often window partials are sent per input partition.
+    cut_interval_seconds: float = 1.0
+    #: SPANSTREAM_FLUSH_INTERVAL_SECONDS: kept spans are inserted at least this often.
+    flush_interval_seconds: float = 1.0
+    #: SPANSTREAM_BATCH_MAX_TRACES: or sooner, once this many kept traces are pending.
+    batch_max_traces: int = 2000
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000
     #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.
@@ -100,6 +111,7 @@ _ENV_NAMES = {
     "dlq_topic": "DLQ_TOPIC",
     "alert_topic": "ALERT_TOPIC",
     "group": "GROUP",
+    "partials_topic": "PARTIALS_TOPIC",
 }
 
 
@@ -132,6 +144,10 @@ def _validate(s: Settings) -> None:
         ("decision_wait_seconds", s.decision_wait_seconds > 0, "must be > 0"),
         ("baseline_rate", 0.0 <= s.baseline_rate <= 1.0, "must be within [0, 1]"),
         ("max_message_bytes", s.max_message_bytes > 0, "must be > 0"),
+        ("partials_partitions", s.partials_partitions > 0, "must be > 0"),
+        ("cut_interval_seconds", s.cut_interval_seconds > 0, "must be > 0"),
+        ("flush_interval_seconds", s.flush_interval_seconds > 0, "must be > 0"),
+        ("batch_max_traces", s.batch_max_traces > 0, "must be > 0"),
         ("ttl_days", s.ttl_days >= 0, "must be >= 0"),
     ]
     for field_name, ok, rule in checks:

@@ -60,9 +60,15 @@ class BatchingSink(Generic[T]):
     """
 
     def __init__(
-        self, name: str, writer: Writer[T], identity: Callable[[T], str], max_rows: int = 10_000
+        self,
+        name: str,
+        writer: Writer[T],
+        identity: Callable[[T], str],
+        max_rows: int = 10_000,
+        on_written: Callable[[Sequence[T]], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_written = on_written
         self._writer = writer
         self._identity = identity
         self.max_rows = max_rows
@@ -80,6 +86,10 @@ class BatchingSink(Generic[T]):
     @property
     def full(self) -> bool:
         return len(self._pending) >= self.max_rows
+
+    def pending(self) -> list[T]:
+        """Rows not yet written: the sealed batch (if any) first, then the open one."""
+        return [*(self._sealed or ()), *self._pending]
 
     @property
     def pending_rows(self) -> int:
@@ -106,8 +116,10 @@ class BatchingSink(Generic[T]):
             raise
         except SpanstreamError:
             raise
-        written = len(self._sealed)
-        self._sealed = None
+        sealed, self._sealed = self._sealed, None
+        if self._on_written is not None:
+            self._on_written(sealed)
+        written = len(sealed)
         self._backoff.reset()
         return written
 

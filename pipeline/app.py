@@ -1,0 +1,291 @@
+"""The worker: the ingest thread plus one Faust app for the window stage; wiring only.
+
+Path of a span: input topic -> :class:`~pipeline.ingest.loop.IngestLoop`
+(decode, enrich, tail-sample, partials) -> ``otel_traces`` and the partials
+topic -> the ``assemble`` agent (merge into the ``windows`` table) -> the
+``close`` timer (closed windows -> ``spanstream_red_metrics``, scores,
+alerts -> ``spanstream_anomalies`` and the alert topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from confluent_kafka import Consumer, Producer
+
+from pipeline import metrics
+from pipeline.alerts import Alert
+from pipeline.clock import SystemClock
+from pipeline.enrich import Enricher
+from pipeline.errors import SinkUnavailable
+from pipeline.ingest.core import IngestCore
+from pipeline.ingest.loop import IngestLoop, consumer_config, producer_config
+from pipeline.judge import WindowJudge
+from pipeline.sampling import (
+    AnomalyFlags,
+    ExemplarRequests,
+    LatencyState,
+    TraceBuffer,
+    standard_policies,
+)
+from pipeline.sampling.buffer import DecidedTrace
+from pipeline.settings import Settings
+from pipeline.sinks.base import BatchingSink
+from pipeline.sinks.clickhouse import (
+    ANOMALIES_TABLE,
+    METRICS_TABLE,
+    anomaly_columns,
+    span_columns,
+    stored_span_ids,
+    table_writer,
+    window_columns,
+)
+from pipeline.store.base import Store
+from pipeline.tables import OwnedView
+from pipeline.windows.assembler import WindowAssembler
+from pipeline.windows.partial import Partial
+from pipeline.windows.series import ClosedWindow
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Everything one worker runs, built from settings and a store."""
+
+    def __init__(self, settings: Settings, store: Store, *, datadir: str = "data/faust") -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = SystemClock()
+        self.flags = AnomalyFlags()
+        self.exemplars = ExemplarRequests(self.clock)
+        self.judge = WindowJudge()
+        self.lock = asyncio.Lock()
+        self._pending_alerts: list[Alert] = []
+        self.app = self._faust_app(datadir)
+        self.loop = self._ingest_loop()
+        self._thread: threading.Thread | None = None
+
+    # -- Faust side ---------------------------------------------------------------------
+    def _faust_app(self, datadir: str) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            f"{s.group}-windows",
+            broker=f"kafka://{s.kafka_bootstrap}",
+            store="memory://",
+            datadir=datadir,
+            topic_partitions=s.partials_partitions,
+            table_standby_replicas=0,
+            producer_acks=-1,
+            web_port=s.web_port,
+            web_bind="127.0.0.1",
+            topic_allow_declare=True,
+        )
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.partials_topic = app.topic(s.partials_topic, key_type=bytes, value_type=bytes, **raw)
+        self.alerts_topic = app.topic(s.alert_topic, key_type=bytes, value_type=bytes, **raw)
+        n = s.partials_partitions
+        table_opts: dict[str, Any] = {"partitions": n, "use_partitioner": True}
+        self.windows = app.Table("windows", value_serializer="json", **table_opts)
+        self.detectors = app.Table("detectors", value_serializer="raw", **table_opts)
+        self.window_view = OwnedView(self.windows, n, self._owned)
+        self.detector_view = OwnedView(self.detectors, n, self._owned)
+        self.assembler = WindowAssembler(
+            s.window_seconds, s.allowed_lateness_seconds, self.clock, store=self.window_view
+        )
+        app.agent(self.partials_topic, name="assemble")(self._assemble)
+        app.timer(1.0)(self._close)
+        app.service(_ingest_service(self))
+        app.page("/query")(self._query_page)
+        self._owned_before: set[int] = set()
+        return app
+
+    def _owned(self) -> set[int]:
+        actives = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.settings.partials_topic}
+
+    def _settled(self) -> bool:
+        """False while Faust rebalances or recovers tables; reload series after a change."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return False
+        owned = self._owned()
+        if owned != self._owned_before:
+            self._owned_before = owned
+            self.assembler.reload()
+            log.info("window stage owns partials partitions %s", sorted(owned))
+        return True
+
+    async def _assemble(self, stream: Any) -> Any:
+        async for value in stream:
+            partial = Partial.from_json(value)
+            async with self.lock:
+                self.assembler.merge(partial)
+            yield partial.series
+
+    async def _close(self) -> None:
+        async with self.lock:
+            if not self._settled():
+                return
+            try:
+                with self.window_view.staged():
+                    closed = self.assembler.close_ready()
+                    if closed:
+                        await asyncio.to_thread(self._write_windows, closed)
+            except SinkUnavailable as exc:
+                log.warning("closed windows not written, retrying: %s", exc)
+                self.assembler.reload()
+                return
+            if closed:
+                self._judge(closed)
+        await self._flush_alerts()
+
+    def _write_windows(self, closed: Sequence[ClosedWindow]) -> None:
+        write = table_writer(self.store, METRICS_TABLE, window_columns)
+        write(closed, _window_token(closed))
+        metrics.WINDOWS_CLOSED.inc(len(closed))
+        newest = max(w.window_end_ns for w in closed)
+        metrics.WINDOW_LAG.set(time.time() - newest / 1e9)
+
+    def _judge(self, closed: Sequence[ClosedWindow]) -> None:
+        alerts = self.judge.judge(closed, self.detector_view)
+        window_ns = self.settings.window_seconds * 1_000_000_000
+        for alert in alerts:
+            if alert.status == "firing":
+                w = alert.window
+                self.flags.flag(w.service, w.operation, w.window_end_ns + 2 * window_ns)
+        self._pending_alerts.extend(alerts)
+
+    async def _flush_alerts(self) -> None:
+        if not self._pending_alerts:
+            return
+        alerts = self._pending_alerts
+        try:
+            write = table_writer(self.store, ANOMALIES_TABLE, anomaly_columns)
+            await asyncio.to_thread(write, alerts, "alerts-" + _alert_token(alerts))
+        except SinkUnavailable as exc:
+            log.warning("anomalies not written, retrying: %s", exc)
+            return
+        for alert in alerts:
+            if alert.publish:
+                message = alert.to_message()
+                await self.alerts_topic.send(
+                    key=alert.window.service.encode(), value=json.dumps(message).encode()
+                )
+                metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
+                log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
+        self._pending_alerts = []
+
+    async def _query_page(self, web: Any, request: Any) -> Any:
+        from pipeline.query import QueryRefused, run_readonly
+
+        sql = request.query.get("sql", "")
+        try:
+            rows = await asyncio.to_thread(run_readonly, self.store, sql)
+        except QueryRefused as exc:
+            return web.json({"error": str(exc)}, status=400)
+        return web.json({"rows": rows})
+
+    # -- ingest side ----------------------------------------------------------------------
+    def _ingest_loop(self) -> IngestLoop:
+        s = self.settings
+        policies = standard_policies(s.baseline_rate, LatencyState(), self.flags, self.exemplars)
+        buffer = TraceBuffer(s.decision_wait_seconds, self.clock, policies)
+        core = IngestCore(
+            buffer=buffer,
+            enricher=Enricher(),
+            clock=self.clock,
+            window_seconds=s.window_seconds,
+            max_message_bytes=s.max_message_bytes,
+            cut_interval_seconds=s.cut_interval_seconds,
+            exemplars=self.exemplars,
+        )
+        sink = BatchingSink(
+            "otel_traces",
+            self._span_writer(core),
+            _trace_identity,
+            max_rows=s.batch_max_traces,
+            on_written=lambda traces: _written(core, traces),
+        )
+        return IngestLoop(
+            core=core,
+            consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group)),
+            producer=Producer(producer_config(s.kafka_bootstrap)),
+            sink=sink,
+            input_topic=s.input_topic,
+            partials_topic=s.partials_topic,
+            dlq_topic=s.dlq_topic,
+            flush_interval=s.flush_interval_seconds,
+            on_decided=_count_dropped,
+        )
+
+    def _span_writer(self, core: IngestCore) -> Any:
+        insert = table_writer(self.store, "otel_traces", span_columns)
+
+        def write(traces: Sequence[DecidedTrace], token: str) -> None:
+            replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]
+            stored = stored_span_ids(self.store, replayed) if replayed else set()
+            spans = [s for t in traces for s in t.spans if (s.trace_id, s.span_id) not in stored]
+            if spans:
+                insert(spans, token)
+
+        return write
+
+    def start_ingest(self) -> None:
+        self._thread = threading.Thread(target=self.loop.run, name="ingest", daemon=True)
+        self._thread.start()
+
+    def stop_ingest(self, timeout: float = 30.0) -> None:
+        self.loop.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:
+    class IngestThread(faust.Service):
+        """Runs the ingest loop beside the Faust app and stops it with the app."""
+
+        async def on_start(self) -> None:
+            pipeline.start_ingest()
+
+        async def on_stop(self) -> None:
+            await asyncio.to_thread(pipeline.stop_ingest)
+
+    return IngestThread
+
+
+def _trace_identity(trace: DecidedTrace) -> str:
+    return trace.trace_id + ":" + ",".join(s.span_id for s in trace.spans)
+
+
+def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
+    for trace in traces:
+        core.resolve(list(trace.refs))
+        counts: dict[str, int] = {}
+        for span in trace.spans:
+            counts[span.service_name] = counts.get(span.service_name, 0) + 1
+        for service, n in counts.items():
+            metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
+
+
+def _count_dropped(decided: Sequence[DecidedTrace]) -> None:
+    for trace in decided:
+        if not trace.kept:
+            for span in trace.spans:
+                metrics.SPANS_DROPPED.labels(span.service_name).inc()
+
+
+def _window_token(closed: Sequence[ClosedWindow]) -> str:
+    import hashlib
+
+    digest = hashlib.blake2b(json.dumps([w.to_dict() for w in closed]).encode(), digest_size=8)
+    return f"windows-{len(closed)}-{digest.hexdigest()}"
+
+
+def _alert_token(alerts: Sequence[Alert]) -> str:
+    return ",".join(f"{a.alert_id}:{a.version}" for a in alerts)[:200]

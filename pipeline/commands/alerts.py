@@ -1,0 +1,95 @@
+"""``spanstream alerts tail``: follow the alert topic and print alerts readably."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from typing import Any
+
+from pipeline.errors import ServiceUnavailable
+from pipeline.settings import load_settings
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``alerts`` subcommand."""
+    parser = subparsers.add_parser(
+        "alerts", help="read the alert topic", description="Read spanstream's alert topic."
+    )
+    sub = parser.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    tail = sub.add_parser(
+        "tail",
+        help="print alerts as they arrive (Ctrl-C to stop)",
+        description=(
+            "Subscribe to the alert topic (SPANSTREAM_ALERT_TOPIC) with a throwaway consumer "
+            "group and print one line per alert, or the JSON message with --json."
+        ),
+    )
+    tail.add_argument("--bootstrap", help="Kafka bootstrap servers (default: SPANSTREAM_KAFKA)")
+    tail.add_argument("--json", action="store_true", help="print the JSON messages")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest retained alert"
+    )
+    tail.add_argument("--max", type=int, default=0, help="exit after N alerts (default: never)")
+    tail.add_argument(
+        "--timeout", type=float, default=0, help="exit after S seconds (default: never)"
+    )
+    tail.set_defaults(func=run_tail)
+
+
+def format_alert(message: dict[str, Any]) -> str:
+    """One readable line.
+
+    >>> print(format_alert({"status": "firing", "severity": "critical", "window_start":
+    ...   "T1", "summary": "shop GET /: p99_ms 900 vs 100",
+    ...   "alert_id": "00ff", "version": 1, "exemplar_trace_ids": ["ab"]}))
+    T1 CRITICAL firing  shop GET /: p99_ms 900 vs 100 [00ff v1] exemplars: ab
+    """
+    exemplars = ", ".join(message.get("exemplar_trace_ids", [])) or "none"
+    return (
+        f"{message['window_start']} {message['severity'].upper()} {message['status']:<8}"
+        f"{message['summary']} [{message['alert_id']} v{message['version']}] "
+        f"exemplars: {exemplars}"
+    )
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    """Consume and print until --max, --timeout or Ctrl-C."""
+    from confluent_kafka import Consumer
+
+    settings = load_settings(kafka_bootstrap=args.bootstrap)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"spanstream-alerts-tail-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    _check_topic(consumer, settings.alert_topic)
+    consumer.subscribe([settings.alert_topic])
+    seen = 0
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    try:
+        while (not args.max or seen < args.max) and (
+            deadline is None or time.monotonic() < deadline
+        ):
+            record = consumer.poll(0.5)
+            if record is None or record.error() is not None:
+                continue
+            message = json.loads(record.value() or b"{}")
+            print(json.dumps(message) if args.json else format_alert(message), flush=True)
+            seen += 1
+    finally:
+        consumer.close()
+    return 0
+
+
+def _check_topic(consumer: Any, topic: str) -> None:
+    try:
+        meta = consumer.list_topics(timeout=10)
+    except Exception as exc:
+        raise ServiceUnavailable(f"Kafka unreachable: {exc}") from None
+    if topic not in meta.topics:
+        raise ServiceUnavailable(f"topic {topic!r} does not exist: run `spanstream topics apply`")

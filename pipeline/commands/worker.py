@@ -1,0 +1,74 @@
+"""``spanstream worker``: run one pipeline worker (scale out by starting more in the same group)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from pipeline.errors import TopicDriftError
+from pipeline.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``worker`` subcommand."""
+    parser = subparsers.add_parser(
+        "worker",
+        help="consume OTLP spans from Kafka and run the whole pipeline",
+        description=(
+            "Consume the Collector's kafka exporter topic, tail-sample traces into otel_traces, "
+            "aggregate RED windows per service/operation, score them and publish alerts. "
+            "Start more workers with the same SPANSTREAM_GROUP to share the partitions. "
+            "Settings: SPANSTREAM_* environment variables (README, pipeline/settings.py)."
+        ),
+    )
+    parser.add_argument(
+        "--url", help="store URL (default: SPANSTREAM_CLICKHOUSE or chdb:data/chdb)"
+    )
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: SPANSTREAM_KAFKA)")
+    parser.add_argument("--web-port", type=int, help="HTTP port for /query (default 6066)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (default 9464; 0 = off)")
+    parser.add_argument(
+        "--datadir", default="data/faust", help="Faust's local state directory (default data/faust)"
+    )
+    parser.add_argument(
+        "--no-migrate", action="store_true", help="do not apply pending migrations at start"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check topics, migrate, then run until SIGTERM/SIGINT."""
+    import faust
+
+    from pipeline import metrics
+    from pipeline.app import Pipeline
+    from pipeline.locked import LockedStore
+    from pipeline.migrate import migrate
+    from pipeline.store import open_store
+    from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, load_declarations, plan
+
+    settings = load_settings(
+        clickhouse_url=args.url,
+        kafka_bootstrap=args.bootstrap,
+        web_port=args.web_port,
+        metrics_port=args.metrics_port,
+    )
+    decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
+    existing = TopicAdmin(settings.kafka_bootstrap).describe()
+    missing = [i.decl.name for i in plan(decls, existing) if i.action == "create"]
+    if missing:
+        raise TopicDriftError(f"missing topics {missing}: run `spanstream topics apply` first")
+    store = open_store(settings.clickhouse_url)
+    if not args.no_migrate:
+        log.info(migrate(store, ttl_days=settings.ttl_days).summary())
+    metrics.serve(settings.metrics_port)
+    pipeline = Pipeline(settings, LockedStore(store), datadir=args.datadir)
+    worker = faust.Worker(pipeline.app, loglevel="INFO", quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,258 @@
+"""The pure heart of the ingest stage: one worker's view of its input partitions.
+
+For each record it decodes the spans, feeds the partition's window partials
+and the trace buffer, and tracks the record until every trace it touched is
+decided and handled. It never talks to Kafka or ClickHouse: the shell in
+:mod:`pipeline.ingest.loop` performs the I/O in the order this class asks for
+(announce a cut, send it, mark it delivered; mark writes, insert, resolve).
+
+A record may be committed once (a) all its traces are decided and their kept
+spans written, and (b) the window partials covering it were delivered. The
+commit position is therefore ``min(tracker.committable, delivered) + 1``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
+
+from pipeline import metrics
+from pipeline.clock import Clock
+from pipeline.enrich import Enricher
+from pipeline.errors import DecodeError
+from pipeline.ingest.progress import Progress
+from pipeline.otlp.decode import Decoded, decode_message
+from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
+from pipeline.sampling.exemplar import ExemplarRequests
+from pipeline.sampling.tracker import MessageTracker
+from pipeline.windows.partial import Partial, PartialAggregator
+
+log = logging.getLogger(__name__)
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that could not be decoded, with why; it goes to the DLQ unchanged."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Window partials of one partition up to ``offset``; ``announced`` if its intent is known."""
+
+    partition: int
+    offset: int
+    partials: tuple[Partial, ...]
+    announced: bool
+
+
+@dataclass
+class _Partition:
+    aggregator: PartialAggregator
+    progress: Progress
+    #: the write mark recovered at assignment: replayed traces at or below it are checked
+    replay_zone: int
+    last_cut_at: float
+    #: the commit position when assigned; commits never go below it
+    base_position: int = 0
+    last_offset: int = -1
+    #: a cut announced by the previous owner, to repeat at exactly this offset
+    recovered_intent: int | None = None
+    forced: list[Cut] = field(default_factory=list)
+
+
+class IngestCore:
+    """Decode, sample, aggregate and track the records of the partitions this worker owns."""
+
+    def __init__(
+        self,
+        *,
+        buffer: TraceBuffer,
+        enricher: Enricher,
+        clock: Clock,
+        window_seconds: int,
+        max_message_bytes: int,
+        cut_interval_seconds: float = 1.0,
+        max_exemplars: int = 3,
+        exemplars: ExemplarRequests | None = None,
+    ) -> None:
+        self.buffer = buffer
+        self.exemplars = exemplars
+        self.tracker = MessageTracker()
+        self.enricher = enricher
+        self.clock = clock
+        self.window_seconds = window_seconds
+        self.max_message_bytes = max_message_bytes
+        self.cut_interval = cut_interval_seconds
+        self.max_exemplars = max_exemplars
+        self._parts: dict[int, _Partition] = {}
+        self.orphaned_traces = 0
+
+    # -- assignment -----------------------------------------------------------------
+    def assign(self, partition: int, progress: Progress, position: int) -> None:
+        """Take a partition over at commit ``position`` with the marks its last owner left."""
+        agg = PartialAggregator(
+            self.window_seconds, partition, self.max_exemplars, skip_through=progress.delivered
+        )
+        self._parts[partition] = _Partition(
+            agg,
+            progress,
+            progress.write_mark,
+            self.clock.now(),
+            base_position=position,
+            last_offset=progress.delivered,
+            recovered_intent=progress.intent,
+        )
+        log.info("assigned partition %d (resume marks %s)", partition, progress.render())
+
+    def revoke(self, partition: int) -> None:
+        """Forget a partition; its undecided traces will be replayed by the next owner."""
+        self._parts.pop(partition, None)
+        self.tracker.release(partition)
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._parts)
+
+    def progress(self, partition: int) -> Progress:
+        return self._parts[partition].progress
+
+    # -- records ----------------------------------------------------------------------
+    def on_record(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> Decoded | DeadLetter:
+        """Take one record in; a DeadLetter stays tracked until :meth:`dead_lettered`."""
+        part = self._parts[partition]
+        intent = part.recovered_intent
+        if intent is not None and intent < offset:
+            part.recovered_intent = None
+            part.forced.append(self._cut(partition, part, intent, announced=True))
+        part.last_offset = offset
+        try:
+            decoded = decode_message(
+                value, headers, max_bytes=self.max_message_bytes, enricher=self.enricher
+            )
+        except DecodeError as exc:
+            self.tracker.track(partition, offset, 1)
+            return DeadLetter(partition, offset, key, value, headers, exc.reason, exc.detail)
+        for span in decoded.spans:
+            part.aggregator.add(span, offset)
+        n_traces = self.buffer.add(decoded.spans, (partition, offset))
+        self.tracker.track(partition, offset, n_traces)
+        return decoded
+
+    def dead_lettered(self, letter: DeadLetter) -> None:
+        """The DLQ has the record: it no longer holds back the commit."""
+        self.tracker.resolve([(letter.partition, letter.offset)])
+
+    # -- sampling decisions -------------------------------------------------------------
+    def decided(self) -> list[DecidedTrace]:
+        """Traces decided since the last call, minus those of partitions revoked meanwhile."""
+        out = []
+        for trace in self.buffer.due():
+            if any(_partition(ref) in self._parts for ref in trace.refs):
+                out.append(trace)
+            else:
+                self.orphaned_traces += 1
+        return out
+
+    def in_replay_zone(self, trace: DecidedTrace) -> bool:
+        """True if some of the trace's records may already have had spans written."""
+        for ref in trace.refs:
+            part = self._parts.get(_partition(ref))
+            if part is not None and _offset(ref) <= part.replay_zone:
+                return True
+        return False
+
+    def mark_writes(self, refs: Sequence[Hashable]) -> dict[int, Progress]:
+        """Raise write marks to cover ``refs``; returns the partitions whose marks moved."""
+        highest: dict[int, int] = {}
+        for ref in refs:
+            p, o = _partition(ref), _offset(ref)
+            highest[p] = max(o, highest.get(p, -1))
+        moved = {}
+        for p, o in highest.items():
+            part = self._parts.get(p)
+            if part is not None and o > part.progress.write_mark:
+                part.progress = replace(part.progress, write_mark=o)
+                moved[p] = part.progress
+        return moved
+
+    def resolve(self, refs: Sequence[Hashable]) -> None:
+        """The traces carrying these refs are handled (written or dropped)."""
+        self.tracker.resolve(refs)
+
+    # -- window partials ------------------------------------------------------------------
+    def due_cuts(self, force: bool = False) -> list[Cut]:
+        """Cuts to send now: recovered intents first, then partitions whose interval elapsed."""
+        now = self.clock.now()
+        cuts: list[Cut] = []
+        for p, part in self._parts.items():
+            cuts.extend(part.forced)
+            part.forced.clear()
+            if part.recovered_intent is not None and part.last_offset == part.recovered_intent:
+                part.recovered_intent = None
+                cuts.append(self._cut(p, part, part.last_offset, announced=True))
+            elif part.last_offset > part.aggregator.through and (
+                force or now - part.last_cut_at >= self.cut_interval
+            ):
+                cuts.append(self._cut(p, part, part.last_offset, announced=False))
+        return cuts
+
+    def announce(self, cut: Cut) -> Progress:
+        """Record the intent of ``cut``; commit the returned marks before sending it."""
+        part = self._parts[cut.partition]
+        part.progress = replace(part.progress, intent=cut.offset)
+        return part.progress
+
+    def delivered(self, cut: Cut) -> None:
+        """The partials of ``cut`` are on the partials topic."""
+        part = self._parts.get(cut.partition)
+        if part is not None and cut.offset > part.progress.delivered:
+            part.progress = replace(part.progress, delivered=cut.offset, intent=None)
+
+    def _cut(self, p: int, part: _Partition, offset: int, announced: bool) -> Cut:
+        """Cut partials and ask the sampler to keep their exemplars.
+
+        Exemplars are picked per partial (errors first, then the slowest) while
+        their traces still wait for a decision (cut interval < decision wait),
+        so every exemplar an alert names is stored.
+        """
+        part.last_cut_at = self.clock.now()
+        partials = tuple(part.aggregator.cut(offset))
+        if self.exemplars is not None:
+            for partial in partials:
+                for exemplar in partial.exemplars:
+                    self.exemplars.request(exemplar.trace_id)
+        return Cut(p, offset, partials, announced)
+
+    # -- commits ------------------------------------------------------------------------
+    def commit_positions(self) -> dict[int, tuple[int, Progress]]:
+        """Per partition, the Kafka commit position (next offset to read) and its marks."""
+        out = {}
+        for p, part in self._parts.items():
+            done = self.tracker.committable(p)
+            safe = -1 if done is None else min(done, part.progress.delivered)
+            out[p] = (max(part.base_position, safe + 1), part.progress)
+        unacked = sum(self.tracker.outstanding(p) for p in self._parts)
+        metrics.UNACKED_MESSAGES.set(unacked)
+        return out
+
+
+def _partition(ref: Hashable) -> int:
+    assert isinstance(ref, tuple)
+    return int(ref[0])
+
+
+def _offset(ref: Hashable) -> int:
+    assert isinstance(ref, tuple)
+    return int(ref[1])

@@ -1,0 +1,141 @@
+"""Rows for the ClickHouse tables, and the writer that turns store failures into backpressure.
+
+Column names are the Collector ClickHouse exporter's for ``otel_traces`` (see
+``schemas/clickhouse``). Timestamps go in as integers in the column's unit
+(ns for ``DateTime64(9)``, ms for ``DateTime64(3)``), Maps as dicts and the
+``Events.*``/``Links.*`` Nested columns as one list per row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pipeline import metrics
+from pipeline.alerts import Alert
+from pipeline.errors import SinkUnavailable, SpanstreamError
+from pipeline.model import Span
+from pipeline.store.base import Store
+from pipeline.windows.series import ClosedWindow
+
+log = logging.getLogger(__name__)
+NS_PER_MS = 1_000_000
+
+TRACES_TABLE = "otel_traces"
+METRICS_TABLE = "spanstream_red_metrics"
+ANOMALIES_TABLE = "spanstream_anomalies"
+
+
+def span_columns(spans: Sequence[Span]) -> dict[str, list[Any]]:
+    """``otel_traces`` columns for a batch of spans."""
+    return {
+        "Timestamp": [s.timestamp_ns for s in spans],
+        "TraceId": [s.trace_id for s in spans],
+        "SpanId": [s.span_id for s in spans],
+        "ParentSpanId": [s.parent_span_id for s in spans],
+        "TraceState": [s.trace_state for s in spans],
+        "SpanName": [s.span_name for s in spans],
+        "SpanKind": [s.span_kind for s in spans],
+        "ServiceName": [s.service_name for s in spans],
+        "ResourceAttributes": [s.resource_attributes for s in spans],
+        "ScopeName": [s.scope_name for s in spans],
+        "ScopeVersion": [s.scope_version for s in spans],
+        "SpanAttributes": [s.span_attributes for s in spans],
+        "Duration": [max(s.duration_ns, 0) for s in spans],
+        "StatusCode": [s.status_code for s in spans],
+        "StatusMessage": [s.status_message for s in spans],
+        "Events.Timestamp": [[e.timestamp_ns for e in s.events] for s in spans],
+        "Events.Name": [[e.name for e in s.events] for s in spans],
+        "Events.Attributes": [[e.attributes for e in s.events] for s in spans],
+        "Links.TraceId": [[lk.trace_id for lk in s.links] for s in spans],
+        "Links.SpanId": [[lk.span_id for lk in s.links] for s in spans],
+        "Links.TraceState": [[lk.trace_state for lk in s.links] for s in spans],
+        "Links.Attributes": [[lk.attributes for lk in s.links] for s in spans],
+    }
+
+
+def window_columns(windows: Sequence[ClosedWindow]) -> dict[str, list[Any]]:
+    """``spanstream_red_metrics`` columns for closed windows."""
+    return {
+        "WindowStart": [w.window_start_ns // NS_PER_MS for w in windows],
+        "WindowEnd": [w.window_end_ns // NS_PER_MS for w in windows],
+        "ServiceName": [w.service for w in windows],
+        "SpanName": [w.operation for w in windows],
+        "Requests": [w.requests for w in windows],
+        "Errors": [w.errors for w in windows],
+        "DurationP50Ms": [w.p50_ms for w in windows],
+        "DurationP95Ms": [w.p95_ms for w in windows],
+        "DurationP99Ms": [w.p99_ms for w in windows],
+        "DurationMaxMs": [w.max_ms for w in windows],
+        "LateSpans": [w.late_spans for w in windows],
+    }
+
+
+def anomaly_columns(alerts: Sequence[Alert]) -> dict[str, list[Any]]:
+    """``spanstream_anomalies`` columns: one row per alert version."""
+    return {
+        "AlertId": [a.alert_id for a in alerts],
+        "Version": [a.version for a in alerts],
+        "Status": [a.status for a in alerts],
+        "ServiceName": [a.window.service for a in alerts],
+        "SpanName": [a.window.operation for a in alerts],
+        "WindowStart": [a.window.window_start_ns // NS_PER_MS for a in alerts],
+        "WindowEnd": [a.window.window_end_ns // NS_PER_MS for a in alerts],
+        "Metrics": [[m[0] for m in a.finding.metrics] for a in alerts],
+        "Observed": [{m[0]: float(m[1]) for m in a.finding.metrics} for a in alerts],
+        "Expected": [{m[0]: float(m[2]) for m in a.finding.metrics} for a in alerts],
+        "Score": [float(a.finding.score) for a in alerts],
+        "Severity": [a.finding.severity for a in alerts],
+        "Detector": [a.finding.detector for a in alerts],
+        "ExemplarTraceIds": [list(a.window.exemplars) for a in alerts],
+        "Summary": [a.summary for a in alerts],
+        "CreatedAt": [a.window.window_end_ns // NS_PER_MS for a in alerts],
+    }
+
+
+def table_writer(
+    store: Store, table: str, to_columns: Callable[[Sequence[Any]], dict[str, list[Any]]]
+) -> Callable[[Sequence[Any], str], None]:
+    """A ``BatchingSink`` writer inserting into ``table``; any failure becomes SinkUnavailable.
+
+    Every failure is retried rather than raised through: dropping the batch
+    would lose data, and the caller has not acknowledged its input yet.
+    """
+
+    def write(rows: Sequence[Any], token: str) -> None:
+        started = time.perf_counter()
+        try:
+            store.insert(table, to_columns(rows), dedup_token=token)
+        except SinkUnavailable:
+            raise
+        except SpanstreamError as exc:
+            raise SinkUnavailable(f"insert into {table} failed: {exc}") from exc
+        except Exception as exc:  # an unknown driver error must not lose the batch
+            log.exception("unexpected error inserting into %s", table)
+            raise SinkUnavailable(f"insert into {table} failed: {exc!r}") from exc
+        metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+        metrics.INSERT_ROWS.labels(table).observe(len(rows))
+
+    return write
+
+
+def stored_span_ids(store: Store, trace_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """(TraceId, SpanId) pairs already in ``otel_traces`` for these traces.
+
+    Used only for records replayed after a crash (offsets at or below the
+    last write intent), so a replay never duplicates rows that did land.
+    """
+    ids = sorted(set(trace_ids))
+    if not ids:
+        return set()
+    found: set[tuple[str, str]] = set()
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        rows = store.query(
+            f"SELECT TraceId, SpanId FROM {TRACES_TABLE} WHERE TraceId IN {{ids:Array(String)}}",
+            {"ids": chunk},
+        )
+        found.update((str(r[0]), str(r[1])) for r in rows)
+    return found
