@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Build spanstream's OpenTelemetry Collector (otelcol-spanstream) with ocb and
+# install telemetrygen, both from Go modules, into a cache outside git:
+#
+#   ${SPANSTREAM_CACHE:-<repo>/.cache}/collector/<version>/
+#     bin/builder             ocb
+#     bin/telemetrygen        load generator
+#     dist/otelcol-spanstream the Collector (plus the generated Go sources)
+#     go/{build,mod}          Go build and module caches (never ~/.cache or ~/go,
+#                             so CI reuses nothing by accident)
+#
+# Idempotent: a re-run with an unchanged manifest only checks the stamps.
+# Usage: infra/collector/build.sh [--force]
+set -euo pipefail
+
+VERSION="v0.155.0"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CACHE="${SPANSTREAM_CACHE:-$REPO/.cache}"
+OUT="$CACHE/collector/$VERSION"
+MANIFEST="$HERE/builder-config.yaml"
+FORCE="${1:-}"
+
+export GOBIN="$OUT/bin"
+export GOCACHE="$OUT/go/build"
+export GOMODCACHE="$OUT/go/mod"
+export GOPATH="$OUT/go/path"
+# -trimpath keeps local paths out of the binaries; a local toolchain only,
+# never a downloaded one.
+export GOFLAGS="${GOFLAGS:--trimpath}"
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+
+log() { printf '[build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+[[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "build.sh: go not found on PATH" >&2; exit 1; }
+# ocb and the components of this release need Go >= 1.25.
+go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
+if (( go_minor < 25 )); then
+    echo "build.sh: $(go env GOVERSION) is too old, the Collector $VERSION needs go1.25+" >&2
+    exit 1
+fi
+mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH" "$OUT/dist"
+log "go $(go env GOVERSION), cache $OUT"
+
+# Each tool is keyed by what produced it, so a changed manifest rebuilds.
+stamp_ok() { [[ "$FORCE" != "--force" && -x "$1" && -f "$2" && "$(cat "$2")" == "$3" ]]; }
+
+install_tool() {
+    local name="$1" module="$2"
+    local stamp="$OUT/.stamp-$name" want="$module@$VERSION"
+    if stamp_ok "$GOBIN/$name" "$stamp" "$want"; then
+        log "$name: cached ($GOBIN/$name)"
+        return
+    fi
+    log "$name: go install $want"
+    go install "$want"
+    echo "$want" >"$stamp"
+}
+
+build_collector() {
+    local stamp="$OUT/.stamp-collector" want manifest="$OUT/builder-config.yaml"
+    want="$VERSION $(sha256sum "$MANIFEST" | cut -d' ' -f1)"
+    if stamp_ok "$OUT/dist/otelcol-spanstream" "$stamp" "$want"; then
+        log "otelcol-spanstream: cached ($OUT/dist/otelcol-spanstream)"
+        return
+    fi
+    # ocb takes the output path from the manifest only (its flag is deprecated).
+    sed "s#^  output_path: .*#  output_path: $OUT/dist#" "$MANIFEST" >"$manifest"
+    log "otelcol-spanstream: ocb --config $manifest (cold builds take minutes)"
+    local start=$SECONDS
+    "$GOBIN/builder" --config "$manifest"
+    log "otelcol-spanstream: built in $((SECONDS - start))s"
+    echo "$want" >"$stamp"
+}
+
+install_tool builder go.opentelemetry.io/collector/cmd/builder
+build_collector
+install_tool telemetrygen github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen
+log "done: $OUT/dist/otelcol-spanstream $("$OUT/dist/otelcol-spanstream" --version)"
+log "done: $GOBIN/telemetrygen"

@@ -1,0 +1,286 @@
+"""A real OpenTelemetry Collector (``otelcol-spanstream``) and ``telemetrygen`` for tests.
+
+Both binaries come from ``infra/collector/build.sh``, which builds them from Go
+modules into ``${SPANSTREAM_CACHE:-<repo>/.cache}/collector/<version>/``.
+
+    with LocalCollector(COLLECTOR_DIR / "otelcol-kafka.yaml",
+                        env={"SPANSTREAM_KAFKA": bootstrap}, log_dir=tmp_path) as col:
+        sent = run_telemetrygen(col.otlp_grpc_endpoint, traces=20)
+        sent.spans  # 20 traces * (1 root + 1 child)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from pipeline.errors import ServiceUnavailable
+from pipeline.testing.kafka_broker import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Configs and build script of the Collector.
+COLLECTOR_DIR = REPO_ROOT / "infra" / "collector"
+#: The release set pinned in infra/collector/builder-config.yaml and build.sh.
+COLLECTOR_VERSION = "v0.155.0"
+#: Seconds a Collector may take to open its OTLP gRPC port.
+READY_TIMEOUT = 30.0
+#: Seconds a graceful stop may take before SIGKILL.
+STOP_TIMEOUT = 15.0
+
+_BUILD_HINT = "run infra/collector/build.sh"
+# telemetrygen logs one line per worker when it is done, e.g.
+# `... traces generated {"worker": 0, "traces": 20}` (zap development format).
+_GENERATED = re.compile(r"traces generated\s+(\{.*\})")
+# The OpenTelemetry Go SDK reports failed exports through its global error
+# handler and telemetrygen still exits 0, so failures are found in its output.
+_EXPORT_FAILED = re.compile(r"traces export: |failed to stop the batch span processor")
+
+
+def collector_cache_dir() -> Path:
+    """Where build.sh puts this version's binaries (honours ``SPANSTREAM_CACHE``)."""
+    cache = Path(os.environ.get("SPANSTREAM_CACHE") or REPO_ROOT / ".cache")
+    return cache / "collector" / COLLECTOR_VERSION
+
+
+def _binary(path: Path) -> Path:
+    if not os.access(path, os.X_OK):
+        raise ServiceUnavailable(f"{path} is not built: {_BUILD_HINT}")
+    return path
+
+
+def collector_binary() -> Path:
+    """The ``otelcol-spanstream`` binary; :class:`ServiceUnavailable` if not built."""
+    return _binary(collector_cache_dir() / "dist" / "otelcol-spanstream")
+
+
+def telemetrygen_binary() -> Path:
+    """The ``telemetrygen`` binary; :class:`ServiceUnavailable` if not built."""
+    return _binary(collector_cache_dir() / "bin" / "telemetrygen")
+
+
+def collector_built() -> bool:
+    """True when both binaries exist, i.e. build.sh has run."""
+    try:
+        collector_binary()
+        telemetrygen_binary()
+    except ServiceUnavailable:
+        return False
+    return True
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when a TCP connection to ``host:port`` succeeds right now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class LocalCollector:
+    """One ``otelcol-spanstream`` process on free local ports.
+
+    The configs in infra/collector read their listen addresses from env vars
+    (``SPANSTREAM_OTLP_GRPC`` ...); this class points them at free ports, so
+    several Collectors and the developer's own can run at once. ``env`` is
+    applied on top (e.g. ``SPANSTREAM_KAFKA``).
+    """
+
+    def __init__(
+        self,
+        config_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        env: Mapping[str, str] | None = None,
+        *,
+        log_dir: str | os.PathLike[str] | None = None,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        paths = [config_path] if isinstance(config_path, str | os.PathLike) else config_path
+        self.config_paths = [Path(p) for p in paths]
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self._env = {
+            "SPANSTREAM_OTLP_GRPC": f"127.0.0.1:{self.grpc_port}",
+            "SPANSTREAM_OTLP_HTTP": f"127.0.0.1:{self.http_port}",
+            "SPANSTREAM_COLLECTOR_HEALTH": f"127.0.0.1:{free_port()}",
+            "SPANSTREAM_COLLECTOR_METRICS_PORT": str(free_port()),
+            **(env or {}),
+        }
+        self.log_file = Path(log_dir or ".") / f"otelcol-{self.grpc_port}.log"
+        self.ready_timeout = ready_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        """``host:port`` of the OTLP gRPC receiver (what telemetrygen and SDKs dial)."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        """``http://host:port`` of the OTLP HTTP receiver."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def command(self) -> list[str]:
+        """The command line that starts this Collector."""
+        args = [str(collector_binary())]
+        for path in self.config_paths:
+            args += ["--config", str(path)]
+        return args
+
+    def start(self) -> LocalCollector:
+        """Start the process and wait until its OTLP gRPC port accepts connections.
+
+        Raises :class:`ServiceUnavailable` (with the log's tail) if the process
+        exits or the port stays closed past ``ready_timeout``.
+        """
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self._env},
+                start_new_session=True,
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while not port_open("127.0.0.1", self.grpc_port):
+            if self._proc.poll() is not None:
+                raise ServiceUnavailable(
+                    f"collector exited with {self._proc.returncode}: {self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceUnavailable(
+                    f"collector not listening on {self.otlp_grpc_endpoint} after "
+                    f"{self.ready_timeout}s: {self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM (the Collector drains its queue and batch), then SIGKILL after a timeout."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the Collector's log, for error messages."""
+        if not self.log_file.exists():
+            return "(no log)"
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> LocalCollector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class TelemetrygenRun:
+    """What telemetrygen generated (and, with exit 0 and no export error, sent)."""
+
+    traces: int
+    spans: int
+    services: tuple[str, ...]
+
+
+def spans_per_trace(child_spans: int) -> int:
+    """Spans in one telemetrygen trace: a root plus its children.
+
+    telemetrygen makes at least one child span even for ``--child-spans 0``.
+
+    >>> spans_per_trace(3), spans_per_trace(0)
+    (4, 2)
+    """
+    return 1 + max(1, child_spans)
+
+
+def generated_traces(output: str) -> int:
+    """Sum of the per-worker ``traces generated`` counts in telemetrygen's log.
+
+    >>> generated_traces('INFO traces generated {"worker": 0, "traces": 7}\\n'
+    ...                  'INFO traces generated {"worker": 1, "traces": 5}')
+    12
+    """
+    return sum(int(json.loads(m.group(1))["traces"]) for m in _GENERATED.finditer(output))
+
+
+def telemetrygen_command(
+    endpoint: str, traces: int, child_spans: int, service: str, workers: int
+) -> list[str]:
+    """The telemetrygen command line for one service (unthrottled, plain gRPC)."""
+    return [
+        str(telemetrygen_binary()),
+        "traces",
+        "--otlp-endpoint",
+        endpoint,
+        "--otlp-insecure",
+        "--traces",
+        str(traces),
+        "--child-spans",
+        str(child_spans),
+        "--workers",
+        str(workers),
+        # The default rate is 1 span per second per worker; 0 means unthrottled.
+        "--rate",
+        "0",
+        "--service",
+        service,
+    ]
+
+
+def run_telemetrygen(
+    endpoint: str,
+    traces: int = 10,
+    *,
+    child_spans: int = 1,
+    services: Sequence[str] = ("telemetrygen",),
+    workers: int = 1,
+    timeout: float = 60.0,
+) -> TelemetrygenRun:
+    """Send ``traces`` traces per worker and service to an OTLP gRPC ``endpoint``.
+
+    One telemetrygen run per service, one after another. Raises
+    :class:`ServiceUnavailable` if a run fails, reports an export error, or
+    generated a different number of traces than asked.
+    """
+    total = 0
+    for service in services:
+        cmd = telemetrygen_command(endpoint, traces, child_spans, service, workers)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ServiceUnavailable(f"telemetrygen did not finish in {timeout}s") from exc
+        output = done.stdout + done.stderr
+        generated = generated_traces(output)
+        if done.returncode or _EXPORT_FAILED.search(output) or generated != traces * workers:
+            tail = "\n".join(output.splitlines()[-15:])
+            raise ServiceUnavailable(
+                f"telemetrygen to {endpoint} failed (exit {done.returncode}, "
+                f"{generated}/{traces * workers} traces): {tail}"
+            )
+        total += generated
+    return TelemetrygenRun(total, total * spans_per_trace(child_spans), tuple(services))
