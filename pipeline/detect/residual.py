@@ -1,0 +1,283 @@
+"""Residual detectors: expected value per feature, robust scale, direction-aware z-score.
+
+Two expectation models share the machinery: an exponentially weighted level
+(:class:`RobustDetector`) and River's Holt-Winters forecaster with a daily
+season (:class:`SeasonalDetector`). Learning is winsorised (a value further
+than ``clip`` scales from the expectation is learnt as if it were at the clip
+edge) so that an incident does not drag the baseline with it; after
+``rebaseline_after`` consecutive anomalous windows the expectation jumps to
+the recent median instead, so a permanent level shift after a deploy stops
+alerting and becomes the new normal.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+from pipeline.detect.base import (
+    WINDOW_SPECS,
+    Detector,
+    Deviation,
+    Features,
+    FeatureSpec,
+    read,
+    z_to_score,
+)
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """Parameters of the EWMA robust z-score detector.
+
+    ``threshold`` is the deviation (in robust standard deviations) that scores
+    0.5; ``min_rel_change`` and ``min_ratio_change`` stop alerts on changes too
+    small to matter (10 % latency, 2 points of error ratio) on very quiet series.
+    """
+
+    alpha: float = 0.05
+    scale_alpha: float = 0.02
+    threshold: float = 4.25
+    clip: float = 3.0
+    warmup: int = 30
+    rebaseline_after: int = 15
+    min_rel_change: float = 0.10
+    min_ratio_change: float = 0.02
+
+
+@dataclass(frozen=True)
+class SeasonalConfig(RobustConfig):
+    """Parameters of the Holt-Winters detector; ``season_length`` is in windows (a day of 60 s)."""
+
+    season_length: int = 1440
+    hw_alpha: float = 0.1
+    hw_beta: float = 0.001
+    hw_gamma: float = 0.2
+
+
+class _Ewma:
+    """Exponentially weighted level, with a running mean during warm-up."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.level = 0.0
+        self.n = 0
+
+    def ready(self) -> bool:
+        return self.n > 0
+
+    def expected(self) -> float:
+        return self.level
+
+    def update(self, v: float) -> None:
+        self.n += 1
+        self.level += max(self.alpha, 1.0 / self.n) * (v - self.level)
+
+    def shift(self, delta: float) -> None:
+        self.level += delta
+
+
+class _HoltWinters:
+    """River's additive-trend, multiplicative-season Holt-Winters on ``v + 1``.
+
+    The offset keeps values positive (the multiplicative form divides by the
+    season); River's additive form initialises its season wrongly (``y / level``).
+    """
+
+    OFFSET = 1.0
+
+    def __init__(self, cfg: SeasonalConfig) -> None:
+        from river.time_series import HoltWinters
+
+        self.model = HoltWinters(
+            alpha=cfg.hw_alpha,
+            beta=cfg.hw_beta,
+            gamma=cfg.hw_gamma,
+            seasonality=cfg.season_length,
+            multiplicative=True,
+        )
+        self.last = 0.0
+
+    def ready(self) -> bool:
+        return bool(self.model._initialized)
+
+    def expected(self) -> float:
+        if not self.ready():
+            return self.last
+        return float(self.model.forecast(1)[0]) - self.OFFSET
+
+    def update(self, v: float) -> None:
+        self.last = v
+        self.model.learn_one(max(v, 0.0) + self.OFFSET)
+
+    def shift(self, delta: float) -> None:
+        season = self.model.season[-self.model.seasonality]
+        self.model.level[-1] += delta / season
+
+
+@dataclass
+class _FeatureState:
+    model: _Ewma | _HoltWinters
+    mad: float = 0.0
+    n: int = 0
+    streak: int = 0
+    recent: deque[float] = field(default_factory=deque)
+
+
+class ResidualDetector(Detector):
+    """Shared residual logic; subclasses choose the expectation model."""
+
+    def __init__(self, config: RobustConfig, specs: tuple[FeatureSpec, ...]) -> None:
+        self.config = config
+        self.specs = specs
+        self.states = {s.name: self._new_state() for s in specs}
+
+    def _new_model(self) -> _Ewma | _HoltWinters:
+        return _Ewma(self.config.alpha)
+
+    def _new_state(self) -> _FeatureState:
+        return _FeatureState(self._new_model(), recent=deque(maxlen=self.config.rebaseline_after))
+
+    @staticmethod
+    def _weight(spec: FeatureSpec, x: Features) -> float:
+        """sqrt(request count) for percentiles, whose noise shrinks like 1/sqrt(n)."""
+        if spec.transform == "log" and spec.min_requests:
+            return math.sqrt(max(x.get("requests", 1.0), 1.0))
+        return 1.0
+
+    def _scale(self, spec: FeatureSpec, st: _FeatureState, x: Features) -> float:
+        """Robust standard deviation, floored so that irrelevant changes never alert."""
+        cfg = self.config
+        # Mean absolute deviation -> sd for Gaussian noise; ``mad`` is per unit weight.
+        spread = 1.25 * spec.skew * st.mad / self._weight(spec, x)
+        if spec.transform == "log":
+            floor = math.log1p(cfg.min_rel_change) / cfg.threshold
+        elif spec.transform == "sqrt":
+            floor = 0.5  # Poisson noise in sqrt space
+        else:
+            floor = 1e-3 * abs(st.model.expected()) + 1e-9
+        return max(spread, floor)
+
+    def _signed_z(self, spec: FeatureSpec, st: _FeatureState, v: float, x: Features) -> float:
+        expected = st.model.expected()
+        if spec.transform != "ratio":
+            return (v - expected) / self._scale(spec, st, x)
+        if abs(v - expected) < self.config.min_ratio_change:
+            return 0.0
+        # Error counts are binomial with tiny p: compare counts on Anscombe's
+        # square-root scale, where a 1-in-3 error window is not a 30-sigma event.
+        n = max(x.get("requests", 1.0), 1.0)
+        p = min(max(expected, 0.0), 1.0)
+        return 2.0 * (math.sqrt(v * n + 0.375) - math.sqrt(p * n + 0.375))
+
+    def _z(self, spec: FeatureSpec, x: Features) -> tuple[float, float] | None:
+        """Signed z of ``x`` for one feature and its expected value, once warmed up."""
+        v = read(spec, x)
+        st = self.states[spec.name]
+        if v is None or st.n < self.config.warmup or not st.model.ready():
+            return None
+        return self._signed_z(spec, st, v, x), st.model.expected()
+
+    def score_one(self, x: Features) -> float:
+        """Score of the most deviating feature in its alerting direction."""
+        zs = (self._z(s, x) for s in self.specs)
+        worst = max(
+            (s.directed(z[0]) for s, z in zip(self.specs, zs, strict=True) if z), default=0.0
+        )
+        return z_to_score(worst, self.config.threshold)
+
+    def explain_one(self, x: Features) -> tuple[Deviation, ...]:
+        """Features beyond the threshold in their direction, with expected values."""
+        out = []
+        for spec in self.specs:
+            z = self._z(spec, x)
+            if z and spec.directed(z[0]) >= self.config.threshold:
+                out.append(Deviation(spec.name, float(x[spec.name]), spec.decode(z[1])))
+        return tuple(out)
+
+    def learn_one(self, x: Features) -> None:
+        """Winsorised update per feature, or a jump to the recent median after a long streak."""
+        for spec in self.specs:
+            v = read(spec, x)
+            st = self.states[spec.name]
+            if v is None:
+                if isinstance(st.model, _HoltWinters):
+                    # Holt-Winters needs one value per window to keep its season aligned.
+                    st.model.update(st.model.expected())
+                continue
+            self._learn_feature(spec, st, v, x)
+
+    def _learn_feature(self, spec: FeatureSpec, st: _FeatureState, v: float, x: Features) -> None:
+        cfg = self.config
+        st.n += 1
+        st.recent.append(v)
+        w = self._weight(spec, x)
+        if st.n <= cfg.warmup or not st.model.ready():
+            resid = v - st.model.expected() if st.model.ready() else 0.0
+            st.mad += max(cfg.scale_alpha, 1.0 / st.n) * (abs(resid) * w - st.mad)
+            st.model.update(v)
+            return
+        resid = v - st.model.expected()
+        z = self._signed_z(spec, st, v, x)
+        st.streak = st.streak + 1 if abs(z) >= cfg.threshold else 0
+        if st.streak >= cfg.rebaseline_after:
+            self._rebaseline(st, w)
+            return
+        clipped = resid * min(1.0, cfg.clip / abs(z)) if z else resid
+        if abs(z) < cfg.threshold:
+            # An incident must not teach the noise level, or a slow drift hides itself.
+            st.mad += cfg.scale_alpha * (abs(clipped) * w - st.mad)
+        st.model.update(st.model.expected() + clipped)
+
+    @staticmethod
+    def _rebaseline(st: _FeatureState, w: float) -> None:
+        """Adopt the recent windows as the new normal: their median level and spread.
+
+        The spread is re-estimated too: a scale that was too small would
+        otherwise keep every window anomalous and never learn.
+        """
+        centre = statistics.median(st.recent)
+        st.model.shift(centre - st.model.expected())
+        spread = statistics.median(abs(v - centre) for v in st.recent)
+        st.mad = max(st.mad, 0.8 * spread * w)  # median absolute dev -> mean absolute dev
+        st.streak = 0
+
+
+class RobustDetector(ResidualDetector):
+    """Per-feature EWMA baseline with a robust (winsorised mean absolute deviation) z-score.
+
+    >>> d = RobustDetector(RobustConfig(warmup=5))
+    >>> for _ in range(20):
+    ...     d.learn_one({"requests": 100, "error_ratio": 0.01, "p50_ms": 20,
+    ...                  "p95_ms": 80, "p99_ms": 120})
+    >>> d.score_one({"requests": 100, "error_ratio": 0.01, "p50_ms": 20,
+    ...              "p95_ms": 80, "p99_ms": 900}) > 0.8
+    True
+    """
+
+    name = "robust"
+
+    def __init__(
+        self, config: RobustConfig | None = None, specs: tuple[FeatureSpec, ...] = WINDOW_SPECS
+    ) -> None:
+        super().__init__(config or RobustConfig(), specs)
+
+
+class SeasonalDetector(ResidualDetector):
+    """Holt-Winters (daily season) forecast per feature; z = forecast error / robust scale.
+
+    Scores 0 until one full season has been seen (Holt-Winters initialisation).
+    """
+
+    name = "seasonal"
+    config: SeasonalConfig
+
+    def __init__(
+        self, config: SeasonalConfig | None = None, specs: tuple[FeatureSpec, ...] = WINDOW_SPECS
+    ) -> None:
+        super().__init__(config or SeasonalConfig(), specs)
+
+    def _new_model(self) -> _Ewma | _HoltWinters:
+        return _HoltWinters(self.config)

@@ -1,0 +1,72 @@
+"""WindowScorer: per-series models, verdicts, persistence."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pipeline.detect.base import Severity
+from pipeline.detect.scorer import ScorerConfig, Verdict, WindowScorer, build_default
+
+KEY_A = ("checkout", "POST /pay")
+KEY_B = ("search", "GET /q")
+
+
+def window(rng: random.Random, latency: float = 1.0) -> dict[str, float]:
+    return {
+        "requests": float(rng.randint(280, 320)),
+        "error_ratio": rng.random() * 0.01,
+        "p50_ms": 40.0 * latency * (1 + rng.gauss(0, 0.03)),
+        "p95_ms": 100.0 * latency * (1 + rng.gauss(0, 0.05)),
+        "p99_ms": 120.0 * latency * (1 + rng.gauss(0, 0.08)),
+    }
+
+
+def feed(scorer: WindowScorer, key: tuple[str, str], n: int, seed: int) -> list[Verdict]:
+    rng = random.Random(seed)
+    return [scorer.score(key, window(rng)) for _ in range(n)]
+
+
+def test_spike_verdict_names_the_deviating_metrics() -> None:
+    scorer = build_default()
+    feed(scorer, KEY_A, 200, seed=1)
+    verdict = scorer.score(KEY_A, window(random.Random(9), latency=7.0))
+    assert verdict.anomalous and verdict.severity is Severity.CRITICAL
+    names = {name for name, _, _ in verdict.metrics}
+    assert {"p50_ms", "p99_ms"} <= names
+    p99 = next(m for m in verdict.metrics if m[0] == "p99_ms")
+    assert p99[1] > 500 and 90 < p99[2] < 160
+    assert verdict.detector == "robust"
+
+
+def test_normal_window_is_not_anomalous() -> None:
+    scorer = build_default()
+    verdicts = feed(scorer, KEY_A, 300, seed=2)
+    assert not any(v.anomalous for v in verdicts)
+    assert all(v.metrics == () and v.severity is Severity.NONE for v in verdicts)
+
+
+def test_series_keep_separate_models() -> None:
+    scorer = build_default()
+    feed(scorer, KEY_A, 100, seed=3)
+    assert scorer.score(KEY_B, window(random.Random(4), latency=7.0)).score == 0.0  # warm-up
+    assert set(scorer.models) == {KEY_A, KEY_B}
+
+
+@pytest.mark.parametrize("detector", ["robust", "seasonal", "hst", "combined"])
+def test_restored_state_scores_identically(detector: str) -> None:
+    params = {"season_length": "30"} if detector == "seasonal" else {}
+    scorer = WindowScorer(ScorerConfig(detector=detector, params=params))
+    feed(scorer, KEY_A, 150, seed=5)
+    feed(scorer, KEY_B, 80, seed=6)
+    restored = WindowScorer.loads(scorer.dumps())
+    assert feed(restored, KEY_A, 50, seed=7) == feed(scorer, KEY_A, 50, seed=7)
+    assert feed(restored, KEY_B, 50, seed=8) == feed(scorer, KEY_B, 50, seed=8)
+
+
+def test_loads_rejects_unknown_version() -> None:
+    import pickle
+
+    with pytest.raises(ValueError, match="version"):
+        WindowScorer.loads(pickle.dumps((99, ScorerConfig(), {})))
