@@ -413,18 +413,23 @@ def apply(admin: TopicAdmin, decls: Sequence[TopicDecl], fix: bool = False) -> A
     fixed: list[str] = []
     if fix:
         fixed = admin.fix([item for item in before if item.action == "drift"])
-    final = _wait_visible(admin, decls, {d.name for d in missing})
+    final = _wait_settled(admin, decls, {d.name for d in missing} | set(fixed))
     return ApplyResult(tuple(d.name for d in missing), tuple(fixed), tuple(final))
 
 
-def _wait_visible(
-    admin: TopicAdmin, decls: Sequence[TopicDecl], created: set[str]
+def _wait_settled(
+    admin: TopicAdmin, decls: Sequence[TopicDecl], touched: set[str]
 ) -> list[PlanItem]:
-    """Re-plan until topics just created show up in metadata (it lags the create call)."""
+    """Re-plan until topics just created or fixed show it: metadata lags the admin calls."""
     deadline = time.monotonic() + admin.timeout
     while True:
         final = plan(decls, admin.describe(d.name for d in decls))
-        pending = [i for i in final if i.action == "create" and i.decl.name in created]
+        pending = [
+            item
+            for item in final
+            if item.decl.name in touched
+            and (item.action == "create" or any(d.fixable for d in item.drifts))
+        ]
         if not pending or time.monotonic() > deadline:
             return final
         time.sleep(0.1)
