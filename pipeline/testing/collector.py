@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,11 +107,12 @@ class LocalCollector:
         self.config_paths = [Path(p) for p in paths]
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.metrics_port = free_port()
         self._env = {
             "SPANSTREAM_OTLP_GRPC": f"127.0.0.1:{self.grpc_port}",
             "SPANSTREAM_OTLP_HTTP": f"127.0.0.1:{self.http_port}",
             "SPANSTREAM_COLLECTOR_HEALTH": f"127.0.0.1:{free_port()}",
-            "SPANSTREAM_COLLECTOR_METRICS_PORT": str(free_port()),
+            "SPANSTREAM_COLLECTOR_METRICS_PORT": str(self.metrics_port),
             **(env or {}),
         }
         self.log_file = Path(log_dir or ".") / f"otelcol-{self.grpc_port}.log"
@@ -126,6 +128,12 @@ class LocalCollector:
     def otlp_http_endpoint(self) -> str:
         """``http://host:port`` of the OTLP HTTP receiver."""
         return f"http://127.0.0.1:{self.http_port}"
+
+    def metric(self, name: str) -> float:
+        """The sum of the Collector's own Prometheus samples named ``name`` (0 if absent)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return prometheus_sum(resp.read().decode(), name)
 
     def command(self) -> list[str]:
         """The command line that starts this Collector."""
@@ -180,6 +188,13 @@ class LocalCollector:
             proc.kill()
             proc.wait(STOP_TIMEOUT)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is drained or flushed."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the Collector's log, for error messages."""
         if not self.log_file.exists():
@@ -196,6 +211,20 @@ class LocalCollector:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def prometheus_sum(text: str, name: str) -> float:
+    """Sum of the samples of metric ``name`` in Prometheus text format.
+
+    >>> prometheus_sum('# HELP x\\nx{a="1"} 2\\nx{a="2"} 3\\nx_total 9\\n', "x")
+    5.0
+    """
+    total = 0.0
+    for line in text.splitlines():
+        sample = line.split("{", 1)[0].split(" ", 1)[0]
+        if sample == name:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 @dataclass(frozen=True)

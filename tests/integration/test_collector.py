@@ -27,6 +27,7 @@ from pipeline.testing.collector import (
     collector_built,
     run_telemetrygen,
 )
+from pipeline.testing.kafka_broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,42 @@ def test_telemetrygen_spans_reach_kafka_one_trace_per_record(
     assert all(set(r.trace_ids) == {r.key} for r in records)
     assert len({r.key for r in records}) == sent.traces
     assert set().union(*(r.services for r in records)) == {"checkout", "cart"}
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_durable_queue_survives_a_collector_crash_while_kafka_is_down(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory("otlp-spans-durable", partitions=3)
+    configs = [COLLECTOR_DIR / "otelcol-kafka.yaml", COLLECTOR_DIR / "otelcol-kafka-durable.yaml"]
+    env = {"SPANSTREAM_INPUT_TOPIC": topic, "SPANSTREAM_COLLECTOR_QUEUE_DIR": str(tmp_path / "q")}
+    # Nothing listens on the first Collector's broker address: its sends fail.
+    dead = {**env, "SPANSTREAM_KAFKA": f"127.0.0.1:{free_port()}"}
+    first = LocalCollector(configs, dead, log_dir=tmp_path).start()
+    try:
+        sent = run_telemetrygen(first.otlp_grpc_endpoint, traces=10, child_spans=2)
+        # The batch processor holds spans in memory until it flushes them to
+        # the exporter's queue; only then are they on disk.
+        _wait_for(
+            lambda: first.metric("otelcol_processor_batch_batch_send_size_sum") >= sent.spans,
+            30.0,
+            "the batch processor to flush into the queue",
+        )
+    finally:
+        first.kill()
+
+    live = {**env, "SPANSTREAM_KAFKA": kafka_bootstrap}
+    with LocalCollector(configs, live, log_dir=tmp_path):
+        records = asyncio.run(_consume(kafka_bootstrap, topic, "otlp_proto", sent.spans))
+
+    assert sum(len(r.trace_ids) for r in records) == sent.spans == 30
+    assert len({r.key for r in records}) == sent.traces
 
 
 VALIDATE_CASES = [
