@@ -3,8 +3,10 @@
 * Keyed (default, ``partition_traces_by_id: true``): one message per trace,
   key = the 32-char lowercase hex trace id.
 * Split: a share of traces goes out in two messages, the earliest-ending
-  spans first and the rest ``split_delay_s`` later, as when a trace's spans
-  straddle several Collector batch flushes. Both keep the trace-id key.
+  spans first and the rest ``split_delay_s`` after the trace ends, as when a
+  trace's spans straddle several Collector batch flushes. Both keep the key.
+
+Messages go out in due order, a part being due when its last span ends.
 * Batched (``batch_traces`` = N > 0): N trace parts per message with no key,
   as the exporter sends whole batches without ``partition_traces_by_id``.
 
@@ -69,20 +71,25 @@ def split_spans(
 
 
 def trace_parts(traces: Iterable[Trace], framing: Framing) -> Iterator[Part]:
-    """Parts in due order; split traces' second parts wait ``split_delay_s``."""
+    """Parts in due order: a part is due when its last span ends (when an SDK exports it);
+    a split trace's second part ``split_delay_s`` after the trace ends."""
     rng = random.Random(f"{framing.seed}:split")
     delay = int(framing.split_delay_s * NS)
     pending: list[tuple[int, int, Part]] = []
-    for seq, trace in enumerate(traces):
+    seq = 0
+    for trace in traces:
+        # Later traces start no earlier than this one, so these are final.
         while pending and pending[0][0] <= trace.start_ns:
             yield heapq.heappop(pending)[2]
+        end = max(s.end_ns for s in trace.spans)
         if len(trace.spans) > 1 and rng.random() < framing.split_share:
             first, second = split_spans(trace.spans, rng)
-            yield Part(trace, first, trace.start_ns)
-            due = trace.start_ns + delay
-            heapq.heappush(pending, (due, seq, Part(trace, second, due)))
+            parts = [Part(trace, first, first[-1].end_ns), Part(trace, second, end + delay)]
         else:
-            yield Part(trace, trace.spans, trace.start_ns)
+            parts = [Part(trace, trace.spans, end)]
+        for part in parts:
+            heapq.heappush(pending, (part.due_ns, seq, part))
+            seq += 1
     while pending:
         yield heapq.heappop(pending)[2]
 

@@ -34,13 +34,16 @@ def _span_trace_ids(req: ExportTraceServiceRequest) -> list[str]:
 
 @pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])
 def test_keyed_one_message_per_trace_with_hex_trace_id_key(encoding: str) -> None:
-    traces = _traces()
-    msgs = list(to_messages(traces, Framing(encoding=encoding)))
+    traces = {t.trace_id_hex: t for t in _traces()}
+    msgs = list(to_messages(traces.values(), Framing(encoding=encoding)))
     assert len(msgs) == len(traces)
-    for msg, trace in zip(msgs, traces, strict=True):
-        assert msg.key == trace.trace_id_hex.encode() and len(msg.key) == 32
+    for msg in msgs:
+        assert msg.key is not None and len(msg.key) == 32
+        trace = traces[msg.key.decode()]
+        assert msg.due_ns == max(s.end_ns for s in trace.spans)
         ids = _span_trace_ids(_decode(msg, encoding))
-        assert ids == [trace.trace_id_hex] * len(trace.spans) == [msg.key.decode()] * len(ids)
+        assert ids == [trace.trace_id_hex] * len(trace.spans)
+    assert [m.due_ns for m in msgs] == sorted(m.due_ns for m in msgs)
 
 
 def test_split_sends_a_share_of_traces_in_two_parts_covering_all_spans() -> None:
