@@ -16,7 +16,9 @@ need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || need_apt+=(golang-go)
-[[ -x /usr/bin/clickhouse-server || -x /usr/bin/clickhouse ]] || need_apt+=(clickhouse-server)
+# server.sh waits for the server with clickhouse-client, so both are needed.
+[[ -x /usr/sbin/clickhouse-server ]] || need_apt+=(clickhouse-server)
+[[ -x /usr/bin/clickhouse-client ]] || need_apt+=(clickhouse-client)
 if ((${#need_apt[@]})); then
   step "apt: ${need_apt[*]}"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

@@ -1,3 +1,3 @@
-"""spanstream: OpenTelemetry traces from Kafka to tail-sampled spans, RED windows and anomaly alerts."""
+"""spanstream: OpenTelemetry traces from Kafka -> tail-sampled spans, RED windows, alerts."""
 
 __version__ = "0.1.0.dev0"

@@ -68,12 +68,12 @@ class Pipeline:
         self.judge = WindowJudge()
         self.lock = asyncio.Lock()
         self._pending_alerts: list[Alert] = []
-        self.app = self._faust_app(datadir)
+        self._faust_app(datadir)
         self.loop = self._ingest_loop()
         self._thread: threading.Thread | None = None
 
     # -- Faust side ---------------------------------------------------------------------
-    def _faust_app(self, datadir: str) -> faust.App:
+    def _faust_app(self, datadir: str) -> None:
         s = self.settings
         app = faust.App(
             f"{s.group}-windows",
@@ -87,13 +87,14 @@ class Pipeline:
             web_bind="127.0.0.1",
             topic_allow_declare=True,
         )
+        self.app = app  # the table views below ask it which partitions this worker owns
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.partials_topic = app.topic(s.partials_topic, key_type=bytes, value_type=bytes, **raw)
         self.alerts_topic = app.topic(s.alert_topic, key_type=bytes, value_type=bytes, **raw)
         n = s.partials_partitions
         table_opts: dict[str, Any] = {"partitions": n, "use_partitioner": True}
-        self.windows = app.Table("windows", value_serializer="json", **table_opts)
-        self.detectors = app.Table("detectors", value_serializer="raw", **table_opts)
+        self.windows = app.Table("windows", **table_opts)
+        self.detectors = app.Table("detectors", **table_opts)
         self.window_view = OwnedView(self.windows, n, self._owned)
         self.detector_view = OwnedView(self.detectors, n, self._owned)
         self.assembler = WindowAssembler(
@@ -104,7 +105,6 @@ class Pipeline:
         app.service(_ingest_service(self))
         app.page("/query")(self._query_page)
         self._owned_before: set[int] = set()
-        return app
 
     def _owned(self) -> set[int]:
         actives = self.app.assignor.assigned_actives()

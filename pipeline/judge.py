@@ -7,7 +7,7 @@ episodes exactly where the previous one stopped instead of re-learning.
 
 >>> from pipeline.windows.series import ClosedWindow
 >>> judge = WindowJudge()
->>> state: dict[str, bytes] = {}
+>>> state: dict[str, str] = {}
 >>> w = ClosedWindow("shop", "GET /", 0, 60_000_000_000, 100, 0, 0.0, 10.0, 20.0, 30.0, 40.0,
 ...                  0, ())
 >>> judge.judge([w], state)
@@ -18,6 +18,7 @@ episodes exactly where the previous one stopped instead of re-learning.
 
 from __future__ import annotations
 
+import base64
 import pickle
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from pipeline.detect.scorer import ScorerConfig, WindowScorer, build_default
 from pipeline.windows.assembler import series_key
 from pipeline.windows.series import ClosedWindow
 
-StateStore = MutableMapping[str, bytes]
+#: Per-series state as base64 text: the worker keeps it in a JSON-serialized Faust table.
+StateStore = MutableMapping[str, str]
 
 
 def features(window: ClosedWindow) -> dict[str, float]:
@@ -77,14 +79,14 @@ class WindowJudge:
             alert = series.episodes.observe(ref, finding)
             if alert is not None:
                 alerts.append(alert)
-            state[key] = pickle.dumps(series)
+            state[key] = base64.b64encode(pickle.dumps(series)).decode()
             del self._scorer.models[(window.service, window.operation)]
         return alerts
 
     def _load(self, key: str, state: StateStore) -> _Series:
         blob = state.get(key)
         if blob is not None:
-            series = pickle.loads(blob)
+            series = pickle.loads(base64.b64decode(blob))
             assert isinstance(series, _Series)
             return series
         model = self._scorer.config.factory()()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from pipeline.errors import ConfigError
@@ -65,7 +65,7 @@ class Settings:
     kafka_bootstrap: str = DEFAULT_KAFKA
     #: SPANSTREAM_CLICKHOUSE: ``chdb:<dir>`` (embedded, default ``chdb:data/chdb``),
     #: ``clickhouse://user:pass@host:9000/db`` or ``clickhouses://`` for TLS.
-    clickhouse_url: SecretStr = SecretStr(DEFAULT_CLICKHOUSE)
+    clickhouse_url: SecretStr = field(default_factory=lambda: SecretStr(DEFAULT_CLICKHOUSE))
     #: SPANSTREAM_INPUT_TOPIC: where the Collector's kafka exporter writes (its default name).
     input_topic: str = "otlp_spans"
     #: SPANSTREAM_DLQ_TOPIC: undecodable records, with the error in headers.

@@ -45,7 +45,12 @@ _T = TypeVar("_T")
 DEFAULT_TOPICS_FILE = Path(__file__).resolve().parents[1] / "topics" / "topics.yaml"
 
 #: Logical roles and the settings field holding each one's topic name.
-ROLE_FIELDS = {"input": "input_topic", "dlq": "dlq_topic", "alerts": "alert_topic"}
+ROLE_FIELDS = {
+    "input": "input_topic",
+    "dlq": "dlq_topic",
+    "alerts": "alert_topic",
+    "partials": "partials_topic",
+}
 
 _ENTRY_KEYS = {"role", "name", "partitions", "replication_factor", "config"}
 _CLEANUP_POLICIES = {"delete", "compact", "compact,delete"}

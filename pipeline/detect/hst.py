@@ -19,7 +19,7 @@ from pipeline.detect.base import WINDOW_SPECS, Detector, Features, FeatureSpec, 
 class HstConfig:
     """Parameters of the Half-Space Trees detector (``seed`` makes the trees reproducible)."""
 
-    n_trees: int = 15
+    n_trees: int = 10
     height: int = 6
     window_size: int = 120
     threshold: float = 4.0

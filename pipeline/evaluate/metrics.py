@@ -108,17 +108,17 @@ def f1(precision: float | None, recall: float | None) -> float | None:
     return 2 * precision * recall / (precision + recall)
 
 
-def delay_quantiles(delays: Sequence[int]) -> tuple[float | None, float | None]:
+def delay_quantiles(delays: Sequence[int]) -> tuple[float, float] | tuple[None, None]:
     """Median and 90th percentile (nearest rank) of detection delays in windows.
 
     >>> delay_quantiles([0, 1, 2, 3, 10])
-    (2, 10)
+    (2.0, 10.0)
     """
     if not delays:
         return None, None
     ordered = sorted(delays)
     rank = max(0, -(-9 * len(ordered) // 10) - 1)  # ceil(0.9 n) - 1
-    return statistics.median(ordered), ordered[rank]
+    return float(statistics.median(ordered)), float(ordered[rank])
 
 
 def average_precision(labels: Sequence[int], scores: Sequence[float]) -> float | None:

@@ -20,9 +20,8 @@ def test_every_mounted_host_path_exists() -> None:
     for name, service in compose()["services"].items():
         for volume in service.get("volumes", []):
             host = volume.split(":", 1)[0]
-            if host.startswith("."):
-                if not (ROOT / host).exists():
-                    missing.append(f"{name}: {host}")
+            if host.startswith(".") and not (ROOT / host).exists():
+                missing.append(f"{name}: {host}")
     assert missing == []
 
 

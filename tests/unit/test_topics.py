@@ -33,7 +33,8 @@ def entry(**overrides: Any) -> dict[str, Any]:
 def test_repository_declarations_cover_every_role() -> None:
     decls = load_declarations(DEFAULT_TOPICS_FILE, SETTINGS)
     by_role = {d.role: d for d in decls}
-    assert set(by_role) == {"input", "dlq", "alerts"}
+    assert set(by_role) == {"input", "dlq", "alerts", "partials"}
+    assert by_role["partials"].partitions == SETTINGS.partials_partitions
     assert by_role["input"].name == "otlp_spans"
     assert by_role["input"].partitions == 6
     assert by_role["alerts"].partitions == 3
@@ -45,7 +46,12 @@ def test_repository_declarations_cover_every_role() -> None:
 def test_role_names_follow_settings_environment() -> None:
     settings = load_settings({"SPANSTREAM_INPUT_TOPIC": "spans-x", "SPANSTREAM_DLQ_TOPIC": "d-x"})
     names = {d.role: d.name for d in load_declarations(DEFAULT_TOPICS_FILE, settings)}
-    assert names == {"input": "spans-x", "dlq": "d-x", "alerts": "spanstream-alerts"}
+    assert names == {
+        "input": "spans-x",
+        "dlq": "d-x",
+        "alerts": "spanstream-alerts",
+        "partials": "spanstream-partials",
+    }
 
 
 def test_config_values_become_kafka_strings() -> None:
