@@ -103,7 +103,12 @@ class Pipeline:
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.timer(1.0)(self._close)
         app.service(_ingest_service(self))
-        app.page("/query")(self._query_page)
+        # Faust binds a page handler as a View method (view, request); a bound method
+        # would lose ``view``, so a plain function forwards to it.
+        async def query_page(view: Any, request: Any) -> Any:
+            return await self._query_page(view, request)
+
+        app.page("/query")(query_page)
         self._owned_before: set[int] = set()
 
     def _owned(self) -> set[int]:
@@ -183,11 +188,12 @@ class Pipeline:
 
     async def _query_page(self, web: Any, request: Any) -> Any:
         from pipeline.query import QueryRefused, run_readonly
+        from pipeline.store.base import QueryError
 
         sql = request.query.get("sql", "")
         try:
             rows = await asyncio.to_thread(run_readonly, self.store, sql)
-        except QueryRefused as exc:
+        except (QueryRefused, QueryError) as exc:
             return web.json({"error": str(exc)}, status=400)
         return web.json({"rows": rows})
 

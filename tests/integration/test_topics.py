@@ -20,6 +20,7 @@ ROLE_ENV = {
     "input": "SPANSTREAM_INPUT_TOPIC",
     "dlq": "SPANSTREAM_DLQ_TOPIC",
     "alerts": "SPANSTREAM_ALERT_TOPIC",
+    "partials": "SPANSTREAM_PARTIALS_TOPIC",
 }
 
 

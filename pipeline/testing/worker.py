@@ -1,0 +1,186 @@
+"""A real ``spanstream worker`` process for end-to-end and fault tests.
+
+Each worker runs in its own process on free local ports, with its own Faust
+data dir and log file, exactly as a user starts it. Tests talk to it as a user
+would: rows come from its ``/query`` endpoint (the worker holds the embedded
+chdb directory, so nothing else may open it while it runs), and it is stopped
+with SIGTERM or killed with SIGKILL.
+
+    with LocalWorker(tmp_path / "w1", bootstrap=kafka, store_url=f"chdb:{tmp_path}/ch") as w:
+        w.wait_for(lambda: w.count("otel_traces") >= 1000, timeout=120)
+        w.kill()
+        w.start()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pipeline.errors import ServiceUnavailable
+from pipeline.testing.kafka_broker import free_port
+
+#: Seconds a worker may take from start until its /query endpoint answers.
+READY_TIMEOUT = 90.0
+#: Seconds a graceful stop may take before SIGKILL.
+STOP_TIMEOUT = 60.0
+
+
+class LocalWorker:
+    """One ``spanstream worker`` subprocess; ``env`` adds ``SPANSTREAM_*`` settings."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        bootstrap: str,
+        store_url: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.web_port = free_port()
+        self.metrics_port = free_port()
+        self.log_file = self.workdir / "worker.log"
+        self._env = {
+            **os.environ,
+            "SPANSTREAM_KAFKA": bootstrap,
+            "SPANSTREAM_CLICKHOUSE": store_url,
+            "SPANSTREAM_WEB_PORT": str(self.web_port),
+            "SPANSTREAM_METRICS_PORT": str(self.metrics_port),
+            **(env or {}),
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
+        """Start the process and wait until its /query endpoint answers."""
+        if self.running:
+            raise RuntimeError("worker already running")
+        cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--datadir", str(self.workdir)]
+        with self.log_file.open("ab") as log:
+            log.write(f"--- start {self.starts + 1} ---\n".encode())
+            log.flush()
+            self._proc = subprocess.Popen(
+                cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.starts += 1
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ServiceUnavailable(f"worker exited during start: {self.log_tail()}")
+            if self._answers():
+                return
+            time.sleep(0.2)
+        self.kill()
+        raise ServiceUnavailable(f"worker not ready after {ready_timeout:.0f}s: {self.log_tail()}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, wait for a clean exit (SIGKILL after ``timeout``); returns the exit code."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would end it."""
+        self._signal(signal.SIGKILL, STOP_TIMEOUT)
+
+    def _signal(self, sig: signal.Signals, timeout: float) -> int:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc is not None else 0
+        os.killpg(proc.pid, sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker process now (0 when not running)."""
+        if self.pid is None or not self.running:
+            return 0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- what a user sees -----------------------------------------------------------------
+    def query(self, sql: str, timeout: float = 60.0) -> list[list[Any]]:
+        """Rows of a reading statement, through the worker's /query endpoint."""
+        url = f"http://127.0.0.1:{self.web_port}/query?" + urllib.parse.urlencode({"sql": sql})
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                rows: list[list[Any]] = json.loads(response.read())["rows"]
+        except urllib.error.HTTPError as exc:
+            raise ServiceUnavailable(f"query failed ({exc.code}): {exc.read()[:500]!r}") from None
+        return rows
+
+    def count(self, table: str, where: str = "1") -> int:
+        return int(self.query(f"SELECT count() FROM {table} WHERE {where}")[0][0])
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus metric over its labels (0 when absent)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str = "") -> None:
+        """Poll ``condition`` until it holds; fail with the log tail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise AssertionError(f"worker died waiting for {what}: {self.log_tail()}")
+            try:
+                if condition():
+                    return
+            except (OSError, ServiceUnavailable):
+                pass  # endpoint not up yet or briefly busy
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def _answers(self) -> bool:
+        try:
+            self.query("SELECT 1", timeout=2)
+        except (OSError, ServiceUnavailable):
+            return False
+        return True
+
+    def __enter__(self) -> LocalWorker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
