@@ -103,6 +103,7 @@ class Pipeline:
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.timer(1.0)(self._close)
         app.service(_ingest_service(self))
+
         # Faust binds a page handler as a View method (view, request); a bound method
         # would lose ``view``, so a plain function forwards to it.
         async def query_page(view: Any, request: Any) -> Any:
