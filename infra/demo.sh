@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The main job on the embedded default (chdb), on one machine, no Docker:
+#
+#   1. a real Kafka broker (infra/kafka/kafka.sh) on 127.0.0.1:9092, topics from topics/topics.yaml;
+#   2. one `spanstream worker` writing to the embedded ClickHouse in data/chdb;
+#   3. traffic: 40 minutes of synthetic history with a latency spike on `checkout` 5 minutes
+#      before the end (`spanstream generate`, simulated time, sent in seconds), then live
+#      traffic: the real OpenTelemetry Collector fed by telemetrygen when they are built
+#      (infra/collector/build.sh), else the built-in generator in real time;
+#   4. it prints the alerts as they arrive, then what landed in ClickHouse, then stops
+#      everything (DEMO_KEEP=1 leaves Kafka and the worker running).
+#
+# Usage: make demo   (or: bash infra/demo.sh after make bootstrap)
+# Env: DEMO_SECONDS (live phase, default 60), DEMO_KEEP (0), SPANSTREAM_WINDOW_SECONDS
+# (10 here so a demo shows alerts in minutes; the product default is 60).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+SS=.venv/bin/spanstream
+DATA="$REPO/data"
+DEMO_SECONDS="${DEMO_SECONDS:-60}"
+DEMO_KEEP="${DEMO_KEEP:-0}"
+HISTORY_SECONDS=2400
+export SPANSTREAM_KAFKA="${SPANSTREAM_KAFKA:-127.0.0.1:9092}"
+export SPANSTREAM_CLICKHOUSE="${SPANSTREAM_CLICKHOUSE:-chdb:$DATA/chdb}"
+export SPANSTREAM_WINDOW_SECONDS="${SPANSTREAM_WINDOW_SECONDS:-10}"
+export SPANSTREAM_ALLOWED_LATENESS_SECONDS="${SPANSTREAM_ALLOWED_LATENESS_SECONDS:-5}"
+mkdir -p "$DATA"
+
+step() { printf '\n== %s\n' "$*"; }
+pids=()
+cleanup() {
+  [[ "$DEMO_KEEP" == "1" ]] && { echo "left running (DEMO_KEEP=1): worker, Kafka"; return; }
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  bash infra/kafka/kafka.sh stop --data-dir "$DATA/kafka" >/dev/null 2>&1 || true
+  echo "stopped; data kept in $DATA (rm -rf data to start over)"
+}
+trap cleanup EXIT
+
+step "Kafka on $SPANSTREAM_KAFKA"
+port="${SPANSTREAM_KAFKA##*:}"
+bash infra/kafka/kafka.sh status --data-dir "$DATA/kafka" >/dev/null 2>&1 ||
+  bash infra/kafka/kafka.sh start --port "$port" --data-dir "$DATA/kafka"
+$SS topics apply
+
+step "worker (store $SPANSTREAM_CLICKHOUSE, ${SPANSTREAM_WINDOW_SECONDS}s windows), log: data/worker.log"
+$SS worker --datadir "$DATA/faust" >"$DATA/worker.log" 2>&1 &
+pids+=($!)
+deadline=$((SECONDS + 90))
+until $SS query "SELECT 1" >/dev/null 2>&1; do
+  kill -0 "${pids[0]}" 2>/dev/null || { tail -20 "$DATA/worker.log"; exit 1; }
+  ((SECONDS < deadline)) || { echo "worker not ready after 90 s" >&2; exit 1; }
+  sleep 0.5
+done
+echo "worker ready: http://127.0.0.1:6066/query, metrics http://127.0.0.1:9464/metrics"
+
+step "alerts (spanstream alerts tail), in the background"
+$SS alerts tail --from-beginning >"$DATA/alerts.txt" 2>/dev/null &
+pids+=($!)
+
+step "history: ${HISTORY_SECONDS}s of synthetic traffic with a latency spike on checkout"
+start=$(($(date +%s) - HISTORY_SECONDS))
+$SS generate --rate 5 --start-time "$start" --duration "$HISTORY_SECONDS" \
+  --anomaly "latency_spike:service=checkout,start=$((HISTORY_SECONDS - 300)),duration=120,factor=6"
+
+step "live traffic for ${DEMO_SECONDS}s"
+if bash infra/collector/run-demo.sh --check >/dev/null 2>&1; then
+  echo "running: the real OpenTelemetry Collector (otelcol-spanstream) fed by telemetrygen"
+  bash infra/collector/run-demo.sh --seconds "$DEMO_SECONDS"
+else
+  echo "running: spanstream generate in real time (the Collector is not built: infra/collector/build.sh)"
+  $SS generate --rate 5 --duration "$DEMO_SECONDS" --seed 2 --progress-seconds 15
+fi
+
+step "alerts so far (data/alerts.txt)"
+cat "$DATA/alerts.txt" || true
+
+step "ClickHouse (spanstream query ...)"
+$SS query "SELECT ServiceName, count() AS spans, uniq(TraceId) AS traces FROM otel_traces GROUP BY 1 ORDER BY 2 DESC"
+$SS query "SELECT ServiceName, SpanName, count() AS windows, sum(Requests), sum(Errors), round(max(DurationP99Ms), 1) FROM spanstream_red_metrics GROUP BY 1, 2 ORDER BY 4 DESC LIMIT 8"
+$SS query "SELECT AlertId, max(Version), any(Summary) FROM spanstream_anomalies GROUP BY 1 LIMIT 5"
