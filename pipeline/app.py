@@ -68,8 +68,12 @@ class Pipeline:
         self.judge = WindowJudge()
         self.lock = asyncio.Lock()
         self._pending_alerts: list[Alert] = []
+        self._late_counted = 0
         self._faust_app(datadir)
-        self.loop = self._ingest_loop()
+        self.core = self._ingest_core()
+        self.sink = self._trace_sink(self.core)
+        #: Built by :meth:`start_ingest`: the app (and its agent tests) need no broker before.
+        self.loop: IngestLoop | None = None
         self._thread: threading.Thread | None = None
 
     # -- Faust side ---------------------------------------------------------------------
@@ -136,6 +140,7 @@ class Pipeline:
 
     async def _close(self) -> None:
         async with self.lock:
+            self._count_late()
             if not self._settled():
                 return
             try:
@@ -145,11 +150,19 @@ class Pipeline:
                         await asyncio.to_thread(self._write_windows, closed)
             except SinkUnavailable as exc:
                 log.warning("closed windows not written, retrying: %s", exc)
+                metrics.INSERT_RETRIES.labels(METRICS_TABLE).inc()
                 self.assembler.reload()
                 return
             if closed:
                 self._judge(closed)
         await self._flush_alerts()
+
+    def _count_late(self) -> None:
+        """Export the assembler's late-span count (a plain int it keeps) as a counter."""
+        late = self.assembler.late_spans
+        if late > self._late_counted:
+            metrics.LATE_SPANS.inc(late - self._late_counted)
+            self._late_counted = late
 
     def _write_windows(self, closed: Sequence[ClosedWindow]) -> None:
         write = table_writer(self.store, METRICS_TABLE, window_columns)
@@ -176,6 +189,7 @@ class Pipeline:
             await asyncio.to_thread(write, alerts, "alerts-" + _alert_token(alerts))
         except SinkUnavailable as exc:
             log.warning("anomalies not written, retrying: %s", exc)
+            metrics.INSERT_RETRIES.labels(ANOMALIES_TABLE).inc()
             return
         for alert in alerts:
             if alert.publish:
@@ -199,11 +213,11 @@ class Pipeline:
         return web.json({"rows": rows})
 
     # -- ingest side ----------------------------------------------------------------------
-    def _ingest_loop(self) -> IngestLoop:
+    def _ingest_core(self) -> IngestCore:
         s = self.settings
         policies = standard_policies(s.baseline_rate, LatencyState(), self.flags, self.exemplars)
         buffer = TraceBuffer(s.decision_wait_seconds, self.clock, policies)
-        core = IngestCore(
+        return IngestCore(
             buffer=buffer,
             enricher=Enricher(),
             clock=self.clock,
@@ -212,23 +226,27 @@ class Pipeline:
             cut_interval_seconds=s.cut_interval_seconds,
             exemplars=self.exemplars,
         )
-        sink = BatchingSink(
+
+    def _trace_sink(self, core: IngestCore) -> BatchingSink[DecidedTrace]:
+        return BatchingSink(
             "otel_traces",
             self._span_writer(core),
             _trace_identity,
-            max_rows=s.batch_max_traces,
+            max_rows=self.settings.batch_max_traces,
             on_written=lambda traces: _written(core, traces),
         )
+
+    def _ingest_loop(self) -> IngestLoop:
+        s = self.settings
         return IngestLoop(
-            core=core,
+            core=self.core,
             consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group)),
             producer=Producer(producer_config(s.kafka_bootstrap)),
-            sink=sink,
+            sink=self.sink,
             input_topic=s.input_topic,
             partials_topic=s.partials_topic,
             dlq_topic=s.dlq_topic,
             flush_interval=s.flush_interval_seconds,
-            on_decided=_count_dropped,
         )
 
     def _span_writer(self, core: IngestCore) -> Any:
@@ -244,11 +262,13 @@ class Pipeline:
         return write
 
     def start_ingest(self) -> None:
+        self.loop = self._ingest_loop()
         self._thread = threading.Thread(target=self.loop.run, name="ingest", daemon=True)
         self._thread.start()
 
     def stop_ingest(self, timeout: float = 30.0) -> None:
-        self.loop.stop_event.set()
+        if self.loop is not None:
+            self.loop.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -278,13 +298,6 @@ def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
             counts[span.service_name] = counts.get(span.service_name, 0) + 1
         for service, n in counts.items():
             metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
-
-
-def _count_dropped(decided: Sequence[DecidedTrace]) -> None:
-    for trace in decided:
-        if not trace.kept:
-            for span in trace.spans:
-                metrics.SPANS_DROPPED.labels(span.service_name).inc()
 
 
 def _window_token(closed: Sequence[ClosedWindow]) -> str:

@@ -11,6 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 MESSAGES_IN = Counter(
     "spanstream_messages_in_total", "Kafka records consumed from the input topic", ["encoding"]
 )
+#: A record's payload bytes are split across its services by span share (see ingest.volume).
 BYTES_IN = Counter("spanstream_bytes_in_total", "Payload bytes consumed", ["service"])
 SPANS_IN = Counter("spanstream_spans_in_total", "Spans decoded", ["service"])
 DECODE_ERRORS = Counter(
@@ -25,11 +26,12 @@ SPANS_KEPT = Counter(
 SPANS_DROPPED = Counter(
     "spanstream_spans_sampled_out_total", "Spans deliberately sampled out", ["service"]
 )
+#: Estimated otel_traces row bytes (sampling.stats.span_size), not wire bytes.
 BYTES_KEPT = Counter("spanstream_bytes_kept_total", "Approximate bytes of kept spans", ["service"])
 KEEP_RATIO = Gauge("spanstream_sampling_keep_ratio", "Spans kept / spans decided", ["service"])
-LATE_SPANS = Counter(
-    "spanstream_late_spans_total", "Spans arriving after their window closed", ["service"]
-)
+#: No service label: the assembler counts one total; per series, see LateSpans in
+#: spanstream_red_metrics.
+LATE_SPANS = Counter("spanstream_late_spans_total", "Spans arriving after their window closed")
 WINDOWS_CLOSED = Counter("spanstream_windows_closed_total", "Windows closed and written")
 WINDOW_LAG = Gauge(
     "spanstream_window_lag_seconds", "Wall clock minus the end of the newest closed window"
@@ -46,6 +48,7 @@ INSERT_ROWS = Histogram(
     ["table"],
     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000),
 )
+#: Counted at each failed attempt: every failed insert is retried (same rows, same token).
 INSERT_RETRIES = Counter(
     "spanstream_clickhouse_insert_retries_total", "Failed inserts retried", ["table"]
 )

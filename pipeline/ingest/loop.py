@@ -14,24 +14,26 @@ the main thread consumes the partials this loop produces.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline import metrics
+from pipeline.clock import Clock
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import Cut, DeadLetter, IngestCore
 from pipeline.ingest.progress import Progress
-from pipeline.otlp.decode import Decoded
+from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
+#: Seconds between consumer-lag refreshes (cached watermarks: no broker round trip).
+LAG_INTERVAL = 5.0
 
 
 class IngestLoop:
@@ -48,7 +50,7 @@ class IngestLoop:
         partials_topic: str,
         dlq_topic: str,
         flush_interval: float = 1.0,
-        on_decided: Callable[[Sequence[DecidedTrace]], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.core = core
         self.consumer = consumer
@@ -58,12 +60,16 @@ class IngestLoop:
         self.partials_topic = partials_topic
         self.dlq_topic = dlq_topic
         self.flush_interval = flush_interval
-        self.on_decided = on_decided
+        #: The core's clock unless told otherwise, so tests drive flushes and backoff by hand.
+        self.clock = core.clock if clock is None else clock
+        self.volume = VolumeMeter(core.buffer.stats, self.clock)
         self.stop_event = threading.Event()
         self._unsent: list[Cut] = []
         self._committed: dict[int, tuple[int, str]] = {}
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock.now()
         self._paused_until = 0.0
+        self._paused = False
+        self._lag_at = float("-inf")
         self._delivery_errors: list[str] = []
         self._dlq_retry: list[DeadLetter] = []
 
@@ -93,9 +99,20 @@ class IngestLoop:
             self._commit()
         except SinkUnavailable as exc:
             log.warning("revoked while ClickHouse is unavailable; next owner replays: %s", exc)
-        for tp in partitions:
-            self.core.revoke(tp.partition)
-            self._committed.pop(tp.partition, None)
+        if self._paused:
+            # librdkafka keeps a partition's pause flag across re-assignment; resume (while
+            # still assigned) what leaves, or it could come back paused for good.
+            with contextlib.suppress(KafkaException):
+                self.consumer.resume(partitions)
+        gone = {tp.partition for tp in partitions}
+        for p in gone:
+            self.core.revoke(p)
+            self._committed.pop(p, None)
+            _forget_lag(p)
+        # The next owner re-cuts and dead-letters these itself: sending them from here
+        # too would only add duplicates.
+        self._unsent = [c for c in self._unsent if c.partition not in gone]
+        self._dlq_retry = [d for d in self._dlq_retry if d.partition not in gone]
 
     # -- main loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -109,15 +126,33 @@ class IngestLoop:
 
     def step(self, batch: int = 500, timeout: float = 0.1) -> int:
         """One poll-and-tick round; returns the records consumed (for tests and benchmarks)."""
-        paused = time.monotonic() < self._paused_until
-        records = [] if paused else self.consumer.consume(batch, timeout)
-        if paused:
-            self.consumer.poll(0)  # keep group membership alive while backing off
+        self._hold_while_backing_off()
+        # Paused partitions yield no records, but consume() still serves rebalance
+        # callbacks and keeps the group membership alive, and it waits ``timeout``.
+        records = self.consumer.consume(batch, timeout)
         for record in records:
             self._on_record(record)
         self.producer.poll(0)
         self._tick()
         return len(records)
+
+    def _backing_off(self) -> bool:
+        return self.clock.now() < self._paused_until
+
+    def _hold_while_backing_off(self) -> None:
+        """Pause fetching during a sink backoff; resume once it is over.
+
+        Pausing (not skipping consume, nor polling and discarding what poll
+        returns) is what keeps records safe: librdkafka purges the prefetched
+        ones and refetches from the last record handed to us on resume.
+        """
+        if self._backing_off():
+            # Every round: partitions assigned during the backoff must pause too.
+            self.consumer.pause(self.consumer.assignment())
+            self._paused = True
+        elif self._paused:
+            self.consumer.resume(self.consumer.assignment())
+            self._paused = False
 
     def _on_record(self, record: Message) -> None:
         err = record.error()
@@ -136,7 +171,7 @@ class IngestLoop:
             metrics.DECODE_ERRORS.labels(result.reason).inc()
             self._dead_letter(result)
         else:
-            _count_in(result)
+            self.volume.record_in(result)
 
     def _tick(self) -> None:
         retry, self._dlq_retry = self._dlq_retry, []
@@ -145,16 +180,46 @@ class IngestLoop:
         try:
             self._decide()
             self._send_cuts()
-            self._flush_sink()
+            if not self._backing_off():  # retry the write only once the backoff is over
+                self._flush_sink()
         except SinkUnavailable as exc:
             self._back_off(exc)
         self._commit()
+        self._report()
+
+    def _report(self) -> None:
+        metrics.BUFFERED_TRACES.set(len(self.core.buffer))
+        line = self.volume.tick()
+        if line is not None:
+            log.info("%s", line)
+        if self.clock.now() - self._lag_at >= LAG_INTERVAL:
+            self._lag_at = self.clock.now()
+            self._refresh_lag()
+
+    def _refresh_lag(self) -> None:
+        """Per partition, high watermark minus position, from librdkafka's local state."""
+        partitions = [TopicPartition(self.input_topic, p) for p in self.core.partitions]
+        if not partitions:
+            return
+        committed = self.core.commit_positions()
+        try:
+            positions = {tp.partition: tp.offset for tp in self.consumer.position(partitions)}
+            for tp in partitions:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                # No record consumed yet: the fetch starts at the commit position.
+                position = positions.get(tp.partition, -1)
+                if position < 0:
+                    position = committed[tp.partition][0]
+                if high >= 0:
+                    metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(high - position, 0))
+        except KafkaException as exc:  # a gauge is not worth stopping the loop for
+            log.debug("consumer lag not refreshed: %s", exc)
 
     # -- stages ---------------------------------------------------------------------------
     def _decide(self) -> None:
         decided = self.core.decided()
-        if self.on_decided is not None and decided:
-            self.on_decided(decided)
+        if decided:
+            self.volume.record_decided(decided)
         for trace in decided:
             if trace.kept:
                 self.sink.add(trace)
@@ -162,15 +227,30 @@ class IngestLoop:
                 self.core.resolve(list(trace.refs))
 
     def _send_cuts(self, force: bool = False) -> None:
-        self._unsent.extend(self.core.due_cuts(force))
+        """Send due cuts; at most one announced cut per partition is in flight.
+
+        The commit metadata holds ONE intent per partition, so a partition's
+        next cut is announced only after the previous one was delivered; and
+        cuts that failed are resent before anything new is cut (the aggregator
+        keeps collecting meanwhile, so nothing is lost, the next cut is larger).
+        """
         if not self._unsent:
-            return
-        to_announce = [c for c in self._unsent if c.partials and not c.announced]
+            self._unsent = self.core.due_cuts(force)
+        while self._unsent:
+            wave, rest = _one_per_partition(self._unsent)
+            if not self._send_wave(wave):
+                self._unsent = [*(_announced(c) for c in wave), *rest]
+                return
+            self._unsent = rest
+
+    def _send_wave(self, wave: list[Cut]) -> bool:
+        """Announce (commit the intent), produce and flush; True once every partial is delivered."""
+        to_announce = [c for c in wave if c.partials and not c.announced]
         for cut in to_announce:
             self.core.announce(cut)
         if to_announce:
             self._commit(only={c.partition for c in to_announce})
-        for cut in self._unsent:
+        for cut in wave:
             for partial in cut.partials:
                 self.producer.produce(
                     self.partials_topic,
@@ -181,21 +261,21 @@ class IngestLoop:
         if self.producer.flush(30) or self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
             log.warning("partials not delivered, will resend: %s", errors[:3])
-            self._unsent = [_announced(c) for c in self._unsent]
-            return
-        for cut in self._unsent:
+            return False
+        for cut in wave:
             self.core.delivered(cut)
-        self._unsent = []
+        return True
 
     def _flush_sink(self, force: bool = False) -> None:
-        due = force or self.sink.full or time.monotonic() - self._last_flush >= self.flush_interval
+        now = self.clock.now()
+        due = force or self.sink.full or now - self._last_flush >= self.flush_interval
         if not due or not self.sink.pending_rows:
             return
         refs = [ref for trace in self.sink.pending() for ref in trace.refs]
         if self.core.mark_writes(refs):
             self._commit()
         self.sink.flush()
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock.now()
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         log.warning(
@@ -242,7 +322,8 @@ class IngestLoop:
             self._committed[tp.partition] = (tp.offset, tp.metadata or "")
 
     def _back_off(self, exc: SinkUnavailable) -> None:
-        self._paused_until = time.monotonic() + exc.retry_after
+        self._paused_until = self.clock.now() + exc.retry_after
+        self._hold_while_backing_off()
         log.warning("backpressure: pausing consumption for %.1fs (%s)", exc.retry_after, exc)
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
@@ -287,13 +368,25 @@ def _announced(cut: Cut) -> Cut:
     return Cut(cut.partition, cut.offset, cut.partials, announced=True)
 
 
-def _count_in(decoded: Decoded) -> None:
-    metrics.MESSAGES_IN.labels(decoded.encoding).inc()
-    counts: dict[str, int] = {}
-    for span in decoded.spans:
-        counts[span.service_name] = counts.get(span.service_name, 0) + 1
-    for service, n in counts.items():
-        metrics.SPANS_IN.labels(service).inc(n)
+def _one_per_partition(cuts: list[Cut]) -> tuple[list[Cut], list[Cut]]:
+    """The first cut of each partition, and the rest in their order.
+
+    >>> a, b, c = Cut(0, 5, (), False), Cut(0, 9, (), False), Cut(1, 3, (), False)
+    >>> _one_per_partition([a, b, c]) == ([a, c], [b])
+    True
+    """
+    wave: list[Cut] = []
+    rest: list[Cut] = []
+    seen: set[int] = set()
+    for cut in cuts:
+        (rest if cut.partition in seen else wave).append(cut)
+        seen.add(cut.partition)
+    return wave, rest
+
+
+def _forget_lag(partition: int) -> None:
+    with contextlib.suppress(KeyError):  # never measured
+        metrics.CONSUMER_LAG.remove(str(partition))
 
 
 def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:

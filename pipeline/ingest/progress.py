@@ -28,7 +28,11 @@ Progress(delivered=-1, intent=None, write_mark=-1)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# ASCII only: str.isdigit() also accepts "²" and "٣", which int() rejects or reads.
+_MARK = re.compile(r"-?[0-9]{1,19}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,6 @@ class Progress:
         fields: dict[str, int] = {}
         for item in (raw or "").split(";"):
             key, _, value = item.partition("=")
-            if key in ("d", "i", "w") and value.lstrip("-").isdigit():
+            if key in ("d", "i", "w") and _MARK.fullmatch(value):
                 fields[key] = int(value)
         return cls(fields.get("d", -1), fields.get("i"), fields.get("w", -1))

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from pipeline import metrics
 from pipeline.errors import SinkUnavailable, SpanstreamError
 
 T = TypeVar("T")
@@ -106,6 +107,7 @@ class BatchingSink(Generic[T]):
             self._writer(self._sealed, self._token)
         except SinkUnavailable as exc:
             exc.retry_after = self._backoff.next()
+            metrics.INSERT_RETRIES.labels(self.name).inc()
             log.warning(
                 "%s: write of %d rows failed, retry in %.1fs: %s",
                 self.name,

@@ -1,0 +1,220 @@
+"""IngestLoop with in-process Kafka doubles: side-effect order, backpressure, DLQ retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from prometheus_client import REGISTRY
+
+from pipeline.errors import SinkUnavailable
+from pipeline.ingest.core import IngestCore
+from pipeline.ingest.loop import IngestLoop
+from pipeline.sampling.buffer import DecidedTrace
+from pipeline.sinks.base import BatchingSink
+from pipeline.testing.clock import ManualClock
+from pipeline.windows.partial import Partial
+from tests.unit.ingest.fakes import Event, FakeConsumer, FakeProducer
+from tests.unit.ingest.records import WAIT, make_core, record, tid
+
+INPUT, PARTIALS, DLQ = "otlp_spans", "partials", "dlq"
+
+
+@dataclass
+class Writer:
+    """The otel_traces insert: records what it writes, or fails while ``down``."""
+
+    events: list[Event]
+    down: bool = False
+    attempts: int = 0
+    rows: list[str] = field(default_factory=list)
+
+    def __call__(self, traces: Sequence[DecidedTrace], token: str) -> None:
+        self.attempts += 1
+        if self.down:
+            raise SinkUnavailable("clickhouse down")
+        ids = sorted(t.trace_id for t in traces)
+        self.rows.extend(ids)
+        self.events.append(("write", tuple(ids)))
+
+
+@dataclass
+class Rig:
+    loop: IngestLoop
+    core: IngestCore
+    clock: ManualClock
+    consumer: FakeConsumer
+    producer: FakeProducer
+    writer: Writer
+    events: list[Event]
+
+    def step(self, advance: float = 0.0, batch: int = 500) -> int:
+        self.clock.advance(advance)
+        return self.loop.step(batch=batch, timeout=0)
+
+    def commits(self, partition: int = 0) -> list[int]:
+        return [e[2] for e in self.events if e[0] == "commit" and e[1] == partition]
+
+    def index(self, predicate: object) -> int:
+        """Position of the first event matching ``predicate`` (a callable on the event)."""
+        assert callable(predicate)
+        return next(i for i, e in enumerate(self.events) if predicate(e))
+
+
+@pytest.fixture
+def rig() -> Rig:
+    clock = ManualClock()
+    events: list[Event] = []
+    core = make_core(clock)
+    writer = Writer(events)
+    sink = BatchingSink(
+        "otel_traces",
+        writer,
+        lambda t: t.trace_id,
+        on_written=lambda traces: core.resolve([r for t in traces for r in t.refs]),
+    )
+    consumer, producer = FakeConsumer(INPUT, events), FakeProducer(events)
+    loop = IngestLoop(
+        core=core,
+        consumer=cast(Consumer, consumer),
+        producer=cast(Producer, producer),
+        sink=sink,
+        input_topic=INPUT,
+        partials_topic=PARTIALS,
+        dlq_topic=DLQ,
+        flush_interval=1.0,
+    )
+    loop.subscribe()
+    consumer.assign(0)
+    return Rig(loop, core, clock, consumer, producer, writer, events)
+
+
+def test_a_record_is_decided_then_written_then_committed(rig: Rig) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    assert rig.step() == 1
+    rig.step(WAIT - 0.1)
+    assert rig.writer.rows == []
+    assert set(rig.commits()) == {0}  # nothing is safe before the decision
+    rig.step(0.1)
+    assert rig.writer.rows == [tid(0)]
+    assert rig.commits()[-1] == 1
+    intent = rig.index(lambda e: e[0] == "commit" and "i=0" in (e[3] or ""))
+    partial = rig.index(lambda e: e[0] == "delivered" and e[1] == PARTIALS)
+    write_mark = rig.index(lambda e: e[0] == "commit" and "w=0" in (e[3] or ""))
+    write = rig.index(lambda e: e[0] == "write")
+    done = rig.index(lambda e: e[0] == "commit" and e[2] == 1)
+    assert intent < partial < done  # the intent is committed before the partials go out
+    assert write_mark < write < done  # the write mark is committed before the insert
+    assert rig.consumer.stored[0].metadata == "d=0;w=0"
+
+
+def test_unavailable_sink_pauses_consumption_and_holds_the_commit(rig: Rig) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.writer.down = True
+    rig.step(WAIT)
+    assert rig.writer.attempts == 1
+    assert rig.consumer.paused == {0}
+    rig.consumer.append(0, record(tid(1)))
+    for _ in range(5):  # still within the 0.5 s backoff: no fetch, no retry storm
+        assert rig.step(0.05) == 0
+    assert rig.writer.attempts == 1
+    assert max(rig.commits()) == 0
+    rig.writer.down = False
+    assert rig.step(0.5) == 1  # resumed: the record that waited is fetched
+    assert rig.consumer.paused == set()
+    assert rig.writer.rows == [tid(0)]
+    assert max(rig.commits()) == 1
+
+
+def test_a_partition_revoked_during_a_backoff_comes_back_unpaused(rig: Rig) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.writer.down = True
+    rig.step(WAIT)
+    assert rig.consumer.paused == {0}
+    rig.consumer.revoke(0)
+    assert rig.consumer.resumed == [[0]]  # resumed while still assigned
+    rig.writer.down = False
+    rig.step(1.0)
+    rig.consumer.assign(0)
+    assert rig.step() == 1  # replayed from the last commit, not stuck paused
+
+
+def test_failed_dlq_delivery_is_retried_and_holds_the_offset(rig: Rig) -> None:
+    rig.producer.down.add(DLQ)
+    rig.consumer.append(0, b"\x00\x01 not a request", key=b"k")
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    for _ in range(3):
+        rig.step(WAIT)
+    assert rig.writer.rows == [tid(0)]  # record 1 is done...
+    assert rig.producer.failed >= 3  # ...the DLQ delivery was tried again and again...
+    assert max(rig.commits()) == 0  # ...and offset 0 holds the commit back
+    rig.producer.down.clear()
+    rig.step()
+    (letter,) = rig.producer.delivered[DLQ]
+    assert (letter.key_, letter.value_) == (b"k", b"\x00\x01 not a request")
+    headers = dict(letter.headers_)
+    assert headers["spanstream.source.offset"] == b"0"
+    assert headers["spanstream.error.reason"] == b"bad_proto"
+    rig.step()
+    assert max(rig.commits()) == 2
+
+
+def test_undelivered_partials_are_resent_unchanged_before_a_new_cut(rig: Rig) -> None:
+    rig.producer.down.add(PARTIALS)
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.step(WAIT)
+    rig.consumer.append(0, record(tid(1)))
+    rig.step(2.0)  # a new cut is due, but the first one is not delivered yet
+    assert max(rig.commits()) == 0
+    rig.producer.down.clear()
+    rig.step()
+    assert [p.last_offset for p in delivered_partials(rig)] == [0]
+    assert rig.core.progress(0).delivered == 0
+    rig.step(1.0)
+    assert [p.last_offset for p in delivered_partials(rig)] == [0, 1]
+    assert rig.core.progress(0).delivered == 1
+
+
+def delivered_partials(rig: Rig) -> list[Partial]:
+    return [Partial.from_json(e[2]) for e in rig.events if e[0] == "delivered" and e[1] == PARTIALS]
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_lag_and_buffered_traces_are_exported(rig: Rig) -> None:
+    for i in range(3):
+        rig.consumer.append(0, record(tid(i)))
+    rig.step(batch=1)
+    assert gauge("spanstream_consumer_lag_messages", partition="0") == 2
+    assert gauge("spanstream_buffered_traces") == 1
+    rig.step(batch=5)
+    assert gauge("spanstream_consumer_lag_messages", partition="0") == 2  # refreshed every 5 s
+    rig.step(5.0)
+    assert gauge("spanstream_consumer_lag_messages", partition="0") == 0
+    rig.consumer.revoke(0)
+    assert gauge("spanstream_consumer_lag_messages", partition="0") is None
+
+
+def test_volume_is_logged_per_service_every_interval(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pipeline.ingest.loop")
+    rig.consumer.append(0, record(tid(0), tid(1), service="volume-test"))
+    rig.consumer.append(0, record(tid(2), error=False, service="volume-test"))
+    rig.step()
+    rig.step(WAIT)
+    assert not [r for r in caplog.records if "volume" in r.message]
+    rig.step(30.0)
+    (line,) = [r.getMessage() for r in caplog.records if "volume in" in r.getMessage()]
+    assert "volume-test spans 3->2 (66.7%)" in line
+    assert gauge("spanstream_sampling_keep_ratio", service="volume-test") == pytest.approx(2 / 3)
