@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -75,6 +77,8 @@ class Pipeline:
         #: Built by :meth:`start_ingest`: the app (and its agent tests) need no broker before.
         self.loop: IngestLoop | None = None
         self._thread: threading.Thread | None = None
+        #: Set when the ingest loop died: the worker then exits non-zero.
+        self.ingest_failed = False
 
     # -- Faust side ---------------------------------------------------------------------
     def _faust_app(self, datadir: str) -> None:
@@ -263,8 +267,23 @@ class Pipeline:
 
     def start_ingest(self) -> None:
         self.loop = self._ingest_loop()
-        self._thread = threading.Thread(target=self.loop.run, name="ingest", daemon=True)
+        self._thread = threading.Thread(target=self._run_ingest, name="ingest", daemon=True)
         self._thread.start()
+
+    def _run_ingest(self) -> None:
+        """Run the loop; if it dies, stop the whole worker rather than idle as a zombie.
+
+        A worker without its ingest loop would keep its partitions and the group
+        would never hand them to a healthy worker; exiting lets a supervisor restart
+        it, and the restart resumes from the committed marks.
+        """
+        assert self.loop is not None
+        try:
+            self.loop.run()
+        except BaseException:
+            log.critical("ingest loop died; stopping the worker", exc_info=True)
+            self.ingest_failed = True
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def stop_ingest(self, timeout: float = 30.0) -> None:
         if self.loop is not None:

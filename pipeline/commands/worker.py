@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     worker = faust.Worker(pipeline.app, loglevel="INFO", quiet=True)
     try:
         worker.execute_from_commandline()
+    except SystemExit as exc:  # Faust ends its worker with sys.exit
+        if exc.code not in (0, None):
+            raise
     finally:
         store.close()
-    return 0
+    return 1 if pipeline.ingest_failed else 0

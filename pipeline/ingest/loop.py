@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
 #: Seconds between consumer-lag refreshes (cached watermarks: no broker round trip).
 LAG_INTERVAL = 5.0
+#: Seconds to wait after a Kafka error before the next round.
+KAFKA_RETRY_SECONDS = 1.0
 
 
 class IngestLoop:
@@ -105,6 +107,13 @@ class IngestLoop:
             with contextlib.suppress(KafkaException):
                 self.consumer.resume(partitions)
         gone = {tp.partition for tp in partitions}
+        # Kept traces still waiting to be written belong to the next owner now, which
+        # replays their records. (A sealed batch stays: its retry must keep its token.)
+        # A trace that also holds records of a partition we keep is written by us: its
+        # other records are tracked here and would never be resolved otherwise.
+        dropped = self.sink.discard(lambda trace: _partitions_of(trace) <= gone)
+        if dropped:
+            log.info("left %d unwritten traces of revoked partitions to their next owner", dropped)
         for p in gone:
             self.core.revoke(p)
             self._committed.pop(p, None)
@@ -120,7 +129,13 @@ class IngestLoop:
         self.subscribe()
         try:
             while not self.stop_event.is_set():
-                self.step()
+                try:
+                    self.step()
+                except KafkaException as exc:
+                    # A broker restart or a coordinator move: every stage is safe to
+                    # repeat (commits, cuts and writes are retried from their state).
+                    log.warning("kafka error, retrying in %.0fs: %s", KAFKA_RETRY_SECONDS, exc)
+                    self.stop_event.wait(KAFKA_RETRY_SECONDS)
         finally:
             self._shutdown()
 
@@ -248,11 +263,11 @@ class IngestLoop:
         to_announce = [c for c in wave if c.partials and not c.announced]
         for cut in to_announce:
             self.core.announce(cut)
-        if to_announce:
-            self._commit(only={c.partition for c in to_announce})
+        if to_announce:  # the intent must be durable before any partial of it is sent
+            self._commit(only={c.partition for c in to_announce}, required=True)
         for cut in wave:
             for partial in cut.partials:
-                self.producer.produce(
+                self._produce(
                     self.partials_topic,
                     key=partial_key(partial.series),
                     value=partial.to_json(),
@@ -272,8 +287,10 @@ class IngestLoop:
         if not due or not self.sink.pending_rows:
             return
         refs = [ref for trace in self.sink.pending() for ref in trace.refs]
-        if self.core.mark_writes(refs):
-            self._commit()
+        self.core.mark_writes(refs)
+        # The write marks must be durable before the insert; a no-op when an earlier
+        # round already committed them (a failed commit leaves them pending here).
+        self._commit(required=True)
         self.sink.flush()
         self._last_flush = self.clock.now()
 
@@ -299,7 +316,7 @@ class IngestLoop:
                 log.error("DLQ delivery failed for offset %d: %s", letter.offset, err)
                 self._dlq_retry.append(letter)
 
-        self.producer.produce(
+        self._produce(
             self.dlq_topic,
             key=letter.key,
             value=letter.value,
@@ -307,7 +324,13 @@ class IngestLoop:
             on_delivery=delivered,
         )
 
-    def _commit(self, only: set[int] | None = None) -> None:
+    def _commit(self, only: set[int] | None = None, required: bool = False) -> None:
+        """Commit positions and marks that changed; ``required`` raises if that fails.
+
+        A plain commit that fails is simply repeated next round. A required one
+        guards a side effect (sending a cut, inserting rows) that must not happen
+        before its marks are durable, so its failure aborts the round.
+        """
         offsets = []
         for p, (position, progress) in self.core.commit_positions().items():
             if only is not None and p not in only:
@@ -317,7 +340,13 @@ class IngestLoop:
                 offsets.append(TopicPartition(self.input_topic, p, position, metadata=marks))
         if not offsets:
             return
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # nothing moved: the next round commits again
+            if required:
+                raise
+            log.warning("commit of %d partitions failed, retrying: %s", len(offsets), exc)
+            return
         for tp in offsets:
             self._committed[tp.partition] = (tp.offset, tp.metadata or "")
 
@@ -325,6 +354,15 @@ class IngestLoop:
         self._paused_until = self.clock.now() + exc.retry_after
         self._hold_while_backing_off()
         log.warning("backpressure: pausing consumption for %.1fs (%s)", exc.retry_after, exc)
+
+    def _produce(self, topic: str, **kwargs: Any) -> None:
+        """Produce, waiting for room when librdkafka's local queue is full."""
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.5)  # serves delivery callbacks, which frees the queue
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -362,6 +400,11 @@ def _headers(record: Message) -> list[tuple[str, bytes]]:
     raw = record.headers() or []
     items = raw.items() if isinstance(raw, dict) else raw
     return [(k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in items]
+
+
+def _partitions_of(trace: DecidedTrace) -> set[int]:
+    """Input partitions of a trace's records (one, when the Collector keys by trace id)."""
+    return {int(ref[0]) for ref in trace.refs if isinstance(ref, tuple)}
 
 
 def _announced(cut: Cut) -> Cut:

@@ -84,6 +84,16 @@ class BatchingSink(Generic[T]):
     def extend(self, rows: Sequence[T]) -> None:
         self._pending.extend(rows)
 
+    def discard(self, drop: Callable[[T], bool]) -> int:
+        """Forget open (not yet sealed) rows matching ``drop``; returns how many.
+
+        The sealed batch is never changed: a retry must send the same rows under
+        the same token, or an insert that did land would be written twice.
+        """
+        before = len(self._pending)
+        self._pending = [row for row in self._pending if not drop(row)]
+        return before - len(self._pending)
+
     @property
     def full(self) -> bool:
         return len(self._pending) >= self.max_rows

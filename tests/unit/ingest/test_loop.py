@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import REGISTRY
 
 from pipeline.errors import SinkUnavailable
@@ -19,7 +19,7 @@ from pipeline.sinks.base import BatchingSink
 from pipeline.testing.clock import ManualClock
 from pipeline.windows.partial import Partial
 from tests.unit.ingest.fakes import Event, FakeConsumer, FakeProducer
-from tests.unit.ingest.records import WAIT, make_core, record, tid
+from tests.unit.ingest.records import CUT_INTERVAL, WAIT, make_core, record, tid
 
 INPUT, PARTIALS, DLQ = "otlp_spans", "partials", "dlq"
 
@@ -218,3 +218,91 @@ def test_volume_is_logged_per_service_every_interval(
     (line,) = [r.getMessage() for r in caplog.records if "volume in" in r.getMessage()]
     assert "volume-test spans 3->2 (66.7%)" in line
     assert gauge("spanstream_sampling_keep_ratio", service="volume-test") == pytest.approx(2 / 3)
+
+
+def test_a_failed_commit_is_retried_and_guards_what_must_follow_it(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_commit = rig.consumer.commit
+    failing = [True]
+
+    def flaky_commit(offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        if failing[0]:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        real_commit(offsets, asynchronous)
+
+    monkeypatch.setattr(rig.consumer, "commit", flaky_commit)
+    failing[0] = False
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.step(CUT_INTERVAL)  # the first cut is announced and delivered
+    assert len(rig.producer.delivered[PARTIALS]) == 1
+    failing[0] = True
+    with pytest.raises(KafkaException):
+        rig.step(WAIT)  # decided, but its write mark cannot be committed...
+    assert rig.writer.rows == []  # ...so nothing is inserted
+    rig.consumer.append(0, record(tid(1)))
+    with pytest.raises(KafkaException):
+        rig.step(CUT_INTERVAL)  # the next cut's intent cannot be committed...
+    assert len(rig.producer.delivered[PARTIALS]) == 1  # ...so its partials are not sent
+    failing[0] = False
+    rig.step()
+    assert rig.writer.rows == [tid(0)]
+    assert len(rig.producer.delivered[PARTIALS]) == 2
+    rig.step(WAIT)
+    assert max(rig.commits()) == 2
+
+
+def test_a_full_producer_queue_waits_for_room_instead_of_raising(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_produce = rig.producer.produce
+    refusals: list[str] = []
+
+    def full_once(topic: str, **kwargs: object) -> None:
+        if len(refusals) < 2:
+            refusals.append(topic)
+            raise BufferError("Local: Queue full")
+        real_produce(topic, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rig.producer, "produce", full_once)
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.step(WAIT)
+    assert refusals == [PARTIALS, PARTIALS]
+    assert len(rig.producer.delivered[PARTIALS]) >= 1
+    assert max(rig.commits()) == 1
+
+
+def test_revoke_leaves_unwritten_traces_to_the_next_owner(rig: Rig) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.writer.down = True
+    rig.step(WAIT)  # decided and sealed, the write failed
+    rig.consumer.append(0, record(tid(1)))
+    rig.writer.down = False
+    rig.step(0.5)  # the sealed batch lands; tid(1) arrives and waits for its decision
+    rig.writer.down = True
+    rig.step(WAIT)  # tid(1) is decided, its batch is sealed, and the write fails
+    rig.consumer.revoke(0)
+    assert rig.loop.sink.pending_rows == 1  # the sealed batch keeps its rows for the retry
+
+
+def test_sink_discard_keeps_the_sealed_batch() -> None:
+    written: list[list[str]] = []
+
+    def writer(rows: Sequence[str], token: str) -> None:
+        if not written:
+            written.append([])
+            raise SinkUnavailable("down")
+        written.append(list(rows))
+
+    sink: BatchingSink[str] = BatchingSink("t", writer, lambda r: r)
+    sink.extend(["a1", "b1"])
+    with pytest.raises(SinkUnavailable):
+        sink.flush()  # seals a1, b1
+    sink.extend(["a2", "b2"])
+    assert sink.discard(lambda r: r.startswith("a")) == 1  # only the open a2
+    sink.flush()
+    sink.flush()
+    assert written[1:] == [["a1", "b1"], ["b2"]]
