@@ -21,6 +21,7 @@ from pipeline import metrics
 from pipeline.clock import Clock
 from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
+from pipeline.ingest.exemplars import ExemplarBudget
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded, decode_message
 from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
@@ -68,6 +69,7 @@ class _Partition:
     #: a cut announced by the previous owner, to repeat at exactly this offset
     recovered_intent: int | None = None
     forced: list[Cut] = field(default_factory=list)
+    exemplar_budget: ExemplarBudget = field(default_factory=ExemplarBudget)
 
 
 class IngestCore:
@@ -111,6 +113,7 @@ class IngestCore:
             base_position=position,
             last_offset=progress.delivered,
             recovered_intent=progress.intent,
+            exemplar_budget=ExemplarBudget(self.max_exemplars),
         )
         log.info("assigned partition %d (resume marks %s)", partition, progress.render())
 
@@ -230,10 +233,17 @@ class IngestCore:
         part.last_cut_at = self.clock.now()
         partials = tuple(part.aggregator.cut(offset))
         if self.exemplars is not None:
-            for partial in partials:
-                for exemplar in partial.exemplars:
-                    self.exemplars.request(exemplar.trace_id)
+            partials = tuple(self._admit_exemplars(part, x) for x in partials)
         return Cut(p, offset, partials, announced)
+
+    def _admit_exemplars(self, part: _Partition, partial: Partial) -> Partial:
+        """Request the partial's exemplars that make its window's budget; name only those."""
+        assert self.exemplars is not None
+        key = (partial.series, partial.window_start_ns)
+        admitted = part.exemplar_budget.admit(key, partial.exemplars)
+        for exemplar in admitted:
+            self.exemplars.request(exemplar.trace_id)
+        return replace(partial, exemplars=admitted)
 
     # -- commits ------------------------------------------------------------------------
     def commit_positions(self) -> dict[int, tuple[int, Progress]]:
