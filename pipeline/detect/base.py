@@ -44,7 +44,9 @@ class FeatureSpec:
     maximum, not a p99, and an empty window has no latency at all. ``skew``
     widens the noise estimate of tail percentiles, whose sampling distribution
     (a few requests beyond the quantile) has a longer upper tail than the
-    mean-absolute-deviation scale assumes.
+    mean-absolute-deviation scale assumes. ``cusum`` lets the residual
+    detectors also accumulate small deviations (Page's CUSUM) to catch a slow
+    drift; traffic opts out, because its organic daily curve is such a drift.
     """
 
     name: str
@@ -52,6 +54,7 @@ class FeatureSpec:
     direction: Direction = "both"
     min_requests: int = 0
     skew: float = 1.0
+    cusum: bool = True
 
     def encode(self, value: float) -> float:
         """Map an observed value into the detector's working space.
@@ -91,7 +94,7 @@ class FeatureSpec:
 
 
 WINDOW_SPECS: tuple[FeatureSpec, ...] = (
-    FeatureSpec("requests", "sqrt", "both"),
+    FeatureSpec("requests", "sqrt", "both", cusum=False),
     FeatureSpec("error_ratio", "ratio", "up", min_requests=1),
     FeatureSpec("p50_ms", "log", "up", min_requests=1),
     FeatureSpec("p95_ms", "log", "up", min_requests=20, skew=1.25),

@@ -12,9 +12,19 @@ from pipeline.detect.base import Detector
 from pipeline.detect.registry import CONFIGS, DETECTORS, build_detector, params_for
 
 FAST = {"warmup": "10", "season_length": "24", "window_size": "20", "rebaseline_after": "5"}
+VARIANTS = {
+    "robust-no-cusum": ("robust", {"cusum_h": "0", "alarm_clip": "3"}),  # the point test only
+    "robust-cusum-h1": ("robust", {"cusum_h": "1"}),  # CUSUM alarms and restarts often
+    "seasonal-cusum": ("seasonal", {"cusum_h": "4", "alarm_clip": "0"}),
+}
+NAMES = (*DETECTORS, *VARIANTS)
+"""Every registered detector, plus configurations that switch the CUSUM off and on."""
 
 
 def make(name: str) -> Detector:
+    if name in VARIANTS:
+        base, params = VARIANTS[name]
+        return build_detector(base, params_for(CONFIGS[base], FAST) | params)
     if name in ("random", "combined"):
         return build_detector(name, {} if name == "random" else FAST)
     return build_detector(name, params_for(CONFIGS[name], FAST))
@@ -46,18 +56,18 @@ def run(d: Detector, rows: list[dict[str, float]]) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", NAMES)
 def test_scores_are_in_unit_interval(name: str) -> None:
     scores = run(make(name), stream())
     assert all(0.0 <= s <= 1.0 for s in scores)
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", NAMES)
 def test_deterministic_for_a_seed(name: str) -> None:
     assert run(make(name), stream()) == run(make(name), stream())
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", NAMES)
 def test_score_one_does_not_change_the_model(name: str) -> None:
     rows = stream()
     probe, twin = make(name), make(name)
@@ -68,7 +78,7 @@ def test_score_one_does_not_change_the_model(name: str) -> None:
     assert run(probe, rows[120:]) == run(twin, rows[120:])
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(
     "x",
     [
@@ -88,7 +98,7 @@ def test_handles_missing_zero_and_non_finite_features(name: str, x: dict[str, fl
     assert 0.0 <= d.score_one(stream(1)[0]) <= 1.0
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", NAMES)
 def test_pickle_round_trip_scores_identically(name: str) -> None:
     rows = stream()
     d = make(name)
@@ -97,7 +107,7 @@ def test_pickle_round_trip_scores_identically(name: str) -> None:
     assert run(clone, rows[130:]) == run(d, rows[130:])
 
 
-@pytest.mark.parametrize("name", ["robust", "combined"])
+@pytest.mark.parametrize("name", ["robust", "combined", "robust-no-cusum"])
 def test_spike_scores_above_every_normal_window(name: str) -> None:
     scores = run(make(name), stream())
     # Every 17th window is a (real) traffic drop; the rest are normal.
