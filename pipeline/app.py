@@ -251,6 +251,7 @@ class Pipeline:
             partials_topic=s.partials_topic,
             dlq_topic=s.dlq_topic,
             flush_interval=s.flush_interval_seconds,
+            max_buffered_traces=s.max_buffered_traces,
         )
 
     def _span_writer(self, core: IngestCore) -> Any:

@@ -93,6 +93,9 @@ class Settings:
     flush_interval_seconds: float = 1.0
     #: SPANSTREAM_BATCH_MAX_TRACES: or sooner, once this many kept traces are pending.
     batch_max_traces: int = 2000
+    #: SPANSTREAM_MAX_BUFFERED_TRACES: fetching pauses while this many traces await a
+    #: sampling decision (bounds memory when a backlog is read faster than decision_wait).
+    max_buffered_traces: int = 10_000
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000
     #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.
@@ -148,6 +151,7 @@ def _validate(s: Settings) -> None:
         ("cut_interval_seconds", s.cut_interval_seconds > 0, "must be > 0"),
         ("flush_interval_seconds", s.flush_interval_seconds > 0, "must be > 0"),
         ("batch_max_traces", s.batch_max_traces > 0, "must be > 0"),
+        ("max_buffered_traces", s.max_buffered_traces > 0, "must be > 0"),
         ("ttl_days", s.ttl_days >= 0, "must be >= 0"),
     ]
     for field_name, ok, rule in checks:

@@ -53,8 +53,10 @@ class IngestLoop:
         dlq_topic: str,
         flush_interval: float = 1.0,
         clock: Clock | None = None,
+        max_buffered_traces: int = 10_000,
     ) -> None:
         self.core = core
+        self.max_buffered_traces = max_buffered_traces
         self.consumer = consumer
         self.producer = producer
         self.sink = sink
@@ -141,7 +143,7 @@ class IngestLoop:
 
     def step(self, batch: int = 500, timeout: float = 0.1) -> int:
         """One poll-and-tick round; returns the records consumed (for tests and benchmarks)."""
-        self._hold_while_backing_off()
+        self._hold_fetching()
         # Paused partitions yield no records, but consume() still serves rebalance
         # callbacks and keeps the group membership alive, and it waits ``timeout``.
         records = self.consumer.consume(batch, timeout)
@@ -151,17 +153,22 @@ class IngestLoop:
         self._tick()
         return len(records)
 
+    def _buffer_full(self) -> bool:
+        """Memory bound: traces wait ``decision_wait`` in memory, so a fast backlog
+        would otherwise buffer rate x wait of them; fetching resumes as they are decided."""
+        return len(self.core.buffer) >= self.max_buffered_traces
+
     def _backing_off(self) -> bool:
         return self.clock.now() < self._paused_until
 
-    def _hold_while_backing_off(self) -> None:
-        """Pause fetching during a sink backoff; resume once it is over.
+    def _hold_fetching(self) -> None:
+        """Pause fetching during a sink backoff or while the trace buffer is full.
 
         Pausing (not skipping consume, nor polling and discarding what poll
         returns) is what keeps records safe: librdkafka purges the prefetched
         ones and refetches from the last record handed to us on resume.
         """
-        if self._backing_off():
+        if self._backing_off() or self._buffer_full():
             # Every round: partitions assigned during the backoff must pause too.
             self.consumer.pause(self.consumer.assignment())
             self._paused = True
@@ -352,7 +359,7 @@ class IngestLoop:
 
     def _back_off(self, exc: SinkUnavailable) -> None:
         self._paused_until = self.clock.now() + exc.retry_after
-        self._hold_while_backing_off()
+        self._hold_fetching()
         log.warning("backpressure: pausing consumption for %.1fs (%s)", exc.retry_after, exc)
 
     def _produce(self, topic: str, **kwargs: Any) -> None:

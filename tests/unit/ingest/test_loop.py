@@ -306,3 +306,16 @@ def test_sink_discard_keeps_the_sealed_batch() -> None:
     sink.flush()
     sink.flush()
     assert written[1:] == [["a1", "b1"], ["b2"]]
+
+
+def test_a_full_trace_buffer_pauses_fetching_until_traces_are_decided(rig: Rig) -> None:
+    rig.loop.max_buffered_traces = 2
+    for i in range(4):
+        rig.consumer.append(0, record(tid(i)))
+    assert rig.step(batch=1) == 1
+    assert rig.step(batch=1) == 1
+    assert rig.step(batch=1) == 0  # two traces wait for their decision: no fetching
+    assert rig.consumer.paused == {0}
+    rig.step(WAIT)  # both decided and written...
+    assert rig.step(batch=1) == 1  # ...so fetching resumes
+    assert rig.consumer.paused == set()
