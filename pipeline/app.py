@@ -84,7 +84,7 @@ class Pipeline:
     def _faust_app(self, datadir: str) -> None:
         s = self.settings
         app = faust.App(
-            f"{s.group}-windows",
+            s.windows_app_id,
             broker=f"kafka://{s.kafka_bootstrap}",
             store="memory://",
             datadir=datadir,

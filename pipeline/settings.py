@@ -105,6 +105,21 @@ class Settings:
     #: SPANSTREAM_WEB_PORT: the worker's HTTP port (Faust web: read-only query endpoint).
     web_port: int = 6066
 
+    @property
+    def windows_app_id(self) -> str:
+        """The Faust app id (and consumer group) of the window stage."""
+        return f"{self.group}-windows"
+
+    @property
+    def windows_changelog_topic(self) -> str:
+        """Changelog of the window stage's ``windows`` table (Faust's naming)."""
+        return f"{self.windows_app_id}-windows-changelog"
+
+    @property
+    def detectors_changelog_topic(self) -> str:
+        """Changelog of the window stage's ``detectors`` table (Faust's naming)."""
+        return f"{self.windows_app_id}-detectors-changelog"
+
 
 _ENV_PREFIX = "SPANSTREAM_"
 _ENV_NAMES = {

@@ -36,7 +36,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.errors import ConfigError, ServiceUnavailable, TopicDriftError
 from pipeline.settings import Settings
 
 _T = TypeVar("_T")
@@ -50,7 +50,11 @@ ROLE_FIELDS = {
     "dlq": "dlq_topic",
     "alerts": "alert_topic",
     "partials": "partials_topic",
+    "windows_changelog": "windows_changelog_topic",
+    "detectors_changelog": "detectors_changelog_topic",
 }
+#: Roles a worker creates itself when missing: Faust's table changelogs, named after the group.
+INTERNAL_ROLES = frozenset({"windows_changelog", "detectors_changelog"})
 
 _ENTRY_KEYS = {"role", "name", "partitions", "replication_factor", "config"}
 _CLEANUP_POLICIES = {"delete", "compact", "compact,delete"}
@@ -420,6 +424,25 @@ def apply(admin: TopicAdmin, decls: Sequence[TopicDecl], fix: bool = False) -> A
         fixed = admin.fix([item for item in before if item.action == "drift"])
     final = _wait_settled(admin, decls, {d.name for d in missing} | set(fixed))
     return ApplyResult(tuple(d.name for d in missing), tuple(fixed), tuple(final))
+
+
+def prepare_worker_topics(admin: TopicAdmin, decls: Sequence[TopicDecl]) -> list[str]:
+    """Before a worker starts: create missing internal topics, refuse if others are missing.
+
+    Returns the names created. The user's topics come from ``spanstream topics apply``;
+    the Faust changelogs are named after the group, so a worker in a new group creates
+    them (and waits until they are in the metadata) before Faust looks for them.
+    """
+    items = plan(decls, admin.describe(d.name for d in decls))
+    missing = [item.decl for item in items if item.action == "create"]
+    absent = [d.name for d in missing if d.role not in INTERNAL_ROLES]
+    if absent:
+        raise TopicDriftError(f"missing topics {absent}: run `spanstream topics apply` first")
+    internal = [d for d in missing if d.role in INTERNAL_ROLES]
+    if internal:
+        admin.create(internal)
+        _wait_settled(admin, decls, {d.name for d in internal})
+    return [d.name for d in internal]
 
 
 def _wait_settled(

@@ -108,8 +108,11 @@ EOF
 format_storage() {
   [[ -f "$DATA_DIR/logs/meta.properties" ]] && return
   # A cluster id is 16 random bytes in URL-safe base64 without padding (22 chars).
-  local cluster_id
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # One in 64 starts with '-', which the tool's argument parser reads as an option: draw again.
+  local cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF_FILE" \
     >>"$LOG_FILE" 2>&1 || die "storage format failed; see $LOG_FILE"
 }

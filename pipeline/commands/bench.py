@@ -8,7 +8,7 @@ both rates, their ratio (target >= 0.30), the message size used and the
 worker's peak memory. Uses the broker named by --bootstrap or SPANSTREAM_KAFKA,
 else starts a local one (``infra/kafka/kafka.sh install`` must have run).
 Everything it creates (topics, groups, a temporary directory) is removed
-afterwards unless --keep-data. See pipeline/bench.py for what is measured.
+afterwards unless --keep-data. See pipeline/bench/ for what is measured.
 """
 
 from __future__ import annotations

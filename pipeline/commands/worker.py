@@ -6,7 +6,6 @@ import argparse
 import logging
 from typing import Any
 
-from pipeline.errors import TopicDriftError
 from pipeline.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.locked import LockedStore
     from pipeline.migrate import migrate
     from pipeline.store import open_store
-    from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, load_declarations, plan
+    from pipeline.topics import (
+        DEFAULT_TOPICS_FILE,
+        TopicAdmin,
+        load_declarations,
+        prepare_worker_topics,
+    )
 
     settings = load_settings(
         clickhouse_url=args.url,
@@ -57,10 +61,9 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-    existing = TopicAdmin(settings.kafka_bootstrap).describe()
-    missing = [i.decl.name for i in plan(decls, existing) if i.action == "create"]
-    if missing:
-        raise TopicDriftError(f"missing topics {missing}: run `spanstream topics apply` first")
+    created = prepare_worker_topics(TopicAdmin(settings.kafka_bootstrap), decls)
+    if created:
+        log.info("created the window stage's changelog topics %s", created)
     store = open_store(settings.clickhouse_url)
     if not args.no_migrate:
         log.info(migrate(store, ttl_days=settings.ttl_days).summary())

@@ -11,11 +11,13 @@ modules into ``${SPANSTREAM_CACHE:-<repo>/.cache}/collector/<version>/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -257,10 +259,43 @@ def generated_traces(output: str) -> int:
     return sum(int(json.loads(m.group(1))["traces"]) for m in _GENERATED.finditer(output))
 
 
+def attribute_flags(flag: str, attributes: Mapping[str, str | int | bool]) -> list[str]:
+    """telemetrygen ``key=value`` flags: strings quoted, ints and booleans bare.
+
+    >>> attribute_flags("--otlp-attributes", {"case": "a b", "n": 3, "ok": True})[1::2]
+    ['case="a b"', 'n=3', 'ok=true']
+    """
+    args: list[str] = []
+    for key, value in attributes.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            if '"' in value:
+                raise ValueError(f"telemetrygen cannot take a double quote in {key}={value!r}")
+            text = f'"{value}"'
+        args += [flag, f"{key}={text}"]
+    return args
+
+
 def telemetrygen_command(
-    endpoint: str, traces: int, child_spans: int, service: str, workers: int
+    endpoint: str,
+    traces: int,
+    child_spans: int,
+    service: str,
+    workers: int,
+    *,
+    rate: float = 0,
+    span_attributes: Mapping[str, str | int | bool] | None = None,
+    resource_attributes: Mapping[str, str | int | bool] | None = None,
 ) -> list[str]:
-    """The telemetrygen command line for one service (unthrottled, plain gRPC)."""
+    """The telemetrygen command line for one service (plain gRPC).
+
+    ``rate`` is spans per second per worker, 0 (the default here) unthrottled.
+    ``span_attributes`` go on every span (``--telemetry-attributes``),
+    ``resource_attributes`` on the resource (``--otlp-attributes``).
+    """
     return [
         str(telemetrygen_binary()),
         "traces",
@@ -273,11 +308,13 @@ def telemetrygen_command(
         str(child_spans),
         "--workers",
         str(workers),
-        # The default rate is 1 span per second per worker; 0 means unthrottled.
+        # telemetrygen's own default is 1 span per second per worker.
         "--rate",
-        "0",
+        f"{rate:g}",
         "--service",
         service,
+        *attribute_flags("--telemetry-attributes", span_attributes or {}),
+        *attribute_flags("--otlp-attributes", resource_attributes or {}),
     ]
 
 
@@ -289,27 +326,73 @@ def run_telemetrygen(
     services: Sequence[str] = ("telemetrygen",),
     workers: int = 1,
     timeout: float = 60.0,
+    rate: float = 0,
+    concurrent: bool = False,
+    span_attributes: Mapping[str, str | int | bool] | None = None,
+    resource_attributes: Mapping[str, str | int | bool] | None = None,
 ) -> TelemetrygenRun:
     """Send ``traces`` traces per worker and service to an OTLP gRPC ``endpoint``.
 
-    One telemetrygen run per service, one after another. Raises
+    One telemetrygen process per service, one after another, or all at once
+    with ``concurrent``; ``rate``, ``span_attributes`` and
+    ``resource_attributes`` as in :func:`telemetrygen_command`. Raises
     :class:`ServiceUnavailable` if a run fails, reports an export error, or
     generated a different number of traces than asked.
     """
+    commands = [
+        telemetrygen_command(
+            endpoint,
+            traces,
+            child_spans,
+            service,
+            workers,
+            rate=rate,
+            span_attributes=span_attributes,
+            resource_attributes=resource_attributes,
+        )
+        for service in services
+    ]
+    batches = [commands] if concurrent else [[cmd] for cmd in commands]
     total = 0
-    for service in services:
-        cmd = telemetrygen_command(endpoint, traces, child_spans, service, workers)
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise ServiceUnavailable(f"telemetrygen did not finish in {timeout}s") from exc
-        output = done.stdout + done.stderr
-        generated = generated_traces(output)
-        if done.returncode or _EXPORT_FAILED.search(output) or generated != traces * workers:
-            tail = "\n".join(output.splitlines()[-15:])
-            raise ServiceUnavailable(
-                f"telemetrygen to {endpoint} failed (exit {done.returncode}, "
-                f"{generated}/{traces * workers} traces): {tail}"
-            )
-        total += generated
+    for batch in batches:
+        for returncode, output in _run_all(batch, timeout):
+            generated = generated_traces(output)
+            if returncode or _EXPORT_FAILED.search(output) or generated != traces * workers:
+                tail = "\n".join(output.splitlines()[-15:])
+                raise ServiceUnavailable(
+                    f"telemetrygen to {endpoint} failed (exit {returncode}, "
+                    f"{generated}/{traces * workers} traces): {tail}"
+                )
+            total += generated
     return TelemetrygenRun(total, total * spans_per_trace(child_spans), tuple(services))
+
+
+def _run_all(commands: Sequence[list[str]], timeout: float) -> list[tuple[int, str]]:
+    """Run commands at once; (exit code, stdout + stderr) of each, in order.
+
+    Output goes to temporary files, not pipes, so no process blocks on a full
+    pipe while another one is waited for.
+    """
+    with contextlib.ExitStack() as stack:
+        outputs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
+        procs = [
+            subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            for cmd, out in zip(commands, outputs, strict=True)
+        ]
+        deadline = time.monotonic() + timeout
+        try:
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired as exc:
+                    raise ServiceUnavailable(f"telemetrygen did not finish in {timeout}s") from exc
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        results = []
+        for proc, out in zip(procs, outputs, strict=True):
+            out.seek(0)
+            results.append((proc.returncode, out.read().decode(errors="replace")))
+        return results

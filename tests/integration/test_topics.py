@@ -10,9 +10,16 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipeline.cli import main
+from pipeline.errors import TopicDriftError
 from pipeline.settings import load_settings
 from pipeline.testing.kafka_broker import free_port
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, load_declarations
+from pipeline.topics import (
+    DEFAULT_TOPICS_FILE,
+    INTERNAL_ROLES,
+    TopicAdmin,
+    load_declarations,
+    prepare_worker_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +38,9 @@ def role_names(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> Iterato
     names = {role: f"it-{role}-{suffix}" for role in ROLE_ENV}
     for role, env in ROLE_ENV.items():
         monkeypatch.setenv(env, names[role])
+    monkeypatch.setenv("SPANSTREAM_GROUP", f"it-{suffix}")
+    names["windows_changelog"] = f"it-{suffix}-windows-windows-changelog"
+    names["detectors_changelog"] = f"it-{suffix}-windows-detectors-changelog"
     yield names
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
@@ -125,3 +135,22 @@ def test_unreachable_bootstrap_gives_one_line_quickly(capsys: pytest.CaptureFixt
     assert out == ""
     assert err.count("\n") == 1
     assert f"Kafka at {nobody} did not answer" in err
+
+
+def test_worker_creates_only_its_changelogs_and_refuses_other_missing_topics(
+    kafka_bootstrap: str, role_names: dict[str, str]
+) -> None:
+    settings = load_settings()
+    decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
+    admin = TopicAdmin(kafka_bootstrap)
+    with pytest.raises(TopicDriftError, match=role_names["input"]):
+        prepare_worker_topics(admin, decls)
+    admin.create([d for d in decls if d.role not in INTERNAL_ROLES])
+    created = prepare_worker_topics(admin, decls)
+    assert sorted(created) == sorted(
+        [role_names["windows_changelog"], role_names["detectors_changelog"]]
+    )
+    # Created and visible in the metadata before the worker goes on to start Faust.
+    states = admin.describe(created)
+    assert {states[n].partitions for n in created} == {settings.partials_partitions}
+    assert prepare_worker_topics(admin, decls) == []

@@ -33,8 +33,18 @@ def entry(**overrides: Any) -> dict[str, Any]:
 def test_repository_declarations_cover_every_role() -> None:
     decls = load_declarations(DEFAULT_TOPICS_FILE, SETTINGS)
     by_role = {d.role: d for d in decls}
-    assert set(by_role) == {"input", "dlq", "alerts", "partials"}
-    assert by_role["partials"].partitions == SETTINGS.partials_partitions
+    assert set(by_role) == {
+        "input",
+        "dlq",
+        "alerts",
+        "partials",
+        "windows_changelog",
+        "detectors_changelog",
+    }
+    for role in ("partials", "windows_changelog", "detectors_changelog"):
+        # Faust co-partitions the tables' changelogs with the partials topic.
+        assert by_role[role].partitions == SETTINGS.partials_partitions
+    assert by_role["windows_changelog"].config_dict["cleanup.policy"] == "compact"
     assert by_role["input"].name == "otlp_spans"
     assert by_role["input"].partitions == 6
     assert by_role["alerts"].partitions == 3
@@ -44,13 +54,21 @@ def test_repository_declarations_cover_every_role() -> None:
 
 
 def test_role_names_follow_settings_environment() -> None:
-    settings = load_settings({"SPANSTREAM_INPUT_TOPIC": "spans-x", "SPANSTREAM_DLQ_TOPIC": "d-x"})
+    settings = load_settings(
+        {
+            "SPANSTREAM_INPUT_TOPIC": "spans-x",
+            "SPANSTREAM_DLQ_TOPIC": "d-x",
+            "SPANSTREAM_GROUP": "g",
+        }
+    )
     names = {d.role: d.name for d in load_declarations(DEFAULT_TOPICS_FILE, settings)}
     assert names == {
         "input": "spans-x",
         "dlq": "d-x",
         "alerts": "spanstream-alerts",
         "partials": "spanstream-partials",
+        "windows_changelog": "g-windows-windows-changelog",
+        "detectors_changelog": "g-windows-detectors-changelog",
     }
 
 
