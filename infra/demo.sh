@@ -3,7 +3,7 @@
 #
 #   1. a real Kafka broker (infra/kafka/kafka.sh) on 127.0.0.1:9092, topics from topics/topics.yaml;
 #   2. one `spanstream worker` writing to the embedded ClickHouse in data/chdb;
-#   3. traffic: 40 minutes of synthetic history with a latency spike on `checkout` 5 minutes
+#   3. traffic: 30 minutes of synthetic history with a latency spike on `checkout` 5 minutes
 #      before the end (`spanstream generate`, simulated time, sent in seconds), then live
 #      traffic: the real OpenTelemetry Collector fed by telemetrygen when they are built
 #      (infra/collector/build.sh), else the built-in generator in real time;
@@ -20,7 +20,9 @@ SS=.venv/bin/spanstream
 DATA="$REPO/data"
 DEMO_SECONDS="${DEMO_SECONDS:-60}"
 DEMO_KEEP="${DEMO_KEEP:-0}"
-HISTORY_SECONDS=2400
+HISTORY_SECONDS=1800
+SPIKE_START=$((HISTORY_SECONDS - 360))  # seconds into the history
+SPIKE_SECONDS=120
 export SPANSTREAM_KAFKA="${SPANSTREAM_KAFKA:-127.0.0.1:9092}"
 export SPANSTREAM_CLICKHOUSE="${SPANSTREAM_CLICKHOUSE:-chdb:$DATA/chdb}"
 export SPANSTREAM_WINDOW_SECONDS="${SPANSTREAM_WINDOW_SECONDS:-10}"
@@ -62,16 +64,33 @@ pids+=($!)
 step "history: ${HISTORY_SECONDS}s of synthetic traffic with a latency spike on checkout"
 start=$(($(date +%s) - HISTORY_SECONDS))
 $SS generate --rate 5 --start-time "$start" --duration "$HISTORY_SECONDS" \
-  --anomaly "latency_spike:service=checkout,start=$((HISTORY_SECONDS - 300)),duration=120,factor=6"
+  --anomaly "latency_spike:service=checkout,start=$SPIKE_START,duration=$SPIKE_SECONDS,factor=6"
 
 step "live traffic for ${DEMO_SECONDS}s"
+# The generator goes on in real time so the history's series stay alive (an operation that
+# stops is a traffic drop, and would alert).
+$SS generate --rate 5 --duration "$DEMO_SECONDS" --seed 2 --progress-seconds 15 &
+live=$!
 if bash infra/collector/run-demo.sh --check >/dev/null 2>&1; then
-  echo "running: the real OpenTelemetry Collector (otelcol-spanstream) fed by telemetrygen"
+  echo "running: the real OpenTelemetry Collector (otelcol-spanstream) fed by telemetrygen,"
+  echo "         beside spanstream generate in real time"
   bash infra/collector/run-demo.sh --seconds "$DEMO_SECONDS"
 else
   echo "running: spanstream generate in real time (the Collector is not built: infra/collector/build.sh)"
-  $SS generate --rate 5 --duration "$DEMO_SECONDS" --seed 2 --progress-seconds 15
 fi
+wait "$live"
+
+step "waiting for the window stage to close the spike's windows (it catches up on the history)"
+spike_end=$((start + SPIKE_START + SPIKE_SECONDS))
+closed_sql="SELECT toUnixTimestamp(max(WindowEnd)) FROM spanstream_red_metrics WHERE ServiceName = 'checkout'"
+deadline=$((SECONDS + 300))
+while :; do
+  closed="$($SS query "$closed_sql" 2>/dev/null | tr -dc '0-9')"
+  ((${closed:-0} >= spike_end + 60)) && break
+  ((SECONDS < deadline)) || { echo "windows not closed after 300 s (see data/worker.log)"; break; }
+  echo "  checkout windows closed up to $(date -u -d "@${closed:-0}" +%H:%M:%S), spike ends $(date -u -d "@$spike_end" +%H:%M:%S)"
+  sleep 5
+done
 
 step "alerts so far (data/alerts.txt)"
 cat "$DATA/alerts.txt" || true

@@ -4,8 +4,9 @@ An *episode* is a run of anomalous windows of one (service, operation). Its
 ``alert_id`` is a hash of the series and the onset window start, so a replay
 of the same data produces the same id. Within an episode the alert is
 published at onset, again when its severity rises, and once more when the
-series is back to normal (``status="resolved"``); every anomalous window still
-bumps ``version`` and is written to the anomalies table, so the topic carries
+series is back to normal (``status="resolved"``, after ``resolve_after`` normal windows
+in a row, so one quiet window inside an incident does not split it in two); every
+anomalous window still bumps ``version`` and is written to the anomalies table, so the topic carries
 one message per change, not one per window.
 
 >>> t = EpisodeTracker()
@@ -13,7 +14,11 @@ one message per change, not one per window.
 >>> a = t.observe(w, Finding(0.93, "critical", (("p99_ms", 850.0, 120.0),), "robust"))
 >>> a.status, a.version, a.publish, a.summary
 ('firing', 1, True, 'checkout POST /cart: p99_ms 850 vs expected 120 (score 0.93, critical)')
->>> t.observe(WindowRef("checkout", "POST /cart", 60_000_000_000, 120_000_000_000, ()), None).status
+>>> def normal(i: int) -> WindowRef:
+...     return WindowRef("checkout", "POST /cart", i * 60_000_000_000, (i + 1) * 60_000_000_000)
+>>> [t.observe(normal(1), None), t.observe(normal(2), None)]  # quiet, not yet resolved
+[None, None]
+>>> t.observe(normal(3), None).status  # the third normal window in a row resolves it
 'resolved'
 """
 
@@ -99,6 +104,8 @@ class _Episode:
     severity: str
     last: Finding
     exemplars: list[str] = field(default_factory=list)
+    #: Normal windows in a row since the last anomalous one.
+    quiet: int = 0
 
 
 def iso(ns: int) -> str:
@@ -132,16 +139,22 @@ class EpisodeTracker:
     and survive restarts.
     """
 
-    def __init__(self, max_exemplars: int = 5) -> None:
+    def __init__(self, max_exemplars: int = 5, resolve_after: int = 3) -> None:
         self._open: dict[tuple[str, str], _Episode] = {}
         self._max_exemplars = max_exemplars
+        # One normal window inside an incident is common (a spike's noisy middle); resolving
+        # on it would end the alert and open a new one a window later.
+        self.resolve_after = resolve_after
 
     def observe(self, window: WindowRef, finding: Finding | None) -> Alert | None:
         """Feed one closed window; ``finding`` is None when the window is normal."""
         key = (window.service, window.operation)
         episode = self._open.get(key)
         if finding is None:
-            return None if episode is None else self._resolve(key, episode, window)
+            if episode is None:
+                return None
+            episode.quiet += 1
+            return self._resolve(key, episode, window) if self._quiet_enough(episode) else None
         if episode is None:
             episode = _Episode(
                 alert_id(window.service, window.operation, window.window_start_ns),
@@ -158,11 +171,15 @@ class EpisodeTracker:
                 episode.severity, finding.severity, key=SEVERITY_RANK.__getitem__
             )
         episode.version += 1
+        episode.quiet = 0
         episode.last = finding
         episode.exemplars = _merge_exemplars(
             episode.exemplars, window.exemplars, self._max_exemplars
         )
         return self._alert(episode, window, finding, "firing", publish)
+
+    def _quiet_enough(self, episode: _Episode) -> bool:
+        return episode.quiet >= self.resolve_after
 
     def _resolve(self, key: tuple[str, str], episode: _Episode, window: WindowRef) -> Alert:
         del self._open[key]
@@ -210,6 +227,7 @@ class EpisodeTracker:
                 raw["severity"],
                 finding,
                 list(raw["exemplars"]),
+                int(raw.get("quiet", 0)),
             )
         return tracker
 

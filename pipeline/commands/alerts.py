@@ -44,13 +44,18 @@ def format_alert(message: dict[str, Any]) -> str:
     >>> print(format_alert({"status": "firing", "severity": "critical", "window_start":
     ...   "T1", "summary": "shop GET /: p99_ms 900 vs 100",
     ...   "alert_id": "00ff", "version": 1, "exemplar_trace_ids": ["ab"]}))
-    T1 CRITICAL firing  shop GET /: p99_ms 900 vs 100 [00ff v1] exemplars: ab
+    T1 CRITICAL firing   shop GET /: p99_ms 900 vs 100 [00ff v1] exemplars: ab
+    >>> print(format_alert({"status": "resolved", "severity": "warning", "window_start":
+    ...   "T2", "summary": "resolved: shop GET /: p99_ms 900 vs 100",
+    ...   "alert_id": "00ff", "version": 2, "exemplar_trace_ids": []}))
+    T2 WARNING  resolved shop GET /: p99_ms 900 vs 100 [00ff v2] exemplars: none
     """
     exemplars = ", ".join(message.get("exemplar_trace_ids", [])) or "none"
+    status = message["status"]
+    summary = message["summary"].removeprefix(f"{status}: ")  # the status has its own column
     return (
-        f"{message['window_start']} {message['severity'].upper()} {message['status']:<8}"
-        f"{message['summary']} [{message['alert_id']} v{message['version']}] "
-        f"exemplars: {exemplars}"
+        f"{message['window_start']} {message['severity'].upper():<8} {status:<8} "
+        f"{summary} [{message['alert_id']} v{message['version']}] exemplars: {exemplars}"
     )
 
 

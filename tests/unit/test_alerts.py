@@ -28,11 +28,17 @@ def finding(severity: str = "warning", score: float = 0.8) -> Finding:
         (["warning", "warning"], [("firing", 1, True), ("firing", 2, False)]),
         (["warning", "critical"], [("firing", 1, True), ("firing", 2, True)]),
         (["critical", "warning"], [("firing", 1, True), ("firing", 2, False)]),
-        (["warning", None, None], [("firing", 1, True), ("resolved", 2, True), None]),
+        (["warning", None, None], [("firing", 1, True), None, ("resolved", 2, True)]),
+        (["warning", None, None, None], [("firing", 1, True), None, ("resolved", 2, True), None]),
+        # One normal window inside the incident does not split it: same episode goes on.
+        (
+            ["warning", None, "warning", None, None],
+            [("firing", 1, True), None, ("firing", 2, False), None, ("resolved", 3, True)],
+        ),
     ],
 )
 def test_episode_transitions(severities: list[str | None], expected: list[object]) -> None:
-    tracker = EpisodeTracker()
+    tracker = EpisodeTracker(resolve_after=2)
     got = []
     for i, sev in enumerate(severities):
         alert = tracker.observe(window(i), None if sev is None else finding(sev))
@@ -62,8 +68,10 @@ def test_continuing_episode_keeps_id_and_collects_exemplars() -> None:
 def test_state_round_trip_continues_the_episode() -> None:
     tracker = EpisodeTracker()
     onset = tracker.observe(window(0), finding())
+    assert tracker.observe(window(1), None) is None  # quiet 1 of 3
     restored = EpisodeTracker.from_dict(tracker.to_dict())
-    resolved = restored.observe(window(1), None)
+    assert restored.observe(window(2), None) is None  # quiet 2 of 3, counted across restore
+    resolved = restored.observe(window(3), None)
     assert onset is not None and resolved is not None
     assert (resolved.alert_id, resolved.version, resolved.status) == (onset.alert_id, 2, "resolved")
 
