@@ -29,6 +29,8 @@ from pipeline.ingest.progress import Progress
 from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
+from pipeline.tables import key_bytes
+from pipeline.windows.assembler import series_key
 
 log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
@@ -388,8 +390,23 @@ class IngestLoop:
 
 
 def partial_key(series: tuple[str, str]) -> bytes:
-    """Partials of one (service, operation) share a key, hence a partials partition."""
-    return f"{series[0]}\x1f{series[1]}".encode()
+    """The key of a series' partials: the bytes of its window-table key.
+
+    Same bytes, same murmur2 partition: a series' partials and its table state
+    (``windows``, ``detectors``, keyed by :func:`series_key` through Faust's json
+    key serializer) sit on the same partition number, so the worker that owns a
+    series' partials after a rebalance also owns, and reloads, its state.
+
+    >>> from aiokafka.partitioner import murmur2
+    >>> from pipeline.tables import partition_of
+    >>> import json
+    >>> key = partial_key(("shop", "GET /"))
+    >>> json.loads(key) == series_key("shop", "GET /")
+    True
+    >>> (murmur2(key) & 0x7FFFFFFF) % 6 == partition_of(series_key("shop", "GET /"), 6)
+    True
+    """
+    return key_bytes(series_key(*series))
 
 
 def dlq_headers(topic: str, letter: DeadLetter) -> list[tuple[str, bytes]]:

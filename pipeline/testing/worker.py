@@ -10,6 +10,11 @@ with SIGTERM or killed with SIGKILL.
         w.wait_for(lambda: w.count("otel_traces") >= 1000, timeout=120)
         w.kill()
         w.start()
+
+Helpers for the tests around it: :func:`unique_names` (per-test topics and group),
+:func:`prepare_topics` (``spanstream topics apply`` plus the window stage's
+changelog topics), :func:`run_generate` (``spanstream generate`` as a process)
+and :func:`consume` (read a topic back with a deadline).
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.kafka_broker import free_port
+from pipeline.testing.kafka_broker import REPO_ROOT, free_port
 
 #: Seconds a worker may take from start until its /query endpoint answers.
 READY_TIMEOUT = 90.0
@@ -143,14 +149,19 @@ class LocalWorker:
 
     def metric(self, name: str) -> float:
         """Sum of a Prometheus metric over its labels (0 when absent)."""
+        return sum(self.metric_samples(name).values())
+
+    def metric_samples(self, name: str) -> dict[str, float]:
+        """A Prometheus metric's samples by their label text (``'{policy="error"}'``)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
-        total = 0.0
+        samples: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+                labels, value = line[len(name) :].rsplit(" ", 1)
+                samples[labels.strip()] = samples.get(labels.strip(), 0.0) + float(value)
+        return samples
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str = "") -> None:
         """Poll ``condition`` until it holds; fail with the log tail after ``timeout``."""
@@ -184,3 +195,118 @@ class LocalWorker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# -- around the worker ------------------------------------------------------------------
+
+
+def unique_names(prefix: str = "e2e") -> dict[str, str]:
+    """``SPANSTREAM_*`` topic and group names unique to one test (shared brokers never mix)."""
+    tag = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    return {
+        "SPANSTREAM_INPUT_TOPIC": f"{tag}-spans",
+        "SPANSTREAM_DLQ_TOPIC": f"{tag}-dlq",
+        "SPANSTREAM_ALERT_TOPIC": f"{tag}-alerts",
+        "SPANSTREAM_PARTIALS_TOPIC": f"{tag}-partials",
+        "SPANSTREAM_GROUP": tag,
+    }
+
+
+def prepare_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0) -> None:
+    """Create the declared topics, as ``spanstream topics apply`` does, changelogs included.
+
+    The window stage's Faust changelog topics must exist before the worker starts
+    (ones Faust creates itself may be missing from its producer's first metadata,
+    and the first table write then crashes the assemble agent); they are created
+    here if the declarations do not name them.
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from pipeline.settings import load_settings
+    from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+
+    settings = load_settings({**env, "SPANSTREAM_KAFKA": bootstrap})
+    result = apply(TopicAdmin(bootstrap), load_declarations(DEFAULT_TOPICS_FILE, settings))
+    if any(item.action != "ok" for item in result.final):
+        raise ServiceUnavailable(f"topics not ready: {result}")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    n = settings.partials_partitions
+    names = [f"{settings.group}-windows-{t}-changelog" for t in ("windows", "detectors")]
+    listed = admin.list_topics(timeout=10).topics
+    missing = [
+        NewTopic(name, n, 1, config={"cleanup.policy": "compact"})
+        for name in names
+        if name not in listed
+    ]
+    if missing:
+        for future in admin.create_topics(missing, operation_timeout=timeout).values():
+            future.result(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(timeout=10).topics
+        if all(len(getattr(listed.get(name), "partitions", {})) == n for name in names):
+            return
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("changelog topics missing from the broker's metadata")
+        time.sleep(0.1)
+
+
+def delete_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0) -> None:
+    """Delete every topic named after the test's group (Faust's own topics included)."""
+    from confluent_kafka.admin import AdminClient
+
+    group = env["SPANSTREAM_GROUP"]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    ours = [t for t in admin.list_topics(timeout=10).topics if group in t]
+    if ours:
+        for future in admin.delete_topics(ours, operation_timeout=timeout).values():
+            future.result(timeout)
+
+
+def run_generate(
+    bootstrap: str, topic: str, args: Sequence[str], timeout: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    """``spanstream generate`` to ``topic`` as a user runs it; raises if it fails."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "generate", "--bootstrap", bootstrap]
+    cmd += ["--topic", topic, *args]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"generate failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done
+
+
+def consume(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 60.0,
+) -> list[Any]:
+    """Messages of ``topic`` from the start until ``until(messages)`` holds (or ``timeout``).
+
+    Returns confluent-kafka ``Message`` objects; fails with what was read so far.
+    """
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: {len(messages)} messages after {timeout:.0f}s")
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is None:
+                    messages.append(msg)
+    finally:
+        consumer.close()
+    return messages

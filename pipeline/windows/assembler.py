@@ -4,25 +4,57 @@
 values from any number of source partitions, possibly replayed, and emits each
 (service, operation, window) once as a :class:`ClosedWindow`.
 
-Watermark (event time). A partial carries the max event time of its cut. That
-value only counts for a source once a partial of a LATER cut of the same
-source arrives: the partials of one cut reach the assembler one by one (one per
-series and window), and the cut's own watermark must not make its remaining
-partials late (until its second cut, a source counts with the lowest window
-start of its first cut). The assembler's watermark is the MIN of those source
-watermarks over the sources heard from in the last ``idle_close_seconds`` of
-processing time, so a lagging
-partition, e.g. one catching up after an outage, holds windows open instead of
-turning its spans late. It never goes backwards. When every source has been
-idle for ``idle_close_seconds``, the watermark becomes the highest event time
-seen plus the processing time elapsed since the last partial arrived: event
-time is assumed to flow on with the wall clock, which lets the last windows of
-a stopped stream close.
+Watermark (event time). A partial carries the max event time of its cut. Two
+watermarks are kept, both in event time, both never going backwards:
+
+* Per source partition, over all series. A cut's max event time only counts
+  for its source once a partial of a LATER cut of that source arrives (until
+  then, the source counts with the lowest window start of its first cut). The
+  global watermark is the MIN of those over the sources that are not QUIET, so
+  a lagging input partition, e.g. one catching up after an outage, holds
+  windows open instead of turning its spans late.
+* Per series, over that series' own partials. Partials are keyed by series, so
+  the partials of ONE series from one source arrive in cut order and, within a
+  cut, in window order; the partials of one cut as a whole do NOT: they spread
+  over the partials partitions, which the window stage drains at different
+  paces. While a backlog is consumed one cut spans many windows, and a later cut
+  of a source seen through a fast partition must not make the rest of an
+  earlier cut, still queued on a slow partition, late. So a series' channel from
+  a source vouches only for what that series has shown: the max event time of
+  its earlier cuts and, within its latest cut, the window start reached. A
+  series closes by the MIN of the global watermark and its channels that are
+  not quiet; a series absent from a source's traffic only follows the global
+  watermark.
+
+Quiet. A source (or channel) not heard from for ``idle_close_seconds`` of
+processing time is quiet, and stops holding the watermark back, unless the
+stream runs faster than the wall clock meanwhile: if the highest event time
+seen moved on by more than ``BACKLOG_PACE`` times the processing time elapsed
+since it was last heard from, a backlog is being consumed and its silence more
+likely means its input partition waits behind the others' fetched records (the
+consumer serves whole fetched chunks partition by partition) than that it has
+no data: it keeps holding the watermark back until its records come. Input
+partitions are numbered densely, so a source numbered below one heard from
+but not heard from itself yet counts as silent since the first partial: while
+it is not quiet, the global watermark stays put.
+
+When every source has been idle for ``idle_close_seconds``, the global
+watermark becomes the lowest event time reached by the sources active just
+before the pause (those heard from within ``idle_close_seconds`` of the last
+partial) plus the processing time elapsed since the last partial arrived:
+event time is assumed to flow on with the wall clock, which lets the last
+windows of a stopped stream close, while a source that was behind when
+everything paused (a stall of the window stage itself looks the same) does not
+see its backlog turned late.
 
 Startup hold. Source bookkeeping lives in memory, so after a (re)start the
 watermark stays put for ``startup_hold_seconds`` after the first partial:
 otherwise the first source heard from would set a watermark that a lagging
-source, heard from a moment later, could no longer hold back.
+source, heard from a moment later, could no longer hold back. Likewise per
+series: a series' watermark stays put for ``startup_hold_seconds`` after its
+first partial (its other sources' partials may be queued behind on its
+partials partition), and the first partial of a series never seen before is
+never late (nothing of it was closed).
 
 A window closes once ``window_end + allowed_lateness <= watermark``. A partial
 for a closed window is LATE: its span count is added to ``late_spans`` of the
@@ -69,6 +101,9 @@ from pipeline.clock import Clock
 from pipeline.windows.partial import NS_PER_S, Partial, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
 
+#: Event seconds per processing second above which the stream counts as a backlog.
+BACKLOG_PACE = 2.0
+
 #: A JSON-safe store of series states, e.g. a Faust table (values are reassigned, never mutated).
 Store = MutableMapping[str, dict[str, Any]]
 
@@ -100,6 +135,8 @@ class _Source:
     #: max event time of the cuts before the latest one; until a second cut, the
     #: lowest window start of the first cut (its spans are still arriving)
     applied_ns: int
+    #: the highest event time seen from any source when this one was last heard from
+    frontier_ns: int
     provisional: bool = True
 
     def observe(self, partial: Partial, now: float) -> None:
@@ -112,6 +149,36 @@ class _Source:
             self.latest_ns = max(self.latest_ns, partial.watermark_ns)
             if self.provisional:
                 self.applied_ns = min(self.applied_ns, partial.window_start_ns)
+        self.seen_at = now
+
+
+@dataclass
+class _Channel:
+    """One series' partials from one source: they arrive in cut order, then window order."""
+
+    latest_offset: int
+    latest_ns: int
+    #: highest window start of the latest cut: the rest of that cut starts no lower
+    window_ns: int
+    seen_at: float
+    #: the highest event time seen from any source when this channel was last heard from
+    frontier_ns: int
+    #: max event time of this series' earlier cuts (None before its second cut)
+    done_ns: int | None = None
+
+    @property
+    def watermark_ns(self) -> int:
+        return self.window_ns if self.done_ns is None else max(self.done_ns, self.window_ns)
+
+    def observe(self, partial: Partial, now: float) -> None:
+        if partial.last_offset > self.latest_offset:
+            done = self.latest_ns if self.done_ns is None else max(self.done_ns, self.latest_ns)
+            self.done_ns = done
+            self.latest_offset = partial.last_offset
+            self.latest_ns = partial.watermark_ns
+            self.window_ns = partial.window_start_ns
+        elif partial.last_offset == self.latest_offset:
+            self.window_ns = max(self.window_ns, partial.window_start_ns)
         self.seen_at = now
 
 
@@ -150,6 +217,12 @@ class WindowAssembler:
         self._series: dict[str, SeriesState] = {}
         self._sources: dict[int, _Source] = {}
         self._watermark_ns: int | None = None
+        self._frontier_ns = 0
+        self._start_frontier_ns = 0
+        #: series key -> source partition -> channel, and each series' watermark
+        self._channels: dict[str, dict[int, _Channel]] = {}
+        self._series_wm: dict[str, int] = {}
+        self._series_seen_at: dict[str, float] = {}
         self.merged = 0
         self.duplicates = 0
         self.late_partials = 0
@@ -168,9 +241,9 @@ class WindowAssembler:
         """Take in one partial exactly once; see the module doc for LATE and DUPLICATE."""
         if partial.window_end_ns - partial.window_start_ns != self.window_ns:
             raise ValueError(f"partial window size differs from {self.window_ns} ns")
-        watermark = self.watermark_ns()
-        self._observe(partial)
         key = series_key(partial.service, partial.operation)
+        watermark = self._series_watermark(key)
+        self._observe(key, partial)
         state = self._series.get(key) or SeriesState(partial.service, partial.operation)
         if state.is_duplicate(partial):
             self.duplicates += 1
@@ -189,53 +262,123 @@ class WindowAssembler:
         self._save(key, state)
         return MergeResult.LATE if late else MergeResult.MERGED
 
-    def _observe(self, partial: Partial) -> None:
+    def _observe(self, key: str, partial: Partial) -> None:
         source = self._sources.get(partial.source_partition)
         now = self.clock.now()
         if self._started_at is None:
             self._started_at = now
+            self._frontier_ns = self._start_frontier_ns = partial.watermark_ns
+        self._frontier_ns = max(self._frontier_ns, partial.watermark_ns)
         if source is None:
-            self._sources[partial.source_partition] = _Source(
-                partial.last_offset, partial.watermark_ns, now, partial.window_start_ns
+            source = self._sources[partial.source_partition] = _Source(
+                partial.last_offset, partial.watermark_ns, now, partial.window_start_ns, 0
             )
         else:
             source.observe(partial, now)
+        source.frontier_ns = self._frontier_ns
+        self._series_seen_at.setdefault(key, now)
+        channels = self._channels.setdefault(key, {})
+        channel = channels.get(partial.source_partition)
+        if channel is None:
+            channel = channels[partial.source_partition] = _Channel(
+                partial.last_offset, partial.watermark_ns, partial.window_start_ns, now, 0
+            )
+        else:
+            channel.observe(partial, now)
+        channel.frontier_ns = self._frontier_ns
+
+    def _quiet(self, entry: _Source | _Channel, now: float) -> bool:
+        """Silent for ``idle_close_seconds`` while the stream flows at about wall-clock pace."""
+        return self._quiet_since(entry.seen_at, entry.frontier_ns, now)
+
+    def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:
+        silent = now - seen_at
+        if silent < self.idle_close_seconds:
+            return False
+        return self._frontier_ns - frontier_ns <= BACKLOG_PACE * silent * NS_PER_S
+
+    def _unheard_holds(self, now: float) -> bool:
+        """True while a source numbered below a known one is unheard of and not quiet."""
+        assert self._started_at is not None
+        if len(self._sources) > max(self._sources):
+            return False  # 0..max all heard from
+        return not self._quiet_since(self._started_at, self._start_frontier_ns, now)
 
     def watermark_ns(self) -> int | None:
-        """The event-time watermark now (None before any partial); never decreases."""
+        """The global event-time watermark now (None before any partial); never decreases."""
         now = self.clock.now()
         if self._started_at is None or now - self._started_at < self.startup_hold_seconds:
             return self._watermark_ns
         sources = self._sources.values()
-        idle_for = now - max(s.seen_at for s in sources)
+        last_seen = max(s.seen_at for s in sources)
+        idle_for = now - last_seen
         if idle_for >= self.idle_close_seconds:
-            candidate = max(s.latest_ns for s in sources) + int(idle_for * NS_PER_S)
+            active = [s for s in sources if last_seen - s.seen_at < self.idle_close_seconds]
+            candidate = min(s.latest_ns for s in active) + int(idle_for * NS_PER_S)
+        elif self._unheard_holds(now):
+            return self._watermark_ns
         else:
-            candidate = min(
-                s.applied_ns for s in sources if now - s.seen_at < self.idle_close_seconds
-            )
+            candidate = min(s.applied_ns for s in sources if not self._quiet(s, now))
         if self._watermark_ns is None or candidate > self._watermark_ns:
             self._watermark_ns = candidate
         return self._watermark_ns
 
+    def series_watermark_ns(self, service: str, operation: str) -> int | None:
+        """The watermark that closes this series' windows (None before any partial)."""
+        return self._series_watermark(series_key(service, operation))
+
+    def _series_watermark(self, key: str) -> int | None:
+        """Global watermark, held back by the series' channels heard from recently."""
+        watermark = self.watermark_ns()
+        now = self.clock.now()
+        seen_at = self._series_seen_at.get(key)
+        if seen_at is None and key not in self._series:
+            return self._series_wm.get(key)  # a new series: nothing of it can be late yet
+        if watermark is None or (seen_at is not None and now - seen_at < self.startup_hold_seconds):
+            return self._series_wm.get(key)
+        channels = self._channels.get(key, {}).values()
+        candidate = min(
+            (c.watermark_ns for c in channels if not self._quiet(c, now)),
+            default=watermark,
+        )
+        candidate = min(candidate, watermark)
+        before = self._series_wm.get(key)
+        if before is None or candidate > before:
+            self._series_wm[key] = candidate
+            return candidate
+        return before
+
     def close_ready(self) -> list[ClosedWindow]:
         """Close every window the watermark has passed, ordered by (start, service, operation)."""
-        watermark = self.watermark_ns()
-        if watermark is None:
+        if self.watermark_ns() is None:
             return []
-        last_start = window_start_ns(watermark - self.lateness_ns - self.window_ns, self.window_ns)
         closed: list[ClosedWindow] = []
         for key in sorted(self._series):
+            watermark = self._series_watermark(key)
+            if watermark is None:
+                continue  # a series still in its startup hold
+            last_start = window_start_ns(
+                watermark - self.lateness_ns - self.window_ns, self.window_ns
+            )
             state = self._series[key]
             before = state.closed_until_ns
             closed.extend(state.close(last_start, self.window_ns, self.max_empty_windows))
             if state.dormant(self.max_empty_windows):
                 del self._series[key]
                 self._store.pop(key, None)
+                self._forget_channels(key)
             elif state.closed_until_ns != before:
                 self._save(key, state)
         closed.sort(key=lambda w: (w.window_start_ns, w.service, w.operation))
         return closed
+
+    def _forget_channels(self, key: str) -> None:
+        """Drop a forgotten series' channels once none has been heard from recently."""
+        now = self.clock.now()
+        channels = self._channels.get(key, {})
+        if all(self._quiet(c, now) for c in channels.values()):
+            self._channels.pop(key, None)
+            self._series_seen_at.pop(key, None)
 
     def _save(self, key: str, state: SeriesState) -> None:
         self._series[key] = state

@@ -183,9 +183,11 @@ def test_startup_hold_waits_for_every_source(span: SpanFactory) -> None:
 def test_empty_windows_are_emitted_up_to_a_bound(
     span: SpanFactory, max_empty: int, expected_starts: list[int], forgotten: bool
 ) -> None:
-    asm = assembler(max_empty_windows=max_empty)
+    clock = ManualClock()
+    asm = assembler(clock, max_empty_windows=max_empty, idle_close_seconds=5)
     src = Feed(asm, 0)
     src.cut(span(1, 5), span(1, 5, operation="other"))
+    clock.advance(200)  # GET /cart's channel goes quiet: it follows the global watermark
     for ts in (390, 391):
         src.cut(span(ts, 5, operation="other"))
     closed = [w for w in asm.close_ready() if w.operation == "GET /cart"]
@@ -195,9 +197,11 @@ def test_empty_windows_are_emitted_up_to_a_bound(
 
 
 def test_traffic_after_a_quiet_period_restarts_the_series(span: SpanFactory) -> None:
-    asm = assembler(max_empty_windows=1)
+    clock = ManualClock()
+    asm = assembler(clock, max_empty_windows=1, idle_close_seconds=5)
     src = Feed(asm, 0)
     src.cut(span(1, 5), span(1, 5, operation="tick"))
+    clock.advance(500)  # at wall-clock pace (no backlog): GET /cart's channel goes quiet
     for ts in (1000, 1001):
         src.cut(span(ts, 5, operation="tick"))
     cart = [w for w in summary(asm.close_ready()) if w[0] == "GET /cart"]
@@ -205,6 +209,7 @@ def test_traffic_after_a_quiet_period_restarts_the_series(span: SpanFactory) -> 
     assert asm.state("shop", "GET /cart") is None
     src.cut(span(1001, 7))
     assert src.results == [MergeResult.MERGED]
+    clock.advance(50)
     for ts in (1100, 1101):
         src.cut(span(ts, 5, operation="tick"))
     assert ("GET /cart", 960, 1, 0, 0) in summary(asm.close_ready())
