@@ -69,7 +69,6 @@ class Pipeline:
         self.exemplars = ExemplarRequests(self.clock)
         self.judge = WindowJudge()
         self.lock = asyncio.Lock()
-        self._pending_alerts: list[Alert] = []
         self._late_counted = 0
         self._faust_app(datadir)
         self.core = self._ingest_core()
@@ -148,18 +147,20 @@ class Pipeline:
             if not self._settled():
                 return
             try:
-                with self.window_view.staged():
+                # Table changes (closed windows, detector and episode state) land only after
+                # every effect of the close is durable: windows and anomalies in ClickHouse,
+                # alerts acked by Kafka. A crash or failure before that closes the same
+                # windows again; the retry writes the same rows under the same tokens and
+                # republishes the same alert ids and versions (at least once).
+                with self.window_view.staged(), self.detector_view.staged():
                     closed = self.assembler.close_ready()
                     if closed:
                         await asyncio.to_thread(self._write_windows, closed)
+                        await self._publish(self._judge(closed))
             except SinkUnavailable as exc:
-                log.warning("closed windows not written, retrying: %s", exc)
-                metrics.INSERT_RETRIES.labels(METRICS_TABLE).inc()
+                log.warning("closed windows or their alerts not written, retrying: %s", exc)
+                metrics.INSERT_RETRIES.labels("window_close").inc()
                 self.assembler.reload()
-                return
-            if closed:
-                self._judge(closed)
-        await self._flush_alerts()
 
     def _count_late(self) -> None:
         """Export the assembler's late-span count (a plain int it keeps) as a counter."""
@@ -175,35 +176,36 @@ class Pipeline:
         newest = max(w.window_end_ns for w in closed)
         metrics.WINDOW_LAG.set(time.time() - newest / 1e9)
 
-    def _judge(self, closed: Sequence[ClosedWindow]) -> None:
+    def _judge(self, closed: Sequence[ClosedWindow]) -> list[Alert]:
         alerts = self.judge.judge(closed, self.detector_view)
         window_ns = self.settings.window_seconds * 1_000_000_000
         for alert in alerts:
             if alert.status == "firing":
                 w = alert.window
                 self.flags.flag(w.service, w.operation, w.window_end_ns + 2 * window_ns)
-        self._pending_alerts.extend(alerts)
+        return alerts
 
-    async def _flush_alerts(self) -> None:
-        if not self._pending_alerts:
+    async def _publish(self, alerts: Sequence[Alert]) -> None:
+        """Anomalies table, then the alert topic, waiting for Kafka's ack of each message."""
+        if not alerts:
             return
-        alerts = self._pending_alerts
+        write = table_writer(self.store, ANOMALIES_TABLE, anomaly_columns)
+        await asyncio.to_thread(write, alerts, "alerts-" + _alert_token(alerts))
+        published = [a for a in alerts if a.publish]
         try:
-            write = table_writer(self.store, ANOMALIES_TABLE, anomaly_columns)
-            await asyncio.to_thread(write, alerts, "alerts-" + _alert_token(alerts))
-        except SinkUnavailable as exc:
-            log.warning("anomalies not written, retrying: %s", exc)
-            metrics.INSERT_RETRIES.labels(ANOMALIES_TABLE).inc()
-            return
-        for alert in alerts:
-            if alert.publish:
-                message = alert.to_message()
+            pending = [
                 await self.alerts_topic.send(
-                    key=alert.window.service.encode(), value=json.dumps(message).encode()
+                    key=a.window.service.encode(), value=json.dumps(a.to_message()).encode()
                 )
-                metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
-                log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
-        self._pending_alerts = []
+                for a in published
+            ]
+            for delivery in pending:
+                await delivery
+        except Exception as exc:  # any send failure: retry the whole close
+            raise SinkUnavailable(f"alert topic: {exc}") from exc
+        for alert in published:
+            metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
+            log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
 
     async def _query_page(self, web: Any, request: Any) -> Any:
         from pipeline.query import QueryRefused, run_readonly

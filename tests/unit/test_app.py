@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 
 from pipeline.app import Pipeline
+from pipeline.errors import SinkUnavailable
 from pipeline.model import Span
 from pipeline.settings import Settings
+from pipeline.sinks.clickhouse import METRICS_TABLE
 from pipeline.tables import partition_of
+from pipeline.testing.clock import ManualClock
 from pipeline.windows.assembler import series_key
 from pipeline.windows.partial import Partial, PartialAggregator
 from pipeline.windows.series import SeriesState
@@ -116,3 +119,100 @@ def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: S
     assert pipeline.assembler.duplicates == 1
     assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
     assert stage.changelog[-1][1] == pipeline.windows[key]
+
+
+class FlakyStore(NullStore):
+    """Records inserts; refuses them while ``down`` (ClickHouse unavailable)."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.inserted: dict[str, list[dict[str, Sequence[Any]]]] = {}
+        self.tokens: list[str | None] = []
+
+    def insert(
+        self, table: str, columns: Mapping[str, Sequence[Any]], dedup_token: str | None = None
+    ) -> int:
+        if self.down:
+            raise SinkUnavailable("clickhouse down")
+        self.inserted.setdefault(table, []).append(dict(columns))
+        self.tokens.append(dedup_token)
+        return len(next(iter(columns.values())))
+
+
+@dataclass
+class Closing:
+    """A window stage with one due window, a flaky store and a record of table writes."""
+
+    pipeline: Pipeline
+    store: FlakyStore
+    writes: list[str]
+    key: str
+
+
+@pytest.fixture
+def closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Closing:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", partials_partitions=PARTITIONS)
+    store = FlakyStore()
+    pipeline = Pipeline(settings, store, datadir=str(tmp_path / "faust"))
+    writes: list[str] = []
+
+    def send_changelog(partition: int | None, key: str, value: Any, **_: Any) -> Any:
+        writes.append(key)
+        return SimpleNamespace(message=SimpleNamespace(partition=partition_of(key, PARTITIONS)))
+
+    for table in (pipeline.windows, pipeline.detectors):
+        monkeypatch.setattr(table, "send_changelog", send_changelog)
+
+    def owned() -> set[int]:  # no broker, no assignment: this worker owns every partition
+        return set(range(PARTITIONS))
+
+    for holder in (pipeline, pipeline.window_view, pipeline.detector_view):
+        monkeypatch.setattr(holder, "_owned", owned)
+    clock = ManualClock(1_000.0)
+    pipeline.assembler.clock = clock
+    asyncio.run(feed(pipeline, [p.to_json() for p in partials(0, [(1.0, 10.0), (2.0, 30.0)])]))
+    clock.advance(600)  # idle long past the window's end: it is due
+    writes.clear()
+    return Closing(pipeline, store, writes, series_key("shop", "GET /cart"))
+
+
+def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
+    closing: Closing,
+) -> None:
+    pipeline, store = closing.pipeline, closing.store
+    before = (pipeline.windows[closing.key], dict(pipeline.detectors))
+    store.down = True
+    asyncio.run(pipeline._close())
+    assert closing.writes == []  # neither the windows nor the detectors table moved
+    assert (pipeline.windows[closing.key], dict(pipeline.detectors)) == before
+
+    store.down = False
+    asyncio.run(pipeline._close())
+    (rows,) = store.inserted[METRICS_TABLE]
+    requests = list(rows["Requests"])
+    # The window that failed to close closes now, once (then empty windows follow it).
+    assert (requests[0], sum(requests)) == (2, 2)
+    assert closing.key in closing.writes and closing.key in pipeline.detectors
+
+
+def test_a_failed_alert_publish_undoes_the_detector_state_too(
+    closing: Closing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline, store = closing.pipeline, closing.store
+
+    publish, refusing = pipeline._publish, [True]
+
+    async def flaky_publish(alerts: Sequence[Any]) -> None:
+        if refusing[0]:
+            raise SinkUnavailable("alert topic: broker down")
+        await publish(alerts)
+
+    monkeypatch.setattr(pipeline, "_publish", flaky_publish)
+    asyncio.run(pipeline._close())
+    assert closing.writes == []  # scored, but no detector or window state was kept
+    assert closing.key not in pipeline.detectors
+    refusing[0] = False
+    asyncio.run(pipeline._close())
+    first, retry = store.inserted[METRICS_TABLE]
+    assert first == retry and store.tokens[0] == store.tokens[1]  # deduplicated by ClickHouse
+    assert closing.key in pipeline.detectors
