@@ -16,15 +16,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 from confluent_kafka import Consumer, Producer
+from faust.types import TP
 
 from pipeline import metrics
 from pipeline.alerts import Alert
-from pipeline.clock import SystemClock
+from pipeline.clock import PausableClock, SystemClock
 from pipeline.enrich import Enricher
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import IngestCore
@@ -104,8 +105,12 @@ class Pipeline:
         self.detectors = app.Table("detectors", **table_opts)
         self.window_view = OwnedView(self.windows, n, self._owned)
         self.detector_view = OwnedView(self.detectors, n, self._owned)
+        #: Idle rules of the assembler run on this clock, paused while partials wait.
+        self.window_clock = PausableClock(self.clock)
+        #: The last partials offset merged, per partials partition.
+        self._merged_offsets: dict[int, int] = {}
         self.assembler = WindowAssembler(
-            s.window_seconds, s.allowed_lateness_seconds, self.clock, store=self.window_view
+            s.window_seconds, s.allowed_lateness_seconds, self.window_clock, store=self.window_view
         )
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.timer(1.0)(self._close)
@@ -139,13 +144,30 @@ class Pipeline:
             partial = Partial.from_json(value)
             async with self.lock:
                 self.assembler.merge(partial)
+                event = stream.current_event
+                if event is not None:
+                    self._merged_offsets[event.message.partition] = event.message.offset
             yield partial.series
+
+    def _partials_waiting(self) -> bool:
+        """True while fetched partials of an owned partition are not merged yet."""
+        topic = self.settings.partials_topic
+
+        def high(partition: int) -> int | None:
+            try:
+                return int(self.app.consumer.highwater(TP(topic, partition)))
+            except Exception:  # no consumer (tests) or no fetch yet: nothing known to wait
+                return None
+
+        return partials_waiting(self._owned(), self._merged_offsets, high)
 
     async def _close(self) -> None:
         async with self.lock:
             self._count_late()
             if not self._settled():
                 return
+            # A stage behind its input must not mistake its own lag for a quiet stream.
+            self.window_clock.set_paused(self._partials_waiting())
             try:
                 # Table changes (closed windows, detector and episode state) land only after
                 # every effect of the close is durable: windows and anomalies in ClickHouse,
@@ -293,6 +315,28 @@ class Pipeline:
             self.loop.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def partials_waiting(
+    owned: Iterable[int], merged: Mapping[int, int], high: Callable[[int], int | None]
+) -> bool:
+    """True if an owned partition's high watermark is past the last offset merged.
+
+    The high watermark is the consumer's from its last fetch: a stage that falls
+    behind (a slow or stalled event loop) sees it ahead of what it merged.
+
+    >>> partials_waiting([0, 1], {0: 9, 1: 4}, {0: 10, 1: 5}.get)
+    False
+    >>> partials_waiting([0, 1], {0: 9}, {0: 10, 1: 5}.get)  # nothing of 1 merged yet
+    True
+    >>> partials_waiting([0], {}, lambda p: None)  # not fetched yet: nothing known to wait
+    False
+    """
+    for p in owned:
+        watermark = high(p)
+        if watermark is not None and merged.get(p, -1) + 1 < watermark:
+            return True
+    return False
 
 
 def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:
