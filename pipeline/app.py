@@ -27,7 +27,7 @@ from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.clock import PausableClock, SystemClock
 from pipeline.enrich import Enricher
-from pipeline.errors import SinkUnavailable
+from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.loop import IngestLoop, consumer_config, producer_config
 from pipeline.judge import WindowJudge
@@ -283,7 +283,10 @@ class Pipeline:
 
         def write(traces: Sequence[DecidedTrace], token: str) -> None:
             replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]
-            stored = stored_span_ids(self.store, replayed) if replayed else set()
+            try:
+                stored = stored_span_ids(self.store, replayed) if replayed else set()
+            except SpanstreamError as exc:  # back off and retry, like a failed insert
+                raise SinkUnavailable(f"replay check on otel_traces failed: {exc}") from exc
             spans = [s for t in traces for s in t.spans if (s.trace_id, s.span_id) not in stored]
             if spans:
                 insert(spans, token)

@@ -100,15 +100,21 @@ class IngestCore:
         self.orphaned_traces = 0
 
     # -- assignment -----------------------------------------------------------------
-    def assign(self, partition: int, progress: Progress, position: int) -> None:
-        """Take a partition over at commit ``position`` with the marks its last owner left."""
+    def assign(
+        self, partition: int, progress: Progress, position: int, replay_through: int | None = None
+    ) -> None:
+        """Take a partition over at commit ``position`` with the marks its last owner left.
+
+        Records at or below the replay zone (the write mark, or ``replay_through`` when
+        the caller knows better) are checked against the store before being written.
+        """
         agg = PartialAggregator(
             self.window_seconds, partition, self.max_exemplars, skip_through=progress.delivered
         )
         self._parts[partition] = _Partition(
             agg,
             progress,
-            progress.write_mark,
+            progress.write_mark if replay_through is None else replay_through,
             self.clock.now(),
             base_position=position,
             last_offset=progress.delivered,

@@ -88,12 +88,14 @@ class IngestLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
-            position = tp.offset if tp.offset >= 0 else self._low_watermark(tp)
-            self.core.assign(tp.partition, Progress.parse(tp.metadata), position)
-
-    def _low_watermark(self, tp: TopicPartition) -> int:
-        low, _high = self.consumer.get_watermark_offsets(tp, timeout=10)
-        return int(low)
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
+            position = tp.offset if tp.offset >= 0 else int(low)
+            progress = Progress.parse(tp.metadata)
+            # No marks (a new group, or offsets reset by kafka-consumer-groups, which drops
+            # commit metadata): rows of any record in the topic may already be stored, so
+            # all of them are checked against otel_traces before they are written again.
+            replay_through = int(high) - 1 if progress.write_mark < 0 else None
+            self.core.assign(tp.partition, progress, position, replay_through=replay_through)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Hand over cleanly: write what is decided, send partials, commit, then forget."""

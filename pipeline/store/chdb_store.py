@@ -138,9 +138,31 @@ class ChdbStore:
             raise ServiceUnavailable(f"chdb store on {self.path} is closed")
         try:
             with self._lock:
-                return self._session.query(sql, fmt, params=dict(params) if params else None)
+                return self._session.query(sql, fmt, params=_chdb_params(params))
         except Exception as exc:
             raise _query_error(exc) from None
+
+
+def _chdb_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Query parameters as chdb needs them: lists and tuples as ClickHouse literals.
+
+    chdb renders a Python list as ``[a,b]`` without quotes, which an
+    ``Array(String)`` parameter cannot parse; scalars it passes correctly.
+
+    >>> _chdb_params({"ids": ["ab", "cd"], "n": 3})
+    {'ids': "['ab','cd']", 'n': 3}
+    """
+    if not params:
+        return None
+    return {k: _literal(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -233,6 +233,10 @@ class WindowAssembler:
         """Re-read every series from the store (after recovery or a rebalance)."""
         self._series = {key: SeriesState.from_dict(value) for key, value in self._store.items()}
 
+    def _stored(self, key: str) -> SeriesState | None:
+        value = self._store.get(key)
+        return None if value is None else SeriesState.from_dict(value)
+
     def state(self, service: str, operation: str) -> SeriesState | None:
         """The current state of one series (for inspection and tests)."""
         return self._series.get(series_key(service, operation))
@@ -244,7 +248,13 @@ class WindowAssembler:
         key = series_key(partial.service, partial.operation)
         watermark = self._series_watermark(key)
         self._observe(key, partial)
-        state = self._series.get(key) or SeriesState(partial.service, partial.operation)
+        # A series this worker has not loaded yet (just assigned, recovered from the
+        # changelog, reload still to come) must continue its stored state, never restart.
+        state = (
+            self._series.get(key)
+            or self._stored(key)
+            or SeriesState(partial.service, partial.operation)
+        )
         if state.is_duplicate(partial):
             self.duplicates += 1
             return MergeResult.DUPLICATE

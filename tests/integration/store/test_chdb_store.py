@@ -204,3 +204,20 @@ def test_second_process_cannot_open_a_directory_in_use(chdb_store: Store, chdb_u
     )
     assert result.returncode == 3, result.stderr[-500:]
     assert "cannot open chdb directory" in result.stdout
+
+
+def test_stored_span_ids_finds_replayed_traces_with_an_array_parameter(chdb_store: Store) -> None:
+    from pipeline.sinks.clickhouse import stored_span_ids
+
+    batch = span_batch(4)
+    chdb_store.insert("otel_traces", batch)
+    wanted = [batch["TraceId"][0], batch["TraceId"][2], "f" * 32]
+    assert stored_span_ids(chdb_store, wanted) == {
+        (batch["TraceId"][i], batch["SpanId"][i]) for i in (0, 2)
+    }
+
+
+@pytest.mark.parametrize("value", ["it's", "back\\slash", "", "ünï"])
+def test_array_parameters_are_quoted_for_chdb(chdb_store: Store, value: str) -> None:
+    rows = chdb_store.query("SELECT has({v:Array(String)}, {x:String})", {"v": [value], "x": value})
+    assert rows == [(True,)]

@@ -319,3 +319,24 @@ def test_a_full_trace_buffer_pauses_fetching_until_traces_are_decided(rig: Rig) 
     rig.step(WAIT)  # both decided and written...
     assert rig.step(batch=1) == 1  # ...so fetching resumes
     assert rig.consumer.paused == set()
+
+
+def test_without_marks_every_record_already_in_the_topic_is_checked_before_writing(
+    rig: Rig,
+) -> None:
+    from types import SimpleNamespace
+
+    def in_zone(offset: int) -> bool:
+        return rig.core.in_replay_zone(cast(DecidedTrace, SimpleNamespace(refs={(0, offset)})))
+
+    rig.consumer.revoke(0)
+    for i in range(3):
+        rig.consumer.append(0, record(tid(i)))
+    rig.consumer.assign(0)  # no commit, no marks: as after a reset that dropped the metadata
+    assert [in_zone(o) for o in (0, 2, 3)] == [True, True, False]
+    rig.step()
+    rig.step(WAIT)  # decided, written (write mark 2) and committed with marks
+    rig.consumer.revoke(0)
+    rig.consumer.append(0, record(tid(3)))
+    rig.consumer.assign(0)  # marks present: the zone is the write mark, not the log end
+    assert [in_zone(o) for o in (2, 3)] == [True, False]

@@ -281,3 +281,20 @@ def test_closed_window_quantiles_within_sketch_accuracy(span: SpanFactory) -> No
         exact = ordered[int(q * (len(ordered) - 1))]
         assert abs(got - exact) <= 0.01 * exact * (1 + 1e-9)
     assert w.max_ms == ordered[-1]
+
+
+def test_a_series_stored_by_the_previous_owner_continues_before_any_reload(
+    span: SpanFactory,
+) -> None:
+    old_owner: dict[str, Any] = {}
+    before = assembler(store=old_owner)
+    for p in partials_of([span(1.0, 10), span(2.0, 10)], source=0):
+        before.merge(p)
+    table: dict[str, Any] = {}
+    after = assembler(store=table)  # built at start, when the table is still empty
+    table.update(old_owner)  # then Faust recovers the changelog; no reload has run yet
+    for p in partials_of([span(3.0, 10)], source=1):
+        after.merge(p)
+    state = after.state("shop", "GET /cart")
+    assert state is not None
+    assert sum(w.requests for w in state.windows.values()) == 3

@@ -1,0 +1,462 @@
+"""The fault rig: per-test topics, one real ``spanstream worker``, the generator, and the counts.
+
+A :class:`Rig` is what each fault scenario drives. It creates the test's own
+topics (names from ``topics/topics.yaml`` roles, with a unique suffix) on a
+real broker, runs ``spanstream generate`` in simulated mode with a manifest,
+starts/kills :class:`~pipeline.testing.worker.LocalWorker` processes on one
+chdb directory, samples the worker's RSS in the background, and at the end
+reads ``otel_traces``, ``spanstream_red_metrics FINAL`` and the DLQ to build
+the :class:`~pipeline.testing.accounting.Accounting` row.
+
+Every wait polls a condition with a deadline; nothing sleeps to synchronize.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from pipeline.enrich import operation_for
+from pipeline.generate.manifest import Manifest, ManifestSpan, read_manifest
+from pipeline.settings import load_settings
+from pipeline.testing.accounting import (
+    Accounting,
+    account,
+    append_result,
+    expected_spans,
+    reference_windows,
+)
+from pipeline.testing.worker import LocalWorker
+from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+
+#: Traces per scenario stream (about 20 spans each): ~100k spans by default.
+TRACES = int(os.environ.get("SPANSTREAM_FAULTS_TRACES", "5000"))
+#: The simulated stream's start; windows are 10 s, lateness 5 s (fast to close).
+START_TIME = "2024-05-01T00:00:00Z"
+WINDOW_S = 10
+#: Generous but finite deadlines (s) on this loaded 2-core machine.
+DRAIN_TIMEOUT = float(os.environ.get("SPANSTREAM_FAULTS_DRAIN_TIMEOUT", "300"))
+STALL_S = 45.0
+WINDOWS_TIMEOUT = 120.0
+POLL_S = 0.2
+
+#: What the worker logs when its ingest thread dies (older app.py: the process stays up).
+INGEST_DIED = ("Exception in thread", "ingest loop died")
+
+BASE_ENV = {
+    # every trace kept: unique_out = distinct stored rows, the simplest exact check
+    "SPANSTREAM_BASELINE_RATE": "1.0",
+    "SPANSTREAM_WINDOW_SECONDS": str(WINDOW_S),
+    "SPANSTREAM_ALLOWED_LATENESS_SECONDS": "5",
+    "SPANSTREAM_DECISION_WAIT_SECONDS": "2",
+}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` every POLL_S until true; returns the seconds it took."""
+    began = time.monotonic()
+    deadline = began + timeout
+    while True:
+        if condition():
+            return time.monotonic() - began
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+@dataclass
+class Topics:
+    input: str
+    dlq: str
+    alerts: str
+    partials: str
+    group: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SPANSTREAM_INPUT_TOPIC": self.input,
+            "SPANSTREAM_DLQ_TOPIC": self.dlq,
+            "SPANSTREAM_ALERT_TOPIC": self.alerts,
+            "SPANSTREAM_PARTIALS_TOPIC": self.partials,
+            "SPANSTREAM_GROUP": self.group,
+        }
+
+
+@dataclass
+class Restart:
+    """One worker (re)start: when, and how long until stored rows grew again."""
+
+    at: float
+    recovery_s: float | None = None
+
+
+@dataclass
+class Rig:
+    """Topics, generator, worker and accounting for one scenario."""
+
+    bootstrap: str
+    workdir: Path
+    results_file: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    topics: Topics = field(init=False)
+    worker: LocalWorker = field(init=False)
+    manifests: list[Manifest] = field(default_factory=list)
+    restarts: list[Restart] = field(default_factory=list)
+    peak_rss: int = 0
+    faults: int = 0
+    began: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        sfx = uuid.uuid4().hex[:8]
+        self.topics = Topics(f"in-{sfx}", f"dlq-{sfx}", f"al-{sfx}", f"pa-{sfx}", f"g-{sfx}")
+        self.env = {**BASE_ENV, **self.topics.env(), **self.env_overrides}
+        settings = load_settings({**self.env, "SPANSTREAM_KAFKA": self.bootstrap})
+        decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
+        result = apply(TopicAdmin(self.bootstrap, timeout=30), decls)
+        assert all(i.action == "ok" for i in result.final), result
+        self.chdb_dir = self.workdir / "chdb"
+        self.worker = LocalWorker(
+            self.workdir / "worker",
+            bootstrap=self.bootstrap,
+            store_url=f"chdb:{self.chdb_dir}",
+            env=self.env,
+        )
+        self._sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
+        self._sampler.start()
+
+    # -- generator --------------------------------------------------------------------------
+    def generate_cmd(
+        self, name: str, count: int, *extra: str, start: str = START_TIME
+    ) -> list[str]:
+        manifest = self.workdir / f"{name}.manifest.jsonl"
+        return [
+            sys.executable, "-m", "pipeline.cli", "generate",
+            "--bootstrap", self.bootstrap, "--topic", self.topics.input,
+            "--start-time", start, "--count", str(count), "--rate", "50",
+            "--manifest", str(manifest), "--progress-seconds", "60", *extra,
+        ]  # fmt: skip
+
+    def generate(self, name: str, count: int, *extra: str, start: str = START_TIME) -> Manifest:
+        """Run ``spanstream generate`` to completion; its manifest joins the input set."""
+        cmd = self.generate_cmd(name, count, *extra, start=start)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return self._add_manifest(name)
+
+    @contextmanager
+    def generating(
+        self, name: str, count: int, *extra: str, start: str = START_TIME
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """Run the generator in the background; on exit wait for it and read its manifest."""
+        log = (self.workdir / f"{name}.generate.log").open("wb")
+        proc = subprocess.Popen(
+            self.generate_cmd(name, count, *extra, start=start), stdout=log, stderr=log
+        )
+        try:
+            yield proc
+            assert proc.wait(300) == 0, (self.workdir / f"{name}.generate.log").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+            log.close()
+        self._add_manifest(name)
+
+    def _add_manifest(self, name: str) -> Manifest:
+        manifest = read_manifest(self.workdir / f"{name}.manifest.jsonl")
+        assert manifest.summary, f"{name}: manifest has no summary line"
+        self.manifests.append(manifest)
+        return manifest
+
+    def expected(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for m in self.manifests:
+            out |= expected_spans(m)
+        return out
+
+    def spans(self) -> list[ManifestSpan]:
+        return [s for m in self.manifests for s in m.spans()]
+
+    # -- worker -----------------------------------------------------------------------------
+    def start(self) -> Restart:
+        """Start the worker; the recovery time is measured by :meth:`await_recovery`."""
+        restart = Restart(time.monotonic())
+        self.worker.start()
+        self.restarts.append(restart)
+        return restart
+
+    def kill(self) -> None:
+        self.worker.kill()
+        self.faults += 1
+
+    def await_recovery(self, restart: Restart, before: int, total: int, timeout: float) -> None:
+        """Poll until stored spans exceed ``before`` (or reach ``total``): progress resumed."""
+
+        def grew() -> bool:
+            n = self.safe_count()
+            return n is not None and (n > before or n >= total)
+
+        wait_until(grew, timeout, "progress after restart")
+        restart.recovery_s = time.monotonic() - restart.at
+
+    def check_ingest_alive(self) -> None:
+        """Fail with the traceback when the ingest thread or the worker died unasked."""
+        text = self.worker.log_file.read_text(errors="replace")
+        current = text.rsplit("--- start ", 1)[-1]
+        if any(marker in current for marker in INGEST_DIED):
+            lines = [ln.split("] ", 3)[-1].strip() for ln in current.splitlines()]
+            at = next(i for i, ln in enumerate(lines) if any(m in ln for m in INGEST_DIED))
+            trace = " ".join(ln for ln in lines[at : at + 40] if ln not in ("", "^"))
+            raise AssertionError(f"ingest died in worker pid {self.worker.pid}: {trace[:3000]}")
+        if not self.worker.running:
+            raise AssertionError(f"worker exited: {self.worker.log_tail(30)}")
+
+    def safe_count(self) -> int | None:
+        """Distinct stored spans, or None while the worker's endpoint does not answer."""
+        self.check_ingest_alive()
+        try:
+            return int(
+                self.worker.query("SELECT uniqExact(TraceId, SpanId) FROM otel_traces")[0][0]
+            )
+        except OSError:
+            return None
+        except Exception as exc:  # ServiceUnavailable while starting
+            if "query failed" in str(exc) or not self.worker.running:
+                return None
+            raise
+
+    def wait_progress(self, at_least: int, timeout: float, what: str) -> int:
+        """Poll until at least ``at_least`` distinct spans are stored; returns the count seen."""
+        seen = [0]
+
+        def enough() -> bool:
+            if not self.worker.running:
+                raise AssertionError(f"worker died waiting for {what}: {self.worker.log_tail()}")
+            n = self.safe_count()
+            seen[0] = n or 0
+            return n is not None and n >= at_least
+
+        wait_until(enough, timeout, what)
+        return seen[0]
+
+    def drain(self, timeout: float = DRAIN_TIMEOUT, stall_s: float = STALL_S) -> int:
+        """Wait until every expected span is stored, or the count stalls for ``stall_s``."""
+        total = len(self.expected())
+        last = (-1, time.monotonic())
+
+        def done() -> bool:
+            nonlocal last
+            n = self.safe_count()
+            if n is None:
+                return False
+            if n >= total:
+                return True
+            if n != last[0]:
+                last = (n, time.monotonic())
+            return time.monotonic() - last[1] > stall_s
+
+        wait_until(done, timeout, f"{total} spans stored")
+        return self.safe_count() or 0
+
+    def wait_windows(self, timeout: float = WINDOWS_TIMEOUT, stall_s: float = 30.0) -> None:
+        """Wait until Requests+LateSpans cover every span, or stop growing for ``stall_s``."""
+        total = len(self.spans())
+        last = (-1, time.monotonic())
+
+        def done() -> bool:
+            nonlocal last
+            rows = self.worker.query(
+                "SELECT sum(Requests) + sum(LateSpans) FROM spanstream_red_metrics FINAL"
+            )
+            n = int(rows[0][0] or 0)
+            if n >= total:
+                return True
+            if n != last[0]:
+                last = (n, time.monotonic())
+            return time.monotonic() - last[1] > stall_s
+
+        wait_until(done, timeout, "windows closed")
+
+    def _sample_rss(self) -> None:
+        while not self._sampling.is_set():
+            # the process may go away between the check and the read
+            with contextlib.suppress(OSError, ValueError):
+                self.peak_rss = max(self.peak_rss, self.worker.rss_bytes())
+            self._sampling.wait(0.5)
+
+    # -- reading the outcome ---------------------------------------------------------------
+    def stored(self) -> list[tuple[str, str, int]]:
+        rows = self.worker.query(
+            "SELECT TraceId, SpanId, count() FROM otel_traces GROUP BY TraceId, SpanId", timeout=300
+        )
+        return [(str(t), str(s), int(n)) for t, s, n in rows]
+
+    def op_map(self) -> dict[tuple[str, str], str]:
+        """(service, raw span name) -> the operation the enricher derives, from stored rows."""
+        rows = self.worker.query(
+            "SELECT ServiceName, SpanName, any(SpanAttributes) FROM otel_traces "
+            "GROUP BY ServiceName, SpanName"
+        )
+        return {(str(s), str(n)): operation_for(str(n), dict(a)) for s, n, a in rows}
+
+    def windows(self) -> dict[tuple[str, str, int], tuple[int, int]]:
+        rows = self.worker.query(
+            "SELECT ServiceName, SpanName, toInt64(toUnixTimestamp64Milli(WindowStart)), "
+            "sum(Requests), sum(LateSpans) FROM spanstream_red_metrics FINAL GROUP BY 1, 2, 3"
+        )
+        return {(str(s), str(o), int(w)): (int(r), int(lt)) for s, o, w, r, lt in rows}
+
+    def read_topic(self, topic: str, timeout: float = 60.0) -> list[Any]:
+        """Every record of ``topic`` (confluent_kafka Messages), read up to the high watermarks."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            meta = consumer.list_topics(topic, timeout=30).topics[topic]
+            tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+            ends = {}
+            for tp in tps:
+                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                if high > low:
+                    ends[tp.partition] = high
+            consumer.assign(tps)
+            out: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while ends and time.monotonic() < deadline:
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error() is not None:
+                        continue
+                    out.append(msg)
+                    partition = int(msg.partition() or 0)
+                    if int(msg.offset() or 0) + 1 >= ends.get(partition, 0):
+                        ends.pop(partition, None)
+            assert not ends, f"{topic}: not read to the end within {timeout}s: {ends}"
+            return out
+        finally:
+            consumer.close()
+
+    def high_watermarks(self, topic: str) -> dict[int, int]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "watermarks"})
+        try:
+            meta = consumer.list_topics(topic, timeout=30).topics[topic]
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in meta.partitions
+            }
+        finally:
+            consumer.close()
+
+    def committed(self) -> dict[int, tuple[int, str]]:
+        """The group's committed (offset, metadata) per input partition."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.topics.group})
+        try:
+            meta = consumer.list_topics(self.topics.input, timeout=30).topics[self.topics.input]
+            tps = [TopicPartition(self.topics.input, p) for p in meta.partitions]
+            return {
+                tp.partition: (tp.offset, tp.metadata or "") for tp in consumer.committed(tps, 30)
+            }
+        finally:
+            consumer.close()
+
+    def producer(self) -> Producer:
+        return Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 5})
+
+    # -- the row ------------------------------------------------------------------------------
+    def finish(
+        self,
+        scenario: str,
+        *,
+        dlq: int | None = None,
+        compare_windows: bool = True,
+        notes: str = "",
+        **extra: Any,
+    ) -> Accounting:
+        """Drain, read everything back, write the row to the results file and return it."""
+        self.drain()
+        windows = reference = None
+        if compare_windows:
+            self.wait_windows()
+            ops = self.op_map()
+            reference = reference_windows(
+                self.spans(), WINDOW_S, op=lambda s: ops.get((s.service, s.span_name), s.span_name)
+            )
+            windows = self.windows()
+        if windows is not None and reference is not None:
+            extra.setdefault("windows_by_start", _by_start(reference, windows))
+        if dlq is None:
+            dlq = len(self.read_topic(self.topics.dlq))
+        recoveries = [r.recovery_s for r in self.restarts[1:] if r.recovery_s is not None]
+        acc = account(
+            scenario,
+            self.expected(),
+            self.stored(),
+            dlq=dlq,
+            windows=windows,
+            reference=reference,
+            recovery_s=max(recoveries) if recoveries else None,
+            peak_rss_mb=round(self.peak_rss / 2**20, 1),
+            faults=self.faults,
+            duration_s=round(time.monotonic() - self.began, 1),
+            notes=notes,
+            extra={
+                "recoveries_s": [round(r, 2) for r in recoveries],
+                "worker_starts": self.worker.starts,
+                **extra,
+            },
+        )
+        append_result(self.results_file, acc)
+        print("\n" + json.dumps(json.loads(acc.to_json()), indent=1))
+        return acc
+
+    def close(self) -> None:
+        self._sampling.set()
+        self._sampler.join(5)
+        if self.worker.running:
+            self.worker.stop()
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 15000})
+        t = self.topics
+        try:
+            futures = admin.delete_topics(
+                [t.input, t.dlq, t.alerts, t.partials], operation_timeout=15
+            )
+            for future in futures.values():
+                future.result(15)
+        except Exception:  # cleanup only: a broker killed by the test may be gone
+            pass
+
+
+def _by_start(
+    reference: dict[tuple[str, str, int], int],
+    windows: dict[tuple[str, str, int], tuple[int, int]],
+) -> list[list[int]]:
+    """[window start s, reference, Requests, LateSpans] per window start where they differ."""
+    starts = sorted({k[2] for k in reference} | {k[2] for k in windows})
+    out = []
+    for start in starts:
+        ref = sum(v for k, v in reference.items() if k[2] == start)
+        req = sum(v[0] for k, v in windows.items() if k[2] == start)
+        late = sum(v[1] for k, v in windows.items() if k[2] == start)
+        if ref != req or late:
+            out.append([start // 1000, ref, req, late])
+    return out
