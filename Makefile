@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 SRC := pipeline tests conftest.py
 
-.PHONY: help bootstrap demo test test-unit test-integration lint typecheck check bench evaluate clean
+.PHONY: help bootstrap demo test test-unit test-integration faults lint typecheck check bench evaluate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -14,15 +14,23 @@ bootstrap: ## install everything (apt, venv, Kafka jars, Collector build); idemp
 demo: bootstrap ## the main job on the embedded store: Kafka, worker, generator with an anomaly, alerts
 	bash infra/demo.sh
 
-test: bootstrap ## install everything, then lint, typecheck and run every test tier
+# Traces per fault-injection stream (~20 spans each); the kills per scenario never change.
+FAULTS_TRACES ?= 2000
+
+test: bootstrap ## install everything, then lint, typecheck and run every test tier (faults included)
 	$(MAKE) check
-	$(PYTEST) -q
+	SPANSTREAM_FAULTS_TRACES=$(FAULTS_TRACES) $(PYTEST) -q -m "faults or not faults"
 
 test-unit: ## unit + agent tiers only (no broker)
 	$(PYTEST) -q -m "not integration and not e2e and not faults"
 
-test-integration: ## real Kafka / ClickHouse tiers
-	$(PYTEST) -q -m "integration or e2e or faults"
+test-integration: ## real Kafka / ClickHouse / Collector tiers (integration, e2e)
+	$(PYTEST) -q -m "integration or e2e"
+
+faults: ## fault-injection suite at full volume (~100k spans per stream), then its table
+	mkdir -p data; rm -f data/faults.jsonl; \
+	SPANSTREAM_FAULTS_RESULTS=data/faults.jsonl $(PYTEST) -q -m faults tests/faults; \
+	status=$$?; $(PY) -m pipeline.testing.accounting summarize data/faults.jsonl; exit $$status
 
 lint: ## ruff lint + format check
 	.venv/bin/ruff check $(SRC)

@@ -14,7 +14,8 @@ commit position is therefore ``min(tracker.committable, delivered) + 1``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline import metrics
@@ -86,7 +87,10 @@ class IngestCore:
         cut_interval_seconds: float = 1.0,
         max_exemplars: int = 3,
         exemplars: ExemplarRequests | None = None,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        #: Unix time in ns (span timestamps are Unix time; ``clock`` is monotonic).
+        self.wall_ns = wall_ns
         self.buffer = buffer
         self.exemplars = exemplars
         self.tracker = MessageTracker()
@@ -153,8 +157,11 @@ class IngestCore:
         except DecodeError as exc:
             self.tracker.track(partition, offset, 1)
             return DeadLetter(partition, offset, key, value, headers, exc.reason, exc.detail)
+        # Spans from a clock running more than a window ahead of ours still count in
+        # their window, but do not move the watermark (on-time spans would turn late).
+        cap = self.wall_ns() + self.window_seconds * 1_000_000_000
         for span in decoded.spans:
-            part.aggregator.add(span, offset)
+            part.aggregator.add(span, offset, cap)
         n_traces = self.buffer.add(decoded.spans, (partition, offset))
         self.tracker.track(partition, offset, n_traces)
         return decoded

@@ -160,8 +160,13 @@ class PartialAggregator:
         """The last offset aggregated since the previous cut, or None."""
         return self._last_offset
 
-    def add(self, span: Span, offset: int) -> bool:
-        """Aggregate one span read at ``offset``; False when skipped as already cut."""
+    def add(self, span: Span, offset: int, watermark_cap_ns: int | None = None) -> bool:
+        """Aggregate one span read at ``offset``; False when skipped as already cut.
+
+        A span starting after ``watermark_cap_ns`` (a clock running ahead) still
+        counts in its own window, but moves the watermark only up to the cap, so
+        it cannot make the on-time spans that follow it late.
+        """
         if offset <= self._through:
             return False
         if self._last_offset is None:
@@ -170,8 +175,9 @@ class PartialAggregator:
             raise ValueError(f"offset {offset} < previous offset {self._last_offset}")
         self._last_offset = offset
         ts = span.timestamp_ns
-        if self._watermark_ns is None or ts > self._watermark_ns:
-            self._watermark_ns = ts
+        mark = ts if watermark_cap_ns is None else min(ts, watermark_cap_ns)
+        if self._watermark_ns is None or mark > self._watermark_ns:
+            self._watermark_ns = mark
         key = (span.service_name, span.operation, ts - ts % self.window_ns)
         acc = self._acc.get(key)
         if acc is None:

@@ -123,3 +123,15 @@ def test_json_round_trip(span: SpanFactory) -> None:
 def test_window_start_floors_negative_times() -> None:
     assert window_start_ns(-1, 60 * NS) == -60 * NS
     assert window_start_ns(60 * NS, 60 * NS) == 60 * NS
+
+
+def test_a_span_from_a_clock_running_ahead_counts_but_caps_the_watermark(
+    span: SpanFactory,
+) -> None:
+    agg = PartialAggregator(60, source_partition=0)
+    cap = 100 * NS
+    agg.add(span(10.0, 5), 0, watermark_cap_ns=cap)
+    agg.add(span(700.0, 5), 1, watermark_cap_ns=cap)  # ten minutes ahead of our clock
+    partials = agg.cut()
+    assert [(p.window_start_ns // NS, p.requests) for p in partials] == [(0, 1), (660, 1)]
+    assert {p.watermark_ns for p in partials} == {cap}
