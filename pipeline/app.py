@@ -326,18 +326,23 @@ def partials_waiting(
     """True if an owned partition's high watermark is past the last offset merged.
 
     The high watermark is the consumer's from its last fetch: a stage that falls
-    behind (a slow or stalled event loop) sees it ahead of what it merged.
+    behind (a slow or stalled event loop) sees it ahead of what it merged. A
+    partition with nothing merged since start says nothing: after a restart its
+    committed position may already be its end (the assembler's startup hold
+    covers the first partials of one that is not).
 
     >>> partials_waiting([0, 1], {0: 9, 1: 4}, {0: 10, 1: 5}.get)
     False
-    >>> partials_waiting([0, 1], {0: 9}, {0: 10, 1: 5}.get)  # nothing of 1 merged yet
+    >>> partials_waiting([0, 1], {0: 7, 1: 4}, {0: 10, 1: 5}.get)  # 8 and 9 wait
     True
-    >>> partials_waiting([0], {}, lambda p: None)  # not fetched yet: nothing known to wait
+    >>> partials_waiting([0, 1], {0: 9}, {0: 10, 1: 5}.get)  # nothing of 1 merged yet
+    False
+    >>> partials_waiting([0], {0: 3}, lambda p: None)  # not fetched: nothing known to wait
     False
     """
     for p in owned:
         watermark = high(p)
-        if watermark is not None and merged.get(p, -1) + 1 < watermark:
+        if watermark is not None and p in merged and merged[p] + 1 < watermark:
             return True
     return False
 
