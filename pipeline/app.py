@@ -16,20 +16,24 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from confluent_kafka import Consumer, Producer
-from faust.types import TP
 
 from pipeline import metrics
 from pipeline.alerts import Alert
-from pipeline.clock import PausableClock, SystemClock
+from pipeline.clock import SystemClock
 from pipeline.enrich import Enricher
 from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.ingest.core import IngestCore
-from pipeline.ingest.loop import IngestLoop, consumer_config, producer_config
+from pipeline.ingest.loop import (
+    SESSION_TIMEOUT_MS,
+    IngestLoop,
+    consumer_config,
+    producer_config,
+)
 from pipeline.judge import WindowJudge
 from pipeline.sampling import (
     AnomalyFlags,
@@ -91,6 +95,9 @@ class Pipeline:
             topic_partitions=s.partials_partitions,
             table_standby_replicas=0,
             producer_acks=-1,
+            # Same failover time as the ingest consumer (Faust's default is 60 s).
+            broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
+            broker_heartbeat_interval=3.0,
             web_port=s.web_port,
             web_bind="127.0.0.1",
             topic_allow_declare=True,
@@ -105,12 +112,8 @@ class Pipeline:
         self.detectors = app.Table("detectors", **table_opts)
         self.window_view = OwnedView(self.windows, n, self._owned)
         self.detector_view = OwnedView(self.detectors, n, self._owned)
-        #: Idle rules of the assembler run on this clock, paused while partials wait.
-        self.window_clock = PausableClock(self.clock)
-        #: The last partials offset merged, per partials partition.
-        self._merged_offsets: dict[int, int] = {}
         self.assembler = WindowAssembler(
-            s.window_seconds, s.allowed_lateness_seconds, self.window_clock, store=self.window_view
+            s.window_seconds, s.allowed_lateness_seconds, self.clock, store=self.window_view
         )
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.timer(1.0)(self._close)
@@ -144,30 +147,13 @@ class Pipeline:
             partial = Partial.from_json(value)
             async with self.lock:
                 self.assembler.merge(partial)
-                event = stream.current_event
-                if event is not None:
-                    self._merged_offsets[event.message.partition] = event.message.offset
             yield partial.series
-
-    def _partials_waiting(self) -> bool:
-        """True while fetched partials of an owned partition are not merged yet."""
-        topic = self.settings.partials_topic
-
-        def high(partition: int) -> int | None:
-            try:
-                return int(self.app.consumer.highwater(TP(topic, partition)))
-            except Exception:  # no consumer (tests) or no fetch yet: nothing known to wait
-                return None
-
-        return partials_waiting(self._owned(), self._merged_offsets, high)
 
     async def _close(self) -> None:
         async with self.lock:
             self._count_late()
             if not self._settled():
                 return
-            # A stage behind its input must not mistake its own lag for a quiet stream.
-            self.window_clock.set_paused(self._partials_waiting())
             try:
                 # Table changes (closed windows, detector and episode state) land only after
                 # every effect of the close is durable: windows and anomalies in ClickHouse,
@@ -318,33 +304,6 @@ class Pipeline:
             self.loop.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def partials_waiting(
-    owned: Iterable[int], merged: Mapping[int, int], high: Callable[[int], int | None]
-) -> bool:
-    """True if an owned partition's high watermark is past the last offset merged.
-
-    The high watermark is the consumer's from its last fetch: a stage that falls
-    behind (a slow or stalled event loop) sees it ahead of what it merged. A
-    partition with nothing merged since start says nothing: after a restart its
-    committed position may already be its end (the assembler's startup hold
-    covers the first partials of one that is not).
-
-    >>> partials_waiting([0, 1], {0: 9, 1: 4}, {0: 10, 1: 5}.get)
-    False
-    >>> partials_waiting([0, 1], {0: 7, 1: 4}, {0: 10, 1: 5}.get)  # 8 and 9 wait
-    True
-    >>> partials_waiting([0, 1], {0: 9}, {0: 10, 1: 5}.get)  # nothing of 1 merged yet
-    False
-    >>> partials_waiting([0], {0: 3}, lambda p: None)  # not fetched: nothing known to wait
-    False
-    """
-    for p in owned:
-        watermark = high(p)
-        if watermark is not None and p in merged and merged[p] + 1 < watermark:
-            return True
-    return False
 
 
 def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:

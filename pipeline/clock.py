@@ -32,38 +32,3 @@ class SystemClock:
     def now(self) -> float:
         """Seconds since an arbitrary, fixed point."""
         return time.monotonic()
-
-
-class PausableClock:
-    """A clock that stands still while paused: elapsed time counts only while running.
-
-    The window stage reads time through one: while partials it has fetched are
-    still waiting to be merged, nothing is idle, whatever the wall clock says, so
-    it pauses the clock instead of letting a slow stage look like a quiet stream.
-
-    >>> from pipeline.testing.clock import ManualClock
-    >>> base = ManualClock(100.0)
-    >>> clock = PausableClock(base)
-    >>> clock.set_paused(True); base.advance(30); clock.now()
-    100.0
-    >>> clock.set_paused(False); base.advance(5); clock.now()
-    105.0
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._paused_at: float | None = None
-        self._paused_total = 0.0
-
-    def set_paused(self, paused: bool) -> None:
-        """Stop (True) or restart (False) the clock; repeating a state changes nothing."""
-        if paused and self._paused_at is None:
-            self._paused_at = self._clock.now()
-        elif not paused and self._paused_at is not None:
-            self._paused_total += self._clock.now() - self._paused_at
-            self._paused_at = None
-
-    def now(self) -> float:
-        if self._paused_at is not None:
-            return self._paused_at - self._paused_total
-        return self._clock.now() - self._paused_total

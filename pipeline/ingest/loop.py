@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
 #: Seconds between consumer-lag refreshes (cached watermarks: no broker round trip).
 LAG_INTERVAL = 5.0
+#: Group session timeout of both stages' consumers, in ms.
+SESSION_TIMEOUT_MS = 15_000
 #: Seconds to wait after a Kafka error before the next round.
 KAFKA_RETRY_SECONDS = 1.0
 
@@ -467,6 +469,10 @@ def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
+        # A killed worker's partitions move after this long (Kafka's default is 45 s);
+        # librdkafka heartbeats from its own thread, so a busy GIL does not delay them.
+        "session.timeout.ms": SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": 3000,
         "enable.partition.eof": False,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         **extra,
