@@ -219,6 +219,8 @@ class WindowAssembler:
         self._watermark_ns: int | None = None
         self._frontier_ns = 0
         self._start_frontier_ns = 0
+        #: Processing time when the event-time frontier last moved forward.
+        self._frontier_moved_at = 0.0
         #: series key -> source partition -> channel, and each series' watermark
         self._channels: dict[str, dict[int, _Channel]] = {}
         self._series_wm: dict[str, int] = {}
@@ -278,6 +280,8 @@ class WindowAssembler:
         if self._started_at is None:
             self._started_at = now
             self._frontier_ns = self._start_frontier_ns = partial.watermark_ns
+        if partial.watermark_ns > self._frontier_ns or self._frontier_moved_at == 0.0:
+            self._frontier_moved_at = now
         self._frontier_ns = max(self._frontier_ns, partial.watermark_ns)
         if source is None:
             source = self._sources[partial.source_partition] = _Source(
@@ -305,6 +309,11 @@ class WindowAssembler:
         silent = now - seen_at
         if silent < self.idle_close_seconds:
             return False
+        if now - self._frontier_moved_at >= self.idle_close_seconds:
+            # The whole stream has stopped: nothing is queued behind a silent entry any
+            # more. Without this, an entry last heard early in a long backlog would hold
+            # its windows for half the backlog's event-time span after the backlog ends.
+            return True
         return self._frontier_ns - frontier_ns <= BACKLOG_PACE * silent * NS_PER_S
 
     def _unheard_holds(self, now: float) -> bool:

@@ -288,7 +288,9 @@ class Rig:
                 return True
             if n != last[0]:
                 last = (n, time.monotonic())
-            return time.monotonic() - last[1] > stall_s
+            # No window yet: the stage may still be joining its group or in its startup
+            # hold after a restart; only the overall timeout ends that wait.
+            return n > 0 and time.monotonic() - last[1] > stall_s
 
         wait_until(done, timeout, "windows closed")
 

@@ -298,3 +298,22 @@ def test_a_series_stored_by_the_previous_owner_continues_before_any_reload(
     state = after.state("shop", "GET /cart")
     assert state is not None
     assert sum(w.requests for w in state.windows.values()) == 3
+
+
+def test_after_a_long_backlog_stops_a_series_heard_early_closes_within_the_idle_time(
+    span: SpanFactory,
+) -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    early, busy = Feed(asm, 0), Feed(asm, 1)
+    early.cut(span(1.0, 5, operation="GET /a"))
+    early.cut(span(2.0, 5, operation="GET /a"))
+    for second in range(0, 1000, 50):  # 1000 s of event time read in 2 s of processing time
+        busy.cut(span(float(second), 5, operation="GET /b"))
+        clock.advance(0.1)
+    # The stream stops. Idle time extrapolates event time from the slowest source (2 s);
+    # 150 s later that passes [0, 60) + 30 s lateness, far less than the 500 s a channel
+    # last heard 1000 s of event time ago would take to count as quiet by pace alone.
+    clock.advance(150)
+    closed = {(w.operation, w.window_start_ns // NS) for w in asm.close_ready()}
+    assert ("GET /a", 0) in closed
