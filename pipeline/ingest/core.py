@@ -112,6 +112,9 @@ class IngestCore:
         Records at or below the replay zone (the write mark, or ``replay_through`` when
         the caller knows better) are checked against the store before being written.
         """
+        # Whatever this worker tracked for the partition before is void: it restarts
+        # from the commit position (a revoke that did not finish leaves it behind).
+        self.tracker.release(partition)
         agg = PartialAggregator(
             self.window_seconds, partition, self.max_exemplars, skip_through=progress.delivered
         )

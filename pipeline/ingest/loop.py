@@ -109,6 +109,8 @@ class IngestLoop:
             self._commit()
         except SinkUnavailable as exc:
             log.warning("revoked while ClickHouse is unavailable; next owner replays: %s", exc)
+        except KafkaException as exc:  # e.g. the group moved on while the broker was away
+            log.warning("revoked without a final commit; next owner replays: %s", exc)
         if self._paused:
             # librdkafka keeps a partition's pause flag across re-assignment; resume (while
             # still assigned) what leaves, or it could come back paused for good.

@@ -12,19 +12,10 @@ from pipeline.detect.base import VALUE_SPECS, WINDOW_SPECS, Features, z_to_score
 from pipeline.detect.residual import RobustConfig, RobustDetector, cusum_step
 from pipeline.evaluate import metrics
 from pipeline.evaluate.scenarios import Operation, Scenario
+from tests.unit.detect.test_residual import window
 
 WITHOUT = RobustConfig(cusum_h=0.0, alarm_clip=3.0)
 """The detector as it was before the CUSUM: point test only, alarms learnt winsorised."""
-
-
-def window(rng: random.Random, latency: float = 1.0, requests: float = 300.0) -> dict[str, float]:
-    return {
-        "requests": requests,
-        "error_ratio": 0.01,
-        "p50_ms": 40.0 * latency * (1 + rng.gauss(0, 0.03)),
-        "p95_ms": 100.0 * latency * (1 + rng.gauss(0, 0.05)),
-        "p99_ms": 120.0 * latency * (1 + rng.gauss(0, 0.08)),
-    }
 
 
 def alerts(d: RobustDetector, rows: list[dict[str, float]]) -> list[bool]:

@@ -340,3 +340,23 @@ def test_without_marks_every_record_already_in_the_topic_is_checked_before_writi
     rig.consumer.append(0, record(tid(3)))
     rig.consumer.assign(0)  # marks present: the zone is the write mark, not the log end
     assert [in_zone(o) for o in (2, 3)] == [True, False]
+
+
+def test_a_revoke_whose_final_commit_fails_still_releases_the_partition(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    rig.consumer.append(0, record(tid(1)))
+    rig.step()
+
+    def gone(offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
+
+    with monkeypatch.context() as m:
+        m.setattr(rig.consumer, "commit", gone)
+        with pytest.raises(KafkaException):  # run() retries it; the broker forgot us
+            rig.step(WAIT)
+        rig.consumer.revoke(0)  # the rebalance callback must not raise
+    assert rig.core.partitions == []
+    rig.consumer.assign(0)  # back at the last commit: records 0 and 1 again
+    assert rig.step() == 2  # replayed, tracked afresh: no "tracked after" error
