@@ -30,26 +30,28 @@ from tests.faults.harness import TRACES, wait_until
 pytestmark = pytest.mark.faults
 
 ROUNDS = 3
+START = 1_714_521_600  # the harness's START_TIME; each round's stream follows the last (50/s)
 RECOVERY_TIMEOUT = 180.0
 
 
 def test_kill_after_insert_before_commit_replays_without_duplicates(make_rig: MakeRig) -> None:
     rig = make_rig()
     rig.start()
-    # At least 4000 traces whatever SPANSTREAM_FAULTS_TRACES says: the stream must outlast
-    # three kill-and-restart rounds, or the last rounds find nothing left to write.
-    manifest = rig.generate(
-        "stream", max(TRACES, 4000), "--split-traces", "0.3", "--split-delay", "5"
-    )
-    # keyed by trace id: both records of a trace are on one partition
     location: dict[str, tuple[int, int]] = {}
-    for message in manifest.messages:
-        for trace_id in message["trace_ids"]:
-            p, o = message["partition"], message["offset"]
-            location[trace_id] = (p, max(o, location.get(trace_id, (p, -1))[1]))
-    total = len(rig.expected())
     rounds: list[dict[str, Any]] = []
     for n in range(ROUNDS):
+        # Fresh traces every round, so there is always a batch to land before the kill.
+        count = max(TRACES // ROUNDS, 1000)
+        manifest = rig.generate(
+            f"stream{n}", count, "--split-traces", "0.3", "--split-delay", "5",
+            "--seed", str(n + 1), start=str(START + n * (count // 50 + 20)),
+        )  # fmt: skip
+        # keyed by trace id: both records of a trace are on one partition
+        for message in manifest.messages:
+            for trace_id in message["trace_ids"]:
+                p, o = message["partition"], message["offset"]
+                location[trace_id] = (p, max(o, location.get(trace_id, (p, -1))[1]))
+        total = len(rig.expected())
         base = rig.wait_progress(0, RECOVERY_TIMEOUT, "endpoint answers")
 
         def rose(base: int = base) -> bool:
