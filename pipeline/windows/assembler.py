@@ -56,6 +56,12 @@ first partial (its other sources' partials may be queued behind on its
 partials partition), and the first partial of a series never seen before is
 never late (nothing of it was closed).
 
+Restart without traffic. A worker restarted after its input ended recovers
+open windows from its table but may never receive another partial. Once it has
+held recovered series for ``idle_close_seconds + startup_hold_seconds`` without
+any partial, the watermark becomes the highest recovered open window start plus
+the processing time since they were loaded, as in the idle rule above.
+
 A window closes once ``window_end + allowed_lateness <= watermark``. A partial
 for a closed window is LATE: its span count is added to ``late_spans`` of the
 series' next closed window and to :attr:`WindowAssembler.late_spans`.
@@ -211,6 +217,8 @@ class WindowAssembler:
             self.idle_close_seconds if startup_hold_seconds is None else startup_hold_seconds
         )
         self._started_at: float | None = None
+        #: Processing time a (re)started assembler first held recovered series, before any partial.
+        self._recovered_at: float | None = None
         self.max_empty_windows = max_empty_windows
         self.max_exemplars = max_exemplars
         self._store: Store = {} if store is None else store
@@ -234,6 +242,8 @@ class WindowAssembler:
     def reload(self) -> None:
         """Re-read every series from the store (after recovery or a rebalance)."""
         self._series = {key: SeriesState.from_dict(value) for key, value in self._store.items()}
+        if self._started_at is None and self._recovered_at is None and self._series:
+            self._recovered_at = self.clock.now()
 
     def _stored(self, key: str) -> SeriesState | None:
         value = self._store.get(key)
@@ -326,7 +336,9 @@ class WindowAssembler:
     def watermark_ns(self) -> int | None:
         """The global event-time watermark now (None before any partial); never decreases."""
         now = self.clock.now()
-        if self._started_at is None or now - self._started_at < self.startup_hold_seconds:
+        if self._started_at is None:
+            return self._recovered_watermark(now)
+        if now - self._started_at < self.startup_hold_seconds:
             return self._watermark_ns
         sources = self._sources.values()
         last_seen = max(s.seen_at for s in sources)
@@ -338,6 +350,23 @@ class WindowAssembler:
             return self._watermark_ns
         else:
             candidate = min(s.applied_ns for s in sources if not self._quiet(s, now))
+        if self._watermark_ns is None or candidate > self._watermark_ns:
+            self._watermark_ns = candidate
+        return self._watermark_ns
+
+    def _recovered_watermark(self, now: float) -> int | None:
+        """Before any partial: recovered windows follow the wall clock (module doc).
+
+        The highest open window start stands in for the last event time: no source
+        bookkeeping survives a restart.
+        """
+        waited = self.idle_close_seconds + self.startup_hold_seconds
+        if self._recovered_at is None or now - self._recovered_at < waited:
+            return self._watermark_ns
+        starts = [start for state in self._series.values() for start in state.windows]
+        if not starts:
+            return self._watermark_ns
+        candidate = max(starts) + int((now - self._recovered_at) * NS_PER_S)
         if self._watermark_ns is None or candidate > self._watermark_ns:
             self._watermark_ns = candidate
         return self._watermark_ns

@@ -231,6 +231,31 @@ def test_state_survives_a_restart_through_the_store(span: SpanFactory) -> None:
     assert list(store) == ['["shop","GET /cart"]']
 
 
+def test_recovered_windows_close_after_a_restart_that_receives_no_partial(
+    span: SpanFactory,
+) -> None:
+    store: dict[str, dict[str, Any]] = {}
+    clock = ManualClock()
+    first = assembler(clock, store=store, idle_close_seconds=60)
+    for p in partials_of([span(1, 5), span(70, 9)], source=0):
+        first.merge(p)
+    assert first.close_ready() == []  # the first cut only vouches for its lowest start
+    restarted = assembler(clock, store=store, idle_close_seconds=60, startup_hold_seconds=30)
+    clock.advance(89)
+    assert restarted.close_ready() == []  # not idle long enough: partials may still come
+    clock.advance(1)
+    # The highest open start (70 s -> window 60) plus the 90 s idle passes both windows.
+    closed = restarted.close_ready()
+    assert summary(closed) == [("GET /cart", 0, 1, 0, 0), ("GET /cart", 60, 1, 0, 0)]
+
+
+def test_a_restart_with_nothing_recovered_keeps_no_watermark() -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    clock.advance(3600)
+    assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
+
+
 def test_series_state_and_closed_window_json_round_trip(span: SpanFactory) -> None:
     clock = ManualClock()
     asm = assembler(clock)
