@@ -94,7 +94,7 @@ class Settings:
     #: SPANSTREAM_BATCH_MAX_TRACES: or sooner, once this many kept traces are pending.
     batch_max_traces: int = 2000
     #: SPANSTREAM_MAX_BUFFERED_TRACES: fetching pauses while this many traces await a
-    #: sampling decision (bounds memory when a backlog is read faster than decision_wait).
+    #: sampling decision or their insert (bounds memory on a backlog or a store outage).
     max_buffered_traces: int = 10_000
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000

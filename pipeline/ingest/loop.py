@@ -162,9 +162,11 @@ class IngestLoop:
         return len(records)
 
     def _buffer_full(self) -> bool:
-        """Memory bound: traces wait ``decision_wait`` in memory, so a fast backlog
-        would otherwise buffer rate x wait of them; fetching resumes as they are decided."""
-        return len(self.core.buffer) >= self.max_buffered_traces
+        """Memory bound: traces wait ``decision_wait`` in memory, and kept ones then wait
+        for their insert, so a fast backlog (or a ClickHouse outage) would otherwise hold
+        ever more of them; fetching resumes as they are decided and written."""
+        held = len(self.core.buffer) + self.sink.pending_rows
+        return held >= self.max_buffered_traces
 
     def _backing_off(self) -> bool:
         return self.clock.now() < self._paused_until

@@ -44,7 +44,11 @@ STOP_TIMEOUT = 60.0
 
 
 class LocalWorker:
-    """One ``spanstream worker`` subprocess; ``env`` adds ``SPANSTREAM_*`` settings."""
+    """One ``spanstream worker`` subprocess; ``env`` adds ``SPANSTREAM_*`` settings.
+
+    ``entry`` is the module run with ``python -m``: ``pipeline.cli`` (the
+    ``spanstream`` command) unless a test wraps it, e.g. ``pipeline.testing.outage``.
+    """
 
     def __init__(
         self,
@@ -53,8 +57,11 @@ class LocalWorker:
         bootstrap: str,
         store_url: str,
         env: Mapping[str, str] | None = None,
+        entry: str = "pipeline.cli",
     ) -> None:
         self.workdir = Path(workdir)
+        self.entry = entry
+        self.store_url = store_url
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.web_port = free_port()
         self.metrics_port = free_port()
@@ -75,7 +82,7 @@ class LocalWorker:
         """Start the process and wait until its /query endpoint answers."""
         if self.running:
             raise RuntimeError("worker already running")
-        cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--datadir", str(self.workdir)]
+        cmd = [sys.executable, "-m", self.entry, "worker", "--datadir", str(self.workdir)]
         with self.log_file.open("ab") as log:
             log.write(f"--- start {self.starts + 1} ---\n".encode())
             log.flush()

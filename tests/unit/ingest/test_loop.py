@@ -131,6 +131,24 @@ def test_unavailable_sink_pauses_consumption_and_holds_the_commit(rig: Rig) -> N
     assert max(rig.commits()) == 1
 
 
+def test_traces_waiting_for_a_down_sink_count_toward_the_memory_bound(rig: Rig) -> None:
+    rig.loop.max_buffered_traces = 2
+    rig.writer.down = True
+    for i in range(2):
+        rig.consumer.append(0, record(tid(i)))
+        rig.step(batch=1)
+        rig.step(WAIT)  # decided, its write failed: the trace now waits in the sink
+    rig.consumer.append(0, record(tid(2)))
+    for _ in range(20):  # backoffs expire again and again, the outage goes on
+        assert rig.step(1.0) == 0  # two traces wait for their insert: no fetching
+    assert rig.consumer.paused == {0}
+    rig.writer.down = False
+    rig.step(30.0)  # the retry after the longest backoff lands...
+    assert rig.step() == 1  # ...so fetching resumes
+    rig.step(WAIT)
+    assert rig.writer.rows == [tid(0), tid(1), tid(2)]
+
+
 def test_a_partition_revoked_during_a_backoff_comes_back_unpaused(rig: Rig) -> None:
     rig.consumer.append(0, record(tid(0)))
     rig.step()
