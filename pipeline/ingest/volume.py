@@ -128,7 +128,7 @@ class VolumeMeter:
     def record_decided(self, decided: Sequence[DecidedTrace]) -> None:
         """Count decided spans: dropped ones and the keep ratio per service."""
         for trace in decided:
-            for service, n in _per_service(s.service_name for s in trace.spans).items():
+            for service, n in _per_service(s.service_name for s in trace.heads).items():
                 counts = self._decided.setdefault(service, [0, 0])
                 counts[0] += n
                 if trace.kept:

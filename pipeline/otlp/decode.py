@@ -52,9 +52,8 @@ from google.protobuf.internal import api_implementation
 
 from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
-from pipeline.model import Span
+from pipeline.otlp.heads import SpanHead, head_of, heads_from_proto
 from pipeline.otlp.otlp_json import spans_from_json
-from pipeline.otlp.otlp_proto import spans_from_proto
 
 Encoding = Literal["otlp_proto", "otlp_json"]
 
@@ -77,9 +76,9 @@ _WHITESPACE = b" \t\r\n"
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """The spans of one record, the encoding it used and its size in bytes."""
+    """The spans of one record (as heads: see :mod:`pipeline.otlp.heads`), its encoding and size."""
 
-    spans: list[Span]
+    spans: list[SpanHead]
     encoding: Encoding
     bytes: int
 
@@ -108,9 +107,9 @@ def decode_message(
     encoding = choose_encoding(value, headers)
     try:
         if encoding == "otlp_json":
-            spans = spans_from_json(value, enricher)
+            spans = [head_of(span) for span in spans_from_json(value, enricher)]
         else:
-            spans = spans_from_proto(value, enricher)
+            spans = heads_from_proto(value, enricher)
     except DecodeError:
         raise
     except RecursionError:

@@ -1,16 +1,16 @@
-"""``otlp_proto`` records (serialized ``ExportTraceServiceRequest``) -> spans.
+"""``otlp_proto`` records (serialized ``ExportTraceServiceRequest``) -> full spans, in Python.
 
-Parsing uses the protobuf runtime's upb backend (C); the walk over the parsed
-message is the per-span Python cost, so it reads each field once, converts
-string attributes without a ``WhichOneof`` call, and computes resource and
-scope values once per resource/scope.
-
-Column mapping follows the Collector ClickHouse exporter (see ``decode``).
+The hot path does not come through here for every span: :mod:`pipeline.otlp.heads`
+scans each record natively and builds a :class:`~pipeline.model.Span` with
+:func:`build_span` only for spans of kept traces, and for the rare spans (or
+requests) the native scan leaves to Python. This module is the definition of
+the column mapping (see ``decode``); parsing uses the protobuf runtime's upb
+backend (C), which also validates every record in full.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -22,6 +22,16 @@ from pipeline.otlp.anyvalue import go_bytes, go_float, go_json
 from pipeline.otlp.ids import KINDS, STATUSES, check_ids, link_id
 
 _parse = ExportTraceServiceRequest.FromString
+
+
+class Scope(Protocol):
+    """What a span takes from its resource and instrumentation scope."""
+
+    service: str
+    resource_attributes: dict[str, str]
+    scope_name: str
+    scope_version: str
+    enricher: Enricher
 
 
 def parse_request(value: bytes) -> Any:
@@ -42,59 +52,52 @@ def parse_request(value: bytes) -> Any:
         raise DecodeError("bad_proto", text) from None
 
 
-def spans_from_proto(value: bytes, enricher: Enricher) -> list[Span]:
-    """Decode one ``otlp_proto`` record into enriched spans (may be empty)."""
-    request = parse_request(value)
-    spans: list[Span] = []
-    append = spans.append
-    derive = enricher.derive
-    for resource_spans in request.resource_spans:
-        resource_attributes = attributes(resource_spans.resource.attributes)
-        service = resource_attributes.get("service.name", "")
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            scope_name = scope.name
-            scope_version = scope.version
-            for span in scope_spans.spans:
-                trace_id, span_id, parent_id = check_ids(
-                    span.trace_id, span.span_id, span.parent_span_id
-                )
-                events = span.events
-                links = span.links
-                name = span.name
-                kind = KINDS.get(span.kind, "")
-                status = span.status
-                status_code = STATUSES.get(status.code, "")
-                start = span.start_time_unix_nano
-                span_attributes = attributes(span.attributes)
-                operation, is_error, span_attributes = derive(
-                    service, name, kind, status_code, span_attributes
-                )
-                append(
-                    Span(
-                        start,
-                        trace_id,
-                        span_id,
-                        parent_id,
-                        span.trace_state,
-                        name,
-                        kind,
-                        service,
-                        resource_attributes,
-                        scope_name,
-                        scope_version,
-                        span_attributes,
-                        max(0, span.end_time_unix_nano - start),
-                        status_code,
-                        status.message,
-                        _events(events) if events else (),
-                        _links(links) if links else (),
-                        operation,
-                        is_error,
-                        "otlp_proto",
-                    )
-                )
-    return spans
+def build_span(span: Any, scope: Scope, derived: tuple[str, bool] | None = None) -> Span:
+    """One upb ``Span`` message -> an enriched :class:`Span` (raises ``bad_span``).
+
+    ``derived`` is the ``(operation, is_error)`` pair when it is already known
+    (the native scan derived it); otherwise the enricher derives it here. The
+    steps run in the order the enricher's state depends on: ids are checked
+    before deriving, links after.
+    """
+    trace_id, span_id, parent_id = check_ids(span.trace_id, span.span_id, span.parent_span_id)
+    name = span.name
+    kind = KINDS.get(span.kind, "")
+    status = span.status
+    status_code = STATUSES.get(status.code, "")
+    span_attributes = attributes(span.attributes)
+    if derived is None:
+        operation, is_error, span_attributes = scope.enricher.derive(
+            scope.service, name, kind, status_code, span_attributes
+        )
+    else:
+        operation, is_error = derived
+        span_attributes = scope.enricher.cap_attributes(span_attributes)
+    events = span.events
+    links = span.links
+    start = span.start_time_unix_nano
+    return Span(
+        start,
+        trace_id,
+        span_id,
+        parent_id,
+        span.trace_state,
+        name,
+        kind,
+        scope.service,
+        scope.resource_attributes,
+        scope.scope_name,
+        scope.scope_version,
+        span_attributes,
+        max(0, span.end_time_unix_nano - start),
+        status_code,
+        status.message,
+        _events(events) if events else (),
+        _links(links) if links else (),
+        operation,
+        is_error,
+        "otlp_proto",
+    )
 
 
 def attributes(key_values: Any) -> dict[str, str]:

@@ -31,9 +31,11 @@ import enum
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from pipeline.clock import Clock
 from pipeline.model import Span
+from pipeline.otlp.heads import SpanFacts, to_span
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.stats import SamplingStats
 
@@ -47,7 +49,7 @@ class Cause(enum.Enum):
     LATE = "late"  # spans after the decision; they follow the cached one
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DecidedTrace:
     """A decided trace (or late fragment): its verdict, spans and contributing refs."""
 
@@ -55,9 +57,15 @@ class DecidedTrace:
     decision: Decision
     #: Name of the policy that kept it; None when dropped.
     policy: str | None
-    spans: tuple[Span, ...]
+    #: What sampling read of each span (heads, as decoded).
+    heads: tuple[SpanFacts, ...]
     refs: frozenset[Hashable]
     cause: Cause
+
+    @cached_property
+    def spans(self) -> tuple[Span, ...]:
+        """The full spans, built on first use: only kept traces need them."""
+        return tuple(map(to_span, self.heads))
 
     @property
     def kept(self) -> bool:
@@ -111,7 +119,7 @@ class TraceBuffer:
         """The cached decision of a recently decided trace, if any."""
         return self._decided.get(trace_id)
 
-    def add(self, spans: Iterable[Span], ref: Hashable) -> int:
+    def add(self, spans: Iterable[SpanFacts], ref: Hashable) -> int:
         """File one message's spans; returns how many distinct traces they belong to.
 
         ``ref`` must identify the message uniquely (e.g. ``(partition, offset)``):
@@ -121,7 +129,7 @@ class TraceBuffer:
         carrying ``ref``, which is what :class:`~pipeline.sampling.tracker.MessageTracker`
         counts on.
         """
-        groups: dict[str, list[Span]] = {}
+        groups: dict[str, list[SpanFacts]] = {}
         for span in spans:
             groups.setdefault(span.trace_id, []).append(span)
         now = self._clock.now()
@@ -154,7 +162,7 @@ class TraceBuffer:
         ready, self._ready = self._ready, []
         return ready
 
-    def _buffer(self, trace_id: str, spans: list[Span], ref: Hashable, now: float) -> None:
+    def _buffer(self, trace_id: str, spans: list[SpanFacts], ref: Hashable, now: float) -> None:
         trace = self._pending.get(trace_id)
         if trace is None:
             trace = TraceData(trace_id, first_arrival=now)
@@ -196,7 +204,7 @@ class TraceBuffer:
         )
 
     def _late(
-        self, trace_id: str, spans: list[Span], ref: Hashable, verdict: Verdict
+        self, trace_id: str, spans: list[SpanFacts], ref: Hashable, verdict: Verdict
     ) -> DecidedTrace:
         fragment = TraceData(trace_id, spans, refs={ref})
         # Late spans are still traffic: learning policies see them too.
@@ -212,7 +220,7 @@ class TraceBuffer:
         if len(self._decided) > self.max_decided:
             self._decided.popitem(last=False)
 
-    def _count(self, verdict: Verdict, spans: Sequence[Span]) -> None:
+    def _count(self, verdict: Verdict, spans: Sequence[SpanFacts]) -> None:
         if verdict.policy is None:
             self.stats.traces_dropped += 1
         else:

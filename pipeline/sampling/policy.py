@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from pipeline.model import Span
+from pipeline.otlp.heads import SpanFacts
 
 
 class Decision(enum.Enum):
@@ -40,11 +40,13 @@ class TraceData:
     """The spans of one trace gathered so far, and when they arrived (processing time).
 
     ``first_arrival``/``last_arrival`` are :class:`~pipeline.clock.Clock` readings
-    in seconds; ``refs`` names the source messages that contributed spans.
+    in seconds; ``refs`` names the source messages that contributed spans. The
+    spans are heads (:class:`~pipeline.otlp.heads.SpanHead`) in the pipeline:
+    policies read only :class:`~pipeline.otlp.heads.SpanFacts`.
     """
 
     trace_id: str
-    spans: list[Span] = field(default_factory=list)
+    spans: list[SpanFacts] = field(default_factory=list)
     first_arrival: float = 0.0
     last_arrival: float = 0.0
     refs: set[Hashable] = field(default_factory=set)
@@ -54,11 +56,11 @@ class TraceData:
         """How many spans have arrived for this trace."""
         return len(self.spans)
 
-    def root(self) -> Span | None:
+    def root(self) -> SpanFacts | None:
         """The span without a parent, if it has arrived."""
         return next((s for s in self.spans if not s.parent_span_id), None)
 
-    def representative(self) -> Span | None:
+    def representative(self) -> SpanFacts | None:
         """The span that stands for the whole trace: its root, else its longest span.
 
         A slow trace's root ends (and is exported) last, so it is often missing

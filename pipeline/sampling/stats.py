@@ -2,7 +2,8 @@
 
 Plain counters that the pipeline exports as Prometheus metrics; bytes are an
 estimate of a span's row size (:func:`span_size`), not wire bytes, so the
-kept/in ratio is the storage reduction.
+kept/in ratio is the storage reduction. :func:`span_size` lives with the
+decoder (:mod:`pipeline.otlp.heads`), which computes it for every span.
 
 >>> stats = SamplingStats()
 >>> stats.services["api"].spans_in += 4
@@ -17,42 +18,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.model import Span
+from pipeline.otlp.heads import SpanFacts, SpanHead, span_size
 
-# Fixed-width columns (timestamps, ids, duration) of one otel_traces row.
-_FIXED_ROW_BYTES = 8 + 32 + 16 + 16 + 8
-
-
-def _map_size(attrs: dict[str, str]) -> int:
-    return sum(map(len, attrs)) + sum(map(len, attrs.values())) if attrs else 0
+__all__ = ["SamplingStats", "ServiceVolume", "row_bytes", "span_size"]
 
 
-def span_size(span: Span) -> int:
-    """Approximate uncompressed bytes of a span's ``otel_traces`` row.
-
-    >>> from pipeline.model import Span
-    >>> span_size(Span(0, "a" * 32, "b" * 16, "", "", "GET", "Server", "api", {},
-    ...                "", "", {"k": "vv"}, 1, "Unset", ""))
-    100
-    """
-    size = (
-        _FIXED_ROW_BYTES
-        + len(span.span_name)
-        + len(span.service_name)
-        + len(span.span_kind)
-        + len(span.status_code)
-        + len(span.status_message)
-        + len(span.trace_state)
-        + len(span.scope_name)
-        + len(span.scope_version)
-        + _map_size(span.resource_attributes)
-        + _map_size(span.span_attributes)
-    )
-    # Most spans have neither; skip building generators for them (hot path).
-    if span.events:
-        size += sum(8 + len(e.name) + _map_size(e.attributes) for e in span.events)
-    if span.links:
-        size += sum(48 + len(link.trace_state) for link in span.links)
-    return size
+def row_bytes(span: SpanFacts) -> int:
+    """:func:`span_size` of a span; a head carries it, computed while decoding."""
+    if isinstance(span, SpanHead):
+        return span.row_bytes
+    assert isinstance(span, Span)
+    return span_size(span)
 
 
 @dataclass(slots=True)
@@ -81,19 +57,19 @@ class SamplingStats:
     #: Spans that arrived after their trace was decided and followed the cached decision.
     late_spans: int = 0
 
-    def record_in(self, spans: Iterable[Span]) -> None:
+    def record_in(self, spans: Iterable[SpanFacts]) -> None:
         """Count spans entering the sampler."""
         for span in spans:
             volume = self.services[span.service_name]
             volume.spans_in += 1
-            volume.bytes_in += span_size(span)
+            volume.bytes_in += row_bytes(span)
 
-    def record_kept(self, spans: Iterable[Span]) -> None:
+    def record_kept(self, spans: Iterable[SpanFacts]) -> None:
         """Count spans leaving the sampler to be stored."""
         for span in spans:
             volume = self.services[span.service_name]
             volume.spans_kept += 1
-            volume.bytes_kept += span_size(span)
+            volume.bytes_kept += row_bytes(span)
 
     def kept_ratio(self, service: str) -> float:
         """Share of a service's estimated bytes kept (0.0 when nothing came in)."""

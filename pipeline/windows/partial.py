@@ -38,7 +38,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.model import Span
+from pipeline.otlp.heads import SpanFacts
 from pipeline.windows.sketch import LatencySketch
 from pipeline.windows.stats import NS_PER_MS, Exemplar, WindowStats
 
@@ -160,7 +160,7 @@ class PartialAggregator:
         """The last offset aggregated since the previous cut, or None."""
         return self._last_offset
 
-    def add(self, span: Span, offset: int, watermark_cap_ns: int | None = None) -> bool:
+    def add(self, span: SpanFacts, offset: int, watermark_cap_ns: int | None = None) -> bool:
         """Aggregate one span read at ``offset``; False when skipped as already cut.
 
         A span starting after ``watermark_cap_ns`` (a clock running ahead) still

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.errors import DecodeError
 from pipeline.otlp import REASONS, Decoded, decode_message
+from pipeline.otlp.heads import to_span
 from pipeline.otlp.samples import (
     SPAN_ID,
     TRACE_ID,
@@ -201,4 +202,5 @@ def test_proto_and_json_agree(attributes: dict[str, object]) -> None:
     }
     from_json = outcome(json.dumps(document).encode())
     assert isinstance(proto, Decoded) and isinstance(from_json, Decoded)
-    assert [s.span_attributes for s in proto.spans] == [s.span_attributes for s in from_json.spans]
+    proto_attributes = [to_span(s).span_attributes for s in proto.spans]
+    assert proto_attributes == [to_span(s).span_attributes for s in from_json.spans]

@@ -11,6 +11,7 @@ import pytest
 from pipeline.enrich import Enricher
 from pipeline.otlp import decode_message
 from pipeline.otlp.anyvalue import go_float, go_json
+from pipeline.otlp.heads import to_span
 from pipeline.otlp.samples import SPAN_ID, TRACE_ID, proto_request, proto_span
 
 
@@ -91,7 +92,7 @@ def _decode_attribute(value: object, encoding: str) -> str:
         doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
         payload = json.dumps(doc).encode()
     decoded = decode_message(payload, None, max_bytes=1 << 20, enricher=Enricher())
-    return decoded.spans[0].span_attributes["v"]
+    return to_span(decoded.spans[0]).span_attributes["v"]
 
 
 @pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])

@@ -14,6 +14,7 @@ from pipeline.errors import DecodeError
 from pipeline.model import Span, SpanEvent, SpanLink
 from pipeline.otlp import PROTOBUF_BACKEND, REASONS, decode_message
 from pipeline.otlp.decode import choose_encoding
+from pipeline.otlp.heads import to_span
 from pipeline.otlp.samples import (
     SPAN_ID,
     TRACE_ID,
@@ -29,7 +30,8 @@ MAX = 1 << 20
 
 
 def decode(value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> list[Span]:
-    return decode_message(value, headers, max_bytes=MAX, enricher=Enricher()).spans
+    spans = decode_message(value, headers, max_bytes=MAX, enricher=Enricher()).spans
+    return [to_span(head) for head in spans]
 
 
 def reason_of(value: bytes | None, max_bytes: int = MAX) -> str:
@@ -139,7 +141,7 @@ def test_column_mapping_matches_exporter(encoding: str, payload: object) -> None
     decoded = decode_message(value, None, max_bytes=MAX, enricher=Enricher())
     assert decoded.encoding == encoding
     assert decoded.bytes == len(value)
-    assert decoded.spans == [expected_fixture_span(encoding)]
+    assert [to_span(h) for h in decoded.spans] == [expected_fixture_span(encoding)]
 
 
 def test_snake_case_json_keys_decode_like_camel_case() -> None:

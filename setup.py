@@ -1,0 +1,19 @@
+"""Build the native span scanner (pipeline/otlp/_heads.c) at ``pip install [-e] .``.
+
+Everything else is declared in pyproject.toml; setuptools has no declarative
+form for C extensions, hence this file. A failed compile fails the install:
+there is no pure-Python stand-in for the extension.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "pipeline.otlp._heads",
+            sources=["pipeline/otlp/_heads.c"],
+            depends=["pipeline/otlp/_wire.h"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+        )
+    ]
+)
