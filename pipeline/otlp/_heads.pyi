@@ -57,7 +57,7 @@ class SpanHead:
 
 def scan(
     value: bytes,
-    contexts: list[list[Any]],
+    context: Callable[[dict[str, str], str, str, int], Any],
     memo: dict[tuple[object, ...], tuple[str, bool]],
     derive: Callable[[str, str, int, int, dict[str, str]], tuple[str, bool]],
     slow: Callable[[bytes, int, int, Any], SpanHead],
@@ -67,3 +67,12 @@ def scan(
     memo_limit: int,
     /,
 ) -> list[SpanHead] | None: ...
+def fields(
+    value: bytes,
+    offset: int,
+    length: int,
+    kv_string: Callable[[bytes], str],
+    event_cls: Callable[[int, str, dict[str, str]], Any],
+    link_cls: Callable[[str, str, str, dict[str, str]], Any],
+    /,
+) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]: ...

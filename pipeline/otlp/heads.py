@@ -8,14 +8,15 @@ the upb parse, and most spans are dropped. So an ``otlp_proto`` record becomes a
 list of :class:`SpanHead` values:
 
 1. upb parses the request (``parse_request``): this validates everything (UTF-8,
-   nesting depth, wire format), as before, and gives the resource attributes and
-   scopes, decoded in Python once per resource and scope (:class:`ScopeContext`).
-2. the native :func:`pipeline.otlp._heads.scan` walks the same bytes and makes one
-   head per span: hex ids, start, duration, service, the enricher's
-   ``(operation, is_error)`` (memoised, see ``_heads.c``) and the estimated row
-   size (:func:`span_size`), plus where the span's bytes are in the record.
-3. :func:`to_span` builds the full span from those bytes with
-   :func:`~pipeline.otlp.otlp_proto.build_span` when it is needed (a kept trace).
+   nesting depth, wire format), as before; the parsed message is then dropped.
+2. the native :func:`pipeline.otlp._heads.scan` walks the same bytes: one
+   :class:`ScopeContext` per resource and scope (resource attributes, scope name
+   and version), and one head per span: hex ids, start, duration, service, the
+   enricher's ``(operation, is_error)`` (memoised, see ``_heads.c``) and the
+   estimated row size (:func:`span_size`), plus where the span's bytes are.
+3. :func:`to_span` builds the full span when it is needed (a kept trace):
+   :func:`pipeline.otlp._heads.fields` reads the attribute map, events and links
+   from those bytes, and the columns are put together here.
 
 Spans the native scan does not read itself (non-canonical encodings, invalid ids,
 attribute maps over the enricher's caps) come back through :func:`_slow_head`,
@@ -32,8 +33,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline.enrich import Enricher
-from pipeline.model import Span
-from pipeline.otlp._heads import SpanHead, scan
+from pipeline.model import Span, SpanEvent, SpanLink
+from pipeline.otlp._heads import SpanHead, fields, scan
 from pipeline.otlp.ids import KINDS, STATUSES
 from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_request
 
@@ -81,38 +82,34 @@ class ScopeContext:
         "service",
     )
 
-    def __init__(self, resource_attributes: dict[str, str], scope: Any, enricher: Enricher):
+    def __init__(
+        self,
+        resource_attributes: dict[str, str],
+        scope_name: str,
+        scope_version: str,
+        enricher: Enricher,
+        map_bytes: int | None = None,
+    ) -> None:
         self.resource_attributes = resource_attributes
-        self.service: str = resource_attributes.get("service.name", "")
-        self.scope_name: str = scope.name
-        self.scope_version: str = scope.version
+        self.service = resource_attributes.get("service.name", "")
+        self.scope_name = scope_name
+        self.scope_version = scope_version
         self.enricher = enricher
+        if map_bytes is None:
+            map_bytes = _map_size(resource_attributes)
         #: The part of :func:`span_size` that every span of this scope shares.
         self.base_bytes = (
-            _FIXED_ROW_BYTES
-            + len(self.service)
-            + len(self.scope_name)
-            + len(self.scope_version)
-            + _map_size(resource_attributes)
+            _FIXED_ROW_BYTES + len(self.service) + len(scope_name) + len(scope_version) + map_bytes
         )
 
 
 def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
     """Decode one ``otlp_proto`` record into span heads (may be empty); raises DecodeError."""
     request = parse_request(value)
-    contexts = []
-    for resource_spans in request.resource_spans:
-        resource_attributes = attributes(resource_spans.resource.attributes)
-        contexts.append(
-            [
-                ScopeContext(resource_attributes, ss.scope, enricher)
-                for ss in resource_spans.scope_spans
-            ]
-        )
     config = enricher.config
     heads = scan(
         value,
-        contexts,
+        _ContextMaker(enricher),
         enricher.derive_memo,
         _Deriver(enricher),
         _slow_head,
@@ -122,7 +119,7 @@ def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
         MEMO_LIMIT,
     )
     if heads is None:  # a layout the native scan does not read (e.g. groups): all in Python
-        heads = _heads_in_python(request, contexts)
+        heads = _heads_in_python(request, enricher)
     return heads
 
 
@@ -133,8 +130,33 @@ def to_span(head: SpanFacts) -> Span:
     assert isinstance(head, SpanHead)
     if head.span is not None:
         return head.span
-    message = ProtoSpan.FromString(head.value[head.offset : head.offset + head.length])
-    return build_span(message, head.ctx, (head.operation, head.is_error))
+    ctx: ScopeContext = head.ctx
+    span_attributes, events, links, name, trace_state, kind, status, message = fields(
+        head.value, head.offset, head.length, _kv_string, SpanEvent, SpanLink
+    )
+    # The column mapping of otlp_proto.build_span, from the scanned values.
+    return Span(
+        head.timestamp_ns,
+        head.trace_id,
+        head.span_id,
+        head.parent_span_id,
+        trace_state,
+        name,
+        KINDS.get(kind, ""),
+        ctx.service,
+        ctx.resource_attributes,
+        ctx.scope_name,
+        ctx.scope_version,
+        ctx.enricher.cap_attributes(span_attributes),
+        head.duration_ns,
+        STATUSES.get(status, ""),
+        message,
+        events,
+        links,
+        head.operation,
+        head.is_error,
+        "otlp_proto",
+    )
 
 
 def head_of(
@@ -194,6 +216,20 @@ def _map_size(attrs: dict[str, str]) -> int:
     return sum(map(len, attrs)) + sum(map(len, attrs.values())) if attrs else 0
 
 
+class _ContextMaker:
+    """The scan's context callback: one ScopeContext per (resource, scope)."""
+
+    __slots__ = ("_enricher",)
+
+    def __init__(self, enricher: Enricher) -> None:
+        self._enricher = enricher
+
+    def __call__(
+        self, resource_attributes: dict[str, str], name: str, version: str, map_bytes: int
+    ) -> ScopeContext:
+        return ScopeContext(resource_attributes, name, version, self._enricher, map_bytes)
+
+
 class _Deriver:
     """The scan's derive callback: enum codes to the enricher's strings."""
 
@@ -222,10 +258,12 @@ def _kv_string(raw: bytes) -> str:
     return any_string(AnyValue.FromString(raw))
 
 
-def _heads_in_python(request: Any, contexts: list[list[ScopeContext]]) -> list[SpanHead]:
-    return [
-        head_of(build_span(span, ctx))
-        for resource_spans, scope_contexts in zip(request.resource_spans, contexts, strict=True)
-        for scope_spans, ctx in zip(resource_spans.scope_spans, scope_contexts, strict=True)
-        for span in scope_spans.spans
-    ]
+def _heads_in_python(request: Any, enricher: Enricher) -> list[SpanHead]:
+    heads: list[SpanHead] = []
+    for resource_spans in request.resource_spans:
+        resource_attributes = attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            ctx = ScopeContext(resource_attributes, scope.name, scope.version, enricher)
+            heads.extend(head_of(build_span(span, ctx)) for span in scope_spans.spans)
+    return heads

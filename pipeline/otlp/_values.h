@@ -1,0 +1,247 @@
+/* Attribute values for _heads.c: AnyValue -> AsString, repeated KeyValue -> dict or sizes.
+ *
+ * Plain strings, ints, bools and empty values are rendered here, exactly as
+ * pipeline.otlp.anyvalue does; every other AnyValue (double, bytes, array, kvlist,
+ * several oneof members) goes to the `kv_string` Python callback with its bytes.
+ */
+#ifndef SPANSTREAM_VALUES_H
+#define SPANSTREAM_VALUES_H
+
+#include "_wire.h"
+
+#define MAX_KV 256
+
+/* The attributes pipeline.enrich reads (operation_for, http_server_error), in the
+ * order of the derive memo key. */
+#define N_RELEVANT 16
+static const char *RELEVANT[N_RELEVANT] = {
+    "http.request.method", "http.method", "http.route", "url.path", "http.target",
+    "url.full", "http.url", "rpc.system", "rpc.service", "rpc.method", "db.system.name",
+    "db.system", "db.operation.name", "db.operation", "http.response.status_code",
+    "http.status_code"};
+static Py_ssize_t relevant_lengths[N_RELEVANT];
+static PyObject *relevant_names[N_RELEVANT];
+
+static int
+init_relevant(void)
+{
+    for (int i = 0; i < N_RELEVANT; i++) {
+        relevant_lengths[i] = (Py_ssize_t)strlen(RELEVANT[i]);
+        if ((relevant_names[i] = PyUnicode_InternFromString(RELEVANT[i])) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* Index of `key` in RELEVANT, or -1; every span's every key comes through here. */
+static inline int
+relevant_index(Slice key)
+{
+    if (key.n < 8 || key.n > 25 || (key.p[0] != 'h' && key.p[0] != 'u' && key.p[0] != 'r'
+                                    && key.p[0] != 'd'))
+        return -1;
+    for (int i = 0; i < N_RELEVANT; i++)
+        if (relevant_lengths[i] == key.n && memcmp(RELEVANT[i], key.p, key.n) == 0)
+            return i;
+    return -1;
+}
+
+enum { AV_EMPTY, AV_STRING, AV_BOOL, AV_INT, AV_OTHER };
+
+typedef struct {
+    int kind;
+    Slice text;
+    uint64_t number;
+} AnyValue;
+
+/* Classify an AnyValue; AV_OTHER (rendered by Python) unless at most one plain member. */
+static void
+read_anyvalue(Slice raw, AnyValue *out)
+{
+    Cursor c = {raw.p, raw.p + raw.n};
+    int members = 0;
+    out->kind = AV_EMPTY;
+    while (c.p < c.end) {
+        uint32_t field;
+        int wt;
+        if (read_tag(&c, &field, &wt) < 0)
+            goto other;
+        int member = field >= 1 && field <= 8;
+        members += member;
+        if (field == 1 && wt == WT_LEN) {
+            if (read_slice(&c, &out->text) < 0)
+                goto other;
+            out->kind = AV_STRING;
+        }
+        else if ((field == 2 || field == 3) && wt == WT_VARINT) {
+            if (read_varint(&c, &out->number) < 0)
+                goto other;
+            out->kind = field == 2 ? AV_BOOL : AV_INT;
+        }
+        else if (member || skip_field(&c, field, wt, 0) < 0) {
+            goto other;
+        }
+    }
+    if (members <= 1)
+        return;
+other:
+    out->kind = AV_OTHER;
+}
+
+/* AsString(value) as a new str; `raw` is the AnyValue's bytes, for kv_string. */
+static PyObject *
+value_text(const AnyValue *v, Slice raw, PyObject *kv_string)
+{
+    char digits[24];
+    switch (v->kind) {
+    case AV_EMPTY:
+        return PyUnicode_FromStringAndSize("", 0);
+    case AV_STRING:
+        return PyUnicode_DecodeUTF8((const char *)v->text.p, v->text.n, NULL);
+    case AV_BOOL:
+        return PyUnicode_FromString(v->number ? "true" : "false");
+    case AV_INT:
+        snprintf(digits, sizeof digits, "%lld", (long long)(int64_t)v->number);
+        return PyUnicode_FromString(digits);
+    default:
+        return PyObject_CallFunction(kv_string, "y#", (const char *)raw.p, raw.n);
+    }
+}
+
+/* len(AsString(value)) without making the str; AV_OTHER needs value_text. */
+static Py_ssize_t
+value_length(const AnyValue *v)
+{
+    char digits[24];
+    switch (v->kind) {
+    case AV_STRING:
+        return code_points(v->text);
+    case AV_BOOL:
+        return v->number ? 4 : 5;
+    case AV_INT:
+        return snprintf(digits, sizeof digits, "%lld", (long long)(int64_t)v->number);
+    default:
+        return 0;
+    }
+}
+
+/* Split one KeyValue; 1 when it is not the canonical encoding (one value at most). */
+static int
+read_keyvalue(Slice kv, Slice *key, Slice *value)
+{
+    Cursor c = {kv.p, kv.p + kv.n};
+    int values = 0;
+    key->n = value->n = 0;
+    key->p = value->p = kv.p;
+    while (c.p < c.end) {
+        uint32_t field;
+        int wt;
+        if (read_tag(&c, &field, &wt) < 0)
+            return 1;
+        if ((field == 1 || field == 2) && wt != WT_LEN)
+            return 1;
+        if (field == 1 ? read_slice(&c, key) : field == 2 ? read_slice(&c, value)
+                                                           : skip_field(&c, field, wt, 0))
+            return 1;
+        values += field == 2;
+    }
+    return values > 1;
+}
+
+/* A repeated KeyValue field as pipeline.otlp.otlp_proto.attributes() builds it:
+ * {key: AsString(value)}, a duplicate key keeping its first position and last value.
+ * 0 done (new dict in *out), 1 not canonical, -1 Python error. */
+static int
+attr_dict(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, PyObject **out)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Slice key, raw;
+        AnyValue v;
+        if (read_keyvalue(kvs[i], &key, &raw)) {
+            Py_DECREF(dict);
+            return 1;
+        }
+        read_anyvalue(raw, &v);
+        PyObject *k = PyUnicode_DecodeUTF8((const char *)key.p, key.n, NULL);
+        PyObject *text = k ? value_text(&v, raw, kv_string) : NULL;
+        int rc = text ? PyDict_SetItem(dict, k, text) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(text);
+        if (rc < 0) {
+            Py_DECREF(dict);
+            return -1;
+        }
+    }
+    *out = dict;
+    return 0;
+}
+
+/* What the row-size estimate and the enrichment need of a repeated KeyValue field,
+ * without building the dict. */
+typedef struct {
+    Py_ssize_t size;     /* sum of len(key) + len(value) over distinct keys */
+    Py_ssize_t count;    /* distinct keys */
+    Py_ssize_t longest;  /* longest value, in characters */
+    PyObject **relevant; /* N_RELEVANT slots (last duplicate wins), or NULL */
+} AttrSummary;
+
+/* 0 done, 1 not canonical (take the Python path), -1 Python error. */
+static int
+summarize(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, AttrSummary *out)
+{
+    Slice keys[MAX_KV];
+    Py_ssize_t lengths[MAX_KV];
+    out->size = out->count = out->longest = 0;
+    if (n > MAX_KV)
+        return 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Slice key, raw;
+        AnyValue v;
+        if (read_keyvalue(kvs[i], &key, &raw))
+            return 1;
+        read_anyvalue(raw, &v);
+        int slot = out->relevant ? relevant_index(key) : -1;
+        Py_ssize_t length = value_length(&v);
+        if (slot >= 0 || v.kind == AV_OTHER) {
+            PyObject *text = value_text(&v, raw, kv_string);
+            if (text == NULL)
+                return -1;
+            length = PyUnicode_GET_LENGTH(text);
+            if (slot >= 0)
+                Py_XSETREF(out->relevant[slot], text);
+            else
+                Py_DECREF(text);
+        }
+        Py_ssize_t j = 0;
+        while (j < out->count && !(keys[j].n == key.n && memcmp(keys[j].p, key.p, key.n) == 0))
+            j++;
+        if (j == out->count) { /* a new key; a duplicate only replaces the value */
+            keys[j] = key;
+            out->size += code_points(key);
+            out->count++;
+            lengths[j] = 0;
+        }
+        out->size += length - lengths[j];
+        lengths[j] = length;
+    }
+    for (Py_ssize_t j = 0; j < out->count; j++)
+        if (lengths[j] > out->longest)
+            out->longest = lengths[j];
+    return 0;
+}
+
+/* sum(len(k) + len(v)) over a dict of str -> str: pipeline.otlp.heads._map_size. */
+static Py_ssize_t
+dict_map_size(PyObject *dict)
+{
+    Py_ssize_t pos = 0, size = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(dict, &pos, &k, &v))
+        size += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v);
+    return size;
+}
+
+#endif
