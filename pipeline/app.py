@@ -113,7 +113,11 @@ class Pipeline:
         self.window_view = OwnedView(self.windows, n, self._owned)
         self.detector_view = OwnedView(self.detectors, n, self._owned)
         self.assembler = WindowAssembler(
-            s.window_seconds, s.allowed_lateness_seconds, self.clock, store=self.window_view
+            s.window_seconds,
+            s.allowed_lateness_seconds,
+            self.clock,
+            idle_close_seconds=idle_close_seconds(s.window_seconds),
+            store=self.window_view,
         )
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.timer(1.0)(self._close)
@@ -317,6 +321,20 @@ def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:
             await asyncio.to_thread(pipeline.stop_ingest)
 
     return IngestThread
+
+
+def idle_close_seconds(window_seconds: int) -> float:
+    """How long a silent input partition holds the window watermark back.
+
+    At least one window (the assembler's default), and at least twice the group
+    session timeout: a worker killed without leaving the group keeps its input
+    partitions until the broker times its session out, and its partitions' spans
+    must not turn late meanwhile.
+
+    >>> idle_close_seconds(60), idle_close_seconds(10)
+    (60.0, 30.0)
+    """
+    return max(float(window_seconds), 2 * SESSION_TIMEOUT_MS / 1000)
 
 
 def _trace_identity(trace: DecidedTrace) -> str:

@@ -71,6 +71,8 @@ class _Partition:
     recovered_intent: int | None = None
     forced: list[Cut] = field(default_factory=list)
     exemplar_budget: ExemplarBudget = field(default_factory=ExemplarBudget)
+    #: offsets the previous owner decided ahead of its commit (``x``): aggregate only
+    ahead: Progress = field(default_factory=Progress)
 
 
 class IngestCore:
@@ -120,13 +122,14 @@ class IngestCore:
         )
         self._parts[partition] = _Partition(
             agg,
-            progress,
+            replace(progress, done=()),
             progress.write_mark if replay_through is None else replay_through,
             self.clock.now(),
             base_position=position,
             last_offset=progress.delivered,
             recovered_intent=progress.intent,
             exemplar_budget=ExemplarBudget(self.max_exemplars),
+            ahead=progress,
         )
         log.info("assigned partition %d (resume marks %s)", partition, progress.render())
 
@@ -165,7 +168,10 @@ class IngestCore:
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
         for span in decoded.spans:
             part.aggregator.add(span, offset, cap)
-        n_traces = self.buffer.add(decoded.spans, (partition, offset))
+        if part.ahead.is_done(offset):
+            n_traces = 0  # decided and handled by the previous owner: windows only
+        else:
+            n_traces = self.buffer.add(decoded.spans, (partition, offset))
         self.tracker.track(partition, offset, n_traces)
         return decoded
 
@@ -262,16 +268,38 @@ class IngestCore:
         return replace(partial, exemplars=admitted)
 
     # -- commits ------------------------------------------------------------------------
-    def commit_positions(self) -> dict[int, tuple[int, Progress]]:
-        """Per partition, the Kafka commit position (next offset to read) and its marks."""
+    def commit_positions(self, handover: bool = False) -> dict[int, tuple[int, Progress]]:
+        """Per partition, the Kafka commit position (next offset to read) and its marks.
+
+        ``handover`` (the last commit before a partition leaves) adds the ``x`` mark:
+        what is decided ahead of the position, so the next owner does not redo it.
+        """
         out = {}
         for p, part in self._parts.items():
             done = self.tracker.committable(p)
             safe = -1 if done is None else min(done, part.progress.delivered)
-            out[p] = (max(part.base_position, safe + 1), part.progress)
+            position = max(part.base_position, safe + 1)
+            progress = part.progress
+            if handover:
+                ahead = self.tracker.done_ranges(p, position)
+                unread = max(position, part.last_offset + 1)
+                progress = replace(progress, done=_merge(ahead, part.ahead.done, unread))
+            out[p] = (position, progress)
         unacked = sum(self.tracker.outstanding(p) for p in self._parts)
         metrics.UNACKED_MESSAGES.set(unacked)
         return out
+
+
+def _merge(
+    ahead: tuple[tuple[int, int], ...], inherited: tuple[tuple[int, int], ...], unread: int
+) -> tuple[tuple[int, int], ...]:
+    """This owner's decided-ahead runs plus the inherited ones it has not read yet.
+
+    >>> _merge(((10, 12),), ((8, 9), (11, 20)), unread=13)
+    ((10, 12), (13, 20))
+    """
+    kept = [(max(first, unread), last) for first, last in inherited if last >= unread]
+    return (*ahead, *kept)
 
 
 def _partition(ref: Hashable) -> int:

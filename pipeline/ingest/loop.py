@@ -106,7 +106,7 @@ class IngestLoop:
             self._decide()
             self._send_cuts(force=True)
             self._flush_sink(force=True)
-            self._commit()
+            self._commit(handover=True)
         except SinkUnavailable as exc:
             log.warning("revoked while ClickHouse is unavailable; next owner replays: %s", exc)
         except KafkaException as exc:  # e.g. the group moved on while the broker was away
@@ -341,15 +341,18 @@ class IngestLoop:
             on_delivery=delivered,
         )
 
-    def _commit(self, only: set[int] | None = None, required: bool = False) -> None:
+    def _commit(
+        self, only: set[int] | None = None, required: bool = False, handover: bool = False
+    ) -> None:
         """Commit positions and marks that changed; ``required`` raises if that fails.
 
         A plain commit that fails is simply repeated next round. A required one
         guards a side effect (sending a cut, inserting rows) that must not happen
-        before its marks are durable, so its failure aborts the round.
+        before its marks are durable, so its failure aborts the round. A
+        ``handover`` commit (revoke, shutdown) also names what is decided ahead.
         """
         offsets = []
-        for p, (position, progress) in self.core.commit_positions().items():
+        for p, (position, progress) in self.core.commit_positions(handover).items():
             if only is not None and p not in only:
                 continue
             marks = progress.render()
@@ -392,7 +395,7 @@ class IngestLoop:
             self._flush_sink(force=True)
         except SinkUnavailable as exc:
             log.warning("stopping with unwritten spans; they will be replayed: %s", exc)
-        self._commit()
+        self._commit(handover=True)
         self.consumer.close()
         self.producer.flush(10)
 

@@ -87,6 +87,31 @@ class MessageTracker:
             part.committed = offset
         return part.committed
 
+    def done_ranges(self, partition: int, start: int) -> tuple[tuple[int, int], ...]:
+        """Inclusive offset runs at or after ``start`` whose messages are all done.
+
+        >>> tracker = MessageTracker()
+        >>> for offset in (5, 6, 7, 8):
+        ...     tracker.track(0, offset, n_traces=1)
+        >>> tracker.resolve([(0, 5), (0, 7), (0, 8)])
+        >>> tracker.committable(0), tracker.done_ranges(0, start=5)
+        (5, ((5, 5), (7, 8)))
+        """
+        part = self._partitions.get(partition)
+        if part is None:
+            return ()
+        runs: list[tuple[int, int]] = []
+        if part.committed is not None and part.committed >= start:
+            runs.append((start, part.committed))
+        for offset in part.offsets:
+            if offset < start or part.remaining[offset]:
+                continue
+            if runs and offset == runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], offset)
+            else:
+                runs.append((offset, offset))
+        return tuple(runs)
+
     def outstanding(self, partition: int) -> int:
         """Messages of a partition tracked and not yet committable."""
         part = self._partitions.get(partition)

@@ -213,3 +213,41 @@ def test_mark_writes_reports_only_partitions_whose_mark_moved(core: IngestCore) 
     assert moved == {0: Progress(write_mark=3)}
     assert core.progress(1).write_mark == 7
     assert core.mark_writes([(0, 2)]) == {}
+
+
+def test_a_handover_names_what_is_decided_ahead_and_the_next_owner_only_aggregates_it(
+    clock: ManualClock,
+) -> None:
+    old = make_core(clock)
+    old.assign(0, Progress(), 0)
+    take(old, 0, 0, record(tid(0)))
+    take(old, 0, 1, record(tid(1)))
+    take(old, 0, 2, record(tid(2)))
+    clock.advance(WAIT - 1)
+    take(old, 0, 3, record(tid(0)))  # tid(0) keeps growing: it holds offset 0 back
+    clock.advance(1)
+    assert [t.trace_id for t in decide_and_write(old)] == [tid(1), tid(2)]
+    handed_over, marks = old.commit_positions(handover=True)[0]
+    assert (handed_over, marks.done) == (0, ((1, 2),))
+    assert old.commit_positions()[0][1].done == ()  # plain commits carry no x mark
+
+    new = make_core(clock)
+    new.assign(0, Progress.parse(marks.render()), handed_over)
+    for offset, trace in enumerate([0, 1, 2, 0]):
+        take(new, 0, offset, record(tid(trace)))
+    assert len(new.buffer) == 1  # only tid(0) waits for a decision...
+    (cut,) = deliver(new, force=True)
+    assert sum(p.requests for p in cut.partials) == 4  # ...but every span is in the windows
+    clock.advance(WAIT)
+    assert [t.trace_id for t in decide_and_write(new)] == [tid(0)]
+    assert position(new) == 4
+
+
+def test_a_second_handover_keeps_the_inherited_ranges_not_read_yet(clock: ManualClock) -> None:
+    core = make_core(clock)
+    core.assign(0, Progress(done=((1, 1), (3, 5))), 0)
+    take(core, 0, 0, record(tid(0)))
+    take(core, 0, 1, record(tid(1)))
+    take(core, 0, 2, record(tid(2)))
+    take(core, 0, 3, record(tid(3)))
+    assert core.commit_positions(handover=True)[0][1].done == ((1, 1), (3, 3), (4, 5))

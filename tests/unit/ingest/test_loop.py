@@ -378,3 +378,17 @@ def test_a_revoke_whose_final_commit_fails_still_releases_the_partition(
     assert rig.core.partitions == []
     rig.consumer.assign(0)  # back at the last commit: records 0 and 1 again
     assert rig.step() == 2  # replayed, tracked afresh: no "tracked after" error
+
+
+def test_a_clean_revoke_commits_what_is_decided_ahead_of_the_position(rig: Rig) -> None:
+    rig.consumer.append(0, record(tid(0)))
+    rig.consumer.append(0, record(tid(1)))
+    rig.step()
+    rig.step(WAIT - 1)
+    rig.consumer.append(0, record(tid(0)))  # tid(0) grows: offset 0 stays undecided
+    rig.step()
+    rig.step(1.0)  # tid(1) decided and written
+    assert rig.writer.rows == [tid(1)]
+    rig.consumer.revoke(0)
+    committed = rig.consumer.stored[0]
+    assert (committed.offset, committed.metadata.split(";")[-1]) == (0, "x=1")
