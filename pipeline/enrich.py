@@ -195,11 +195,6 @@ class Enricher:
     def __init__(self, config: EnrichConfig | None = None) -> None:
         self.config = config or EnrichConfig()
         self._operations: dict[str, set[str]] = {}
-        #: ``(operation, is_error)`` by the inputs :meth:`derive` read, filled by the
-        #: native scan (``pipeline/otlp/_heads.c``). Sound because an answer, once
-        #: given, never changes: operation sets only grow, and a full set (or the
-        #: services bound) stays full.
-        self.derive_memo: dict[tuple[object, ...], tuple[str, bool]] = {}
 
     def derive(
         self,

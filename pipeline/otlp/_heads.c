@@ -14,13 +14,14 @@
  * not plain strings, ints or bools are rendered by the `kv_string` callback.
  *
  * fields() reads the rest of a span the scan accepted, the columns to_span() needs.
- * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span).
+ * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
+ * _derive.h (the enricher memo).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 
-#include "_span.h"
+#include "_derive.h"
 
 /* ------------------------------------------------------------------ SpanHead */
 
@@ -108,56 +109,18 @@ typedef struct {
 } Scratch;
 
 typedef struct {
-    PyObject *context, *memo, *derive, *slow, *kv_string;
+    PyObject *context, *contexts, *memo, *derive, *slow, *kv_string;
     Py_ssize_t max_attributes, max_value_length, memo_limit;
     PyObject *value, *out;
     Scratch *scratch;
+    /* The last head's trace id (borrowed: the head is in `out`) and its bytes: spans
+     * of a trace come together, and one shared str also hashes once downstream. */
+    PyObject *last_trace_id;
+    Slice last_trace;
 } Scan;
 
-/* (operation, is_error) from the memo, else from the derive callback (then memoised).
- * Sound because Enricher.derive's answer for given inputs never changes once given:
- * its per-service operation sets only grow. */
 static PyObject *
-derive(const Scan *w, PyObject *service, PyObject *name, const SpanFields *s,
-       PyObject **relevant)
-{
-    PyObject *key = PyTuple_New(4 + N_RELEVANT), *result = NULL, *attrs = NULL;
-    if (key == NULL)
-        return NULL;
-    PyTuple_SET_ITEM(key, 0, Py_NewRef(service));
-    PyTuple_SET_ITEM(key, 1, Py_NewRef(name));
-    PyTuple_SET_ITEM(key, 2, PyLong_FromLong(s->kind));
-    PyTuple_SET_ITEM(key, 3, PyLong_FromLong(s->status));
-    for (int i = 0; i < N_RELEVANT; i++)
-        PyTuple_SET_ITEM(key, 4 + i, Py_NewRef(relevant[i] ? relevant[i] : Py_None));
-    if (PyTuple_GET_ITEM(key, 2) == NULL || PyTuple_GET_ITEM(key, 3) == NULL)
-        goto done;
-    result = PyDict_GetItemWithError(w->memo, key);
-    if (result != NULL || PyErr_Occurred()) {
-        Py_XINCREF(result);
-        goto done;
-    }
-    if ((attrs = PyDict_New()) == NULL)
-        goto done;
-    for (int i = 0; i < N_RELEVANT; i++)
-        if (relevant[i] && PyDict_SetItem(attrs, relevant_names[i], relevant[i]) < 0)
-            goto done;
-    result = PyObject_CallFunction(w->derive, "OOiiO", service, name, s->kind, s->status, attrs);
-    if (result == NULL)
-        goto done;
-    /* Bounded: span names full of ids could otherwise grow it without end. */
-    if (PyDict_GET_SIZE(w->memo) >= w->memo_limit)
-        PyDict_Clear(w->memo);
-    if (PyDict_SetItem(w->memo, key, result) < 0)
-        Py_CLEAR(result);
-done:
-    Py_DECREF(key);
-    Py_XDECREF(attrs);
-    return result;
-}
-
-static PyObject *
-make_head(const Scan *w, const SpanFields *s, PyObject *service, PyObject *derived,
+make_head(Scan *w, const SpanFields *s, PyObject *service, PyObject *derived,
           Py_ssize_t row_bytes, Slice raw, PyObject *ctx)
 {
     if (!PyTuple_Check(derived) || PyTuple_GET_SIZE(derived) != 2) {
@@ -168,7 +131,8 @@ make_head(const Scan *w, const SpanFields *s, PyObject *service, PyObject *deriv
     SpanHead *h = PyObject_New(SpanHead, &SpanHeadType);
     if (h == NULL)
         return NULL;
-    h->trace_id = hex_text(s->trace_id);
+    int same = w->last_trace_id != NULL && memcmp(w->last_trace.p, s->trace_id.p, 16) == 0;
+    h->trace_id = same ? Py_NewRef(w->last_trace_id) : hex_text(s->trace_id);
     h->span_id = hex_text(s->span_id);
     h->parent_span_id = hex_text(s->parent);
     h->timestamp_ns = PyLong_FromUnsignedLongLong(s->start);
@@ -187,12 +151,14 @@ make_head(const Scan *w, const SpanFields *s, PyObject *service, PyObject *deriv
         Py_DECREF(h);
         return NULL;
     }
+    w->last_trace_id = h->trace_id;
+    w->last_trace = s->trace_id;
     return (PyObject *)h;
 }
 
 /* The head of one span (new reference), by the fast path or the slow callback. */
 static PyObject *
-span_head(const Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t base_bytes)
+span_head(Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t base_bytes)
 {
     SpanFields *s = &w->scratch->span;
     PyObject *relevant[N_RELEVANT] = {NULL}, *name = NULL, *derived = NULL, *head = NULL;
@@ -212,7 +178,9 @@ span_head(const Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t
     }
     if (rc < 0 || (name = utf8_text(s->name)) == NULL)
         goto done;
-    if ((derived = derive(w, service, name, s, relevant)) == NULL)
+    derived = derive(w->memo, w->memo_limit, w->derive, service, name, s->kind, s->status,
+                     relevant);
+    if (derived == NULL)
         goto done;
     Py_ssize_t row_bytes = base_bytes + code_points(s->name) + attrs.size + parts
                            + code_points(s->status_message) + code_points(s->trace_state)
@@ -230,7 +198,7 @@ done:
 /* Every walk_* returns 0 ok, 1 unusual layout (decode the message in Python), -1 error. */
 
 static int
-walk_spans(const Scan *w, Slice raw, PyObject *ctx)
+walk_spans(Scan *w, Slice raw, PyObject *ctx)
 {
     PyObject *service = PyObject_GetAttrString(ctx, "service");
     PyObject *base = service ? PyObject_GetAttrString(ctx, "base_bytes") : NULL;
@@ -284,72 +252,151 @@ each_field(Slice raw, uint32_t field, int (*each)(void *, Slice), void *arg)
     return 0;
 }
 
+#define MAX_OCCURRENCES 4 /* of a Resource or an InstrumentationScope read natively */
+
 typedef struct {
-    const Scan *w;
-    PyObject *resource_attributes;
+    Scan *w;
+    PyObject *resource_attributes; /* built on the first context cache miss */
     Py_ssize_t map_bytes;
-    Slice scope_name, scope_version;
+    Slice resources[MAX_OCCURRENCES], scopes[MAX_OCCURRENCES];
+    Py_ssize_t n_resources, n_scopes;
     Slice kvs[MAX_KV];
     Py_ssize_t n_kvs;
 } Resource;
 
-/* InstrumentationScope: several occurrences merge, so the last name/version wins. */
 static int
-read_scope(void *arg, Slice raw)
+note_resource(void *arg, Slice raw)
 {
     Resource *r = arg;
-    Cursor c = {raw.p, raw.p + raw.n};
-    while (c.p < c.end) {
-        uint32_t field;
-        int wt;
-        if (read_tag(&c, &field, &wt) < 0 || ((field == 1 || field == 2) && wt != WT_LEN))
-            return 1;
-        int rc = field == 1   ? read_slice(&c, &r->scope_name)
-                 : field == 2 ? read_slice(&c, &r->scope_version)
-                              : skip_field(&c, field, wt, 0);
-        if (rc < 0)
-            return 1;
+    return push_slice_value(r->resources, &r->n_resources, MAX_OCCURRENCES, raw);
+}
+
+static int
+note_scope(void *arg, Slice raw)
+{
+    Resource *r = arg;
+    return push_slice_value(r->scopes, &r->n_scopes, MAX_OCCURRENCES, raw);
+}
+
+/* Resource occurrences merge: their attributes concatenate, in order. */
+static int
+resource_attributes(Resource *r)
+{
+    for (Py_ssize_t i = 0; i < r->n_resources; i++) {
+        Cursor c = {r->resources[i].p, r->resources[i].p + r->resources[i].n};
+        while (c.p < c.end) {
+            uint32_t field;
+            int wt;
+            if (read_tag(&c, &field, &wt) < 0 || (field == 1 && wt != WT_LEN))
+                return 1;
+            int rc = field == 1 ? push_slice(&c, r->kvs, &r->n_kvs, MAX_KV)
+                                : skip_field(&c, field, wt, 0);
+            if (rc < 0)
+                return 1;
+        }
+    }
+    int rc = attr_dict(r->kvs, r->n_kvs, r->w->kv_string, &r->resource_attributes);
+    if (rc == 0)
+        r->map_bytes = dict_map_size(r->resource_attributes);
+    return rc;
+}
+
+/* InstrumentationScope occurrences merge: the last name and version win. */
+static int
+scope_names(const Resource *r, Slice *name, Slice *version)
+{
+    name->n = version->n = 0;
+    for (Py_ssize_t i = 0; i < r->n_scopes; i++) {
+        Cursor c = {r->scopes[i].p, r->scopes[i].p + r->scopes[i].n};
+        while (c.p < c.end) {
+            uint32_t field;
+            int wt;
+            if (read_tag(&c, &field, &wt) < 0 || ((field == 1 || field == 2) && wt != WT_LEN))
+                return 1;
+            int rc = field == 1   ? read_slice(&c, name)
+                     : field == 2 ? read_slice(&c, version)
+                                  : skip_field(&c, field, wt, 0);
+            if (rc < 0)
+                return 1;
+        }
     }
     return 0;
+}
+
+/* The cache key of a (resource, scope): their bytes, resource length first. */
+static PyObject *
+context_key(const Resource *r)
+{
+    Py_ssize_t res = 0, total = 8;
+    for (Py_ssize_t i = 0; i < r->n_resources; i++)
+        res += r->resources[i].n;
+    for (Py_ssize_t i = 0; i < r->n_scopes; i++)
+        total += r->scopes[i].n;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, total + res);
+    if (key == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(key);
+    uint64_t prefix = (uint64_t)res;
+    memcpy(out, &prefix, 8);
+    out += 8;
+    for (Py_ssize_t i = 0; i < r->n_resources; i++, out += r->resources[i - 1].n)
+        memcpy(out, r->resources[i].p, r->resources[i].n);
+    for (Py_ssize_t i = 0; i < r->n_scopes; i++, out += r->scopes[i - 1].n)
+        memcpy(out, r->scopes[i].p, r->scopes[i].n);
+    return key;
+}
+
+/* The ScopeContext (new reference) of a scope: cached, since the same services send
+ * the same resource and scope in message after message. NULL with rc set on failure. */
+static PyObject *
+scope_context(Resource *r, int *rc)
+{
+    Slice name, version;
+    PyObject *key = context_key(r), *ctx = NULL;
+    *rc = -1;
+    if (key == NULL)
+        return NULL;
+    ctx = PyDict_GetItemWithError(r->w->contexts, key);
+    if (ctx != NULL || PyErr_Occurred()) {
+        Py_XINCREF(ctx);
+        goto done;
+    }
+    if ((r->resource_attributes == NULL && (*rc = resource_attributes(r)) != 0)
+        || (*rc = scope_names(r, &name, &version)) != 0) {
+        *rc = *rc ? *rc : -1;
+        goto done;
+    }
+    *rc = -1;
+    PyObject *name_text = utf8_text(name), *version_text = utf8_text(version);
+    if (name_text && version_text)
+        ctx = PyObject_CallFunction(r->w->context, "OOOn", r->resource_attributes, name_text,
+                                    version_text, r->map_bytes);
+    Py_XDECREF(name_text);
+    Py_XDECREF(version_text);
+    if (ctx != NULL && PyDict_GET_SIZE(r->w->contexts) >= r->w->memo_limit)
+        PyDict_Clear(r->w->contexts); /* bounded, like the derive memo */
+    if (ctx != NULL && PyDict_SetItem(r->w->contexts, key, ctx) < 0)
+        Py_CLEAR(ctx);
+done:
+    Py_DECREF(key);
+    if (ctx != NULL)
+        *rc = 0;
+    return ctx;
 }
 
 static int
 walk_scope(void *arg, Slice raw)
 {
     Resource *r = arg;
-    r->scope_name.n = r->scope_version.n = 0;
-    int rc = each_field(raw, 1, read_scope, r);
+    r->n_scopes = 0;
+    int rc = each_field(raw, 1, note_scope, r);
     if (rc)
         return rc;
-    PyObject *name = utf8_text(r->scope_name), *version = utf8_text(r->scope_version);
-    PyObject *ctx = name && version ? PyObject_CallFunction(r->w->context, "OOOn",
-                                                            r->resource_attributes, name,
-                                                            version, r->map_bytes)
-                                    : NULL;
-    rc = ctx ? walk_spans(r->w, raw, ctx) : -1;
-    Py_XDECREF(name);
-    Py_XDECREF(version);
+    PyObject *ctx = scope_context(r, &rc);
+    if (ctx != NULL)
+        rc = walk_spans(r->w, raw, ctx);
     Py_XDECREF(ctx);
     return rc;
-}
-
-/* Resource: several occurrences merge, so their attributes concatenate. */
-static int
-read_resource(void *arg, Slice raw)
-{
-    Resource *r = arg;
-    Cursor c = {raw.p, raw.p + raw.n};
-    while (c.p < c.end) {
-        uint32_t field;
-        int wt;
-        if (read_tag(&c, &field, &wt) < 0 || (field == 1 && wt != WT_LEN))
-            return 1;
-        int rc = field == 1 ? push_slice(&c, r->kvs, &r->n_kvs, MAX_KV)
-                            : skip_field(&c, field, wt, 0);
-        if (rc < 0)
-            return 1;
-    }
-    return 0;
 }
 
 static int
@@ -361,15 +408,11 @@ walk_resource(void *arg, Slice raw)
         return -1;
     }
     r->w = arg;
-    r->n_kvs = 0;
+    r->n_kvs = r->n_resources = 0;
     r->resource_attributes = NULL;
-    int rc = each_field(raw, 1, read_resource, r);
+    int rc = each_field(raw, 1, note_resource, r);
     if (rc == 0)
-        rc = attr_dict(r->kvs, r->n_kvs, r->w->kv_string, &r->resource_attributes);
-    if (rc == 0) {
-        r->map_bytes = dict_map_size(r->resource_attributes);
         rc = each_field(raw, 2, walk_scope, r);
-    }
     Py_XDECREF(r->resource_attributes);
     PyMem_Free(r);
     return rc;
@@ -379,10 +422,11 @@ static PyObject *
 scan(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Scan w;
-    if (!PyArg_ParseTuple(args, "O!OO!OOOnnn:scan", &PyBytes_Type, &w.value, &w.context,
-                          &PyDict_Type, &w.memo, &w.derive, &w.slow, &w.kv_string,
-                          &w.max_attributes, &w.max_value_length, &w.memo_limit))
+    if (!PyArg_ParseTuple(args, "O!OO!O!OOOnnn:scan", &PyBytes_Type, &w.value, &w.context,
+                          &PyDict_Type, &w.contexts, &PyDict_Type, &w.memo, &w.derive, &w.slow,
+                          &w.kv_string, &w.max_attributes, &w.max_value_length, &w.memo_limit))
         return NULL;
+    w.last_trace_id = NULL;
     w.scratch = PyMem_Malloc(sizeof(Scratch));
     w.out = PyList_New(0);
     if (w.scratch == NULL || w.out == NULL) {

@@ -58,6 +58,7 @@ class SpanHead:
 def scan(
     value: bytes,
     context: Callable[[dict[str, str], str, str, int], Any],
+    contexts: dict[bytes, Any],
     memo: dict[tuple[object, ...], tuple[str, bool]],
     derive: Callable[[str, str, int, int, dict[str, str]], tuple[str, bool]],
     slow: Callable[[bytes, int, int, Any], SpanHead],

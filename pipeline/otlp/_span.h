@@ -47,6 +47,16 @@ push_slice(Cursor *c, Slice *items, Py_ssize_t *n, Py_ssize_t max)
     return *n == max ? -1 : read_slice(c, &items[(*n)++]);
 }
 
+/* Append a slice to a bounded array; 1 (take the Python path) when full. */
+static inline int
+push_slice_value(Slice *items, Py_ssize_t *n, Py_ssize_t max, Slice value)
+{
+    if (*n == max)
+        return 1;
+    items[(*n)++] = value;
+    return 0;
+}
+
 static int
 read_event(Slice raw, EventFields *e)
 {

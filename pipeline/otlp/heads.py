@@ -28,6 +28,7 @@ decoder builds full spans directly; :func:`head_of` wraps them.
 from __future__ import annotations
 
 from typing import Any, Final, Protocol
+from weakref import WeakKeyDictionary
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
@@ -40,7 +41,8 @@ from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_r
 
 __all__ = ["ScopeContext", "SpanFacts", "SpanHead", "head_of", "heads_from_proto", "to_span"]
 
-#: Derive results memoised per enricher before the memo is cleared (bounds memory).
+#: Derive results (and scope contexts) cached per enricher before the cache is
+#: cleared: bounds memory whatever the span names and resources.
 MEMO_LIMIT: Final = 100_000
 # Fixed-width columns (timestamps, ids, duration) of one otel_traces row.
 _FIXED_ROW_BYTES: Final = 8 + 32 + 16 + 16 + 8
@@ -106,12 +108,16 @@ class ScopeContext:
 def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
     """Decode one ``otlp_proto`` record into span heads (may be empty); raises DecodeError."""
     request = parse_request(value)
+    state = _scanners.get(enricher)
+    if state is None:
+        state = _scanners[enricher] = _Scanner(enricher)
     config = enricher.config
     heads = scan(
         value,
-        _ContextMaker(enricher),
-        enricher.derive_memo,
-        _Deriver(enricher),
+        state.make_context,
+        state.contexts,
+        state.derive_memo,
+        state.derive,
         _slow_head,
         _kv_string,
         config.max_span_attributes,
@@ -216,35 +222,38 @@ def _map_size(attrs: dict[str, str]) -> int:
     return sum(map(len, attrs)) + sum(map(len, attrs.values())) if attrs else 0
 
 
-class _ContextMaker:
-    """The scan's context callback: one ScopeContext per (resource, scope)."""
+class _Scanner:
+    """What the native scan keeps between records of one enricher, and its callbacks.
 
-    __slots__ = ("_enricher",)
+    ``derive_memo`` maps the inputs Enricher.derive reads to its
+    ``(operation, is_error)``: sound because an answer, once given, never changes
+    (operation sets only grow, and a full set or the services bound stays full).
+    ``contexts`` maps the bytes of a (resource, scope) to its ScopeContext.
+    """
+
+    __slots__ = ("contexts", "derive_memo", "enricher")
 
     def __init__(self, enricher: Enricher) -> None:
-        self._enricher = enricher
+        self.enricher = enricher
+        self.derive_memo: dict[tuple[object, ...], tuple[str, bool]] = {}
+        self.contexts: dict[bytes, ScopeContext] = {}
 
-    def __call__(
+    def make_context(
         self, resource_attributes: dict[str, str], name: str, version: str, map_bytes: int
     ) -> ScopeContext:
-        return ScopeContext(resource_attributes, name, version, self._enricher, map_bytes)
+        return ScopeContext(resource_attributes, name, version, self.enricher, map_bytes)
 
-
-class _Deriver:
-    """The scan's derive callback: enum codes to the enricher's strings."""
-
-    __slots__ = ("_derive",)
-
-    def __init__(self, enricher: Enricher) -> None:
-        self._derive = enricher.derive
-
-    def __call__(
+    def derive(
         self, service: str, name: str, kind: int, status: int, attrs: dict[str, str]
     ) -> tuple[str, bool]:
-        operation, is_error, _ = self._derive(
+        operation, is_error, _ = self.enricher.derive(
             service, name, KINDS.get(kind, ""), STATUSES.get(status, ""), attrs
         )
         return operation, is_error
+
+
+# Enrichers are few and long-lived; their scan state goes with them.
+_scanners: WeakKeyDictionary[Enricher, _Scanner] = WeakKeyDictionary()
 
 
 def _slow_head(value: bytes, offset: int, length: int, ctx: ScopeContext) -> SpanHead:
