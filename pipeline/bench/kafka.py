@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.bench.options import BenchFailed, BenchNames, BenchOptions, Progress, log
@@ -166,34 +165,3 @@ def measure_ceiling(
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     rate = asyncio.run(_ceiling(bootstrap, topic, group, filled.messages, options, keep))
     return rate, keep
-
-
-def in_process_rates(values: Sequence[bytes], passes: int = 3) -> dict[str, float]:
-    """spans/s of FromString and of the pipeline's decode_message on ``values``, no Kafka."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    from pipeline.enrich import Enricher
-    from pipeline.otlp.decode import decode_message
-
-    parse = ExportTraceServiceRequest.FromString
-    enricher = Enricher()
-    spans = sum(_count_spans(parse(v)) for v in values)
-
-    def best(fn: Callable[[bytes], object]) -> float:
-        times = []
-        for _ in range(passes):
-            start = time.perf_counter()
-            for v in values:
-                fn(v)
-            times.append(time.perf_counter() - start)
-        return spans / min(times) if values else 0.0
-
-    return {
-        "messages": float(len(values)),
-        "from_string_spans_per_s": round(best(parse), 1),
-        "decode_message_spans_per_s": round(
-            best(lambda v: decode_message(v, None, max_bytes=1 << 24, enricher=enricher)), 1
-        ),
-    }

@@ -30,6 +30,8 @@ class BenchOptions:
     timeout_s: float = 600.0
     progress_s: float = 5.0
     keep_data: bool = False
+    #: The worker's SPANSTREAM_MAX_BUFFERED_TRACES; None leaves its default.
+    max_buffered_traces: int | None = None
 
     @property
     def traces(self) -> int:

@@ -128,6 +128,17 @@ class BenchResult:
     decision_wait_s: float = 0.0
     #: The run's name: the prefix of its topics and groups.
     run: str = ""
+    #: The worker's SPANSTREAM_MAX_BUFFERED_TRACES: fetching pauses at this many traces
+    #: awaiting a decision, so a backlog is read at most this many per decision wait.
+    max_buffered_traces: int = 0
+
+    @property
+    def fetch_bound_spans_per_s(self) -> float:
+        """The steady-state read rate the buffered-trace bound allows (0: unknown)."""
+        if not self.max_buffered_traces or self.decision_wait_s <= 0:
+            return 0.0
+        traces_per_s = self.max_buffered_traces / self.decision_wait_s
+        return traces_per_s * self.filled.spans_per_message / max(1, self.options.batch_traces)
 
     @property
     def ratio(self) -> float:
@@ -183,6 +194,8 @@ class BenchResult:
             "in_process": dict(self.in_process),
             "machine": dict(self.machine),
             "decision_wait_seconds": self.decision_wait_s,
+            "max_buffered_traces": self.max_buffered_traces,
+            "fetch_bound_spans_per_s": round(self.fetch_bound_spans_per_s, 1),
             "ratio": self.ratio,
             "cpu_ratio": self.cpu_ratio,
             "target_ratio": TARGET_RATIO,
@@ -301,12 +314,26 @@ def format_report(r: BenchResult) -> str:
             f"decision wait ({wait:g}s): its decide-and-write work mostly fell into the drain, "
             "so spans/s is optimistic; use more --messages"
         )
+    bound = r.fetch_bound_spans_per_s
+    if bound:
+        capped = p.rate.spans_per_s > 0.8 * bound
+        lines.append(
+            f"fetch bound: SPANSTREAM_MAX_BUFFERED_TRACES={r.max_buffered_traces:,} undecided "
+            f"traces, {wait:g}s decision wait: a backlog is read at most ~{bound:,.0f} spans/s"
+            + (" (the pipeline ran at this bound, not at its CPU limit)" if capped else "")
+        )
     if r.in_process:
         ip = r.in_process
         lines.append(
             f"in-process reference, no Kafka ({int(ip['messages'])} of the same messages): "
             f"FromString {ip['from_string_spans_per_s']:,.0f} spans/s, "
             f"decode_message (decode+enrich) {ip['decode_message_spans_per_s']:,.0f} spans/s"
+            + (
+                f", ingest core (+sampling, partials, kept rows) "
+                f"{ip['ingest_core_spans_per_s']:,.0f} spans/s"
+                if "ingest_core_spans_per_s" in ip
+                else ""
+            )
         )
     if r.machine:
         m = r.machine

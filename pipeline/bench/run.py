@@ -9,13 +9,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from pipeline.bench.kafka import (
-    create_topics,
-    delete_run,
-    fill,
-    in_process_rates,
-    measure_ceiling,
-)
+from pipeline.bench.inprocess import in_process_rates
+from pipeline.bench.kafka import create_topics, delete_run, fill, measure_ceiling
 from pipeline.bench.options import BenchNames, BenchOptions, log
 from pipeline.bench.report import CEILING_DECODER, BenchResult
 from pipeline.bench.worker import measure_pipeline
@@ -97,6 +92,7 @@ def run_bench(options: BenchOptions, bootstrap: str | None = None) -> BenchResul
             "load_after": load[2],
         },
         decision_wait_s=load_settings().decision_wait_seconds,
+        max_buffered_traces=options.max_buffered_traces or load_settings().max_buffered_traces,
         run=names.prefix,
     )
 

@@ -70,6 +70,13 @@ class _Committed:
         self._consumer.close()
 
 
+def _worker_env(names: BenchNames, options: BenchOptions) -> dict[str, str]:
+    env = names.env()
+    if options.max_buffered_traces is not None:
+        env["SPANSTREAM_MAX_BUFFERED_TRACES"] = str(options.max_buffered_traces)
+    return env
+
+
 def measure_pipeline(
     bootstrap: str, names: BenchNames, filled: Filled, workdir: Path, options: BenchOptions
 ) -> PipelineRun:
@@ -80,7 +87,7 @@ def measure_pipeline(
         workdir / "worker",
         bootstrap=bootstrap,
         store_url=f"chdb:{workdir / 'chdb'}",
-        env=names.env(),
+        env=_worker_env(names, options),
     )
     started: list[BaseException | None] = []
 

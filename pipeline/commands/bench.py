@@ -49,6 +49,14 @@ def register(subparsers: Any) -> None:
     add("--seed", type=int, default=d.seed, help="random seed of the synthetic traces")
     add("--timeout", type=float, default=d.timeout_s, help="seconds each phase may take")
     add("--progress-seconds", type=float, default=d.progress_s, help="progress log interval")
+    add(
+        "--max-buffered-traces",
+        type=int,
+        default=d.max_buffered_traces,
+        help="the worker's SPANSTREAM_MAX_BUFFERED_TRACES (unset: its default); fetching pauses "
+        "at this many undecided traces, which bounds a backlog's read rate to this many per "
+        "decision wait",
+    )
     add("--keep-data", action="store_true", help="keep the topics and the temporary directory")
     add("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
@@ -61,6 +69,11 @@ def _validate(args: argparse.Namespace) -> None:
         ("--batch-traces", 0 <= args.batch_traces <= 1000, "must be within [0, 1000]"),
         ("--timeout", args.timeout > 0, "must be > 0"),
         ("--progress-seconds", args.progress_seconds > 0, "must be > 0"),
+        (
+            "--max-buffered-traces",
+            args.max_buffered_traces is None or args.max_buffered_traces >= 1,
+            "must be >= 1",
+        ),
     ]
     for name, ok, rule in checks:
         if not ok:
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         progress_s=args.progress_seconds,
         keep_data=args.keep_data,
+        max_buffered_traces=args.max_buffered_traces,
     )
     result = run_bench(options, bootstrap=args.bootstrap)
     if args.json:

@@ -28,6 +28,7 @@ from pipeline.otlp.samples import (
     proto_span,
     sample_message,
 )
+from tests.unit.otlp.equivalence import assert_equivalent
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,6 +83,45 @@ def test_mutated_proto(value: bytes) -> None:
     result = outcome(value)
     if isinstance(result, Decoded):
         assert all(len(span.trace_id) == 32 and len(span.span_id) == 16 for span in result.spans)
+
+
+@FUZZ
+@given(st.lists(mutated([_as_bytes(s) for s in PROTO_SEEDS]).filter(bool), min_size=1, max_size=4))
+def test_mutated_proto_decodes_as_the_python_decoder_did(values: list[bytes]) -> None:
+    """The native scan and its Python paths agree with the previous decoder on anything."""
+    assert_equivalent(values, EnrichConfig(max_operations_per_service=5, max_span_attributes=4))
+
+
+# Values the enricher's rules branch on: empty, methods, routes, paths with ids, URLs
+# with and without a path, status codes (also non-ASCII digits), rpc/db names.
+ENRICH_TEXT = st.sampled_from(
+    ["", "GET", "POST", "/users/42", "/users/:id", "/a/b?x=1", "http://h", "https://h:1/c/77",
+     "500", "503", "404", "\u0665\u0660\u0663", "grpc", "shop.Cart", "Add", "pg", "SELECT"]
+)  # fmt: skip
+ENRICH_VALUE = ENRICH_TEXT | st.integers(-1, 600) | st.booleans() | st.none() | st.floats(0, 1)
+ENRICH_KEYS = st.sampled_from(
+    ["http.request.method", "http.method", "http.route", "url.path", "http.target", "url.full",
+     "http.url", "rpc.system", "rpc.service", "rpc.method", "db.system.name", "db.system",
+     "db.operation.name", "db.operation", "http.response.status_code", "http.status_code",
+     "other"]
+)  # fmt: skip
+enrich_spans = st.builds(
+    lambda name, kind, code, attributes: proto_span(
+        name=name, kind=kind, status={"code": code}, attributes=attributes
+    ),
+    st.sampled_from(["GET /users/42", "", "process job 7", "SELECT orders", "q"]),
+    st.integers(0, 6),
+    st.integers(0, 3),
+    st.dictionaries(ENRICH_KEYS, ENRICH_VALUE, max_size=6),
+)
+
+
+@FUZZ
+@given(st.lists(st.lists(enrich_spans, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_enrichment_memo_agrees_with_the_python_decoder(messages: list[list[object]]) -> None:
+    """Operations and error flags, memoised by the inputs they read, are never stale."""
+    values = [proto_request(spans).SerializeToString() for spans in messages]  # type: ignore[arg-type]
+    assert_equivalent(values, EnrichConfig(max_operations_per_service=3))
 
 
 @FUZZ

@@ -50,6 +50,7 @@ def test_bootstrap_defaults_to_spanstream_kafka(monkeypatch: pytest.MonkeyPatch)
         (["--timeout", "0"], "--timeout=0.0: must be > 0"),
         (["--progress-seconds", "-1"], "--progress-seconds=-1.0: must be > 0"),
         (["--bootstrap", " "], "--bootstrap='': expected host:port"),
+        (["--max-buffered-traces", "0"], "--max-buffered-traces=0: must be >= 1"),
         (["--spans-per-trace", "100", "--batch-traces", "50"], "5000 spans/message"),
     ],
 )
@@ -143,3 +144,28 @@ def test_ratio_is_pipeline_over_ceiling_and_the_table_shows_both() -> None:
 def test_a_run_shorter_than_twice_the_decision_wait_is_flagged() -> None:
     result = dataclasses.replace(_result(200_000, 70_000), decision_wait_s=5.0)
     assert "WARNING: the pipeline was measured over 1.0s" in format_report(result)
+
+
+def test_the_fetch_bound_is_reported_and_flagged_when_reached() -> None:
+    # 10,000 traces per 5 s decision wait, 20 spans per one-trace message: 40,000 spans/s.
+    result = dataclasses.replace(_result(200_000, 36_000), decision_wait_s=5.0)
+    bounded = dataclasses.replace(result, max_buffered_traces=10_000)
+    assert bounded.fetch_bound_spans_per_s == pytest.approx(40_000)
+    text = format_report(bounded)
+    assert "a backlog is read at most ~40,000 spans/s (the pipeline ran at this bound" in text
+    assert "ran at this bound" not in format_report(
+        dataclasses.replace(bounded, max_buffered_traces=100_000)
+    )
+    assert "fetch bound" not in format_report(result)
+    assert bounded.to_dict()["fetch_bound_spans_per_s"] == 40_000
+
+
+def test_max_buffered_traces_reaches_the_worker_environment() -> None:
+    from pipeline.bench.options import BenchNames
+    from pipeline.bench.worker import _worker_env
+
+    names = BenchNames.for_run("abc")
+    assert "SPANSTREAM_MAX_BUFFERED_TRACES" not in _worker_env(names, BenchOptions())
+    env = _worker_env(names, BenchOptions(max_buffered_traces=50_000))
+    assert env["SPANSTREAM_MAX_BUFFERED_TRACES"] == "50000"
+    assert env["SPANSTREAM_GROUP"] == names.group

@@ -1,0 +1,57 @@
+"""Compare the pipeline's otlp_proto decoding with the pre-scan decoder (the oracle)."""
+
+from __future__ import annotations
+
+from pipeline.enrich import EnrichConfig, Enricher
+from pipeline.errors import DecodeError
+from pipeline.model import Span
+from pipeline.otlp import decode_message
+from pipeline.otlp.heads import SpanHead, span_size, to_span
+from tests.unit.otlp.reference_proto import spans_from_proto as reference_spans
+
+FACTS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "timestamp_ns",
+    "duration_ns",
+    "service_name",
+    "operation",
+    "is_error",
+)
+Outcome = tuple[str, str] | list[Span]
+
+
+def reference_outcome(value: bytes, enricher: Enricher) -> Outcome:
+    """What the pre-scan decode_message gave: its spans, or (reason, detail)."""
+    try:
+        spans = reference_spans(value, enricher)
+    except DecodeError as exc:
+        return (exc.reason, exc.detail)
+    except RecursionError:
+        return ("too_deep", "nesting exceeds the recursion limit")
+    except Exception as exc:  # decode_message's contract: anything else is bad_proto
+        return ("bad_proto", f"{type(exc).__name__}: {exc}")
+    return spans if spans else ("no_spans", "otlp_proto message holds no spans")
+
+
+def head_outcome(value: bytes, enricher: Enricher) -> tuple[Outcome, list[SpanHead]]:
+    try:
+        heads = decode_message(value, None, max_bytes=1 << 24, enricher=enricher).spans
+    except DecodeError as exc:
+        return (exc.reason, exc.detail), []
+    return [to_span(head) for head in heads], heads
+
+
+def assert_equivalent(values: list[bytes], config: EnrichConfig | None = None) -> None:
+    """Decode ``values`` in order with both decoders (one enricher each) and compare."""
+    ours, theirs = Enricher(config), Enricher(config)
+    for value in values:
+        expected = reference_outcome(value, theirs)
+        got, heads = head_outcome(value, ours)
+        assert got == expected
+        for head, span in zip(heads, expected, strict=False):
+            assert isinstance(span, Span)
+            assert head.row_bytes == span_size(span)
+            assert [getattr(head, f) for f in FACTS] == [getattr(span, f) for f in FACTS]
+        assert ours._operations == theirs._operations
