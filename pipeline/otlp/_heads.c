@@ -102,6 +102,7 @@ static PyTypeObject SpanHeadType = {
 
 typedef struct {
     SpanFields span;
+    Relevant relevant[N_RELEVANT];
     union {
         EventFields event;
         LinkFields link;
@@ -161,7 +162,8 @@ static PyObject *
 span_head(Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t base_bytes)
 {
     SpanFields *s = &w->scratch->span;
-    PyObject *relevant[N_RELEVANT] = {NULL}, *name = NULL, *derived = NULL, *head = NULL;
+    Relevant *relevant = w->scratch->relevant;
+    PyObject *derived = NULL, *head = NULL;
     AttrSummary attrs = {0, 0, 0, relevant};
     Py_ssize_t parts = 0;
     int rc = read_span(raw, s);
@@ -174,23 +176,19 @@ span_head(Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t base_
     if (rc == 1) {
         Py_ssize_t offset = raw.p - (const uint8_t *)PyBytes_AS_STRING(w->value);
         head = PyObject_CallFunction(w->slow, "OnnO", w->value, offset, raw.n, ctx);
-        goto done;
     }
-    if (rc < 0 || (name = utf8_text(s->name)) == NULL)
-        goto done;
-    derived = derive(w->memo, w->memo_limit, w->derive, service, name, s->kind, s->status,
-                     relevant);
-    if (derived == NULL)
-        goto done;
-    Py_ssize_t row_bytes = base_bytes + code_points(s->name) + attrs.size + parts
-                           + code_points(s->status_message) + code_points(s->trace_state)
-                           + (s->kind >= 0 && s->kind <= 5 ? KIND_LENGTHS[s->kind] : 0)
-                           + (s->status >= 0 && s->status <= 2 ? STATUS_LENGTHS[s->status] : 0);
-    head = make_head(w, s, service, derived, row_bytes, raw, ctx);
-done:
-    for (int i = 0; i < N_RELEVANT; i++)
-        Py_XDECREF(relevant[i]);
-    Py_XDECREF(name);
+    else if (rc == 0) {
+        derived = derive(w->memo, w->memo_limit, w->derive, service, s->name, s->kind,
+                         s->status, relevant);
+        Py_ssize_t row_bytes = base_bytes + code_points(s->name) + attrs.size + parts
+                               + code_points(s->status_message) + code_points(s->trace_state)
+                               + (s->kind >= 0 && s->kind <= 5 ? KIND_LENGTHS[s->kind] : 0)
+                               + (s->status >= 0 && s->status <= 2 ? STATUS_LENGTHS[s->status]
+                                                                   : 0);
+        if (derived != NULL)
+            head = make_head(w, s, service, derived, row_bytes, raw, ctx);
+    }
+    clear_relevant(relevant);
     Py_XDECREF(derived);
     return head;
 }
@@ -427,7 +425,7 @@ scan(PyObject *Py_UNUSED(module), PyObject *args)
                           &w.kv_string, &w.max_attributes, &w.max_value_length, &w.memo_limit))
         return NULL;
     w.last_trace_id = NULL;
-    w.scratch = PyMem_Malloc(sizeof(Scratch));
+    w.scratch = PyMem_Calloc(1, sizeof(Scratch)); /* zeroed: no relevant values yet */
     w.out = PyList_New(0);
     if (w.scratch == NULL || w.out == NULL) {
         PyMem_Free(w.scratch);

@@ -108,18 +108,29 @@ value_text(const AnyValue *v, Slice raw, PyObject *kv_string)
     }
 }
 
+static inline Py_ssize_t
+decimal_length(int64_t n)
+{
+    uint64_t u = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
+    Py_ssize_t length = n < 0 ? 2 : 1;
+    while (u >= 10) {
+        u /= 10;
+        length++;
+    }
+    return length;
+}
+
 /* len(AsString(value)) without making the str; AV_OTHER needs value_text. */
 static Py_ssize_t
 value_length(const AnyValue *v)
 {
-    char digits[24];
     switch (v->kind) {
     case AV_STRING:
         return code_points(v->text);
     case AV_BOOL:
         return v->number ? 4 : 5;
     case AV_INT:
-        return snprintf(digits, sizeof digits, "%lld", (long long)(int64_t)v->number);
+        return decimal_length((int64_t)v->number);
     default:
         return 0;
     }
@@ -179,13 +190,63 @@ attr_dict(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, PyObject **out)
     return 0;
 }
 
+/* The last value of one relevant attribute, as the UTF-8 bytes of AsString(value). */
+typedef struct {
+    int present;
+    Slice text;       /* into the record, `digits`, or `object` */
+    char digits[24];  /* an int or bool rendered */
+    PyObject *object; /* AsString from kv_string (unusual kinds), owned; else NULL */
+} Relevant;
+
+static void
+clear_relevant(Relevant *relevant)
+{
+    for (int i = 0; i < N_RELEVANT; i++) {
+        Py_CLEAR(relevant[i].object);
+        relevant[i].present = 0;
+    }
+}
+
+/* Keep `v` as the value of a relevant attribute; its len() in *length. -1 on error. */
+static int
+set_relevant(Relevant *r, const AnyValue *v, Slice raw, PyObject *kv_string, Py_ssize_t *length)
+{
+    Py_CLEAR(r->object);
+    r->present = 1;
+    r->text.p = (const uint8_t *)r->digits;
+    switch (v->kind) {
+    case AV_STRING:
+        r->text = v->text;
+        break;
+    case AV_EMPTY:
+        r->text.n = 0;
+        break;
+    case AV_BOOL:
+    case AV_INT:
+        r->text.n = v->kind == AV_BOOL ? snprintf(r->digits, sizeof r->digits, "%s", v->number ? "true" : "false")
+                                        : snprintf(r->digits, sizeof r->digits, "%lld", (long long)(int64_t)v->number);
+        break;
+    default:
+        if ((r->object = value_text(v, raw, kv_string)) == NULL)
+            return -1;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(r->object, &r->text.n);
+        if (utf8 == NULL)
+            return -1;
+        r->text.p = (const uint8_t *)utf8;
+        *length = PyUnicode_GET_LENGTH(r->object);
+        return 0;
+    }
+    *length = code_points(r->text);
+    return 0;
+}
+
 /* What the row-size estimate and the enrichment need of a repeated KeyValue field,
  * without building the dict. */
 typedef struct {
     Py_ssize_t size;     /* sum of len(key) + len(value) over distinct keys */
     Py_ssize_t count;    /* distinct keys */
     Py_ssize_t longest;  /* longest value, in characters */
-    PyObject **relevant; /* N_RELEVANT slots (last duplicate wins), or NULL */
+    Relevant *relevant;  /* N_RELEVANT slots (last duplicate wins), or NULL */
 } AttrSummary;
 
 /* 0 done, 1 not canonical (take the Python path), -1 Python error. */
@@ -205,15 +266,16 @@ summarize(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, AttrSummary *out)
         read_anyvalue(raw, &v);
         int slot = out->relevant ? relevant_index(key) : -1;
         Py_ssize_t length = value_length(&v);
-        if (slot >= 0 || v.kind == AV_OTHER) {
+        if (slot >= 0) {
+            if (set_relevant(&out->relevant[slot], &v, raw, kv_string, &length) < 0)
+                return -1;
+        }
+        else if (v.kind == AV_OTHER) {
             PyObject *text = value_text(&v, raw, kv_string);
             if (text == NULL)
                 return -1;
             length = PyUnicode_GET_LENGTH(text);
-            if (slot >= 0)
-                Py_XSETREF(out->relevant[slot], text);
-            else
-                Py_DECREF(text);
+            Py_DECREF(text);
         }
         Py_ssize_t j = 0;
         while (j < out->count && !(keys[j].n == key.n && memcmp(keys[j].p, key.p, key.n) == 0))

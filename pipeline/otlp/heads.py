@@ -153,7 +153,9 @@ def to_span(head: SpanFacts) -> Span:
         ctx.resource_attributes,
         ctx.scope_name,
         ctx.scope_version,
-        ctx.enricher.cap_attributes(span_attributes),
+        # Uncapped on purpose: the scan sends spans over the enricher's caps to the
+        # Python path, so cap_attributes would return this very dict.
+        span_attributes,
         head.duration_ns,
         STATUSES.get(status, ""),
         message,

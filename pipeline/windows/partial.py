@@ -35,6 +35,7 @@ False
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,23 +168,38 @@ class PartialAggregator:
         counts in its own window, but moves the watermark only up to the cap, so
         it cannot make the on-time spans that follow it late.
         """
+        return self.add_record((span,), offset, watermark_cap_ns)
+
+    def add_record(
+        self, spans: Sequence[SpanFacts], offset: int, watermark_cap_ns: int | None = None
+    ) -> bool:
+        """:meth:`add` for every span of one record (all read at ``offset``), in one call.
+
+        The per-span loop is the hot path of the ingest stage: it keeps what it
+        needs in locals.
+        """
         if offset <= self._through:
             return False
+        if not spans:
+            return True
         if self._last_offset is None:
             self._first_offset = offset
         elif offset < self._last_offset:
             raise ValueError(f"offset {offset} < previous offset {self._last_offset}")
         self._last_offset = offset
-        ts = span.timestamp_ns
-        mark = ts if watermark_cap_ns is None else min(ts, watermark_cap_ns)
-        if self._watermark_ns is None or mark > self._watermark_ns:
-            self._watermark_ns = mark
-        key = (span.service_name, span.operation, ts - ts % self.window_ns)
-        acc = self._acc.get(key)
-        if acc is None:
-            acc = self._acc[key] = WindowStats(self.max_exemplars)
-        duration = span.duration_ns
-        acc.add(duration if duration > 0 else 0, span.is_error, span.trace_id)
+        window_ns, accumulators, watermark = self.window_ns, self._acc, self._watermark_ns
+        for span in spans:
+            ts = span.timestamp_ns
+            mark = ts if watermark_cap_ns is None or ts < watermark_cap_ns else watermark_cap_ns
+            if watermark is None or mark > watermark:
+                watermark = mark
+            key = (span.service_name, span.operation, ts - ts % window_ns)
+            acc = accumulators.get(key)
+            if acc is None:
+                acc = accumulators[key] = WindowStats(self.max_exemplars)
+            duration = span.duration_ns
+            acc.add(duration if duration > 0 else 0, span.is_error, span.trace_id)
+        self._watermark_ns = watermark
         return True
 
     def cut(self, offset: int | None = None) -> list[Partial]:
