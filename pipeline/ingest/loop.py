@@ -97,16 +97,7 @@ class IngestLoop:
             # commit metadata): rows of any record in the topic may already be stored, so
             # all of them are checked against otel_traces before they are written again.
             replay_through = int(high) - 1 if progress.write_mark < 0 else None
-            # An offset committed without marks was reset by hand: the window stage has
-            # merged those records before, under cut boundaries nobody knows now.
-            reset = replay_through is not None and tp.offset >= 0
-            self.core.assign(
-                tp.partition,
-                progress,
-                position,
-                replay_through=replay_through,
-                recut_through=replay_through if reset else None,
-            )
+            self.core.assign(tp.partition, progress, position, replay_through=replay_through)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Hand over cleanly: write what is decided, send partials, commit, then forget."""
