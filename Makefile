@@ -2,6 +2,7 @@
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 SRC := pipeline tests conftest.py
+FAULTS_TRACES ?= 5000
 
 .PHONY: help bootstrap demo test test-unit test-integration faults lint typecheck check bench evaluate clean
 
@@ -14,9 +15,10 @@ bootstrap: ## install everything (apt, venv, Kafka jars, Collector build); idemp
 demo: bootstrap ## the main job on the embedded store: Kafka, worker, generator with an anomaly, alerts
 	bash infra/demo.sh
 
-test: bootstrap ## install everything, then lint, typecheck and run every tier but the fault suite
+test: bootstrap ## install everything, lint, typecheck, every tier, then the fault suite at CI volume
 	$(MAKE) check
 	$(PYTEST) -q
+	$(MAKE) faults FAULTS_TRACES=2000
 
 test-unit: ## unit + agent tiers only (no broker)
 	$(PYTEST) -q -m "not integration and not e2e and not faults"
@@ -24,9 +26,10 @@ test-unit: ## unit + agent tiers only (no broker)
 test-integration: ## real Kafka / ClickHouse / Collector tiers (integration, e2e)
 	$(PYTEST) -q -m "integration or e2e"
 
-faults: ## fault-injection suite at full volume (~100k spans per stream), then its table
+faults: ## fault-injection suite (FAULTS_TRACES=5000 traces, ~100k spans per stream), then its table
 	mkdir -p data; rm -f data/faults.jsonl; \
-	SPANSTREAM_FAULTS_RESULTS=data/faults.jsonl $(PYTEST) -q -m faults tests/faults; \
+	SPANSTREAM_FAULTS_TRACES=$(FAULTS_TRACES) SPANSTREAM_FAULTS_RESULTS=data/faults.jsonl \
+	$(PYTEST) -q -m faults tests/faults; \
 	status=$$?; $(PY) -m pipeline.testing.accounting summarize data/faults.jsonl; exit $$status
 
 lint: ## ruff lint + format check

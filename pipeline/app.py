@@ -56,7 +56,7 @@ from pipeline.sinks.clickhouse import (
 )
 from pipeline.store.base import Store
 from pipeline.tables import OwnedView
-from pipeline.windows.assembler import WindowAssembler
+from pipeline.windows.assembler import Hold, WindowAssembler
 from pipeline.windows.partial import Partial
 from pipeline.windows.series import ClosedWindow
 
@@ -148,6 +148,10 @@ class Pipeline:
 
     async def _assemble(self, stream: Any) -> Any:
         async for value in stream:
+            if Hold.is_hold(value):
+                async with self.lock:
+                    self.assembler.hold(Hold.from_json(value))
+                continue
             partial = Partial.from_json(value)
             async with self.lock:
                 self.assembler.merge(partial)
@@ -266,6 +270,7 @@ class Pipeline:
             dlq_topic=s.dlq_topic,
             flush_interval=s.flush_interval_seconds,
             max_buffered_traces=s.max_buffered_traces,
+            partials_partitions=s.partials_partitions,
         )
 
     def _span_writer(self, core: IngestCore) -> Any:

@@ -73,6 +73,8 @@ class _Partition:
     exemplar_budget: ExemplarBudget = field(default_factory=ExemplarBudget)
     #: offsets the previous owner decided ahead of its commit (``x``): aggregate only
     ahead: Progress = field(default_factory=Progress)
+    #: records up to here are cut one by one (assigned without marks: see ``assign``)
+    recut_through: int = -1
 
 
 class IngestCore:
@@ -107,12 +109,24 @@ class IngestCore:
 
     # -- assignment -----------------------------------------------------------------
     def assign(
-        self, partition: int, progress: Progress, position: int, replay_through: int | None = None
+        self,
+        partition: int,
+        progress: Progress,
+        position: int,
+        replay_through: int | None = None,
+        recut_through: int | None = None,
     ) -> None:
         """Take a partition over at commit ``position`` with the marks its last owner left.
 
         Records at or below the replay zone (the write mark, or ``replay_through`` when
         the caller knows better) are checked against the store before being written.
+
+        Records up to ``recut_through`` (given when offsets were reset without commit
+        metadata, so the first run's cut boundaries are unknown) are cut one by one:
+        the window stage drops each such partial of a record it already merged (an
+        exact repeat), where a cut spanning old and new records would turn the old
+        ones late. That costs a commit and a flush per record, so a new group (no
+        commit at all, nothing merged before) is not given it.
         """
         # Whatever this worker tracked for the partition before is void: it restarts
         # from the commit position (a revoke that did not finish leaves it behind).
@@ -130,6 +144,7 @@ class IngestCore:
             recovered_intent=progress.intent,
             exemplar_budget=ExemplarBudget(self.max_exemplars),
             ahead=progress,
+            recut_through=-1 if recut_through is None else recut_through,
         )
         log.info("assigned partition %d (resume marks %s)", partition, progress.render())
 
@@ -167,6 +182,8 @@ class IngestCore:
         # their window, but do not move the watermark (on-time spans would turn late).
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
         part.aggregator.add_record(decoded.spans, offset, cap)
+        if offset <= part.recut_through:
+            part.forced.append(self._cut(partition, part, offset, announced=False))
         if part.ahead.is_done(offset):
             n_traces = 0  # decided and handled by the previous owner: windows only
         else:

@@ -30,7 +30,7 @@ from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.tables import key_bytes
-from pipeline.windows.assembler import series_key
+from pipeline.windows.assembler import Hold, series_key
 
 log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
@@ -40,6 +40,8 @@ LAG_INTERVAL = 5.0
 SESSION_TIMEOUT_MS = 15_000
 #: Seconds to wait after a Kafka error before the next round.
 KAFKA_RETRY_SECONDS = 1.0
+#: Seconds between Hold markers while fetching is paused (well below any idle close).
+HOLD_INTERVAL = 5.0
 
 
 class IngestLoop:
@@ -58,8 +60,10 @@ class IngestLoop:
         flush_interval: float = 1.0,
         clock: Clock | None = None,
         max_buffered_traces: int = 10_000,
+        partials_partitions: int = 1,
     ) -> None:
         self.core = core
+        self.partials_partitions = partials_partitions
         self.max_buffered_traces = max_buffered_traces
         self.consumer = consumer
         self.producer = producer
@@ -77,6 +81,7 @@ class IngestLoop:
         self._last_flush = self.clock.now()
         self._paused_until = 0.0
         self._paused = False
+        self._held_at = float("-inf")
         self._lag_at = float("-inf")
         self._delivery_errors: list[str] = []
         self._dlq_retry: list[DeadLetter] = []
@@ -97,7 +102,16 @@ class IngestLoop:
             # commit metadata): rows of any record in the topic may already be stored, so
             # all of them are checked against otel_traces before they are written again.
             replay_through = int(high) - 1 if progress.write_mark < 0 else None
-            self.core.assign(tp.partition, progress, position, replay_through=replay_through)
+            # An offset committed without marks was reset by hand: the window stage has
+            # merged those records before, under cut boundaries nobody knows now.
+            reset = replay_through is not None and tp.offset >= 0
+            self.core.assign(
+                tp.partition,
+                progress,
+                position,
+                replay_through=replay_through,
+                recut_through=replay_through if reset else None,
+            )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Hand over cleanly: write what is decided, send partials, commit, then forget."""
@@ -217,7 +231,24 @@ class IngestLoop:
         except SinkUnavailable as exc:
             self._back_off(exc)
         self._commit()
+        self._hold()
         self._report()
+
+    def _hold(self) -> None:
+        """While fetching is paused, tell every window-stage partition we are alive.
+
+        No record means no partial, and a window stage that hears nothing from a
+        source for long enough takes the stream as stopped and closes its windows
+        by the wall clock; the records waiting in Kafka would then count late.
+        """
+        now = self.clock.now()
+        if not self._paused or now - self._held_at < HOLD_INTERVAL:
+            return
+        self._held_at = now
+        for source in self.core.partitions:
+            marker = Hold(source).to_json()
+            for partition in range(self.partials_partitions):
+                self._produce(self.partials_topic, value=marker, partition=partition)
 
     def _report(self) -> None:
         metrics.BUFFERED_TRACES.set(len(self.core.buffer))

@@ -56,6 +56,12 @@ first partial (its other sources' partials may be queued behind on its
 partials partition), and the first partial of a series never seen before is
 never late (nothing of it was closed).
 
+Holding. A source whose ingest is alive but paused (a ClickHouse outage stops
+consumption, so no partials come) sends :class:`Hold` markers to every
+partials partition. A held source counts as heard from: it is not quiet, and
+the stream does not count as stopped, so windows wait for its backlog instead
+of turning it late. Markers stop with the pause, or with the worker.
+
 Restart without traffic. A worker restarted after its input ended recovers
 open windows from its table but may never receive another partial. Once it has
 held recovered series for ``idle_close_seconds + startup_hold_seconds`` without
@@ -131,6 +137,30 @@ def series_key(service: str, operation: str) -> str:
     return json.dumps([service, operation], separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class Hold:
+    """'Source ``source_partition`` is alive but paused': keeps its windows open.
+
+    >>> Hold.from_json(Hold(3).to_json())
+    Hold(source_partition=3)
+    >>> Hold.is_hold(Hold(3).to_json()), Hold.is_hold(b'{"service": "shop"}')
+    (True, False)
+    """
+
+    source_partition: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"hold": self.source_partition}).encode()
+
+    @staticmethod
+    def is_hold(value: bytes) -> bool:
+        return value.startswith(b'{"hold"')
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Hold:
+        return cls(int(json.loads(value)["hold"]))
+
+
 @dataclass
 class _Source:
     """Watermark bookkeeping of one source partition (in memory only: rebuilt by traffic)."""
@@ -144,6 +174,8 @@ class _Source:
     #: the highest event time seen from any source when this one was last heard from
     frontier_ns: int
     provisional: bool = True
+    #: processing time of the last :class:`Hold` marker (None: never held)
+    held_at: float | None = None
 
     def observe(self, partial: Partial, now: float) -> None:
         if partial.last_offset > self.latest_offset:
@@ -311,8 +343,19 @@ class WindowAssembler:
             channel.observe(partial, now)
         channel.frontier_ns = self._frontier_ns
 
+    def hold(self, marker: Hold) -> None:
+        """A paused source is alive: it keeps holding the watermark back (module doc)."""
+        source = self._sources.get(marker.source_partition)
+        if source is None:
+            return  # nothing of it known since the (re)start: the startup hold covers it
+        source.seen_at = source.held_at = self.clock.now()
+        source.frontier_ns = self._frontier_ns
+
     def _quiet(self, entry: _Source | _Channel, now: float) -> bool:
         """Silent for ``idle_close_seconds`` while the stream flows at about wall-clock pace."""
+        held_at = entry.held_at if isinstance(entry, _Source) else None
+        if held_at is not None and now - held_at < self.idle_close_seconds:
+            return False
         return self._quiet_since(entry.seen_at, entry.frontier_ns, now)
 
     def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:

@@ -37,11 +37,13 @@ def results_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_rig(kafka_bootstrap: str, tmp_path: Path, results_file: Path) -> Iterator[MakeRig]:
-    """``make_rig(bootstrap=None, **env)``: a rig (own topics, one worker) closed after the test."""
+    """``make_rig(bootstrap=None, entry=..., **env)``: a rig (own topics, one worker), closed
+    after the test; ``entry`` is the module the workers run (see :class:`Rig`)."""
     rigs: list[Rig] = []
 
-    def make(bootstrap: str | None = None, **env: str) -> Rig:
-        rig = Rig(bootstrap or kafka_bootstrap, tmp_path / f"rig{len(rigs)}", results_file, env)
+    def make(bootstrap: str | None = None, entry: str = "pipeline.cli", **env: str) -> Rig:
+        workdir = tmp_path / f"rig{len(rigs)}"
+        rig = Rig(bootstrap or kafka_bootstrap, workdir, results_file, env, entry)
         rigs.append(rig)
         return rig
 

@@ -65,8 +65,10 @@ BASE_ENV = {
 }
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``condition`` every POLL_S until true; returns the seconds it took."""
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, poll_s: float = POLL_S
+) -> float:
+    """Poll ``condition`` every ``poll_s`` until true; returns the seconds it took."""
     began = time.monotonic()
     deadline = began + timeout
     while True:
@@ -74,7 +76,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
             return time.monotonic() - began
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
 
 
 @dataclass
@@ -111,7 +113,11 @@ class Rig:
     workdir: Path
     results_file: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
+    #: the module each worker runs (``pipeline.testing.outage`` for store outages)
+    entry: str = "pipeline.cli"
     topics: Topics = field(init=False)
+    #: every worker of the rig, each on its own chdb directory; ``worker`` is the first
+    workers: list[LocalWorker] = field(default_factory=list)
     worker: LocalWorker = field(init=False)
     manifests: list[Manifest] = field(default_factory=list)
     restarts: list[Restart] = field(default_factory=list)
@@ -128,30 +134,30 @@ class Rig:
         decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
         result = apply(TopicAdmin(self.bootstrap, timeout=30), decls)
         assert all(i.action == "ok" for i in result.final), result
-        self.chdb_dir = self.workdir / "chdb"
-        self.worker = LocalWorker(
-            self.workdir / "worker",
-            bootstrap=self.bootstrap,
-            store_url=f"chdb:{self.chdb_dir}",
-            env=self.env,
-        )
+        self._up: set[int] = set()
+        self.worker = self.add_worker()
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
         self._sampler.start()
 
     # -- generator --------------------------------------------------------------------------
     def generate_cmd(
-        self, name: str, count: int, *extra: str, start: str = START_TIME
+        self, name: str, count: int, *extra: str, start: str | None = START_TIME
     ) -> list[str]:
+        """``spanstream generate``: simulated from ``start``, or paced by the wall clock
+        (``start=None``); ``extra`` options come last and override ``--rate``."""
         manifest = self.workdir / f"{name}.manifest.jsonl"
+        clock = ["--start-time", start] if start is not None else []
         return [
             sys.executable, "-m", "pipeline.cli", "generate",
             "--bootstrap", self.bootstrap, "--topic", self.topics.input,
-            "--start-time", start, "--count", str(count), "--rate", "50",
+            *clock, "--count", str(count), "--rate", "50",
             "--manifest", str(manifest), "--progress-seconds", "60", *extra,
         ]  # fmt: skip
 
-    def generate(self, name: str, count: int, *extra: str, start: str = START_TIME) -> Manifest:
+    def generate(
+        self, name: str, count: int, *extra: str, start: str | None = START_TIME
+    ) -> Manifest:
         """Run ``spanstream generate`` to completion; its manifest joins the input set."""
         cmd = self.generate_cmd(name, count, *extra, start=start)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -160,7 +166,7 @@ class Rig:
 
     @contextmanager
     def generating(
-        self, name: str, count: int, *extra: str, start: str = START_TIME
+        self, name: str, count: int, *extra: str, start: str | None = START_TIME
     ) -> Iterator[subprocess.Popen[bytes]]:
         """Run the generator in the background; on exit wait for it and read its manifest."""
         log = (self.workdir / f"{name}.generate.log").open("wb")
@@ -193,16 +199,65 @@ class Rig:
         return [s for m in self.manifests for s in m.spans()]
 
     # -- worker -----------------------------------------------------------------------------
-    def start(self) -> Restart:
-        """Start the worker; the recovery time is measured by :meth:`await_recovery`."""
+    def add_worker(self) -> LocalWorker:
+        """A further worker in the same group (not started), with its own chdb directory.
+
+        chdb allows one process per directory, so workers cannot share a store: the
+        outcome is read from every store and combined (see :meth:`stored`).
+        """
+        n = len(self.workers)
+        suffix = str(n) if n else ""
+        worker = LocalWorker(
+            self.workdir / f"worker{suffix}",
+            bootstrap=self.bootstrap,
+            store_url=f"chdb:{self.workdir / f'chdb{suffix}'}",
+            env=self.env,
+            entry=self.entry,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def start(self, worker: LocalWorker | None = None) -> Restart:
+        """Start a worker; the recovery time is measured by :meth:`await_recovery`."""
+        worker = worker or self.worker
         restart = Restart(time.monotonic())
-        self.worker.start()
+        worker.start()
+        self._up.add(self.workers.index(worker))
         self.restarts.append(restart)
         return restart
 
-    def kill(self) -> None:
-        self.worker.kill()
+    def kill(self, worker: LocalWorker | None = None) -> None:
+        """SIGKILL a worker (a fault)."""
+        worker = worker or self.worker
+        self._up.discard(self.workers.index(worker))
+        worker.kill()
         self.faults += 1
+
+    def stop(self, worker: LocalWorker) -> int:
+        """SIGTERM a worker and wait for its clean exit (scaling down, not a fault)."""
+        self._up.discard(self.workers.index(worker))
+        return worker.stop()
+
+    def owned(self, worker: LocalWorker) -> int:
+        """Input partitions the worker owns: its lag gauge has one sample per partition."""
+        try:
+            return len(worker.metric_samples("spanstream_consumer_lag_messages"))
+        except OSError:
+            return 0
+
+    def wait_balanced(self, timeout: float) -> float:
+        """Poll until every running worker owns a share and together they own all."""
+        partitions = len(self.high_watermarks(self.topics.input))
+
+        def balanced() -> bool:
+            owned = [self.owned(w) for w in self.up()]
+            return min(owned) > 0 and sum(owned) == partitions
+
+        return wait_until(balanced, timeout, f"{len(self.up())} workers sharing the partitions")
+
+    def up(self) -> list[LocalWorker]:
+        """The workers started and neither killed nor stopped since."""
+        return [w for i, w in enumerate(self.workers) if i in self._up]
 
     def await_recovery(self, restart: Restart, before: int, total: int, timeout: float) -> None:
         """Poll until stored spans exceed ``before`` (or reach ``total``): progress resumed."""
@@ -215,39 +270,60 @@ class Rig:
         restart.recovery_s = time.monotonic() - restart.at
 
     def check_ingest_alive(self) -> None:
-        """Fail with the traceback when the ingest thread or the worker died unasked."""
-        text = self.worker.log_file.read_text(errors="replace")
-        current = text.rsplit("--- start ", 1)[-1]
-        if any(marker in current for marker in INGEST_DIED):
-            lines = [ln.split("] ", 3)[-1].strip() for ln in current.splitlines()]
-            at = next(i for i, ln in enumerate(lines) if any(m in ln for m in INGEST_DIED))
-            trace = " ".join(ln for ln in lines[at : at + 40] if ln not in ("", "^"))
-            raise AssertionError(f"ingest died in worker pid {self.worker.pid}: {trace[:3000]}")
-        if not self.worker.running:
-            raise AssertionError(f"worker exited: {self.worker.log_tail(30)}")
+        """Fail with the traceback when an ingest thread or a worker died unasked."""
+        for worker in self.up():
+            text = worker.log_file.read_text(errors="replace")
+            current = text.rsplit("--- start ", 1)[-1]
+            if any(marker in current for marker in INGEST_DIED):
+                lines = [ln.split("] ", 3)[-1].strip() for ln in current.splitlines()]
+                at = next(i for i, ln in enumerate(lines) if any(m in ln for m in INGEST_DIED))
+                trace = " ".join(ln for ln in lines[at : at + 40] if ln not in ("", "^"))
+                raise AssertionError(f"ingest died in worker pid {worker.pid}: {trace[:3000]}")
+            if not worker.running:
+                raise AssertionError(f"worker exited: {worker.log_tail(30)}")
 
     def safe_count(self) -> int | None:
-        """Distinct stored spans, or None while the worker's endpoint does not answer."""
+        """Distinct stored spans (summed over the stores of running workers), or None
+        while an endpoint does not answer."""
         self.check_ingest_alive()
-        try:
-            return int(
-                self.worker.query("SELECT uniqExact(TraceId, SpanId) FROM otel_traces")[0][0]
-            )
-        except OSError:
-            return None
-        except Exception as exc:  # ServiceUnavailable while starting
-            if "query failed" in str(exc) or not self.worker.running:
+        total = 0
+        for worker in self.up():
+            try:
+                total += int(
+                    worker.query("SELECT uniqExact(TraceId, SpanId) FROM otel_traces")[0][0]
+                )
+            except OSError:
                 return None
-            raise
+            except Exception as exc:  # ServiceUnavailable while starting
+                if "query failed" in str(exc) or not worker.running:
+                    return None
+                raise
+        return total
+
+    def store_rows(self, worker: LocalWorker, sql: str) -> list[list[Any]]:
+        """Rows of ``sql`` from one worker's store: via the worker, or opened directly."""
+        if worker.running:
+            return worker.query(sql, timeout=300)
+        cmd = [sys.executable, "-m", "pipeline.cli", "query", "--direct", "--url", worker.store_url]
+        cmd.append(sql)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def all_rows(self, sql: str) -> list[list[Any]]:
+        """``sql`` on every store that was ever written, rows concatenated."""
+        return [row for w in self.workers if w.starts for row in self.store_rows(w, sql)]
+
+    def union_count(self) -> int:
+        """Distinct stored spans over every store."""
+        return len({(t, s) for t, s, _ in self.stored()})
 
     def wait_progress(self, at_least: int, timeout: float, what: str) -> int:
         """Poll until at least ``at_least`` distinct spans are stored; returns the count seen."""
         seen = [0]
 
         def enough() -> bool:
-            if not self.worker.running:
-                raise AssertionError(f"worker died waiting for {what}: {self.worker.log_tail()}")
-            n = self.safe_count()
+            n = self.safe_count()  # fails when a worker died unasked
             seen[0] = n or 0
             return n is not None and n >= at_least
 
@@ -264,6 +340,8 @@ class Rig:
             n = self.safe_count()
             if n is None:
                 return False
+            if n >= total and len(self.workers) > 1:
+                n = self.union_count()  # the stores' sum counts a span stored twice twice
             if n >= total:
                 return True
             if n != last[0]:
@@ -280,10 +358,7 @@ class Rig:
 
         def done() -> bool:
             nonlocal last
-            rows = self.worker.query(
-                "SELECT sum(Requests) + sum(LateSpans) FROM spanstream_red_metrics FINAL"
-            )
-            n = int(rows[0][0] or 0)
+            n = sum(r + lt for r, lt in self.windows().values())
             if n >= total:
                 return True
             if n != last[0]:
@@ -298,30 +373,46 @@ class Rig:
         while not self._sampling.is_set():
             # the process may go away between the check and the read
             with contextlib.suppress(OSError, ValueError):
-                self.peak_rss = max(self.peak_rss, self.worker.rss_bytes())
+                self.peak_rss = max([self.peak_rss, *(w.rss_bytes() for w in self.workers)])
             self._sampling.wait(0.5)
 
     # -- reading the outcome ---------------------------------------------------------------
     def stored(self) -> list[tuple[str, str, int]]:
-        rows = self.worker.query(
-            "SELECT TraceId, SpanId, count() FROM otel_traces GROUP BY TraceId, SpanId", timeout=300
+        """(TraceId, SpanId, rows) per store: a span stored in two stores appears twice."""
+        rows = self.all_rows(
+            "SELECT TraceId, SpanId, count() FROM otel_traces GROUP BY TraceId, SpanId"
         )
         return [(str(t), str(s), int(n)) for t, s, n in rows]
 
+    def dup_rows_within_stores(self) -> int:
+        rows = self.all_rows("SELECT count() - uniqExact(TraceId, SpanId) FROM otel_traces")
+        return sum(int(r[0]) for r in rows)
+
     def op_map(self) -> dict[tuple[str, str], str]:
         """(service, raw span name) -> the operation the enricher derives, from stored rows."""
-        rows = self.worker.query(
+        rows = self.all_rows(
             "SELECT ServiceName, SpanName, any(SpanAttributes) FROM otel_traces "
             "GROUP BY ServiceName, SpanName"
         )
         return {(str(s), str(n)): operation_for(str(n), dict(a)) for s, n, a in rows}
 
     def windows(self) -> dict[tuple[str, str, int], tuple[int, int]]:
-        rows = self.worker.query(
+        """(Requests, LateSpans) per window over every store.
+
+        A window a crashed owner wrote is closed again by its next owner, in that
+        owner's store; both rows must agree. Disagreeing copies are summed, so they
+        show up as a mismatch against the reference instead of being hidden.
+        """
+        copies: dict[tuple[str, str, int], set[tuple[int, int]]] = {}
+        for s, o, w, r, lt in self.all_rows(
             "SELECT ServiceName, SpanName, toInt64(toUnixTimestamp64Milli(WindowStart)), "
             "sum(Requests), sum(LateSpans) FROM spanstream_red_metrics FINAL GROUP BY 1, 2, 3"
-        )
-        return {(str(s), str(o), int(w)): (int(r), int(lt)) for s, o, w, r, lt in rows}
+        ):
+            copies.setdefault((str(s), str(o), int(w)), set()).add((int(r), int(lt)))
+        return {
+            key: (sum(r for r, _ in values), sum(lt for _, lt in values))
+            for key, values in copies.items()
+        }
 
     def read_topic(self, topic: str, timeout: float = 60.0) -> list[Any]:
         """Every record of ``topic`` (confluent_kafka Messages), read up to the high watermarks."""
@@ -421,7 +512,7 @@ class Rig:
             notes=notes,
             extra={
                 "recoveries_s": [round(r, 2) for r in recoveries],
-                "worker_starts": self.worker.starts,
+                "worker_starts": sum(w.starts for w in self.workers),
                 **extra,
             },
         )
@@ -432,8 +523,9 @@ class Rig:
     def close(self) -> None:
         self._sampling.set()
         self._sampler.join(5)
-        if self.worker.running:
-            self.worker.stop()
+        for worker in self.workers:
+            if worker.running:
+                worker.stop()
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 15000})

@@ -24,7 +24,7 @@ from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
 from pipeline.tables import partition_of
 from pipeline.testing.clock import ManualClock
-from pipeline.windows.assembler import series_key
+from pipeline.windows.assembler import Hold, series_key
 from pipeline.windows.partial import Partial, PartialAggregator
 from pipeline.windows.series import SeriesState
 
@@ -119,6 +119,25 @@ def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: S
     assert pipeline.assembler.duplicates == 1
     assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
     assert stage.changelog[-1][1] == pipeline.windows[key]
+
+
+def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> None:
+    pipeline = stage.pipeline
+    first, second = (p.to_json() for p in partials(0, [(1.0, 10.0), (70.0, 5.0)]))
+
+    async def feed_with_hold() -> list[Any]:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            await test_agent.put(first)
+            await test_agent.put(Hold(0).to_json(), wait=False)  # yields nothing to wait for
+            await test_agent.put(second)
+            return list(test_agent.results.values())
+
+    results = asyncio.run(feed_with_hold())
+
+    assert results == [("shop", "GET /cart")] * 2  # the marker is not a partial
+    assert pipeline.assembler._sources[0].held_at is not None
+    assert len(stage.changelog) == 2  # and changes no table
 
 
 class FlakyStore(NullStore):

@@ -169,9 +169,10 @@ class FakeProducer:
         value: bytes | None = None,
         headers: list[tuple[str, Any]] | None = None,
         on_delivery: Callable[[Any, Any], None] | None = None,
+        partition: int = 0,
     ) -> None:
         raw = [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers or []]
-        self._queue.append((FakeMessage(topic, 0, -1, key, value, raw), on_delivery))
+        self._queue.append((FakeMessage(topic, partition, -1, key, value, raw), on_delivery))
 
     def poll(self, timeout: float = 0.0) -> int:
         queue, self._queue = self._queue, []

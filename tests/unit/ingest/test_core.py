@@ -251,3 +251,15 @@ def test_a_second_handover_keeps_the_inherited_ranges_not_read_yet(clock: Manual
     take(core, 0, 2, record(tid(2)))
     take(core, 0, 3, record(tid(3)))
     assert core.commit_positions(handover=True)[0][1].done == ((1, 1), (3, 3), (4, 5))
+
+
+def test_without_marks_each_record_of_the_replay_zone_is_cut_on_its_own(
+    clock: ManualClock,
+) -> None:
+    core = make_core(clock)
+    core.assign(0, Progress(), 0, replay_through=3, recut_through=1)  # reset, no metadata
+    for offset in range(4):
+        take(core, 0, offset, record(tid(offset)))
+    cuts = deliver(core, force=True)
+    assert [c.offset for c in cuts] == [0, 1, 3]  # one per replayed record, then as usual
+    assert [sum(p.requests for p in c.partials) for c in cuts] == [1, 1, 2]

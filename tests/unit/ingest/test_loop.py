@@ -13,10 +13,11 @@ from prometheus_client import REGISTRY
 
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import IngestCore
-from pipeline.ingest.loop import IngestLoop
+from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.testing.clock import ManualClock
+from pipeline.windows.assembler import Hold
 from pipeline.windows.partial import Partial
 from tests.unit.ingest.fakes import Event, FakeConsumer, FakeProducer
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, make_core, record, tid
@@ -392,3 +393,50 @@ def test_a_clean_revoke_commits_what_is_decided_ahead_of_the_position(rig: Rig) 
     rig.consumer.revoke(0)
     committed = rig.consumer.stored[0]
     assert (committed.offset, committed.metadata.split(";")[-1]) == (0, "x=1")
+
+
+@pytest.mark.parametrize(("reset", "cuts"), [(True, [0, 1, 2]), (False, [2])])
+def test_records_before_an_offset_reset_without_marks_are_cut_one_by_one(
+    rig: Rig, reset: bool, cuts: list[int]
+) -> None:
+    rig.consumer.revoke(0)
+    rig.consumer.stored.clear()  # a new group: nothing merged before, one cut as usual
+    for i in range(3):
+        rig.consumer.append(0, record(tid(i)))
+    if reset:  # what `kafka-consumer-groups --reset-offsets --to-earliest` commits
+        rig.consumer.stored[0] = TopicPartition(INPUT, 0, 0)
+    rig.consumer.assign(0)
+    rig.step(CUT_INTERVAL)
+    assert sorted({p.last_offset for p in delivered_partials(rig)}) == cuts
+
+
+def holds(rig: Rig) -> list[tuple[int, int]]:
+    """(source partition, partials partition) of every Hold marker delivered."""
+    out = []
+    for message in rig.producer.delivered.get(PARTIALS, []):
+        if Hold.is_hold(message.value_ or b""):
+            out.append((Hold.from_json(message.value_ or b"").source_partition, message.partition_))
+    return out
+
+
+def test_while_fetching_is_paused_holds_reach_every_window_partition(rig: Rig) -> None:
+    rig.loop.partials_partitions = 3
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    assert holds(rig) == []  # flowing: partials say enough
+    rig.writer.down = True
+    rig.step(WAIT)  # the write fails: fetching pauses, a round of markers is queued
+    rig.step(0.1)
+    assert holds(rig) == [(0, 0), (0, 1), (0, 2)]
+    rig.step(1.0)
+    assert len(holds(rig)) == 3  # at most one round per HOLD_INTERVAL
+    rig.step(HOLD_INTERVAL)
+    rig.step(0.1)
+    assert len(holds(rig)) == 6
+    rig.writer.down = False
+    rig.step(30.0)  # the write lands: fetching resumes
+    rig.step(0.1)
+    resumed = len(holds(rig))
+    rig.step(HOLD_INTERVAL)
+    rig.step(HOLD_INTERVAL)
+    assert len(holds(rig)) == resumed  # flowing again: no more markers

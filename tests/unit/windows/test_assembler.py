@@ -13,6 +13,7 @@ from pipeline.model import Span
 from pipeline.testing.clock import ManualClock
 from pipeline.windows import (
     ClosedWindow,
+    Hold,
     MergeResult,
     Partial,
     PartialAggregator,
@@ -252,6 +253,38 @@ def test_recovered_windows_close_after_a_restart_that_receives_no_partial(
 def test_a_restart_with_nothing_recovered_keeps_no_watermark() -> None:
     clock = ManualClock()
     asm = assembler(clock)
+    clock.advance(3600)
+    assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_held_source_keeps_its_windows_open_through_a_pause(
+    span: SpanFactory, held: bool
+) -> None:
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=10)
+    feed = Feed(asm, source=0)
+    for second in range(0, 70, 5):  # a live stream: a cut every 5 s, event time = wall
+        feed.cut(span(second, 5))
+        clock.advance(5)
+    closed_before = summary(asm.close_ready())
+    for _ in range(24):  # 120 s paused: consumption stopped, the ingest still alive
+        if held:
+            asm.hold(Hold(0))
+        clock.advance(5)
+        closed_before += summary(asm.close_ready())
+    starts = [start for _, start, *_ in closed_before]
+    # Held: the window of the last cut (60 s) waits for the backlog; not held: the
+    # stream counts as stopped and event time runs on with the wall clock.
+    assert (60 in starts) is not held
+    feed.cut(span(66, 5))  # the backlog after the pause
+    assert feed.results == [MergeResult.MERGED if held else MergeResult.LATE]
+
+
+def test_a_hold_from_a_source_never_heard_of_changes_nothing(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock)
+    asm.hold(Hold(4))
     clock.advance(3600)
     assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
 
