@@ -30,8 +30,10 @@ optional ``ceiling_ns`` keeps anything slower than it, even before learning.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
+from pipeline.otlp.heads import SpanFacts
 from pipeline.sampling.policy import Decision, TraceData
 from pipeline.sampling.sketch import DecayingHistogram
 
@@ -86,6 +88,40 @@ class LatencyState:
             self._ops.move_to_end(key)
         op.hist.add(float(duration_ns))
         op.since_refresh += 1
+
+    def observe_spans(self, spans: Sequence[SpanFacts]) -> None:
+        """:meth:`observe` every span in order, grouped by operation when that is exact.
+
+        Grouped, each operation is looked up once and its durations go into its
+        histogram in one call; each histogram sees its own values in the same
+        order, and visiting operations in the order of their last span leaves the
+        recency order as span-by-span observing would. Only evictions (a new
+        operation past ``max_keys``) depend on the interleaving, so when one could
+        happen the spans are observed one by one.
+        """
+        if len(self._ops) + len(spans) > self.max_keys:
+            for span in spans:
+                self.observe(span.service_name, span.operation, span.duration_ns)
+            return
+        groups: dict[tuple[str, str], list[float]] = {}
+        for span in spans:
+            key = (span.service_name, span.operation)
+            durations = groups.pop(key, None)  # re-inserted: dict order = last occurrence
+            if durations is None:
+                durations = []
+            durations.append(float(span.duration_ns))
+            groups[key] = durations
+        ops = self._ops
+        for key, durations in groups.items():
+            op = ops.get(key)
+            if op is None:
+                op = ops[key] = _OpLatency(
+                    DecayingHistogram(self.accuracy, self.horizon, self.max_bins)
+                )
+            else:
+                ops.move_to_end(key)
+            op.hist.add_many(durations)
+            op.since_refresh += len(durations)
 
     def samples(self, service: str, operation: str) -> float:
         """The operation's current (decayed) sample weight; 0.0 if never seen."""
@@ -169,5 +205,4 @@ class LatencyPolicy:
 
     def observe(self, trace: TraceData) -> None:
         """Learn every span's duration (called after the decision, for every trace)."""
-        for span in trace.spans:
-            self.state.observe(span.service_name, span.operation, span.duration_ns)
+        self.state.observe_spans(trace.spans)

@@ -59,10 +59,12 @@ class SamplingStats:
 
     def record_in(self, spans: Iterable[SpanFacts]) -> None:
         """Count spans entering the sampler."""
+        services = self.services
         for span in spans:
-            volume = self.services[span.service_name]
+            volume = services[span.service_name]
             volume.spans_in += 1
-            volume.bytes_in += row_bytes(span)
+            # Every span entering from the decoder is a head (the hot path).
+            volume.bytes_in += span.row_bytes if type(span) is SpanHead else row_bytes(span)
 
     def record_kept(self, spans: Iterable[SpanFacts]) -> None:
         """Count spans leaving the sampler to be stored."""

@@ -6,6 +6,8 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.sampling.latency import LatencyPolicy, LatencyState
 from pipeline.sampling.policy import Decision, PolicySet
@@ -121,3 +123,29 @@ def test_rejects_unknown_state_version() -> None:
     data = LatencyState().to_dict() | {"version": 99}
     with pytest.raises(ValueError, match="version"):
         LatencyState.from_dict(data)
+
+
+# --- grouped observation is span-by-span observation --------------------------------------
+
+_spans = st.lists(
+    st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["x", "y", "z"]), st.integers(0, 10**9)),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_spans, min_size=1, max_size=6), st.integers(1, 8))
+def test_observe_spans_equals_observing_one_by_one(
+    traces: list[list[tuple[str, str, int]]], max_keys: int
+) -> None:
+    grouped = LatencyState(horizon=16.0, max_bins=4, max_keys=max_keys)
+    one_by_one = LatencyState(horizon=16.0, max_bins=4, max_keys=max_keys)
+    for trace in traces:
+        spans = [span(service=s, operation=o, duration_ms=d / MS) for s, o, d in trace]
+        grouped.observe_spans(spans)
+        for s in spans:
+            one_by_one.observe(s.service_name, s.operation, s.duration_ns)
+    assert grouped.to_dict() == one_by_one.to_dict()
+    assert [grouped.threshold(*k) for k in grouped._ops] == [
+        one_by_one.threshold(*k) for k in one_by_one._ops
+    ]

@@ -135,3 +135,19 @@ def test_a_span_from_a_clock_running_ahead_counts_but_caps_the_watermark(
     partials = agg.cut()
     assert [(p.window_start_ns // NS, p.requests) for p in partials] == [(0, 1), (660, 1)]
     assert {p.watermark_ns for p in partials} == {cap}
+
+
+def test_add_record_is_add_for_each_span_of_the_record(span: SpanFactory) -> None:
+    records = [
+        [span(1, 5, error=True, operation="a"), span(2, 50, operation="a"), span(70, 3)],
+        [],
+        [span(3, 9, operation="b", trace="ef" * 16), span(650, 1)],  # beyond the cap
+    ]
+    by_record, by_span = PartialAggregator(60, 0, 2), PartialAggregator(60, 0, 2)
+    cap = 600 * 10**9
+    for offset, spans in enumerate(records, start=3):
+        assert by_record.add_record(spans, offset, cap)
+        for s in spans:
+            by_span.add(s, offset, cap)
+    assert [p.to_json() for p in by_record.cut(5)] == [p.to_json() for p in by_span.cut(5)]
+    assert not by_record.add_record(records[0], 4)  # at or below the cut: a replay, skipped
