@@ -149,8 +149,13 @@ class Pipeline:
     async def _assemble(self, stream: Any) -> Any:
         async for value in stream:
             if Hold.is_hold(value):
+                marker = Hold.from_json(value)
                 async with self.lock:
-                    self.assembler.hold(Hold.from_json(value))
+                    if self.assembler.hold(marker):
+                        log.info(
+                            "input partition %d paused upstream: its windows wait for it",
+                            marker.source_partition,
+                        )
                 continue
             partial = Partial.from_json(value)
             async with self.lock:

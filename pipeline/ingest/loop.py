@@ -244,6 +244,8 @@ class IngestLoop:
         now = self.clock.now()
         if not self._paused or now - self._held_at < HOLD_INTERVAL:
             return
+        if now - self._held_at > 2 * HOLD_INTERVAL:
+            log.info("fetching paused: holding the windows of %s", self.core.partitions)
         self._held_at = now
         for source in self.core.partitions:
             marker = Hold(source).to_json()

@@ -343,13 +343,26 @@ class WindowAssembler:
             channel.observe(partial, now)
         channel.frontier_ns = self._frontier_ns
 
-    def hold(self, marker: Hold) -> None:
-        """A paused source is alive: it keeps holding the watermark back (module doc)."""
+    def hold(self, marker: Hold) -> bool:
+        """A paused source is alive: it keeps holding the watermark back (module doc).
+
+        True when this starts a hold (the source was not held a moment ago).
+        """
+        now = self.clock.now()
         source = self._sources.get(marker.source_partition)
         if source is None:
-            return  # nothing of it known since the (re)start: the startup hold covers it
-        source.seen_at = source.held_at = self.clock.now()
+            # Held before any of its partials came (a pause right after the start): it
+            # holds the watermark where it is until its records arrive.
+            floor = self._watermark_ns
+            if floor is None:
+                floor = min((s.applied_ns for s in self._sources.values()), default=None)
+            if floor is None:
+                return False  # nothing heard since the (re)start: the startup hold covers it
+            source = self._sources[marker.source_partition] = _Source(-1, floor, now, floor, 0)
+        starts = source.held_at is None or now - source.held_at >= self.idle_close_seconds
+        source.seen_at = source.held_at = now
         source.frontier_ns = self._frontier_ns
+        return starts
 
     def _quiet(self, entry: _Source | _Channel, now: float) -> bool:
         """Silent for ``idle_close_seconds`` while the stream flows at about wall-clock pace."""

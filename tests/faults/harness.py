@@ -199,6 +199,11 @@ class Rig:
         return [s for m in self.manifests for s in m.spans()]
 
     # -- worker -----------------------------------------------------------------------------
+    @property
+    def chdb_dir(self) -> Path:
+        """The first worker's store directory (open it only while that worker is down)."""
+        return self.workdir / "chdb"
+
     def add_worker(self) -> LocalWorker:
         """A further worker in the same group (not started), with its own chdb directory.
 

@@ -281,12 +281,32 @@ def test_a_held_source_keeps_its_windows_open_through_a_pause(
     assert feed.results == [MergeResult.MERGED if held else MergeResult.LATE]
 
 
-def test_a_hold_from_a_source_never_heard_of_changes_nothing(span: SpanFactory) -> None:
+def test_a_hold_before_anything_was_heard_changes_nothing(span: SpanFactory) -> None:
     clock = ManualClock()
     asm = assembler(clock)
     asm.hold(Hold(4))
     clock.advance(3600)
     assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
+
+
+def test_a_source_held_before_its_first_partial_holds_the_watermark(span: SpanFactory) -> None:
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=10)
+    fast, slow = Feed(asm, source=0), Feed(asm, source=1)
+    for second in range(0, 30, 5):
+        fast.cut(span(second, 5))
+        clock.advance(5)
+    asm.close_ready()
+    for _ in range(6):  # source 1 paused before it sent anything
+        asm.hold(Hold(0))
+        asm.hold(Hold(1))
+        clock.advance(5)
+        asm.close_ready()
+    for second in range(30, 600, 30):  # source 0's backlog races ahead
+        fast.cut(span(second, 5))
+        asm.close_ready()
+    slow.cut(span(12, 5))  # source 1's first records: behind, but waited for
+    assert slow.results == [MergeResult.MERGED]
 
 
 def test_series_state_and_closed_window_json_round_trip(span: SpanFactory) -> None:
