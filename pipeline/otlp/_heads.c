@@ -396,12 +396,17 @@ fields(PyObject *Py_UNUSED(module), PyObject *args)
     PyObject *links = events ? build_parts(s->links, s->n_links, link_cls, kv_string,
                                            build_link, &scratch->part)
                              : NULL;
-    if (links != NULL)
-        out = Py_BuildValue("(OOONNiiN)", attrs, events, links, utf8_text(s->name),
-                            utf8_text(s->trace_state), (int)s->kind, (int)s->status,
-                            utf8_text(s->status_message));
+    PyObject *name = links ? utf8_text(s->name) : NULL;
+    PyObject *state = name ? utf8_text(s->trace_state) : NULL;
+    PyObject *message = state ? utf8_text(s->status_message) : NULL;
+    if (message != NULL)
+        out = Py_BuildValue("(OOOOOiiO)", attrs, events, links, name, state, (int)s->kind,
+                            (int)s->status, message);
     Py_XDECREF(events);
     Py_XDECREF(links);
+    Py_XDECREF(name);
+    Py_XDECREF(state);
+    Py_XDECREF(message);
 done:
     Py_XDECREF(attrs);
     PyMem_Free(scratch);
