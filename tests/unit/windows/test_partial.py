@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.model import Span
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
-from pipeline.windows.stats import Exemplar
+from pipeline.windows.stats import Exemplar, WindowStats
+from tests.unit.windows.conftest import make_span
 
 NS = 1_000_000_000
 SpanFactory = Callable[..., Span]
@@ -151,3 +154,32 @@ def test_add_record_is_add_for_each_span_of_the_record(span: SpanFactory) -> Non
             by_span.add(s, offset, cap)
     assert [p.to_json() for p in by_record.cut(5)] == [p.to_json() for p in by_span.cut(5)]
     assert not by_record.add_record(records[0], 4)  # at or below the cut: a replay, skipped
+
+
+_record_spans = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),  # operation
+        st.sampled_from([0.5, 30.0, 61.0]),  # start (s): two windows
+        st.sampled_from([0.0, 0.0001, 1.0, 5.0, 5.0, 250.0]),  # ms, with ties
+        st.booleans(),  # error
+        st.sampled_from(["1" * 32, "2" * 32, "3" * 32, "4" * 32]),  # trace
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_record_spans, min_size=1, max_size=8), st.integers(1, 3))
+def test_add_record_equals_window_stats_add_span_by_span(
+    records: list[list[tuple[str, float, float, bool, str]]], max_exemplars: int
+) -> None:
+    aggregator = PartialAggregator(60, 0, max_exemplars)
+    expected: dict[tuple[str, str, int], WindowStats] = {}
+    for offset, record in enumerate(records):
+        spans = [make_span(ts, ms, error=e, operation=op, trace=t) for op, ts, ms, e, t in record]
+        aggregator.add_record(spans, offset)
+        for s in spans:
+            key = (s.service_name, s.operation, window_start_ns(s.timestamp_ns, 60 * NS))
+            stats = expected.setdefault(key, WindowStats(max_exemplars))
+            stats.add(max(s.duration_ns, 0), s.is_error, s.trace_id)
+    assert aggregator._acc == expected
