@@ -28,12 +28,8 @@ from pipeline.clock import SystemClock
 from pipeline.enrich import Enricher
 from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.ingest.core import IngestCore
-from pipeline.ingest.loop import (
-    SESSION_TIMEOUT_MS,
-    IngestLoop,
-    consumer_config,
-    producer_config,
-)
+from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
+from pipeline.ingest.loop import IngestLoop
 from pipeline.judge import WindowJudge
 from pipeline.sampling import (
     AnomalyFlags,

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
 #: Seconds between consumer-lag refreshes (cached watermarks: no broker round trip).
 LAG_INTERVAL = 5.0
-#: Group session timeout of both stages' consumers, in ms.
-SESSION_TIMEOUT_MS = 15_000
 #: Seconds to wait after a Kafka error before the next round.
 KAFKA_RETRY_SECONDS = 1.0
 #: Seconds between Hold markers while fetching is paused (well below any idle close).
@@ -498,36 +496,3 @@ def _one_per_partition(cuts: list[Cut]) -> tuple[list[Cut], list[Cut]]:
 def _forget_lag(partition: int) -> None:
     with contextlib.suppress(KeyError):  # never measured
         metrics.CONSUMER_LAG.remove(str(partition))
-
-
-def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings of the ingest consumer (manual commits, start at the earliest)."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
-        # A killed worker's partitions move after this long (Kafka's default is 45 s);
-        # librdkafka heartbeats from its own thread, so a busy GIL does not delay them.
-        "session.timeout.ms": SESSION_TIMEOUT_MS,
-        "heartbeat.interval.ms": 3000,
-        "enable.partition.eof": False,
-        "max.partition.fetch.bytes": 8 * 1024 * 1024,
-        **extra,
-    }
-
-
-def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
-    """Idempotent, acks=all, and the Java (murmur2) partitioner so partials land on the same
-    partition as Faust's changelog for the same key."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        "partitioner": "murmur2_random",
-        **extra,
-    }
