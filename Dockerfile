@@ -1,7 +1,11 @@
 # The spanstream worker image used by docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# pip install builds the native span scanner (pipeline/otlp/_heads.c): it needs a C compiler.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY pipeline ./pipeline
 COPY schemas ./schemas
 COPY topics ./topics

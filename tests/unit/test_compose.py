@@ -39,3 +39,11 @@ def test_worker_can_be_scaled() -> None:
 def test_built_services_have_a_dockerfile() -> None:
     built = [s for s in compose()["services"].values() if "build" in s]
     assert built and (ROOT / "Dockerfile").is_file()
+
+
+def test_the_image_builds_the_native_extension() -> None:
+    """``pip install`` compiles pipeline/otlp/_heads.c: setup.py and a compiler must be there."""
+    text = (ROOT / "Dockerfile").read_text()
+    copied = " ".join(line for line in text.splitlines() if line.startswith("COPY"))
+    assert "setup.py" in copied and "pipeline" in copied
+    assert "gcc" in text
