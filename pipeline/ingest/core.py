@@ -182,7 +182,7 @@ class IngestCore:
         # their window, but do not move the watermark (on-time spans would turn late).
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
         part.aggregator.add_record(decoded.spans, offset, cap)
-        if offset <= part.recut_through:
+        if part.aggregator.through < offset <= part.recut_through:
             part.forced.append(self._cut(partition, part, offset, announced=False))
         if part.ahead.is_done(offset):
             n_traces = 0  # decided and handled by the previous owner: windows only

@@ -100,9 +100,10 @@ class IngestLoop:
             # commit metadata): rows of any record in the topic may already be stored, so
             # all of them are checked against otel_traces before they are written again.
             replay_through = int(high) - 1 if progress.write_mark < 0 else None
-            # An offset committed without marks was reset by hand: the window stage has
-            # merged those records before, under cut boundaries nobody knows now.
-            reset = replay_through is not None and tp.offset >= 0
+            # An offset committed without any mark was reset by hand: the window stage
+            # has merged those records before, under cut boundaries nobody knows now.
+            # (Marks with no write yet, e.g. ``d=217;w=-1``, still tell where cuts were.)
+            reset = tp.offset >= 0 and progress == Progress()
             self.core.assign(
                 tp.partition,
                 progress,

@@ -282,5 +282,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if all(r.ok for r in rows) else 1
 
 
+def windows_by_start(
+    reference: dict[tuple[str, str, int], int],
+    windows: dict[tuple[str, str, int], tuple[int, int]],
+) -> list[list[int]]:
+    """[window start s, reference, Requests, LateSpans] per window start where they differ.
+
+    >>> windows_by_start({("s", "o", 0): 3}, {("s", "o", 0): (2, 1), ("s", "o", 10_000): (0, 0)})
+    [[0, 3, 2, 1]]
+    """
+    starts = sorted({k[2] for k in reference} | {k[2] for k in windows})
+    out = []
+    for start in starts:
+        ref = sum(v for k, v in reference.items() if k[2] == start)
+        req = sum(v[0] for k, v in windows.items() if k[2] == start)
+        late = sum(v[1] for k, v in windows.items() if k[2] == start)
+        if ref != req or late:
+            out.append([start // 1000, ref, req, late])
+    return out
+
+
 if __name__ == "__main__":
     sys.exit(main())

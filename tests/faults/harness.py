@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from pipeline.enrich import operation_for
 from pipeline.generate.manifest import Manifest, ManifestSpan, read_manifest
@@ -38,9 +38,11 @@ from pipeline.testing.accounting import (
     append_result,
     expected_spans,
     reference_windows,
+    windows_by_start,
 )
 from pipeline.testing.worker import LocalWorker
 from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from tests.faults import kafka_reads
 
 #: Traces per scenario stream (about 20 spans each): ~100k spans by default.
 TRACES = int(os.environ.get("SPANSTREAM_FAULTS_TRACES", "5000"))
@@ -421,59 +423,14 @@ class Rig:
 
     def read_topic(self, topic: str, timeout: float = 60.0) -> list[Any]:
         """Every record of ``topic`` (confluent_kafka Messages), read up to the high watermarks."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            meta = consumer.list_topics(topic, timeout=30).topics[topic]
-            tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-            ends = {}
-            for tp in tps:
-                low, high = consumer.get_watermark_offsets(tp, timeout=30)
-                if high > low:
-                    ends[tp.partition] = high
-            consumer.assign(tps)
-            out: list[Any] = []
-            deadline = time.monotonic() + timeout
-            while ends and time.monotonic() < deadline:
-                for msg in consumer.consume(500, 0.5):
-                    if msg.error() is not None:
-                        continue
-                    out.append(msg)
-                    partition = int(msg.partition() or 0)
-                    if int(msg.offset() or 0) + 1 >= ends.get(partition, 0):
-                        ends.pop(partition, None)
-            assert not ends, f"{topic}: not read to the end within {timeout}s: {ends}"
-            return out
-        finally:
-            consumer.close()
+        return kafka_reads.read_topic(self.bootstrap, topic, timeout)
 
     def high_watermarks(self, topic: str) -> dict[int, int]:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "watermarks"})
-        try:
-            meta = consumer.list_topics(topic, timeout=30).topics[topic]
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in meta.partitions
-            }
-        finally:
-            consumer.close()
+        return kafka_reads.high_watermarks(self.bootstrap, topic)
 
     def committed(self) -> dict[int, tuple[int, str]]:
         """The group's committed (offset, metadata) per input partition."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.topics.group})
-        try:
-            meta = consumer.list_topics(self.topics.input, timeout=30).topics[self.topics.input]
-            tps = [TopicPartition(self.topics.input, p) for p in meta.partitions]
-            return {
-                tp.partition: (tp.offset, tp.metadata or "") for tp in consumer.committed(tps, 30)
-            }
-        finally:
-            consumer.close()
+        return kafka_reads.committed(self.bootstrap, self.topics.group, self.topics.input)
 
     def producer(self) -> Producer:
         return Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 5})
@@ -499,7 +456,7 @@ class Rig:
             )
             windows = self.windows()
         if windows is not None and reference is not None:
-            extra.setdefault("windows_by_start", _by_start(reference, windows))
+            extra.setdefault("windows_by_start", windows_by_start(reference, windows))
         if dlq is None:
             dlq = len(self.read_topic(self.topics.dlq))
         recoveries = [r.recovery_s for r in self.restarts[1:] if r.recovery_s is not None]
@@ -543,19 +500,3 @@ class Rig:
                 future.result(15)
         except Exception:  # cleanup only: a broker killed by the test may be gone
             pass
-
-
-def _by_start(
-    reference: dict[tuple[str, str, int], int],
-    windows: dict[tuple[str, str, int], tuple[int, int]],
-) -> list[list[int]]:
-    """[window start s, reference, Requests, LateSpans] per window start where they differ."""
-    starts = sorted({k[2] for k in reference} | {k[2] for k in windows})
-    out = []
-    for start in starts:
-        ref = sum(v for k, v in reference.items() if k[2] == start)
-        req = sum(v[0] for k, v in windows.items() if k[2] == start)
-        late = sum(v[1] for k, v in windows.items() if k[2] == start)
-        if ref != req or late:
-            out.append([start // 1000, ref, req, late])
-    return out

@@ -263,3 +263,13 @@ def test_without_marks_each_record_of_the_replay_zone_is_cut_on_its_own(
     cuts = deliver(core, force=True)
     assert [c.offset for c in cuts] == [0, 1, 3]  # one per replayed record, then as usual
     assert [sum(p.requests for p in c.partials) for c in cuts] == [1, 1, 2]
+
+
+def test_a_replay_zone_cut_never_goes_behind_partials_already_delivered(
+    clock: ManualClock,
+) -> None:
+    core = make_core(clock)
+    core.assign(0, Progress(delivered=1), 0, replay_through=3, recut_through=3)
+    for offset in range(4):
+        take(core, 0, offset, record(tid(offset)))  # offsets 0 and 1 were delivered
+    assert [c.offset for c in deliver(core, force=True)] == [2, 3]

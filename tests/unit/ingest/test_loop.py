@@ -395,16 +395,25 @@ def test_a_clean_revoke_commits_what_is_decided_ahead_of_the_position(rig: Rig) 
     assert (committed.offset, committed.metadata.split(";")[-1]) == (0, "x=1")
 
 
-@pytest.mark.parametrize(("reset", "cuts"), [(True, [0, 1, 2]), (False, [2])])
+@pytest.mark.parametrize(
+    ("committed", "cuts"),
+    [
+        # what `kafka-consumer-groups --reset-offsets --to-earliest` commits: no metadata
+        (TopicPartition(INPUT, 0, 0), [0, 1, 2]),
+        (None, [2]),  # a new group: nothing merged before, one cut as usual
+        # marks without a write yet (killed before its first insert): cut as usual
+        (TopicPartition(INPUT, 0, 0, metadata="d=0;w=-1"), [2]),
+    ],
+)
 def test_records_before_an_offset_reset_without_marks_are_cut_one_by_one(
-    rig: Rig, reset: bool, cuts: list[int]
+    rig: Rig, committed: TopicPartition | None, cuts: list[int]
 ) -> None:
     rig.consumer.revoke(0)
-    rig.consumer.stored.clear()  # a new group: nothing merged before, one cut as usual
+    rig.consumer.stored.clear()
     for i in range(3):
         rig.consumer.append(0, record(tid(i)))
-    if reset:  # what `kafka-consumer-groups --reset-offsets --to-earliest` commits
-        rig.consumer.stored[0] = TopicPartition(INPUT, 0, 0)
+    if committed is not None:
+        rig.consumer.stored[0] = committed
     rig.consumer.assign(0)
     rig.step(CUT_INTERVAL)
     assert sorted({p.last_offset for p in delivered_partials(rig)}) == cuts
