@@ -184,7 +184,7 @@ class IngestCore:
         part.aggregator.add_record(decoded.spans, offset, cap)
         if part.aggregator.through < offset <= part.recut_through:
             part.forced.append(self._cut(partition, part, offset, announced=False))
-        if part.ahead.is_done(offset):
+        if part.ahead.done and part.ahead.is_done(offset):
             n_traces = 0  # decided and handled by the previous owner: windows only
         else:
             n_traces = self.buffer.add(decoded.spans, (partition, offset))

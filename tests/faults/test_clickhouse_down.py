@@ -94,8 +94,14 @@ def observe_outage(rig: Rig, switch: Path, outage_s: float) -> dict[str, int]:
     stored = rig.safe_count() or 0
     switch.touch()
     began = time.monotonic()
-    # An insert already running when the switch appeared may still land and be committed.
-    wait_until(lambda: time.monotonic() - began >= 5, 10, "in-flight writes to finish")
+    # An insert already running when the switch appeared may still land and be committed;
+    # inserts and their commits run one after the other on the ingest thread, so once one
+    # has been refused nothing written before the outage is still on its way.
+    wait_until(
+        lambda: "simulated while" in rig.worker.log_file.read_text(errors="replace"),
+        30,
+        "the first refused insert",
+    )
     committed = committed_total(rig)
     consumed = rig.worker.metric("spanstream_messages_in_total")
     produced = sum(rig.high_watermarks(rig.topics.input).values())

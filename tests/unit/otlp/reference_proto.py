@@ -1,42 +1,18 @@
-"""The otlp_proto decoder as it was before the native scan (commit a8c7349), kept verbatim.
+"""The otlp_proto span walk as it was before the native scan (commit a8c7349).
 
 The oracle of the equivalence tests: every span the pipeline decodes, through
 ``pipeline/otlp/_heads.c`` or its Python paths, must equal what this builds,
-errors included. Not used by the pipeline.
+errors included. Not used by the pipeline. Only the walk is kept here: the
+parse and the value renderings it calls (``parse_request``, ``attributes``,
+events, links) are unchanged in :mod:`pipeline.otlp.otlp_proto` and imported.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf.message import DecodeError as ProtobufDecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from pipeline.enrich import Enricher
-from pipeline.errors import DecodeError
-from pipeline.model import Span, SpanEvent, SpanLink
-from pipeline.otlp.anyvalue import go_bytes, go_float, go_json
-from pipeline.otlp.ids import KINDS, STATUSES, check_ids, link_id
-
-_parse = ExportTraceServiceRequest.FromString
-
-
-def parse_request(value: bytes) -> Any:
-    """Parse the wire bytes, mapping upb's failures to reason codes.
-
-    upb reports the failure in the message text: its depth limit (100 nested
-    messages) as ``Exceeded upb_DecodeOptions_MaxDepth`` and invalid UTF-8 in
-    a ``string`` field as ``String field had bad UTF-8``.
-    """
-    try:
-        return _parse(value)
-    except ProtobufDecodeError as exc:
-        text = str(exc)
-        if "MaxDepth" in text:
-            raise DecodeError("too_deep", text) from None
-        if "UTF-8" in text:
-            raise DecodeError("bad_utf8", text) from None
-        raise DecodeError("bad_proto", text) from None
+from pipeline.model import Span
+from pipeline.otlp.ids import KINDS, STATUSES, check_ids
+from pipeline.otlp.otlp_proto import _events, _links, attributes, parse_request
 
 
 def spans_from_proto(value: bytes, enricher: Enricher) -> list[Span]:
@@ -92,66 +68,3 @@ def spans_from_proto(value: bytes, enricher: Enricher) -> list[Span]:
                     )
                 )
     return spans
-
-
-def attributes(key_values: Any) -> dict[str, str]:
-    """``repeated KeyValue`` -> ``{key: AsString(value)}`` (last duplicate wins)."""
-    out: dict[str, str] = {}
-    for kv in key_values:
-        value = kv.value
-        text = value.string_value
-        # Most attributes are strings: skip the oneof lookup for them.
-        out[kv.key] = text if text else any_string(value)
-    return out
-
-
-def any_string(value: Any) -> str:
-    """One ``AnyValue`` as pcommon ``Value.AsString()`` renders it."""
-    which = value.WhichOneof("value")
-    if which == "string_value" or which is None:
-        return str(value.string_value)
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "double_value":
-        return go_float(value.double_value)
-    if which == "bytes_value":
-        return go_bytes(value.bytes_value)
-    if which in ("array_value", "kvlist_value"):
-        return go_json(_raw(value))
-    return ""
-
-
-def _raw(value: Any) -> object:
-    """``AnyValue`` -> plain Python tree (for the JSON rendering of nested values).
-
-    Recursion is bounded: upb refuses messages nested deeper than 100 levels.
-    """
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [_raw(item) for item in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
-    if which is None or which == "string_value_strindex":
-        return None
-    return getattr(value, which)
-
-
-def _events(events: Any) -> tuple[SpanEvent, ...]:
-    return tuple(
-        SpanEvent(event.time_unix_nano, event.name, attributes(event.attributes))
-        for event in events
-    )
-
-
-def _links(links: Any) -> tuple[SpanLink, ...]:
-    return tuple(
-        SpanLink(
-            link_id(link.trace_id, 16),
-            link_id(link.span_id, 8),
-            link.trace_state,
-            attributes(link.attributes),
-        )
-        for link in links
-    )
