@@ -20,8 +20,9 @@ pipeline
 Both rates run from the start of consumption to the last message consumed,
 so connection set-up, group joins and the worker's start are left out: the
 ceiling counts every message from the moment its first fetch returned (before
-decoding it); the pipeline counts from its first counter sample (every
-:data:`SAMPLE_INTERVAL_S`) showing progress, the messages before it excluded.
+decoding it); the pipeline counts from its first counter sample (a scrape of
+its ``/metrics`` every :data:`SCRAPE_INTERVAL_S`) showing progress, the messages
+before it excluded. Memory is read every :data:`SAMPLE_INTERVAL_S`.
 Each also gets the CPU time its process used meanwhile (all threads), so
 spans per CPU-second can be compared on a machine that is busy with other
 work. The pipeline's *drain* (the last message consumed until every offset is
@@ -47,6 +48,7 @@ from pipeline.bench.report import (
     CEILING_DECODER,
     METRIC_NAMES,
     SAMPLE_INTERVAL_S,
+    SCRAPE_INTERVAL_S,
     TARGET_RATIO,
     BenchResult,
     Filled,
@@ -63,6 +65,7 @@ __all__ = [
     "CEILING_DECODER",
     "METRIC_NAMES",
     "SAMPLE_INTERVAL_S",
+    "SCRAPE_INTERVAL_S",
     "TARGET_RATIO",
     "BenchFailed",
     "BenchNames",

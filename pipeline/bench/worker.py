@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.bench.options import BenchFailed, BenchNames, BenchOptions, Progress, log
 from pipeline.bench.report import (
     SAMPLE_INTERVAL_S,
+    SCRAPE_INTERVAL_S,
     Filled,
     PipelineRun,
     Sample,
@@ -124,7 +125,8 @@ def _watch(
     deadline = time.monotonic() + options.timeout_s
     progress = Progress(options.progress_s)
     last: dict[str, float] = {}
-    rss_start = 0
+    rss_start = rss_peak = rss_samples = 0
+    next_scrape = 0.0
     consumed_at: float | None = None
     committed = _Committed(bootstrap, names.group, names.input, sorted(filled.end_offsets))
     drain_done: float | None = None
@@ -144,11 +146,17 @@ def _watch(
                 last_line = (worker.log_tail(1) or "no output").strip()
                 raise BenchFailed(f"worker died: {last_line} (log: {worker.log_file})")
             pid = worker.pid
-            values = _scrape(worker.metrics_port) if pid is not None else None
-            if values is not None and pid is not None:
-                last = values
+            if pid is not None:
                 rss = _read_status(pid, "VmRSS")
                 rss_start = rss_start or rss
+                rss_peak = max(rss_peak, rss)
+                rss_samples += 1
+            values = None
+            if pid is not None and now >= next_scrape:
+                next_scrape = now + SCRAPE_INTERVAL_S
+                values = _scrape(worker.metrics_port)
+            if values is not None and pid is not None:
+                last = values
                 sample = Sample(
                     time.monotonic(),
                     int(values["spanstream_messages_in_total"]),
@@ -196,8 +204,8 @@ def _watch(
         kept_spans=int(final["spanstream_spans_kept_total"]),
         decode_errors=int(final["spanstream_decode_errors_total"]),
         rss_start_bytes=rss_start,
-        rss_sampled_peak_bytes=max(s.rss_bytes for s in samples),
+        rss_sampled_peak_bytes=rss_peak,
         rss_hwm_bytes=hwm,
         peak_unacked_messages=max(s.unacked_messages for s in samples),
-        samples=len(samples),
+        samples=rss_samples,
     )

@@ -23,6 +23,8 @@
 
 #include "_derive.h"
 #include "_head_type.h"
+#include "_sampling.h"
+#include "_window.h"
 
 /* ------------------------------------------------------------------ the scan */
 
@@ -420,6 +422,16 @@ static PyMethodDef methods[] = {
     {"fields", fields, METH_VARARGS,
      PyDoc_STR("fields(value, offset, length, kv_string, event_cls, link_cls) -> (attributes, "
                "events, links, name, trace_state, kind, status, status_message)")},
+    {"window_add", window_add, METH_VARARGS,
+     PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
+               "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
+    {"group_durations", group_durations, METH_O,
+     PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
+    {"per_service", per_service, METH_VARARGS,
+     PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
+    {"hist_add", hist_add, METH_VARARGS,
+     PyDoc_STR("hist_add(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
+               "-> (count, next)")},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {
@@ -430,13 +442,14 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__heads(void)
 {
-    if (PyType_Ready(&SpanHeadType) < 0 || init_relevant() < 0)
+    if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0
+        || init_relevant() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObject(m, "SpanHead", Py_NewRef(&SpanHeadType)) < 0) {
-        Py_DECREF(&SpanHeadType);
+    if (PyModule_AddObjectRef(m, "SpanHead", (PyObject *)&SpanHeadType) < 0
+        || PyModule_AddObjectRef(m, "RedAcc", (PyObject *)&RedAccType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,6 +1,6 @@
 """Type stubs of the native span scanner (pipeline/otlp/_heads.c)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 from pipeline.model import Span
@@ -77,3 +77,49 @@ def fields(
     link_cls: Callable[[str, str, str, dict[str, str]], Any],
     /,
 ) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]: ...
+@final
+class RedAcc:
+    """RED counts of one series in one window (see pipeline.windows.partial)."""
+
+    @property
+    def requests(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def zeros(self) -> int: ...
+    @property
+    def max_ns(self) -> int: ...
+    @property
+    def bins(self) -> dict[int, int]: ...
+    @property
+    def min(self) -> float: ...
+    @property
+    def max(self) -> float: ...
+    @property
+    def exemplars(self) -> tuple[tuple[str, int, bool], ...]: ...
+
+def window_add(
+    spans: Sequence[Any],
+    accumulators: dict[tuple[str, str, int], RedAcc],
+    window_ns: int,
+    watermark_cap_ns: int | None,
+    watermark: int | None,
+    max_exemplars: int,
+    inv_log_gamma: float,
+    max_bins: int,
+    /,
+) -> int | None: ...
+def group_durations(spans: Sequence[Any], /) -> dict[tuple[str, str], list[float]]: ...
+def hist_add(
+    bins: dict[int, float],
+    values: list[float],
+    start: int,
+    inv_log_gamma: float,
+    count: float,
+    max_bins: int,
+    horizon: float,
+    /,
+) -> tuple[float, int]: ...
+def per_service(
+    spans: Sequence[Any], row_bytes: Callable[[Any], int], /
+) -> dict[str, list[int]]: ...

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.otlp._heads import group_durations
 from pipeline.otlp.heads import SpanFacts
 from pipeline.sampling.policy import Decision, TraceData
 from pipeline.sampling.sketch import DecayingHistogram
@@ -103,14 +104,7 @@ class LatencyState:
             for span in spans:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
-        groups: dict[tuple[str, str], list[float]] = {}
-        for span in spans:
-            key = (span.service_name, span.operation)
-            durations = groups.pop(key, None)  # re-inserted: dict order = last occurrence
-            if durations is None:
-                durations = []
-            durations.append(float(span.duration_ns))
-            groups[key] = durations
+        groups = group_durations(spans)
         ops = self._ops
         for key, durations in groups.items():
             op = ops.get(key)

@@ -20,8 +20,9 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
+
+from pipeline.otlp._heads import hist_add
 
 _MIN_VALUE = 1.0
 
@@ -57,19 +58,27 @@ class DecayingHistogram:
         if self.count >= self.horizon:
             self._halve()
 
-    def add_many(self, values: Iterable[float]) -> None:
-        """:meth:`add` each value in order (the same result), with the loop in one call."""
-        bins, inv_log_gamma = self._bins, self._inv_log_gamma
-        log, ceil = math.log, math.ceil
-        for value in values:
-            key = ceil(log(value if value > _MIN_VALUE else _MIN_VALUE) * inv_log_gamma)
-            bins[key] = bins.get(key, 0.0) + 1.0
-            self.count += 1.0
-            if len(bins) > self.max_bins:
+    def add_many(self, values: list[float]) -> None:
+        """:meth:`add` each value in order (the same result), the loop in native code.
+
+        :func:`~pipeline.otlp._heads.hist_add` stops whenever a fold or a halving is
+        due; they run here, then it goes on with the next value.
+        """
+        done, n = 0, len(values)
+        while done < n:
+            self.count, done = hist_add(
+                self._bins,
+                values,
+                done,
+                self._inv_log_gamma,
+                self.count,
+                self.max_bins,
+                self.horizon,
+            )
+            if len(self._bins) > self.max_bins:
                 self._fold()
             if self.count >= self.horizon:
                 self._halve()
-                bins = self._bins  # halving builds a new dict
 
     def _fold(self) -> None:
         keys = sorted(self._bins)

@@ -14,10 +14,11 @@ decoder (:mod:`pipeline.otlp.heads`), which computes it for every span.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.model import Span
+from pipeline.otlp._heads import per_service
 from pipeline.otlp.heads import SpanFacts, SpanHead, span_size
 
 __all__ = ["SamplingStats", "ServiceVolume", "row_bytes", "span_size"]
@@ -57,21 +58,21 @@ class SamplingStats:
     #: Spans that arrived after their trace was decided and followed the cached decision.
     late_spans: int = 0
 
-    def record_in(self, spans: Iterable[SpanFacts]) -> None:
+    def record_in(self, spans: Sequence[SpanFacts]) -> None:
         """Count spans entering the sampler."""
         services = self.services
-        for span in spans:
-            volume = services[span.service_name]
-            volume.spans_in += 1
-            # Every span entering from the decoder is a head (the hot path).
-            volume.bytes_in += span.row_bytes if type(span) is SpanHead else row_bytes(span)
+        for service, (n, size) in per_service(spans, row_bytes).items():
+            volume = services[service]
+            volume.spans_in += n
+            volume.bytes_in += size
 
-    def record_kept(self, spans: Iterable[SpanFacts]) -> None:
+    def record_kept(self, spans: Sequence[SpanFacts]) -> None:
         """Count spans leaving the sampler to be stored."""
-        for span in spans:
-            volume = self.services[span.service_name]
-            volume.spans_kept += 1
-            volume.bytes_kept += row_bytes(span)
+        services = self.services
+        for service, (n, size) in per_service(spans, row_bytes).items():
+            volume = services[service]
+            volume.spans_kept += n
+            volume.bytes_kept += size
 
     def kept_ratio(self, service: str) -> float:
         """Share of a service's estimated bytes kept (0.0 when nothing came in)."""

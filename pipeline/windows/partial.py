@@ -39,11 +39,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.otlp._heads import RedAcc, window_add
 from pipeline.otlp.heads import SpanFacts
-from pipeline.windows.sketch import LatencySketch
+from pipeline.windows.sketch import DEFAULT_MAX_BINS, LatencySketch
 from pipeline.windows.stats import NS_PER_MS, Exemplar, WindowStats
 
 NS_PER_S = 1_000_000_000
+# The window sketch's bucket scale, computed as LatencySketch computes it.
+_SKETCH_INV_LOG_GAMMA = LatencySketch()._inv_log_gamma
 
 
 def window_start_ns(timestamp_ns: int, window_ns: int) -> int:
@@ -146,7 +149,7 @@ class PartialAggregator:
         self.max_exemplars = max_exemplars
         self._through = skip_through
         self._cut_known = skip_through >= 0
-        self._acc: dict[tuple[str, str, int], WindowStats] = {}
+        self._acc: dict[tuple[str, str, int], RedAcc] = {}
         self._first_offset: int | None = None
         self._last_offset: int | None = None
         self._watermark_ns: int | None = None
@@ -175,8 +178,10 @@ class PartialAggregator:
     ) -> bool:
         """:meth:`add` for every span of one record (all read at ``offset``), in one call.
 
-        The per-span loop is the hot path of the ingest stage: it keeps what it
-        needs in locals.
+        The per-span loop is the hot path of the ingest stage, so it runs natively
+        (:func:`pipeline.otlp._heads.window_add`): each span counts as
+        ``WindowStats.add(max(duration, 0), is_error, trace_id)`` would count it,
+        in a :class:`~pipeline.otlp._heads.RedAcc` per (service, operation, window).
         """
         if offset <= self._through:
             return False
@@ -187,19 +192,16 @@ class PartialAggregator:
         elif offset < self._last_offset:
             raise ValueError(f"offset {offset} < previous offset {self._last_offset}")
         self._last_offset = offset
-        window_ns, accumulators, watermark = self.window_ns, self._acc, self._watermark_ns
-        for span in spans:
-            ts = span.timestamp_ns
-            mark = ts if watermark_cap_ns is None or ts < watermark_cap_ns else watermark_cap_ns
-            if watermark is None or mark > watermark:
-                watermark = mark
-            key = (span.service_name, span.operation, ts - ts % window_ns)
-            acc = accumulators.get(key)
-            if acc is None:
-                acc = accumulators[key] = WindowStats(self.max_exemplars)
-            duration = span.duration_ns
-            acc.add(duration if duration > 0 else 0, span.is_error, span.trace_id)
-        self._watermark_ns = watermark
+        self._watermark_ns = window_add(
+            spans,
+            self._acc,
+            self.window_ns,
+            watermark_cap_ns,
+            self._watermark_ns,
+            self.max_exemplars,
+            _SKETCH_INV_LOG_GAMMA,
+            DEFAULT_MAX_BINS,
+        )
         return True
 
     def cut(self, offset: int | None = None) -> list[Partial]:
@@ -225,9 +227,7 @@ class PartialAggregator:
         self._first_offset = self._last_offset = self._watermark_ns = None
         return partials
 
-    def _partial(
-        self, key: tuple[str, str, int], acc: WindowStats, first: int, last: int
-    ) -> Partial:
+    def _partial(self, key: tuple[str, str, int], acc: RedAcc, first: int, last: int) -> Partial:
         service, operation, start = key
         assert self._watermark_ns is not None  # set by the add() that created acc
         return Partial(
@@ -237,9 +237,9 @@ class PartialAggregator:
             window_end_ns=start + self.window_ns,
             requests=acc.requests,
             errors=acc.errors,
-            sketch=acc.sketch,
-            max_ms=acc.max_ms,
-            exemplars=acc.exemplars,
+            sketch=LatencySketch.from_counts(acc.bins, acc.requests, acc.zeros, acc.min, acc.max),
+            max_ms=acc.max_ns / NS_PER_MS,
+            exemplars=tuple(Exemplar(*e) for e in acc.exemplars),
             source_partition=self.source_partition,
             first_offset=first,
             last_offset=last,

@@ -67,6 +67,23 @@ class LatencySketch:
         self.min = math.inf
         self.max = -math.inf
 
+    @classmethod
+    def from_counts(
+        cls, bins: dict[int, int], count: int, zeros: int, low: float, high: float
+    ) -> LatencySketch:
+        """A default-accuracy sketch holding these counts (takes ``bins`` over).
+
+        The native window aggregation (``pipeline.otlp._heads.RedAcc``) keys its
+        buckets as :meth:`add` does; this is how its counts become a sketch.
+        """
+        sketch = cls()
+        sketch._bins = bins
+        sketch.count = count
+        sketch.zeros = zeros
+        sketch.min = low
+        sketch.max = high
+        return sketch
+
     def add(self, value: float) -> None:
         """Count one value; negative values count as zero (clock skew, not latency)."""
         self.count += 1

@@ -92,6 +92,9 @@ def test_payload_bytes_are_split_by_span_share() -> None:
     before = {s: sample("spanstream_bytes_in_total", service=s) for s in ("share-a", "share-b")}
     spans = [span(service="share-a")] * 3 + [span(service="share-b")]
     meter.record_in(Decoded(spans, "otlp_proto", 1000))
+    unexported = {s: sample("spanstream_bytes_in_total", service=s) for s in before}
+    assert unexported == before  # counted per record, exported per tick
+    meter.tick()
     after = {s: sample("spanstream_bytes_in_total", service=s) for s in before}
     assert after["share-a"] - before["share-a"] == pytest.approx(750)
     assert after["share-b"] - before["share-b"] == pytest.approx(250)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.model import Span
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
+from pipeline.windows.sketch import DEFAULT_MAX_BINS
 from pipeline.windows.stats import Exemplar, WindowStats
 from tests.unit.windows.conftest import make_span
 
@@ -168,18 +170,73 @@ _record_spans = st.lists(
 )
 
 
+Summary = dict[tuple[str, str, int], tuple[object, ...]]
+
+
+def _reference(spans: list[Span], max_exemplars: int) -> Summary:
+    """The definition the native loop is held to: WindowStats.add, span by span."""
+    expected: dict[tuple[str, str, int], WindowStats] = {}
+    for s in spans:
+        key = (s.service_name, s.operation, window_start_ns(s.timestamp_ns, 60 * NS))
+        stats = expected.setdefault(key, WindowStats(max_exemplars))
+        stats.add(max(s.duration_ns, 0), s.is_error, s.trace_id)
+    return {
+        key: (w.requests, w.errors, w.sketch.to_dict(), w.max_ms, w.exemplars)
+        for key, w in expected.items()
+    }
+
+
+def _as_stats(partials: list[Partial]) -> Summary:
+    return {
+        (p.service, p.operation, p.window_start_ns): (
+            p.requests,
+            p.errors,
+            p.sketch.to_dict(),
+            p.max_ms,
+            p.exemplars,
+        )
+        for p in partials
+    }
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_record_spans, min_size=1, max_size=8), st.integers(1, 3))
 def test_add_record_equals_window_stats_add_span_by_span(
     records: list[list[tuple[str, float, float, bool, str]]], max_exemplars: int
 ) -> None:
     aggregator = PartialAggregator(60, 0, max_exemplars)
-    expected: dict[tuple[str, str, int], WindowStats] = {}
+    every: list[Span] = []
     for offset, record in enumerate(records):
         spans = [make_span(ts, ms, error=e, operation=op, trace=t) for op, ts, ms, e, t in record]
         aggregator.add_record(spans, offset)
-        for s in spans:
-            key = (s.service_name, s.operation, window_start_ns(s.timestamp_ns, 60 * NS))
-            stats = expected.setdefault(key, WindowStats(max_exemplars))
-            stats.add(max(s.duration_ns, 0), s.is_error, s.trace_id)
-    assert aggregator._acc == expected
+        every.extend(spans)
+    assert _as_stats(aggregator.cut()) == _reference(every, max_exemplars)
+
+
+# Python ints of any size reach the aggregator: a broken clock must count, not fail.
+_odd_ints = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, -(2**63)]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_odd_ints, _odd_ints, st.booleans()), min_size=1, max_size=10))
+def test_native_loop_handles_any_int_like_python(spans: list[tuple[int, int, bool]]) -> None:
+    every = [
+        replace(make_span(0, 0, error=e, trace=f"{i % 3:032x}"), timestamp_ns=ts, duration_ns=d)
+        for i, (ts, d, e) in enumerate(spans)
+    ]
+    aggregator = PartialAggregator(60, 0, 2)
+    aggregator.add_record(every, 0)
+    assert _as_stats(aggregator.cut()) == _reference(every, 2)
+
+
+def test_a_sketch_over_its_bucket_bound_folds_like_python() -> None:
+    # 2,100 durations a factor 1.05 apart: more buckets than DEFAULT_MAX_BINS (2,048).
+    every = [make_span(1, 1e-6 * 1.05**i, trace=f"{i:032x}") for i in range(2100)]
+    aggregator = PartialAggregator(60, 0)
+    aggregator.add_record(every, 0)
+    (partial,) = aggregator.cut()
+    assert partial.sketch.to_dict() == _reference(every, 3)[("shop", "GET /cart", 0)][2]
+    assert len(partial.sketch.to_dict()["k"]) == DEFAULT_MAX_BINS
