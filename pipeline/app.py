@@ -31,6 +31,7 @@ from pipeline.ingest.core import IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
 from pipeline.ingest.loop import IngestLoop
 from pipeline.judge import WindowJudge
+from pipeline.otlp._heads import per_service
 from pipeline.sampling import (
     AnomalyFlags,
     ExemplarRequests,
@@ -39,14 +40,15 @@ from pipeline.sampling import (
     standard_policies,
 )
 from pipeline.sampling.buffer import DecidedTrace
+from pipeline.sampling.stats import row_bytes
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import (
     ANOMALIES_TABLE,
     METRICS_TABLE,
     anomaly_columns,
-    span_columns,
     stored_span_ids,
+    trace_columns,
     table_writer,
     window_columns,
 )
@@ -257,6 +259,8 @@ class Pipeline:
             _trace_identity,
             max_rows=self.settings.batch_max_traces,
             on_written=lambda traces: _written(core, traces),
+            # Inserts run beside consumption; their rows count against the fetch bound.
+            background=True,
         )
 
     def _ingest_loop(self) -> IngestLoop:
@@ -275,7 +279,7 @@ class Pipeline:
         )
 
     def _span_writer(self, core: IngestCore) -> Any:
-        insert = table_writer(self.store, "otel_traces", span_columns)
+        insert = table_writer(self.store, "otel_traces", trace_columns)
 
         def write(traces: Sequence[DecidedTrace], token: str) -> None:
             replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]
@@ -283,7 +287,7 @@ class Pipeline:
                 stored = stored_span_ids(self.store, replayed) if replayed else set()
             except SpanstreamError as exc:  # back off and retry, like a failed insert
                 raise SinkUnavailable(f"replay check on otel_traces failed: {exc}") from exc
-            spans = [s for t in traces for s in t.spans if (s.trace_id, s.span_id) not in stored]
+            spans = [s for t in traces for s in t.heads if (s.trace_id, s.span_id) not in stored]
             if spans:
                 insert(spans, token)
 
@@ -344,16 +348,13 @@ def idle_close_seconds(window_seconds: int) -> float:
 
 
 def _trace_identity(trace: DecidedTrace) -> str:
-    return trace.trace_id + ":" + ",".join(s.span_id for s in trace.spans)
+    return trace.trace_id + ":" + ",".join(s.span_id for s in trace.heads)
 
 
 def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
     for trace in traces:
         core.resolve(list(trace.refs))
-        counts: dict[str, int] = {}
-        for span in trace.spans:
-            counts[span.service_name] = counts.get(span.service_name, 0) + 1
-        for service, n in counts.items():
+        for service, (n, _) in per_service(trace.heads, row_bytes).items():
             metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
 
 

@@ -67,7 +67,7 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         TraceBuffer,
         standard_policies,
     )
-    from pipeline.sinks.clickhouse import span_columns
+    from pipeline.sinks.clickhouse import trace_columns
     from pipeline.testing.clock import ManualClock
 
     clock = ManualClock()
@@ -96,7 +96,7 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         stored = 0
         for trace in core.decided():
             if trace.kept:
-                stored += len(span_columns(trace.spans)["SpanId"])
+                stored += len(trace_columns(trace.heads)["SpanId"])
             core.resolve(list(trace.refs))
         return stored
 

@@ -331,17 +331,26 @@ class IngestLoop:
         return True
 
     def _flush_sink(self, force: bool = False) -> None:
+        """Write kept traces when a batch is due; ``force`` writes everything, and waits.
+
+        Otherwise the write runs in the sink's writer thread while this loop goes on
+        reading; a write still in flight holds the next one back.
+        """
+        if self.sink.writing and not force:
+            self.sink.poll()
+            if self.sink.writing:
+                return
         now = self.clock.now()
         due = force or self.sink.full or now - self._last_flush >= self.flush_interval
-        if not due or not self.sink.pending_rows:
-            return
-        refs = [ref for trace in self.sink.pending() for ref in trace.refs]
-        self.core.mark_writes(refs)
-        # The write marks must be durable before the insert; a no-op when an earlier
-        # round already committed them (a failed commit leaves them pending here).
-        self._commit(required=True)
-        self.sink.flush()
-        self._last_flush = self.clock.now()
+        while due and self.sink.pending_rows:
+            refs = [ref for trace in self.sink.pending() for ref in trace.refs]
+            self.core.mark_writes(refs)
+            # The write marks must be durable before the insert; a no-op when an earlier
+            # round already committed them (a failed commit leaves them pending here).
+            self._commit(required=True)
+            self.sink.flush(background=not force)
+            self._last_flush = self.clock.now()
+            due = force
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         log.warning(

@@ -37,6 +37,8 @@ typedef struct {
     } part;
 } Scratch;
 
+#include "_columns.h"
+
 typedef struct {
     PyObject *context, *contexts, *memo, *derive, *slow, *kv_string;
     Py_ssize_t max_attributes, max_value_length, memo_limit;
@@ -422,6 +424,8 @@ static PyMethodDef methods[] = {
     {"fields", fields, METH_VARARGS,
      PyDoc_STR("fields(value, offset, length, kv_string, event_cls, link_cls) -> (attributes, "
                "events, links, name, trace_state, kind, status, status_message)")},
+    {"columns", columns, METH_VARARGS,
+     PyDoc_STR("columns(heads, kv_string, kinds, statuses) -> {otel_traces column: values}")},
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},

@@ -123,3 +123,10 @@ def hist_add(
 def per_service(
     spans: Sequence[Any], row_bytes: Callable[[Any], int], /
 ) -> dict[str, list[int]]: ...
+def columns(
+    heads: list[SpanHead],
+    kv_string: Callable[[bytes], str],
+    kinds: dict[int, str],
+    statuses: dict[int, str],
+    /,
+) -> dict[str, list[Any]]: ...

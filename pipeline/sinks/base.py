@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from pipeline import metrics
-from pipeline.errors import SinkUnavailable, SpanstreamError
+from pipeline.errors import SinkUnavailable
 
 T = TypeVar("T")
 Writer = Callable[[Sequence[T], str], None]
@@ -58,6 +59,12 @@ class BatchingSink(Generic[T]):
     strings, never a counter: a counter restarts with the process and would
     make ClickHouse discard a *different* batch that reuses an old token.
     ``writer`` raises SinkUnavailable on failure.
+
+    ``background=True`` lets :meth:`flush` hand the batch to a writer thread and
+    return at once (a ClickHouse insert spends most of its time outside the GIL,
+    so the caller keeps consuming meanwhile); :meth:`poll` then finishes it. One
+    batch is in flight at most, and it is written, retried and acknowledged
+    (``on_written``) exactly as a synchronous one.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class BatchingSink(Generic[T]):
         identity: Callable[[T], str],
         max_rows: int = 10_000,
         on_written: Callable[[Sequence[T]], None] | None = None,
+        background: bool = False,
     ) -> None:
         self.name = name
         self._on_written = on_written
@@ -77,6 +85,10 @@ class BatchingSink(Generic[T]):
         self._sealed: list[T] | None = None
         self._token = ""
         self._backoff = Backoff()
+        self._executor = (
+            ThreadPoolExecutor(1, thread_name_prefix=f"sink-{name}") if background else None
+        )
+        self._inflight: Future[None] | None = None
 
     def add(self, row: T) -> None:
         self._pending.append(row)
@@ -106,34 +118,73 @@ class BatchingSink(Generic[T]):
     def pending_rows(self) -> int:
         return len(self._pending) + (len(self._sealed) if self._sealed else 0)
 
-    def flush(self) -> int:
-        """Write everything pending; returns rows written. Raises SinkUnavailable to back off."""
+    @property
+    def writing(self) -> bool:
+        """A batch is being written in the background (finished or not)."""
+        return self._inflight is not None
+
+    def poll(self) -> int:
+        """Finish a background write that is done; returns its rows (0: none, or still busy).
+
+        Raises SinkUnavailable, as :meth:`flush` does, when that write failed.
+        """
+        if self._inflight is None or not self._inflight.done():
+            return 0
+        return self._finish()
+
+    def flush(self, background: bool = False) -> int:
+        """Write everything pending; returns rows written. Raises SinkUnavailable to back off.
+
+        A background write in flight is waited for first (and is the batch this
+        call writes). ``background`` starts the write in the writer thread and
+        returns 0 (a sink made with ``background=False`` always writes here).
+        """
+        if self._inflight is not None:
+            return self._finish()
         if self._sealed is None:
             if not self._pending:
                 return 0
             self._sealed, self._pending = self._pending, []
             self._token = self._digest(self._sealed)
+        if background and self._executor is not None:
+            self._inflight = self._executor.submit(self._writer, self._sealed, self._token)
+            return 0
         try:
             self._writer(self._sealed, self._token)
         except SinkUnavailable as exc:
-            exc.retry_after = self._backoff.next()
-            metrics.INSERT_RETRIES.labels(self.name).inc()
-            log.warning(
-                "%s: write of %d rows failed, retry in %.1fs: %s",
-                self.name,
-                len(self._sealed),
-                exc.retry_after,
-                exc,
-            )
+            self._failed(exc)
             raise
-        except SpanstreamError:
+        return self._written()
+
+    def _finish(self) -> int:
+        assert self._inflight is not None
+        future, self._inflight = self._inflight, None
+        try:
+            future.result()
+        except SinkUnavailable as exc:
+            self._failed(exc)
             raise
+        return self._written()
+
+    def _failed(self, exc: SinkUnavailable) -> None:
+        assert self._sealed is not None
+        exc.retry_after = self._backoff.next()
+        metrics.INSERT_RETRIES.labels(self.name).inc()
+        log.warning(
+            "%s: write of %d rows failed, retry in %.1fs: %s",
+            self.name,
+            len(self._sealed),
+            exc.retry_after,
+            exc,
+        )
+
+    def _written(self) -> int:
+        assert self._sealed is not None
         sealed, self._sealed = self._sealed, None
         if self._on_written is not None:
             self._on_written(sealed)
-        written = len(sealed)
         self._backoff.reset()
-        return written
+        return len(sealed)
 
     def _digest(self, rows: Sequence[T]) -> str:
         h = hashlib.blake2b(digest_size=8)

@@ -17,6 +17,7 @@ from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.model import Span
+from pipeline.otlp.heads import SpanFacts, SpanHead, head_columns, to_span
 from pipeline.store.base import Store
 from pipeline.windows.series import ClosedWindow
 
@@ -54,6 +55,24 @@ def span_columns(spans: Sequence[Span]) -> dict[str, list[Any]]:
         "Links.TraceState": [[lk.trace_state for lk in s.links] for s in spans],
         "Links.Attributes": [[lk.attributes for lk in s.links] for s in spans],
     }
+
+
+def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
+    """:func:`span_columns` of kept spans, heads included, without building every Span.
+
+    Heads the native scan made are read straight from their record's bytes
+    (:func:`pipeline.otlp.heads.head_columns`); anything else goes through
+    :func:`~pipeline.otlp.heads.to_span`. Rows come native first: row order
+    means nothing to ClickHouse, and the batch's dedup token names the rows.
+    """
+    native = [s for s in spans if type(s) is SpanHead and s.span is None]
+    if len(native) == len(spans):
+        return head_columns(native)
+    columns = head_columns(native)
+    rest = span_columns([to_span(s) for s in spans if not (type(s) is SpanHead and s.span is None)])
+    for name, values in columns.items():
+        values.extend(rest[name])
+    return columns
 
 
 def window_columns(windows: Sequence[ClosedWindow]) -> dict[str, list[Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -82,3 +84,64 @@ def test_flush_with_nothing_pending_writes_nothing() -> None:
     sink.add("x")
     assert sink.full and sink.pending_rows == 1
     assert writer.calls == []
+
+
+class GatedWriter(FlakyWriter):
+    """A FlakyWriter that blocks each write until the test opens the gate."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(failures)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def __call__(self, rows: Sequence[str], token: str) -> None:
+        self.started.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().__call__(rows, token)
+
+
+def _poll_until_done(sink: BatchingSink[str]) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        written = sink.poll()
+        if not sink.writing:
+            return written
+    raise AssertionError("the background write never finished")
+
+
+def test_background_write_is_acknowledged_only_when_it_finished() -> None:
+    writer = GatedWriter(failures=0)
+    acked: list[list[str]] = []
+    sink = BatchingSink("spans", writer, str, on_written=lambda r: acked.append(list(r)), background=True)
+    sink.extend(["a", "b"])
+    assert sink.flush(background=True) == 0
+    assert writer.started.wait(10)
+    sink.add("c")  # arrives while the batch is written: the next batch
+    assert sink.writing and sink.poll() == 0 and sink.pending_rows == 3 and acked == []
+    writer.gate.set()
+    assert _poll_until_done(sink) == 2
+    assert acked == [["a", "b"]] and sink.pending_rows == 1
+
+
+def test_background_failure_surfaces_at_poll_and_the_retry_keeps_the_token() -> None:
+    writer = GatedWriter(failures=1)
+    writer.gate.set()
+    sink = BatchingSink("spans", writer, str, background=True)
+    sink.extend(["a", "b"])
+    sink.flush(background=True)
+    with pytest.raises(SinkUnavailable) as failed:
+        _poll_until_done(sink)
+    assert failed.value.retry_after > 0 and sink.pending_rows == 2
+    sink.flush(background=True)
+    assert _poll_until_done(sink) == 2
+    assert [rows for rows, _ in writer.calls] == [["a", "b"]] * 2
+    assert writer.calls[0][1] == writer.calls[1][1]
+
+
+def test_a_plain_flush_waits_for_the_write_in_flight() -> None:
+    writer = GatedWriter(failures=0)
+    sink = BatchingSink("spans", writer, str, background=True)
+    sink.extend(["a"])
+    sink.flush(background=True)
+    threading.Timer(0.05, writer.gate.set).start()
+    assert sink.flush() == 1 and not sink.writing
