@@ -12,7 +12,19 @@ setup(
         Extension(
             "pipeline.otlp._heads",
             sources=["pipeline/otlp/_heads.c"],
-            depends=[f"pipeline/otlp/{name}.h" for name in ("_wire", "_values", "_span", "_derive", "_head_type", "_window", "_sampling", "_columns")],
+            depends=[
+                f"pipeline/otlp/{name}.h"
+                for name in (
+                    "_wire",
+                    "_values",
+                    "_span",
+                    "_derive",
+                    "_head_type",
+                    "_window",
+                    "_sampling",
+                    "_columns",
+                )
+            ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
         )
     ]

@@ -48,8 +48,8 @@ from pipeline.sinks.clickhouse import (
     METRICS_TABLE,
     anomaly_columns,
     stored_span_ids,
-    trace_columns,
     table_writer,
+    trace_columns,
     window_columns,
 )
 from pipeline.store.base import Store

@@ -331,15 +331,9 @@ class IngestLoop:
         return True
 
     def _flush_sink(self, force: bool = False) -> None:
-        """Write kept traces when a batch is due; ``force`` writes everything, and waits.
-
-        Otherwise the write runs in the sink's writer thread while this loop goes on
-        reading; a write still in flight holds the next one back.
-        """
-        if self.sink.writing and not force:
-            self.sink.poll()
-            if self.sink.writing:
-                return
+        """Write kept traces when due, in the sink's writer thread (``force``: all, waiting)."""
+        if not force and self.sink.busy():
+            return
         now = self.clock.now()
         due = force or self.sink.full or now - self._last_flush >= self.flush_interval
         while due and self.sink.pending_rows:

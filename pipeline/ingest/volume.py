@@ -173,4 +173,3 @@ class VolumeMeter:
         line = volume_line(volume_delta(current, self._reported), elapsed)
         self._reported, self._reported_at = current, self.clock.now()
         return line
-

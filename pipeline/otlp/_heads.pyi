@@ -77,6 +77,7 @@ def fields(
     link_cls: Callable[[str, str, str, dict[str, str]], Any],
     /,
 ) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]: ...
+
 @final
 class RedAcc:
     """RED counts of one series in one window (see pipeline.windows.partial)."""

@@ -123,6 +123,11 @@ class BatchingSink(Generic[T]):
         """A batch is being written in the background (finished or not)."""
         return self._inflight is not None
 
+    def busy(self) -> bool:
+        """:meth:`poll`, then whether a background write is still in flight."""
+        self.poll()
+        return self.writing
+
     def poll(self) -> int:
         """Finish a background write that is done; returns its rows (0: none, or still busy).
 

@@ -112,7 +112,9 @@ def _poll_until_done(sink: BatchingSink[str]) -> int:
 def test_background_write_is_acknowledged_only_when_it_finished() -> None:
     writer = GatedWriter(failures=0)
     acked: list[list[str]] = []
-    sink = BatchingSink("spans", writer, str, on_written=lambda r: acked.append(list(r)), background=True)
+    sink = BatchingSink(
+        "spans", writer, str, on_written=lambda r: acked.append(list(r)), background=True
+    )
     sink.extend(["a", "b"])
     assert sink.flush(background=True) == 0
     assert writer.started.wait(10)
