@@ -148,7 +148,6 @@ def _watch(
             pid = worker.pid
             if pid is not None:
                 rss = _read_status(pid, "VmRSS")
-                rss_start = rss_start or rss
                 rss_peak = max(rss_peak, rss)
                 rss_samples += 1
             values = None
@@ -157,6 +156,7 @@ def _watch(
                 values = _scrape(worker.metrics_port)
             if values is not None and pid is not None:
                 last = values
+                rss_start = rss_start or rss  # the first scrape: the worker is up
                 sample = Sample(
                     time.monotonic(),
                     int(values["spanstream_messages_in_total"]),
