@@ -3,7 +3,7 @@
 Three rates on the messages the ceiling read: ``FromString`` alone, the
 pipeline's ``decode_message`` (decode + enrich), and :class:`IngestCore` as the
 worker runs it (decode, enrich, tail sampling, window partials and cuts, and the
-full spans and ``otel_traces`` columns of kept traces), on a manual clock. The
+``otel_traces`` columns of kept traces), on a manual clock. The
 gap between the core and the worker is what Kafka, the window stage, the store
 and the process around them cost.
 """
