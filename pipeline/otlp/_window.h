@@ -286,7 +286,7 @@ facts_of(PyObject *span, Facts *f)
 
 /* ts - ts % window (Python's floor modulo), new reference. */
 static PyObject *
-window_start(PyObject *ts, long long window_ns, PyObject *window_obj)
+window_start(PyObject *ts, long long window_ns, PyObject *window_obj, PyObject *last)
 {
     int overflow = 0;
     long long t = PyLong_AsLongLongAndOverflow(ts, &overflow);
@@ -295,8 +295,14 @@ window_start(PyObject *ts, long long window_ns, PyObject *window_obj)
     long long r = t % window_ns, start;
     if (r < 0)
         r += window_ns;
-    if (overflow == 0 && !__builtin_sub_overflow(t, r, &start))
+    if (overflow == 0 && !__builtin_sub_overflow(t, r, &start)) {
+        /* Spans of one record mostly share a window: reuse the last start's int. */
+        int last_overflow = 1;
+        if (last != NULL && PyLong_AsLongLongAndOverflow(last, &last_overflow) == start
+            && last_overflow == 0)
+            return Py_NewRef(last);
         return PyLong_FromLongLong(start);
+    }
     PyObject *rem = PyNumber_Remainder(ts, window_obj);
     PyObject *out = rem ? PyNumber_Subtract(ts, rem) : NULL;
     Py_XDECREF(rem);
@@ -421,9 +427,9 @@ window_add(PyObject *self, PyObject *args)
             rc = -1;
             break;
         }
-        PyObject *s = window_start(f.timestamp_ns, window_ns, window_obj);
+        PyObject *s = window_start(f.timestamp_ns, window_ns, window_obj, start);
         int same = s && start && f.service == last_service && f.operation == last_operation
-                   ? PyObject_RichCompareBool(s, start, Py_EQ) : 0;
+                   ? (s == start ? 1 : PyObject_RichCompareBool(s, start, Py_EQ)) : 0;
         if (s == NULL || same < 0)
             rc = -1;
         else if (!same) {

@@ -60,17 +60,15 @@ class SamplingStats:
 
     def record_in(self, spans: Sequence[SpanFacts]) -> None:
         """Count spans entering the sampler."""
-        services = self.services
         for service, (n, size) in per_service(spans, row_bytes).items():
-            volume = services[service]
+            volume = self.services[service]
             volume.spans_in += n
             volume.bytes_in += size
 
     def record_kept(self, spans: Sequence[SpanFacts]) -> None:
         """Count spans leaving the sampler to be stored."""
-        services = self.services
         for service, (n, size) in per_service(spans, row_bytes).items():
-            volume = services[service]
+            volume = self.services[service]
             volume.spans_kept += n
             volume.bytes_kept += size
 

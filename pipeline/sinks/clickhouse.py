@@ -65,13 +65,17 @@ def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
     :func:`~pipeline.otlp.heads.to_span`. Rows come native first: row order
     means nothing to ClickHouse, and the batch's dedup token names the rows.
     """
-    native = [s for s in spans if type(s) is SpanHead and s.span is None]
-    if len(native) == len(spans):
-        return head_columns(native)
+    native: list[SpanHead] = []
+    rest: list[Span] = []
+    for s in spans:
+        if type(s) is SpanHead and s.span is None:
+            native.append(s)
+        else:
+            rest.append(to_span(s))
     columns = head_columns(native)
-    rest = span_columns([to_span(s) for s in spans if not (type(s) is SpanHead and s.span is None)])
-    for name, values in columns.items():
-        values.extend(rest[name])
+    if rest:
+        for name, values in span_columns(rest).items():
+            columns[name].extend(values)
     return columns
 
 
