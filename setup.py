@@ -23,6 +23,7 @@ setup(
                     "_window",
                     "_sampling",
                     "_columns",
+                    "_arrow",
                 )
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],

@@ -49,10 +49,11 @@ from pipeline.sinks.clickhouse import (
     anomaly_columns,
     stored_span_ids,
     table_writer,
+    trace_arrays,
     trace_columns,
     window_columns,
 )
-from pipeline.store.base import Store
+from pipeline.store.base import Store, accepts_arrow
 from pipeline.tables import OwnedView
 from pipeline.windows.assembler import Hold, WindowAssembler
 from pipeline.windows.partial import Partial
@@ -279,7 +280,8 @@ class Pipeline:
         )
 
     def _span_writer(self, core: IngestCore) -> Any:
-        insert = table_writer(self.store, "otel_traces", trace_columns)
+        to_columns = trace_arrays if accepts_arrow(self.store) else trace_columns
+        insert = table_writer(self.store, "otel_traces", to_columns)
 
         def write(traces: Sequence[DecidedTrace], token: str) -> None:
             replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.store.base import Store
+from pipeline.store.base import Store, accepts_arrow
 
 
 class LockedStore:
@@ -21,6 +21,7 @@ class LockedStore:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        self.accepts_arrow = accepts_arrow(store)
 
     def execute(self, sql: str) -> None:
         with self._lock:

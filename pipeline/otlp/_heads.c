@@ -37,7 +37,7 @@ typedef struct {
     } part;
 } Scratch;
 
-#include "_columns.h"
+#include "_arrow.h"
 
 typedef struct {
     PyObject *context, *contexts, *memo, *derive, *slow, *kv_string;
@@ -426,6 +426,9 @@ static PyMethodDef methods[] = {
                "events, links, name, trace_state, kind, status, status_message)")},
     {"columns", columns, METH_VARARGS,
      PyDoc_STR("columns(heads, kv_string, kinds, statuses) -> {otel_traces column: values}")},
+    {"arrow_columns", arrow_columns, METH_VARARGS,
+     PyDoc_STR("arrow_columns(heads, kv_string, kinds, statuses) -> {otel_traces column: "
+               "(layout, buffer, ...)}")},
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},

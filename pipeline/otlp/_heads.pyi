@@ -131,3 +131,10 @@ def columns(
     statuses: dict[int, str],
     /,
 ) -> dict[str, list[Any]]: ...
+def arrow_columns(
+    heads: list[SpanHead],
+    kv_string: Callable[[bytes], str],
+    kinds: dict[int, str],
+    statuses: dict[int, str],
+    /,
+) -> dict[str, tuple[Any, ...]]: ...

@@ -35,7 +35,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline.enrich import Enricher
 from pipeline.model import Span, SpanEvent, SpanLink
-from pipeline.otlp._heads import SpanHead, columns, fields, scan
+from pipeline.otlp._heads import SpanHead, arrow_columns, columns, fields, scan
 from pipeline.otlp.ids import KINDS, STATUSES
 from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_request
 
@@ -43,6 +43,7 @@ __all__ = [
     "ScopeContext",
     "SpanFacts",
     "SpanHead",
+    "head_buffers",
     "head_columns",
     "head_of",
     "heads_from_proto",
@@ -182,6 +183,15 @@ def head_columns(heads: list[SpanHead]) -> dict[str, list[Any]]:
     pass from the records' bytes without a Span per head.
     """
     return columns(heads, _kv_string, KINDS, STATUSES)
+
+
+def head_buffers(heads: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
+    """:func:`head_columns` as native Arrow buffers (``pipeline/otlp/_arrow.h``).
+
+    :func:`pipeline.store.arrow.from_layout` makes each an array. Raises
+    OverflowError when a column passes Arrow's int32 offsets (split the heads).
+    """
+    return arrow_columns(heads, _kv_string, KINDS, STATUSES)
 
 
 def head_of(

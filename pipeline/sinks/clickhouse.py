@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.model import Span
-from pipeline.otlp.heads import SpanFacts, SpanHead, head_columns, to_span
+from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_columns, to_span
+from pipeline.store.arrow import column_array, from_layout
 from pipeline.store.base import Store
 from pipeline.windows.series import ClosedWindow
 
@@ -57,6 +60,10 @@ def span_columns(spans: Sequence[Span]) -> dict[str, list[Any]]:
     }
 
 
+#: The ``otel_traces`` columns spanstream writes, in insert order.
+TRACE_COLUMNS = tuple(span_columns([]))
+
+
 def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
     """:func:`span_columns` of kept spans, heads included, without building every Span.
 
@@ -65,6 +72,29 @@ def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
     :func:`~pipeline.otlp.heads.to_span`. Rows come native first: row order
     means nothing to ClickHouse, and the batch's dedup token names the rows.
     """
+    native, rest = _split_heads(spans)
+    columns = head_columns(native)
+    if rest:
+        for name, values in span_columns(rest).items():
+            columns[name].extend(values)
+    return columns
+
+
+def trace_arrays(spans: Sequence[SpanFacts]) -> dict[str, pa.Array]:
+    """:func:`trace_columns` as pyarrow arrays, for stores that take them (chdb).
+
+    Native heads become Arrow buffers in one pass (:func:`~pipeline.otlp.heads.head_buffers`)
+    with no Python value per column and row; the same rows, in the same order.
+    """
+    native, rest = _split_heads(spans)
+    arrays = _head_arrays(native)
+    if rest:
+        for name, values in span_columns(rest).items():
+            arrays[name] = pa.concat_arrays([arrays[name], column_array(values, arrays[name].type)])
+    return arrays
+
+
+def _split_heads(spans: Sequence[SpanFacts]) -> tuple[list[SpanHead], list[Span]]:
     native: list[SpanHead] = []
     rest: list[Span] = []
     for s in spans:
@@ -72,11 +102,19 @@ def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
             native.append(s)
         else:
             rest.append(to_span(s))
-    columns = head_columns(native)
-    if rest:
-        for name, values in span_columns(rest).items():
-            columns[name].extend(values)
-    return columns
+    return native, rest
+
+
+def _head_arrays(heads: list[SpanHead]) -> dict[str, pa.Array]:
+    try:
+        raw = head_buffers(heads)
+    except OverflowError:  # past int32 offsets (or a timestamp past int64: raised at 1)
+        if len(heads) < 2:
+            raise
+        half = len(heads) // 2
+        first, second = _head_arrays(heads[:half]), _head_arrays(heads[half:])
+        return {name: pa.concat_arrays([first[name], second[name]]) for name in first}
+    return {name: from_layout(raw[name], len(heads)) for name in TRACE_COLUMNS}
 
 
 def window_columns(windows: Sequence[ClosedWindow]) -> dict[str, list[Any]]:

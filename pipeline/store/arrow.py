@@ -114,7 +114,14 @@ def column_array(values: Sequence[Any], target: pa.DataType) -> pa.Array:
 
     >>> column_array([[{"a": "1"}, {}], []], arrow_type("Array(Map(String, String))")).to_pylist()
     [[[('a', '1')], []], []]
+
+    An Arrow array is taken as it is (cast if its type differs):
+
+    >>> column_array(pa.array([1]), pa.uint64()).type
+    DataType(uint64)
     """
+    if isinstance(values, pa.Array):
+        return values if values.type == target else values.cast(target)
     if pa.types.is_map(target):
         return _map_array(values, target)
     if pa.types.is_list(target) and pa.types.is_map(target.value_type):
@@ -142,3 +149,49 @@ def _offsets(values: Sequence[Any]) -> pa.Array:
         total += len(value) if value else 0
         offsets.append(total)
     return pa.array(offsets, type=pa.int32())
+
+
+_STRING = pa.string()
+_MAP = pa.map_(_STRING, _STRING)
+_FIXED = {"ts": pa.timestamp("ns", tz="UTC"), "u64": pa.uint64()}
+
+
+def from_layout(column: Sequence[Any], rows: int) -> pa.Array:
+    """An Arrow array from a native column: its layout name, then its buffers as bytes.
+
+    The layouts are those of ``pipeline/otlp/_arrow.h``; no value is copied.
+
+    >>> import struct
+    >>> offsets = struct.pack("<3i", 0, 2, 2)
+    >>> from_layout(("str", offsets, b"ab"), 2).to_pylist()
+    ['ab', '']
+    >>> from_layout(("list_str", struct.pack("<2i", 0, 2), offsets, b"ab"), 1).to_pylist()
+    [['ab', '']]
+    """
+    kind, raw = column[0], column[1:]
+    if not kind.startswith("list_"):
+        return _flat(kind, rows, raw)
+    lists = pa.Array.from_buffers(pa.int32(), rows + 1, [None, pa.py_buffer(raw[0])])
+    return pa.ListArray.from_arrays(lists, _flat(kind[len("list_") :], _last(raw[0]), raw[1:]))
+
+
+def _flat(kind: str, rows: int, raw: Sequence[bytes]) -> pa.Array:
+    buffers = [pa.py_buffer(b) for b in raw]
+    if kind in _FIXED:
+        return pa.Array.from_buffers(_FIXED[kind], rows, [None, buffers[0]])
+    if kind == "str":
+        return pa.Array.from_buffers(_STRING, rows, [None, buffers[0], buffers[1]])
+    if kind != "map":
+        raise ValueError(f"unknown native column layout {kind!r}")
+    entries = _last(raw[0])
+    return pa.MapArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), rows + 1, [None, buffers[0]]),
+        pa.Array.from_buffers(_STRING, entries, [None, buffers[1], buffers[2]]),
+        pa.Array.from_buffers(_STRING, entries, [None, buffers[3], buffers[4]]),
+        type=_MAP,
+    )
+
+
+def _last(offsets: bytes) -> int:
+    """The last of an int32 offsets buffer: how many children the offsets cover."""
+    return int.from_bytes(offsets[-4:], "little", signed=True)

@@ -43,6 +43,15 @@ class Store(Protocol):
         """Release the connection; the store is unusable afterwards."""
 
 
+def accepts_arrow(store: object) -> bool:
+    """True if ``store.insert`` takes pyarrow arrays as columns (chdb), not only lists.
+
+    A store says so with an ``accepts_arrow`` attribute; wrappers pass their
+    inner store's on. Any other store gets Python lists.
+    """
+    return bool(getattr(store, "accepts_arrow", False))
+
+
 def row_count(columns: Mapping[str, Sequence[Any]]) -> int:
     """The common length of the columns of a batch.
 

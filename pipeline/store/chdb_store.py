@@ -54,6 +54,9 @@ def _unregister(path: Path) -> None:
 class ChdbStore:
     """A :class:`~pipeline.store.base.Store` on an embedded chdb Session."""
 
+    #: ``insert`` takes pyarrow arrays as they are (see :func:`~pipeline.store.base.accepts_arrow`).
+    accepts_arrow = True
+
     def __init__(self, target: ChdbTarget) -> None:
         from chdb import session
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, ServiceUnavailable, SinkUnavailable
-from pipeline.store.base import Store
+from pipeline.store.base import Store, accepts_arrow
 
 SWITCH_ENV = "SPANSTREAM_OUTAGE_SWITCH"
 
@@ -50,6 +50,7 @@ class OutageStore:
         self.inner = inner
         self.switch = switch
         self.refused = 0
+        self.accepts_arrow = accepts_arrow(inner)
 
     def _down(self) -> str | None:
         if not self.switch.exists():

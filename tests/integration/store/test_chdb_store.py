@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.enrich import Enricher
 from pipeline.errors import ServiceUnavailable
+from pipeline.generate.messages import Framing, to_messages
+from pipeline.generate.schedule import StreamSpec, generate_traces
+from pipeline.otlp import decode_message
+from pipeline.sinks.clickhouse import trace_arrays, trace_columns
 from pipeline.store import Store, open_store
 
 pytestmark = pytest.mark.integration
@@ -221,3 +226,22 @@ def test_stored_span_ids_finds_replayed_traces_with_an_array_parameter(chdb_stor
 def test_array_parameters_are_quoted_for_chdb(chdb_store: Store, value: str) -> None:
     rows = chdb_store.query("SELECT has({v:Array(String)}, {x:String})", {"v": [value], "x": value})
     assert rows == [(True,)]
+
+
+def test_native_arrays_store_exactly_the_rows_lists_store(chdb_store: Store) -> None:
+    """The Arrow path (the worker on chdb) writes the rows of the list path, column for column."""
+    spec = StreamSpec(seed=9, start_ns=T0, rate=50.0, count=40)
+    enricher = Enricher()
+    heads = [
+        h
+        for m in to_messages(generate_traces(spec), Framing("otlp_proto", seed=9))
+        for h in decode_message(m.value, None, max_bytes=1 << 24, enricher=enricher).spans
+    ]
+    chdb_store.insert("otel_traces", trace_columns(heads), dedup_token="lists")
+    chdb_store.insert("otel_traces", trace_arrays(heads), dedup_token="arrays")
+    assert count(chdb_store, "otel_traces") == 2 * len(heads)
+    pairs = chdb_store.query(
+        "SELECT count() FROM (SELECT toString(tuple(*)) AS row, count() AS n "
+        "FROM otel_traces GROUP BY row HAVING n = 2)"
+    )
+    assert pairs[0][0] == len(heads)

@@ -8,7 +8,8 @@ from pipeline.model import Span
 from pipeline.otlp import decode_message
 from pipeline.otlp.decode import choose_encoding
 from pipeline.otlp.heads import SpanHead, head_columns, span_size, to_span
-from pipeline.sinks.clickhouse import span_columns
+from pipeline.sinks.clickhouse import span_columns, trace_arrays
+from pipeline.store.arrow import column_array
 from tests.unit.otlp.reference_proto import spans_from_proto as reference_spans
 
 FACTS = (
@@ -65,5 +66,9 @@ def assert_equivalent(values: list[bytes], config: EnrichConfig | None = None) -
         if heads:  # the otel_traces rows of kept spans, read natively from the bytes
             native = [h for h in heads if h.span is None]
             oracle = [s for h, s in zip(heads, expected, strict=True) if h.span is None]
-            assert head_columns(native) == span_columns(oracle)  # type: ignore[arg-type]
+            reference = span_columns(oracle)  # type: ignore[arg-type]
+            assert head_columns(native) == reference
+            arrays = trace_arrays(native)
+            for name, values in reference.items():
+                assert arrays[name].equals(column_array(values, arrays[name].type)), name
         assert ours._operations == theirs._operations

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
 from pipeline.enrich import Enricher
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.otlp import decode_message
-from pipeline.otlp.heads import SpanFacts, head_of, to_span
-from pipeline.sinks.clickhouse import span_columns, trace_columns
+from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_of, to_span
+from pipeline.sinks import clickhouse
+from pipeline.sinks.clickhouse import span_columns, trace_arrays, trace_columns
+from pipeline.store.arrow import arrow_type, column_array
 
 
 def _heads(count: int) -> list[SpanFacts]:
@@ -40,3 +47,92 @@ def test_built_spans_and_python_heads_mix_with_native_heads() -> None:
     columns = trace_columns(mixed)
     assert list(columns) == list(span_columns([]))
     assert _rows(columns) == _rows(span_columns([to_span(h) for h in heads]))  # type: ignore[arg-type]
+
+
+# The ClickHouse types of the otel_traces columns (schemas/clickhouse/0001_otel_traces.sql,
+# Nested columns as chdb lists them), whose Arrow types the native arrays must have.
+OTEL_TRACES_TYPES = {
+    "Timestamp": "DateTime64(9)",
+    "TraceId": "String",
+    "SpanId": "String",
+    "ParentSpanId": "String",
+    "TraceState": "String",
+    "SpanName": "LowCardinality(String)",
+    "SpanKind": "LowCardinality(String)",
+    "ServiceName": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeName": "String",
+    "ScopeVersion": "String",
+    "SpanAttributes": "Map(LowCardinality(String), String)",
+    "Duration": "UInt64",
+    "StatusCode": "LowCardinality(String)",
+    "StatusMessage": "String",
+    "Events.Timestamp": "Array(DateTime64(9))",
+    "Events.Name": "Array(LowCardinality(String))",
+    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+    "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)",
+    "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+}
+
+
+def _as_arrays(columns: dict[str, list[Any]]) -> dict[str, pa.Array]:
+    return {k: column_array(v, arrow_type(OTEL_TRACES_TYPES[k])) for k, v in columns.items()}
+
+
+def _equal(got: dict[str, pa.Array], expected: dict[str, pa.Array]) -> list[str]:
+    """Names of the columns that differ (type or values); [] when all are equal."""
+    assert list(got) == list(expected)
+    return [k for k in expected if not got[k].equals(expected[k])]
+
+
+def test_native_arrays_equal_the_list_columns_as_arrow() -> None:
+    heads = _heads(60)
+    assert _equal(trace_arrays(heads), _as_arrays(trace_columns(heads))) == []
+
+
+def test_native_arrays_of_mixed_heads_hold_the_same_rows() -> None:
+    heads = _heads(20)
+    mixed: list[SpanFacts] = [
+        to_span(h) if i % 3 == 0 else head_of(to_span(h)) if i % 3 == 1 else h
+        for i, h in enumerate(heads)
+    ]
+    got = pa.Table.from_pydict(trace_arrays(mixed)).sort_by([("SpanId", "ascending")])
+    reference = _as_arrays(span_columns([to_span(h) for h in heads]))
+    expected = pa.Table.from_pydict(reference).sort_by([("SpanId", "ascending")])
+    assert got.equals(expected)
+
+
+def test_no_spans_give_empty_typed_arrays() -> None:
+    arrays = trace_arrays([])
+    assert {k: len(v) for k, v in arrays.items()} == dict.fromkeys(OTEL_TRACES_TYPES, 0)
+    assert _equal(arrays, _as_arrays(span_columns([]))) == []
+
+
+def test_a_batch_past_int32_offsets_is_split_and_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    heads = [h for h in _heads(10) if isinstance(h, SpanHead)]
+    calls: list[int] = []
+
+    def small_offsets(batch: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
+        calls.append(len(batch))
+        if len(batch) > 7:  # as if these heads' data passed 2 GiB
+            raise OverflowError("Arrow int32 offsets overflow")
+        return head_buffers(batch)
+
+    monkeypatch.setattr(clickhouse, "head_buffers", small_offsets)
+    got = trace_arrays(heads)
+    assert calls[0] == len(heads) > 7 and sum(c for c in calls if c <= 7) == len(heads)
+    monkeypatch.undo()
+    assert _equal(got, trace_arrays(heads)) == []
+
+
+def test_a_timestamp_past_int64_is_an_error_not_a_wrong_row() -> None:
+    head = next(h for h in _heads(1) if isinstance(h, SpanHead))
+    late = SpanHead(
+        head.trace_id, head.span_id, head.parent_span_id, 2**63, head.duration_ns,
+        head.service_name, head.operation, head.is_error, head.row_bytes, head.value,
+        head.offset, head.length, head.ctx, None,
+    )  # fmt: skip
+    with pytest.raises(OverflowError):
+        trace_arrays([late])
