@@ -24,6 +24,7 @@ setup(
                     "_sampling",
                     "_columns",
                     "_arrow",
+                    "_validate",
                 )
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],

@@ -1,9 +1,9 @@
 /* pipeline.otlp._heads: the per-span hot path of otlp_proto decoding, in C.
  *
- * scan() walks the wire bytes of an ExportTraceServiceRequest that upb has already
- * parsed (and so validated) and makes one SpanHead per span: the few fields that
- * enrichment, tail sampling and window aggregation read, plus where the span's bytes
- * are, so that the full pipeline.model.Span is built (in Python, by
+ * scan() walks the wire bytes of an ExportTraceServiceRequest that valid() (see
+ * _validate.h) or else upb has already accepted, and makes one SpanHead per span: the
+ * few fields that enrichment, tail sampling and window aggregation read, plus where the
+ * span's bytes are, so that the full pipeline.model.Span is built (in Python, by
  * pipeline.otlp.heads) only for spans of kept traces.
  *
  * Exactness rule: this file handles the canonical encoding only. A span that uses
@@ -38,6 +38,7 @@ typedef struct {
 } Scratch;
 
 #include "_arrow.h"
+#include "_validate.h"
 
 typedef struct {
     PyObject *context, *contexts, *memo, *derive, *slow, *kv_string;
@@ -421,6 +422,8 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      PyDoc_STR("scan(value, context, memo, derive, slow, kv_string, max_attributes, "
                "max_value_length, memo_limit) -> list[SpanHead] | None")},
+    {"valid", valid, METH_O,
+     PyDoc_STR("valid(value) -> True only if upb accepts value as an ExportTraceServiceRequest")},
     {"fields", fields, METH_VARARGS,
      PyDoc_STR("fields(value, offset, length, kv_string, event_cls, link_cls) -> (attributes, "
                "events, links, name, trace_state, kind, status, status_message)")},

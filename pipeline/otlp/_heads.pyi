@@ -131,6 +131,7 @@ def columns(
     statuses: dict[int, str],
     /,
 ) -> dict[str, list[Any]]: ...
+def valid(value: bytes, /) -> bool: ...
 def arrow_columns(
     heads: list[SpanHead],
     kv_string: Callable[[bytes], str],

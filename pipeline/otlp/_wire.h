@@ -1,6 +1,6 @@
 /* Protobuf wire-format reading for _heads.c: varints, tags, length-delimited fields.
  *
- * The bytes were already accepted by upb (ExportTraceServiceRequest.FromString), so
+ * The scan reads bytes valid() or upb (ExportTraceServiceRequest.FromString) accepted, so
  * these readers only need to be memory-safe, not to explain errors: any inconsistency
  * makes the caller take the exact Python path instead.
  */

@@ -7,8 +7,10 @@ maps, events, links) for every span cost ~12 us of Python per span, twenty times
 the upb parse, and most spans are dropped. So an ``otlp_proto`` record becomes a
 list of :class:`SpanHead` values:
 
-1. upb parses the request (``parse_request``): this validates everything (UTF-8,
-   nesting depth, wire format), as before; the parsed message is then dropped.
+1. the record is validated (UTF-8, nesting depth, wire format) as upb would:
+   natively by :func:`pipeline.otlp._heads.valid`, which vouches only for bytes
+   upb must accept (``_validate.h``), else by upb itself (``parse_request``),
+   whose verdict and error text stand; the parsed message is then dropped.
 2. the native :func:`pipeline.otlp._heads.scan` walks the same bytes: one
    :class:`ScopeContext` per resource and scope (resource attributes, scope name
    and version), and one head per span: hex ids, start, duration, service, the
@@ -35,7 +37,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline.enrich import Enricher
 from pipeline.model import Span, SpanEvent, SpanLink
-from pipeline.otlp._heads import SpanHead, arrow_columns, columns, fields, scan
+from pipeline.otlp._heads import SpanHead, arrow_columns, columns, fields, scan, valid
 from pipeline.otlp.ids import KINDS, STATUSES
 from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_request
 
@@ -115,8 +117,12 @@ class ScopeContext:
 
 
 def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
-    """Decode one ``otlp_proto`` record into span heads (may be empty); raises DecodeError."""
-    request = parse_request(value)
+    """Decode one ``otlp_proto`` record into span heads (may be empty); raises DecodeError.
+
+    upb parses the record only when :func:`~pipeline.otlp._heads.valid` cannot vouch
+    for it (its verdict and error then stand) or the native scan gives up.
+    """
+    request = None if valid(value) else parse_request(value)
     state = _scanners.get(enricher)
     if state is None:
         state = _scanners[enricher] = _Scanner(enricher)
@@ -134,7 +140,7 @@ def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
         MEMO_LIMIT,
     )
     if heads is None:  # a layout the native scan does not read (e.g. groups): all in Python
-        heads = _heads_in_python(request, enricher)
+        heads = _heads_in_python(parse_request(value) if request is None else request, enricher)
     return heads
 
 
