@@ -5,6 +5,14 @@
  * objects and then converting them to Arrow held the GIL for ~15 % of a worker's
  * time; these buffers become arrays without a copy (pipeline.store.arrow).
  *
+ * It runs in two phases. With the GIL, it reads what lives in Python objects (each
+ * head's ids and times, each context's service, scope and resource map) into C
+ * values and takes references that keep their bytes alive. Without the GIL, it
+ * reads every span's bytes and writes all buffers, so the ingest thread keeps the
+ * interpreter meanwhile. A row needing Python (an attribute value only the
+ * kv_string callback renders, a kind or status code outside the tables) is rolled
+ * back and written again with the GIL.
+ *
  * Per column a layout and its buffers, each a bytes object:
  *   "ts", "u64"     values (int64 ns / uint64)
  *   "str"           offsets (int32, n + 1), UTF-8 data
@@ -21,6 +29,17 @@
 
 #include "_columns.h"
 
+/* Outcomes of the writers below; raised as Python errors once the GIL is back. */
+enum { E_OK, E_PYTHON, E_NOMEM, E_OFFSETS, E_TIME, E_SPAN, E_EVENT, E_LINK, E_NEED_GIL };
+
+#define TRY(expr)                                                                        \
+    do {                                                                                 \
+        int rc_ = (expr);                                                                \
+        if (rc_ != E_OK)                                                                 \
+            return rc_;                                                                  \
+    } while (0)
+
+/* A growable byte buffer; PyMem_Raw* because it grows without the GIL. */
 typedef struct {
     char *p;
     Py_ssize_t n, cap;
@@ -33,29 +52,16 @@ buf_put(Buf *b, const void *src, Py_ssize_t n)
         Py_ssize_t cap = b->cap ? b->cap : 1024;
         while (cap < b->n + n)
             cap *= 2;
-        char *p = PyMem_Realloc(b->p, cap);
-        if (p == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        char *p = PyMem_RawRealloc(b->p, cap);
+        if (p == NULL)
+            return E_NOMEM;
         b->p = p;
         b->cap = cap;
     }
     if (n > 0)
         memcpy(b->p + b->n, src, n);
     b->n += n;
-    return 0;
-}
-
-static int
-buf_i32(Buf *b, Py_ssize_t v)
-{
-    if (v > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "Arrow int32 offsets overflow");
-        return -1;
-    }
-    int32_t x = (int32_t)v;
-    return buf_put(b, &x, sizeof x);
+    return E_OK;
 }
 
 static int
@@ -64,7 +70,7 @@ buf_u64(Buf *b, uint64_t v)
     return buf_put(b, &v, sizeof v);
 }
 
-/* An offsets buffer counting `*count` children so far; starts at 0. */
+/* An int32 offsets buffer over `count` children so far; it starts with a 0. */
 typedef struct {
     Buf off;
     Py_ssize_t count;
@@ -73,7 +79,10 @@ typedef struct {
 static int
 offsets_close(Offsets *o)
 {
-    return buf_i32(&o->off, o->count);
+    if (o->count > INT32_MAX)
+        return E_OFFSETS;
+    int32_t x = (int32_t)o->count;
+    return buf_put(&o->off, &x, sizeof x);
 }
 
 typedef struct {
@@ -82,26 +91,26 @@ typedef struct {
 } Strings;
 
 static int
-strings_add(Strings *s, const void *p, Py_ssize_t n)
+strings_add(Strings *s, Slice text)
 {
-    if (buf_put(&s->data, p, n) < 0)
-        return -1;
+    TRY(buf_put(&s->data, text.p, text.n));
     s->o.count = s->data.n;
     return offsets_close(&s->o);
-}
-
-static int
-strings_add_str(Strings *s, PyObject *text)
-{
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
-    return p == NULL ? -1 : strings_add(s, p, n);
 }
 
 typedef struct {
     Offsets o;
     Strings keys, values;
 } Maps;
+
+/* A str's UTF-8 (cached in the str by CPython, so it lives as long as the str). */
+static int
+utf8_of(PyObject *text, Slice *out)
+{
+    const char *p = PyUnicode_AsUTF8AndSize(text, &out->n);
+    out->p = (const uint8_t *)p;
+    return p == NULL ? E_PYTHON : E_OK;
+}
 
 /* One rendered attribute: key and value text, valid while `object` lives. */
 typedef struct {
@@ -110,6 +119,7 @@ typedef struct {
     PyObject *object;
 } Entry;
 
+/* With the GIL (`kv_string` set) only: entries hold objects then. */
 static void
 entries_clear(Entry *entries, Py_ssize_t count)
 {
@@ -117,94 +127,92 @@ entries_clear(Entry *entries, Py_ssize_t count)
         Py_CLEAR(entries[i].object);
 }
 
-/* A repeated KeyValue into entries[], as attr_dict() would make the dict; returns
- * the count, -2 when not canonical, -1 on a Python error (entries then released). */
-static Py_ssize_t
-render_kvs(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, Entry *entries)
+static int
+render_value(Entry *e, const AnyValue *v, Slice raw, PyObject *kv_string)
 {
-    Py_ssize_t count = 0;
+    switch (v->kind) {
+    case AV_EMPTY:
+        e->text = (Slice){raw.p, 0};
+        return E_OK;
+    case AV_STRING:
+        e->text = v->text;
+        return E_OK;
+    case AV_BOOL:
+        e->text = (Slice){(const uint8_t *)(v->number ? "true" : "false"), v->number ? 4 : 5};
+        return E_OK;
+    case AV_INT:
+        e->text.n = snprintf(e->digits, sizeof e->digits, "%lld", (long long)(int64_t)v->number);
+        e->text.p = (const uint8_t *)e->digits;
+        return E_OK;
+    default:
+        if (kv_string == NULL)
+            return E_NEED_GIL;
+        Py_CLEAR(e->object);
+        e->object = PyObject_CallFunction(kv_string, "y#", (const char *)raw.p, raw.n);
+        return e->object == NULL ? E_PYTHON : utf8_of(e->object, &e->text);
+    }
+}
+
+/* A repeated KeyValue into entries[0..*count), as attr_dict() would make the dict. */
+static int
+render_kvs(const Slice *kvs, Py_ssize_t n, PyObject *kv_string, Entry *entries,
+           Py_ssize_t *count)
+{
+    *count = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Slice key, raw;
         AnyValue v;
-        if (read_keyvalue(kvs[i], &key, &raw)) {
-            entries_clear(entries, count);
-            return -2;
-        }
+        if (read_keyvalue(kvs[i], &key, &raw))
+            return E_SPAN;
         read_anyvalue(raw, &v);
         Py_ssize_t at = 0;
-        while (at < count && !(entries[at].key.n == key.n
-                               && memcmp(entries[at].key.p, key.p, key.n) == 0))
+        while (at < *count && !(entries[at].key.n == key.n
+                                && memcmp(entries[at].key.p, key.p, key.n) == 0))
             at++;
-        Entry *e = &entries[at];
-        if (at == count) {
-            e->key = key;
-            e->object = NULL;
-            count++;
+        if (at == *count) {
+            entries[at].key = key;
+            entries[at].object = NULL;
+            (*count)++;
         }
-        Py_CLEAR(e->object);
-        switch (v.kind) {
-        case AV_EMPTY:
-            e->text = (Slice){raw.p, 0};
-            break;
-        case AV_STRING:
-            e->text = v.text;
-            break;
-        case AV_BOOL:
-            e->text = (Slice){(const uint8_t *)(v.number ? "true" : "false"), v.number ? 4 : 5};
-            break;
-        case AV_INT:
-            e->text.n = snprintf(e->digits, sizeof e->digits, "%lld", (long long)(int64_t)v.number);
-            e->text.p = (const uint8_t *)e->digits;
-            break;
-        default: {
-            Py_ssize_t len;
-            e->object = PyObject_CallFunction(kv_string, "y#", (const char *)raw.p, raw.n);
-            const char *p = e->object ? PyUnicode_AsUTF8AndSize(e->object, &len) : NULL;
-            if (p == NULL) {
-                entries_clear(entries, count);
-                return -1;
-            }
-            e->text = (Slice){(const uint8_t *)p, len};
-        }
-        }
+        TRY(render_value(&entries[at], &v, raw, kv_string));
     }
-    return count;
+    return E_OK;
 }
 
 static int
 maps_add(Maps *m, const Slice *kvs, Py_ssize_t n, PyObject *kv_string, Entry *entries)
 {
-    Py_ssize_t count = render_kvs(kvs, n, kv_string, entries);
-    int rc = count == -2 ? 1 : count < 0 ? -1 : 0;
-    for (Py_ssize_t i = 0; rc == 0 && i < count; i++)
-        if (strings_add(&m->keys, entries[i].key.p, entries[i].key.n) < 0
-            || strings_add(&m->values, entries[i].text.p, entries[i].text.n) < 0)
-            rc = -1;
-    entries_clear(entries, count);
-    if (rc == 0) {
-        m->o.count += count;
-        rc = offsets_close(&m->o);
+    Py_ssize_t count;
+    int rc = render_kvs(kvs, n, kv_string, entries, &count);
+    for (Py_ssize_t i = 0; rc == E_OK && i < count; i++) {
+        rc = strings_add(&m->keys, entries[i].key);
+        if (rc == E_OK)
+            rc = strings_add(&m->values, entries[i].text);
     }
-    if (rc == 1)
-        PyErr_SetString(PyExc_ValueError, "not a span the scan accepted");
-    return rc == 0 ? 0 : -1;
-}
-
-static int
-maps_add_dict(Maps *m, PyObject *dict)
-{
-    PyObject *k, *v;
-    Py_ssize_t pos = 0;
-    if (!PyDict_Check(dict)) {
-        PyErr_SetString(PyExc_TypeError, "resource attributes must be a dict");
-        return -1;
-    }
-    while (PyDict_Next(dict, &pos, &k, &v))
-        if (strings_add_str(&m->keys, k) < 0 || strings_add_str(&m->values, v) < 0)
-            return -1;
-    m->o.count += PyDict_GET_SIZE(dict);
+    if (kv_string != NULL)
+        entries_clear(entries, count);
+    TRY(rc);
+    m->o.count += count;
     return offsets_close(&m->o);
 }
+
+/* What the rows of one ScopeContext share, read with the GIL; holds references. */
+typedef struct {
+    PyObject *ctx, *objects; /* objects: a list owning every str the slices point into */
+    Slice service, scope_name, scope_version;
+    Slice *resource; /* key, value, key, value, ... */
+    Py_ssize_t n_resource;
+} Ctx;
+
+/* What a row needs of its head: C values and slices into objects kept alive. */
+typedef struct {
+    Slice raw, trace_id, span_id, parent;
+    int64_t start;
+    uint64_t duration;
+    Py_ssize_t ctx;
+} HeadRow;
+
+#define N_LABELS 8 /* kind and status codes 0..7 resolved up front */
 
 enum { A_TIMESTAMP, A_DURATION, A_EV_TIME, N_FIXED };
 enum {
@@ -213,15 +221,33 @@ enum {
     N_STRINGS
 };
 enum { M_RESOURCE, M_ATTRIBUTES, M_EV_ATTRS, M_LK_ATTRS, N_MAPS };
+#define N_BUFS (N_FIXED + 2 * N_STRINGS + 5 * N_MAPS + 2)
+#define N_COUNTS (N_STRINGS + 3 * N_MAPS + 2)
 
 typedef struct {
     Buf fixed[N_FIXED];
     Strings strings[N_STRINGS];
     Maps maps[N_MAPS];
     Offsets events, links; /* the list offsets of the Events.* and Links.* columns */
+    Buf *bufs[N_BUFS];     /* every buffer above, and every count: for roll-backs */
+    Py_ssize_t *counts[N_COUNTS];
+    Slice kinds[N_LABELS], statuses[N_LABELS];
+    PyObject *labels; /* owns the label strs */
     Entry entries[MAX_KV];
-    Rows rows;
+    SpanFields span;
+    union {
+        EventFields event;
+        LinkFields link;
+    } part;
+    Ctx *ctxs;
+    Py_ssize_t n_ctxs;
+    HeadRow *rows;
 } Arrow;
+
+/* Python's side of a row written with the GIL; NULL without it. */
+typedef struct {
+    PyObject *kv_string, *kinds, *statuses;
+} PyParts;
 
 static int
 hex_add(Strings *s, Slice id)
@@ -229,123 +255,315 @@ hex_add(Strings *s, Slice id)
     static const char digits[] = "0123456789abcdef";
     char out[32];
     if (id.n == 0 || id.n > 16 || all_zero(id))
-        return strings_add(s, "", 0);
+        return strings_add(s, (Slice){(const uint8_t *)"", 0});
     for (Py_ssize_t i = 0; i < id.n; i++) {
         out[2 * i] = digits[id.p[i] >> 4];
         out[2 * i + 1] = digits[id.p[i] & 15];
     }
-    return strings_add(s, out, 2 * id.n);
+    return strings_add(s, (Slice){(const uint8_t *)out, 2 * id.n});
 }
 
 static int
-event_add(Arrow *a, Slice raw)
+event_add(Arrow *a, Slice raw, PyParts *py)
 {
-    EventFields *e = &a->rows.scratch->part.event;
-    if (read_event(raw, e)) {
-        PyErr_SetString(PyExc_ValueError, "odd event");
-        return -1;
-    }
-    if (e->time > (uint64_t)INT64_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "event time beyond DateTime64(9)");
-        return -1;
-    }
-    return buf_u64(&a->fixed[A_EV_TIME], e->time) < 0
-                   || strings_add(&a->strings[S_EV_NAME], e->name.p, e->name.n) < 0
-                   || maps_add(&a->maps[M_EV_ATTRS], e->kvs, e->n_kvs, a->rows.kv_string,
-                               a->entries) < 0
-               ? -1
-               : 0;
+    EventFields *e = &a->part.event;
+    if (read_event(raw, e))
+        return E_EVENT;
+    if (e->time > (uint64_t)INT64_MAX)
+        return E_TIME;
+    TRY(buf_u64(&a->fixed[A_EV_TIME], e->time));
+    TRY(strings_add(&a->strings[S_EV_NAME], e->name));
+    return maps_add(&a->maps[M_EV_ATTRS], e->kvs, e->n_kvs, py ? py->kv_string : NULL,
+                    a->entries);
 }
 
 static int
-link_add(Arrow *a, Slice raw)
+link_add(Arrow *a, Slice raw, PyParts *py)
 {
-    LinkFields *l = &a->rows.scratch->part.link;
-    if (read_link(raw, l)) {
-        PyErr_SetString(PyExc_ValueError, "odd link");
-        return -1;
-    }
-    return hex_add(&a->strings[S_LK_TRACE], l->trace_id) < 0
-                   || hex_add(&a->strings[S_LK_SPAN], l->span_id) < 0
-                   || strings_add(&a->strings[S_LK_STATE], l->trace_state.p, l->trace_state.n)
-                          < 0
-                   || maps_add(&a->maps[M_LK_ATTRS], l->kvs, l->n_kvs, a->rows.kv_string,
-                               a->entries) < 0
-               ? -1
-               : 0;
+    LinkFields *l = &a->part.link;
+    if (read_link(raw, l))
+        return E_LINK;
+    TRY(hex_add(&a->strings[S_LK_TRACE], l->trace_id));
+    TRY(hex_add(&a->strings[S_LK_SPAN], l->span_id));
+    TRY(strings_add(&a->strings[S_LK_STATE], l->trace_state));
+    return maps_add(&a->maps[M_LK_ATTRS], l->kvs, l->n_kvs, py ? py->kv_string : NULL,
+                    a->entries);
 }
 
+/* A kind or status name: from the table, else (with the GIL) label(). */
 static int
-label_add(Strings *s, PyObject *names, int32_t code)
+label_add(Strings *s, const Slice *table, PyObject *names, int32_t code, PyParts *py)
 {
+    if (code >= 0 && code < N_LABELS)
+        return strings_add(s, table[code]);
+    if (py == NULL)
+        return E_NEED_GIL;
     PyObject *text = label(names, code);
-    int rc = text == NULL ? -1 : strings_add_str(s, text);
+    Slice utf8;
+    int rc = text == NULL ? E_PYTHON : utf8_of(text, &utf8);
+    if (rc == E_OK)
+        rc = strings_add(s, utf8);
     Py_XDECREF(text);
     return rc;
 }
 
-/* The span's own columns, read from its bytes (after the head's and context's). */
 static int
-span_add(Arrow *a, SpanFields *s)
+span_add(Arrow *a, const SpanFields *s, PyParts *py)
 {
     Strings *str = a->strings;
-    if (strings_add(&str[S_TRACE_STATE], s->trace_state.p, s->trace_state.n) < 0
-        || strings_add(&str[S_NAME], s->name.p, s->name.n) < 0
-        || label_add(&str[S_KIND], a->rows.kinds, s->kind) < 0
-        || label_add(&str[S_STATUS], a->rows.statuses, s->status) < 0
-        || strings_add(&str[S_STATUS_MESSAGE], s->status_message.p, s->status_message.n) < 0
-        || maps_add(&a->maps[M_ATTRIBUTES], s->kvs, s->n_kvs, a->rows.kv_string, a->entries)
-               < 0)
-        return -1;
+    TRY(strings_add(&str[S_TRACE_STATE], s->trace_state));
+    TRY(strings_add(&str[S_NAME], s->name));
+    TRY(label_add(&str[S_KIND], a->kinds, py ? py->kinds : NULL, s->kind, py));
+    TRY(label_add(&str[S_STATUS], a->statuses, py ? py->statuses : NULL, s->status, py));
+    TRY(strings_add(&str[S_STATUS_MESSAGE], s->status_message));
+    TRY(maps_add(&a->maps[M_ATTRIBUTES], s->kvs, s->n_kvs, py ? py->kv_string : NULL,
+                 a->entries));
     for (Py_ssize_t i = 0; i < s->n_events; i++)
-        if (event_add(a, s->events[i]) < 0)
-            return -1;
+        TRY(event_add(a, s->events[i], py));
     for (Py_ssize_t i = 0; i < s->n_links; i++)
-        if (link_add(a, s->links[i]) < 0)
-            return -1;
+        TRY(link_add(a, s->links[i], py));
     a->events.count += s->n_events;
     a->links.count += s->n_links;
-    return offsets_close(&a->events) < 0 || offsets_close(&a->links) < 0 ? -1 : 0;
+    TRY(offsets_close(&a->events));
+    return offsets_close(&a->links);
+}
+
+/* One row from its head's C values: touches no Python object unless `py` is set. */
+static int
+row_add(Arrow *a, const HeadRow *h, PyParts *py)
+{
+    const Ctx *c = &a->ctxs[h->ctx];
+    Strings *str = a->strings;
+    Maps *resource = &a->maps[M_RESOURCE];
+    if (read_span(h->raw, &a->span))
+        return E_SPAN;
+    TRY(buf_u64(&a->fixed[A_TIMESTAMP], (uint64_t)h->start));
+    TRY(buf_u64(&a->fixed[A_DURATION], h->duration));
+    TRY(strings_add(&str[S_TRACE_ID], h->trace_id));
+    TRY(strings_add(&str[S_SPAN_ID], h->span_id));
+    TRY(strings_add(&str[S_PARENT], h->parent));
+    TRY(strings_add(&str[S_SERVICE], c->service));
+    TRY(strings_add(&str[S_SCOPE_NAME], c->scope_name));
+    TRY(strings_add(&str[S_SCOPE_VERSION], c->scope_version));
+    for (Py_ssize_t i = 0; i < c->n_resource; i += 2) {
+        TRY(strings_add(&resource->keys, c->resource[i]));
+        TRY(strings_add(&resource->values, c->resource[i + 1]));
+    }
+    resource->o.count += c->n_resource / 2;
+    TRY(offsets_close(&resource->o));
+    return span_add(a, &a->span, py);
+}
+
+/* ---------------------------------------------------------------- with the GIL */
+
+/* Keep `text` alive in `owner` and point `out` at its UTF-8. */
+static int
+hold_utf8(PyObject *owner, PyObject *text, Slice *out)
+{
+    if (text == NULL || PyList_Append(owner, text) < 0)
+        return E_PYTHON;
+    return utf8_of(text, out);
 }
 
 static int
-arrow_row(Arrow *a, SpanHead *h)
+ctx_read(Ctx *c, PyObject *ctx)
 {
-    CtxCache *c = &a->rows.ctx;
-    SpanFields *s = &a->rows.scratch->span;
-    Slice raw = {(const uint8_t *)PyBytes_AS_STRING(h->value) + h->offset, h->length};
-    if (ctx_fields(c, h->ctx) < 0)
-        return -1;
-    if (read_span(raw, s)) {
-        PyErr_SetString(PyExc_ValueError, "not a span the scan accepted");
+    PyObject *names[] = {PyObject_GetAttrString(ctx, "service"),
+                         PyObject_GetAttrString(ctx, "scope_name"),
+                         PyObject_GetAttrString(ctx, "scope_version"),
+                         PyObject_GetAttrString(ctx, "resource_attributes")};
+    Slice *slots[] = {&c->service, &c->scope_name, &c->scope_version};
+    int rc = (c->objects = PyList_New(0)) == NULL ? E_PYTHON : E_OK;
+    c->ctx = Py_NewRef(ctx);
+    for (int k = 0; rc == E_OK && k < 3; k++)
+        rc = hold_utf8(c->objects, names[k], slots[k]);
+    PyObject *dict = names[3];
+    if (rc == E_OK && (dict == NULL || PyList_Append(c->objects, dict) < 0))
+        rc = E_PYTHON;
+    else if (rc == E_OK && !PyDict_Check(dict)) {
+        PyErr_SetString(PyExc_TypeError, "resource attributes must be a dict");
+        rc = E_PYTHON;
+    }
+    if (rc == E_OK) {
+        c->resource = PyMem_RawMalloc(sizeof(Slice) * 2 * (PyDict_GET_SIZE(dict) + 1));
+        rc = c->resource == NULL ? E_NOMEM : E_OK;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (rc == E_OK && PyDict_Next(dict, &pos, &k, &v)) {
+        rc = hold_utf8(c->objects, k, &c->resource[c->n_resource]);
+        if (rc == E_OK)
+            rc = hold_utf8(c->objects, v, &c->resource[c->n_resource + 1]);
+        c->n_resource += 2;
+    }
+    for (int k = 0; k < 4; k++)
+        Py_XDECREF(names[k]);
+    return rc;
+}
+
+/* The index of `ctx` in a->ctxs, reading it on first sight; -1 on failure (*rc set). */
+static Py_ssize_t
+ctx_index(Arrow *a, PyObject *ctx, Py_ssize_t last, Py_ssize_t capacity, int *rc)
+{
+    if (last >= 0 && a->ctxs[last].ctx == ctx)
+        return last;
+    for (Py_ssize_t i = 0; i < a->n_ctxs; i++)
+        if (a->ctxs[i].ctx == ctx)
+            return i;
+    if (a->n_ctxs == capacity) {
+        *rc = E_NOMEM; /* cannot happen: one context per head at most */
         return -1;
     }
-    long long start = PyLong_AsLongLong(h->timestamp_ns);
-    unsigned long long duration = PyLong_AsUnsignedLongLong(h->duration_ns);
-    if (PyErr_Occurred())
-        return -1;
-    Strings *str = a->strings;
-    return buf_u64(&a->fixed[A_TIMESTAMP], (uint64_t)start) < 0
-                   || buf_u64(&a->fixed[A_DURATION], duration) < 0
-                   || strings_add_str(&str[S_TRACE_ID], h->trace_id) < 0
-                   || strings_add_str(&str[S_SPAN_ID], h->span_id) < 0
-                   || strings_add_str(&str[S_PARENT], h->parent_span_id) < 0
-                   || strings_add_str(&str[S_SERVICE], c->service) < 0
-                   || strings_add_str(&str[S_SCOPE_NAME], c->scope_name) < 0
-                   || strings_add_str(&str[S_SCOPE_VERSION], c->scope_version) < 0
-                   || maps_add_dict(&a->maps[M_RESOURCE], c->resource) < 0
-                   || span_add(a, s) < 0
-               ? -1
-               : 0;
+    *rc = ctx_read(&a->ctxs[a->n_ctxs++], ctx);
+    return *rc == E_OK ? a->n_ctxs - 1 : -1;
 }
 
-static PyObject *
-buf_bytes(Buf *b)
+static int
+head_read(Arrow *a, PyObject *item, HeadRow *r, Py_ssize_t *last, Py_ssize_t capacity)
 {
-    return PyBytes_FromStringAndSize(b->p ? b->p : "", b->n);
+    SpanHead *h = (SpanHead *)item;
+    int rc = E_OK;
+    if (!Py_IS_TYPE(h, &SpanHeadType) || h->span != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "arrow_columns() takes heads the scan made");
+        return E_PYTHON;
+    }
+    r->raw = (Slice){(const uint8_t *)PyBytes_AS_STRING(h->value) + h->offset, h->length};
+    r->start = PyLong_AsLongLong(h->timestamp_ns);
+    r->duration = PyLong_AsUnsignedLongLong(h->duration_ns);
+    if (PyErr_Occurred())
+        return E_PYTHON;
+    TRY(utf8_of(h->trace_id, &r->trace_id));
+    TRY(utf8_of(h->span_id, &r->span_id));
+    TRY(utf8_of(h->parent_span_id, &r->parent));
+    *last = r->ctx = ctx_index(a, h->ctx, *last, capacity, &rc);
+    return rc;
 }
 
-/* Build a (layout, bytes...) tuple: `spec` is the layout, then the buffers. */
+static int
+labels_read(Arrow *a, PyParts *py)
+{
+    PyObject *dicts[] = {py->kinds, py->statuses};
+    Slice *tables[] = {a->kinds, a->statuses};
+    if ((a->labels = PyList_New(0)) == NULL)
+        return E_PYTHON;
+    for (int d = 0; d < 2; d++)
+        for (int32_t code = 0; code < N_LABELS; code++) {
+            PyObject *text = label(dicts[d], code);
+            int rc = hold_utf8(a->labels, text, &tables[d][code]);
+            Py_XDECREF(text);
+            TRY(rc);
+        }
+    return E_OK;
+}
+
+/* ---------------------------------------------------------------- the two phases */
+
+static void
+arrow_index(Arrow *a)
+{
+    int nb = 0, nc = 0;
+    for (int k = 0; k < N_FIXED; k++)
+        a->bufs[nb++] = &a->fixed[k];
+    for (int k = 0; k < N_STRINGS; k++) {
+        a->bufs[nb++] = &a->strings[k].o.off;
+        a->bufs[nb++] = &a->strings[k].data;
+        a->counts[nc++] = &a->strings[k].o.count;
+    }
+    for (int k = 0; k < N_MAPS; k++) {
+        Maps *m = &a->maps[k];
+        Offsets *offsets[] = {&m->o, &m->keys.o, &m->values.o};
+        a->bufs[nb++] = &m->keys.data;
+        a->bufs[nb++] = &m->values.data;
+        for (int j = 0; j < 3; j++) {
+            a->bufs[nb++] = &offsets[j]->off;
+            a->counts[nc++] = &offsets[j]->count;
+        }
+    }
+    a->bufs[nb++] = &a->events.off;
+    a->bufs[nb++] = &a->links.off;
+    a->counts[nc++] = &a->events.count;
+    a->counts[nc++] = &a->links.count;
+}
+
+typedef struct {
+    Py_ssize_t lengths[N_BUFS], counts[N_COUNTS];
+} Mark;
+
+static void
+mark_take(const Arrow *a, Mark *m)
+{
+    for (int k = 0; k < N_BUFS; k++)
+        m->lengths[k] = a->bufs[k]->n;
+    for (int k = 0; k < N_COUNTS; k++)
+        m->counts[k] = *a->counts[k];
+}
+
+static void
+mark_restore(Arrow *a, const Mark *m)
+{
+    for (int k = 0; k < N_BUFS; k++)
+        a->bufs[k]->n = m->lengths[k];
+    for (int k = 0; k < N_COUNTS; k++)
+        *a->counts[k] = m->counts[k];
+}
+
+/* Every row, without the GIL where it can; E_OK or the first failure. */
+static int
+rows_write(Arrow *a, Py_ssize_t n, PyParts *py)
+{
+    Mark mark;
+    int rc = E_OK;
+    Py_ssize_t i = 0;
+    while (i < n && rc == E_OK) {
+        Py_BEGIN_ALLOW_THREADS
+        for (; i < n; i++) {
+            mark_take(a, &mark);
+            if ((rc = row_add(a, &a->rows[i], NULL)) != E_OK)
+                break;
+        }
+        Py_END_ALLOW_THREADS
+        if (rc == E_NEED_GIL) {
+            mark_restore(a, &mark);
+            rc = row_add(a, &a->rows[i++], py);
+        }
+    }
+    return rc;
+}
+
+static int
+arrow_start(Arrow *a)
+{
+    Offsets *all[] = {&a->events, &a->links};
+    for (int k = 0; k < 2; k++)
+        TRY(offsets_close(all[k]));
+    for (int k = 0; k < N_STRINGS; k++)
+        TRY(offsets_close(&a->strings[k].o));
+    for (int k = 0; k < N_MAPS; k++) {
+        TRY(offsets_close(&a->maps[k].o));
+        TRY(offsets_close(&a->maps[k].keys.o));
+        TRY(offsets_close(&a->maps[k].values.o));
+    }
+    return E_OK;
+}
+
+static void
+arrow_free(Arrow *a)
+{
+    for (int k = 0; k < N_BUFS; k++)
+        PyMem_RawFree(a->bufs[k]->p);
+    for (Py_ssize_t i = 0; i < a->n_ctxs; i++) {
+        Py_XDECREF(a->ctxs[i].ctx);
+        Py_XDECREF(a->ctxs[i].objects);
+        PyMem_RawFree(a->ctxs[i].resource);
+    }
+    Py_XDECREF(a->labels);
+    PyMem_RawFree(a->ctxs);
+    PyMem_RawFree(a->rows);
+    PyMem_RawFree(a);
+}
+
+/* ---------------------------------------------------------------- output */
+
 static PyObject *
 layout(const char *spec, int n, Buf **bufs)
 {
@@ -357,7 +575,7 @@ layout(const char *spec, int n, Buf **bufs)
     }
     PyTuple_SET_ITEM(out, 0, name);
     for (int i = 0; i < n; i++) {
-        PyObject *bytes = buf_bytes(bufs[i]);
+        PyObject *bytes = PyBytes_FromStringAndSize(bufs[i]->p ? bufs[i]->p : "", bufs[i]->n);
         if (bytes == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -367,8 +585,6 @@ layout(const char *spec, int n, Buf **bufs)
     return out;
 }
 
-#define MAP_BUFS(m) &(m).o.off, &(m).keys.o.off, &(m).keys.data, &(m).values.o.off, &(m).values.data
-
 static int
 put_column(PyObject *out, int column, const char *spec, int n, Buf **bufs)
 {
@@ -377,6 +593,8 @@ put_column(PyObject *out, int column, const char *spec, int n, Buf **bufs)
     Py_XDECREF(value);
     return rc;
 }
+
+#define MAP_BUFS(m) &(m).o.off, &(m).keys.o.off, &(m).keys.data, &(m).values.o.off, &(m).values.data
 
 static int
 arrow_output(Arrow *a, PyObject *out)
@@ -393,19 +611,18 @@ arrow_output(Arrow *a, PyObject *out)
         || put_column(out, C_EV_TIME, "list_ts", 2, ev_ts) < 0)
         return -1;
     for (int k = 0; k < N_STRINGS; k++) {
-        Strings *s = &a->strings[k];
         int listed = k >= S_EV_NAME;
         Offsets *list = k == S_EV_NAME ? &a->events : &a->links;
-        Buf *bufs[] = {&list->off, &s->o.off, &s->data};
+        Buf *bufs[] = {&list->off, &a->strings[k].o.off, &a->strings[k].data};
         if (put_column(out, STRING_COLUMNS[k], listed ? "list_str" : "str", listed ? 3 : 2,
                        listed ? bufs : bufs + 1)
             < 0)
             return -1;
     }
     for (int k = 0; k < N_MAPS; k++) {
+        int listed = k >= M_EV_ATTRS;
         Offsets *list = k == M_EV_ATTRS ? &a->events : &a->links;
         Buf *bufs[] = {&list->off, MAP_BUFS(a->maps[k])};
-        int listed = k >= M_EV_ATTRS;
         if (put_column(out, MAP_COLUMNS[k], listed ? "list_map" : "map", listed ? 6 : 5,
                        listed ? bufs : bufs + 1)
             < 0)
@@ -414,83 +631,69 @@ arrow_output(Arrow *a, PyObject *out)
     return 0;
 }
 
-static int
-arrow_start(Arrow *a)
-{
-    Offsets *all[N_STRINGS + 3 * N_MAPS + 2];
-    int n = 0;
-    for (int k = 0; k < N_STRINGS; k++)
-        all[n++] = &a->strings[k].o;
-    for (int k = 0; k < N_MAPS; k++) {
-        all[n++] = &a->maps[k].o;
-        all[n++] = &a->maps[k].keys.o;
-        all[n++] = &a->maps[k].values.o;
-    }
-    all[n++] = &a->events;
-    all[n++] = &a->links;
-    for (int i = 0; i < n; i++)
-        if (offsets_close(all[i]) < 0)
-            return -1;
-    return 0;
-}
-
 static void
-arrow_free(Arrow *a)
+raise_for(int rc)
 {
-    for (int k = 0; k < N_FIXED; k++)
-        PyMem_Free(a->fixed[k].p);
-    for (int k = 0; k < N_STRINGS; k++) {
-        PyMem_Free(a->strings[k].o.off.p);
-        PyMem_Free(a->strings[k].data.p);
+    switch (rc) {
+    case E_NOMEM:
+        PyErr_NoMemory();
+        break;
+    case E_OFFSETS:
+        PyErr_SetString(PyExc_OverflowError, "Arrow int32 offsets overflow");
+        break;
+    case E_TIME:
+        PyErr_SetString(PyExc_OverflowError, "event time beyond DateTime64(9)");
+        break;
+    case E_EVENT:
+        PyErr_SetString(PyExc_ValueError, "odd event");
+        break;
+    case E_LINK:
+        PyErr_SetString(PyExc_ValueError, "odd link");
+        break;
+    case E_SPAN:
+        PyErr_SetString(PyExc_ValueError, "not a span the scan accepted");
+        break;
+    default: /* E_PYTHON: already set */
+        break;
     }
-    for (int k = 0; k < N_MAPS; k++) {
-        Maps *m = &a->maps[k];
-        PyMem_Free(m->o.off.p);
-        PyMem_Free(m->keys.o.off.p);
-        PyMem_Free(m->keys.data.p);
-        PyMem_Free(m->values.o.off.p);
-        PyMem_Free(m->values.data.p);
-    }
-    PyMem_Free(a->events.off.p);
-    PyMem_Free(a->links.off.p);
-    Py_XDECREF(a->rows.ctx.ctx);
-    Py_XDECREF(a->rows.ctx.service);
-    Py_XDECREF(a->rows.ctx.resource);
-    Py_XDECREF(a->rows.ctx.scope_name);
-    Py_XDECREF(a->rows.ctx.scope_version);
-    PyMem_Free(a->rows.scratch);
-    PyMem_Free(a);
 }
 
 /* arrow_columns(heads, kv_string, kinds, statuses) -> {column: (layout, bytes, ...)} */
 static PyObject *
 arrow_columns(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *heads, *out = NULL;
-    Arrow *a = PyMem_Calloc(1, sizeof(Arrow));
-    if (a == NULL)
-        return PyErr_NoMemory();
-    if (!PyArg_ParseTuple(args, "O!OO!O!:arrow_columns", &PyList_Type, &heads,
-                          &a->rows.kv_string, &PyDict_Type, &a->rows.kinds, &PyDict_Type,
-                          &a->rows.statuses)) {
-        arrow_free(a);
+    PyObject *heads, *items, *out = NULL;
+    PyParts py;
+    if (!PyArg_ParseTuple(args, "O!OO!O!:arrow_columns", &PyList_Type, &heads, &py.kv_string,
+                          &PyDict_Type, &py.kinds, &PyDict_Type, &py.statuses))
         return NULL;
+    /* Our own tuple: the rows point into these heads while the GIL is released. */
+    if ((items = PyList_AsTuple(heads)) == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items), last = -1;
+    Arrow *a = PyMem_RawCalloc(1, sizeof(Arrow));
+    int rc = a == NULL ? E_NOMEM : E_OK;
+    if (rc == E_OK) {
+        arrow_index(a); /* first: arrow_free() walks the index */
+        a->rows = PyMem_RawMalloc(sizeof(HeadRow) * (n + 1));
+        a->ctxs = PyMem_RawCalloc(n + 1, sizeof(Ctx));
+        rc = a->rows && a->ctxs ? arrow_start(a) : E_NOMEM;
     }
-    a->rows.scratch = PyMem_Malloc(sizeof(Scratch));
-    int rc = a->rows.scratch == NULL ? (PyErr_NoMemory(), -1) : arrow_start(a);
-    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(heads); i++) {
-        SpanHead *h = (SpanHead *)PyList_GET_ITEM(heads, i);
-        if (!Py_IS_TYPE(h, &SpanHeadType) || h->span != Py_None) {
-            PyErr_SetString(PyExc_TypeError, "arrow_columns() takes heads the scan made");
-            rc = -1;
-        }
-        else
-            rc = arrow_row(a, h);
-    }
-    if (rc == 0 && (out = PyDict_New()) != NULL && arrow_output(a, out) < 0)
+    if (rc == E_OK)
+        rc = labels_read(a, &py);
+    for (Py_ssize_t i = 0; rc == E_OK && i < n; i++)
+        rc = head_read(a, PyTuple_GET_ITEM(items, i), &a->rows[i], &last, n + 1);
+    if (rc == E_OK)
+        rc = rows_write(a, n, &py);
+    if (rc == E_OK && (out = PyDict_New()) != NULL && arrow_output(a, out) < 0)
         Py_CLEAR(out);
-    arrow_free(a);
+    if (rc != E_OK)
+        raise_for(rc);
+    if (a != NULL)
+        arrow_free(a);
+    Py_DECREF(items);
     return out;
 }
 
+#undef TRY
 #endif

@@ -6,15 +6,18 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from pipeline.enrich import Enricher
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.otlp import decode_message
 from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_of, to_span
+from pipeline.otlp.samples import proto_request, proto_span
 from pipeline.sinks import clickhouse
 from pipeline.sinks.clickhouse import span_columns, trace_arrays, trace_columns
 from pipeline.store.arrow import arrow_type, column_array
+from tests.unit.otlp.test_heads import EDGE_SPANS
 
 
 def _heads(count: int) -> list[SpanFacts]:
@@ -136,3 +139,20 @@ def test_a_timestamp_past_int64_is_an_error_not_a_wrong_row() -> None:
     )  # fmt: skip
     with pytest.raises(OverflowError):
         trace_arrays([late])
+
+
+def test_rows_needing_python_mid_batch_are_rolled_back_and_rewritten() -> None:
+    """Heads whose values only the kv_string callback renders, or whose kind or status
+    is outside the native tables, sit between plain heads: rows written without the
+    GIL stop there, the partial row is undone and written again with it."""
+    enricher = Enricher()
+    plain = _heads(6)
+    spans = [EDGE_SPANS[name]() for name in ("non-string attributes", "nested attributes")]
+    spans += [EDGE_SPANS["NaN inside an array"](), proto_span(kind=12, status=Status(code=9))]
+    odd: list[SpanFacts] = []
+    for span in spans:
+        value = proto_request([span]).SerializeToString()
+        odd += decode_message(value, None, max_bytes=1 << 24, enricher=enricher).spans
+    assert all(isinstance(h, SpanHead) and h.span is None for h in odd)
+    mixed = [h for pair in zip(plain, odd * len(plain), strict=False) for h in pair] + plain
+    assert _equal(trace_arrays(mixed), _as_arrays(trace_columns(mixed))) == []
