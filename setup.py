@@ -22,6 +22,7 @@ setup(
                     "_head_type",
                     "_window",
                     "_sampling",
+                    "_latency",
                     "_columns",
                 )
             ],

@@ -15,7 +15,8 @@
  *
  * fields() reads the rest of a span the scan accepted, the columns to_span() needs.
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
- * _derive.h (the enricher memo), _head_type.h (the SpanHead type).
+ * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h and
+ * _latency.h hold the tail sampler's per-span loops, _window.h the window partials'.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +24,7 @@
 
 #include "_derive.h"
 #include "_head_type.h"
+#include "_latency.h"
 #include "_sampling.h"
 #include "_window.h"
 
@@ -433,9 +435,10 @@ static PyMethodDef methods[] = {
      PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
     {"per_service", per_service, METH_VARARGS,
      PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
-    {"hist_add", hist_add, METH_VARARGS,
-     PyDoc_STR("hist_add(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
-               "-> (count, next)")},
+    {"hist_extend", hist_extend, METH_VARARGS,
+     PyDoc_STR("hist_extend(hist, values): DecayingHistogram.add_many")},
+    {"latency_observe", latency_observe, METH_VARARGS,
+     PyDoc_STR("latency_observe(ops, spans, new_op): LatencyState.observe_spans, grouped")},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {
@@ -447,7 +450,7 @@ PyMODINIT_FUNC
 PyInit__heads(void)
 {
     if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0
-        || init_relevant() < 0)
+        || init_relevant() < 0 || init_latency() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

@@ -1,11 +1,10 @@
 /* Tail-sampling loops for _heads.c: the latency policy's learning, per span.
  *
  * group_durations() is the grouping step of LatencyState.observe_spans and
- * hist_add() the loop of DecayingHistogram.add_many (pipeline.sampling.latency and
- * .sketch), with the same float arithmetic; the Python side folds and halves the
- * histogram when hist_add() stops to ask for it. per_service() counts spans and row
- * bytes per service for the volume counters (pipeline.sampling.stats,
- * pipeline.ingest.volume).
+ * hist_add_run() the loop of DecayingHistogram.add_many (pipeline.sampling.latency and
+ * .sketch), with the same float arithmetic; _latency.h drives them. per_service()
+ * counts spans and row bytes per service for the volume counters
+ * (pipeline.sampling.stats, pipeline.ingest.volume).
  */
 #ifndef SPANSTREAM_SAMPLING_H
 #define SPANSTREAM_SAMPLING_H
@@ -67,25 +66,18 @@ group_durations(PyObject *self, PyObject *spans)
     return groups;
 }
 
-/* hist_add(bins, values, start, inv_log_gamma, count, max_bins, horizon) -> (count, next)
- *
- * Adds values[start:] until one makes len(bins) > max_bins or count >= horizon;
- * `next` is the index after the last value added (len(values) when all were). */
-static PyObject *
-hist_add(PyObject *self, PyObject *args)
+/* Adds values[start:] to `bins` until one makes len(bins) > max_bins or *count >=
+ * horizon; returns the index after the last value added (len(values) when all were),
+ * or -1 on error. The loop of DecayingHistogram.add_many, with its float arithmetic. */
+static Py_ssize_t
+hist_add_run(PyObject *bins, PyObject *values, Py_ssize_t start, double inv_log_gamma,
+             double *count, Py_ssize_t max_bins, double horizon)
 {
-    (void)self;
-    PyObject *bins, *values;
-    Py_ssize_t start, max_bins;
-    double inv_log_gamma, count, horizon;
-    if (!PyArg_ParseTuple(args, "O!O!nddnd", &PyDict_Type, &bins, &PyList_Type, &values,
-                          &start, &inv_log_gamma, &count, &max_bins, &horizon))
-        return NULL;
     Py_ssize_t i = start < 0 ? 0 : start;
     while (i < PyList_GET_SIZE(values)) {
         double v = PyFloat_AsDouble(PyList_GET_ITEM(values, i));
         if (v == -1.0 && PyErr_Occurred())
-            return NULL;
+            return -1;
         PyObject *key = PyLong_FromDouble(ceil(log(v > HIST_MIN_VALUE ? v : HIST_MIN_VALUE)
                                                * inv_log_gamma));
         PyObject *w = key ? PyDict_GetItemWithError(bins, key) : NULL;
@@ -95,13 +87,13 @@ hist_add(PyObject *self, PyObject *args)
         Py_XDECREF(next);
         Py_XDECREF(key);
         if (rc < 0)
-            return NULL;
-        count += 1.0;
+            return -1;
+        *count += 1.0;
         i++;
-        if (PyDict_GET_SIZE(bins) > max_bins || count >= horizon)
+        if (PyDict_GET_SIZE(bins) > max_bins || *count >= horizon)
             break;
     }
-    return Py_BuildValue("(dn)", count, i);
+    return i;
 }
 
 /* per_service(spans, row_bytes) -> {service: [spans, row bytes]}, in first-seen order.
