@@ -96,9 +96,45 @@ hist_add_run(PyObject *bins, PyObject *values, Py_ssize_t start, double inv_log_
     return i;
 }
 
+/* Adds a run of `n` spans, `size` row bytes, to out[service]; 0 on success. */
+static int
+add_run(PyObject *out, PyObject *service, Py_ssize_t n, Py_ssize_t size)
+{
+    PyObject *entry = PyDict_GetItemWithError(out, service);
+    if (entry == NULL) {
+        entry = PyErr_Occurred() ? NULL : Py_BuildValue("[nn]", n, size);
+        int rc = entry == NULL ? -1 : PyDict_SetItem(out, service, entry);
+        Py_XDECREF(entry); /* the dict holds it */
+        return rc;
+    }
+    PyObject *count = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(entry, 0)) + n);
+    PyObject *bytes = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(entry, 1)) + size);
+    if (count == NULL || bytes == NULL) {
+        Py_XDECREF(count);
+        Py_XDECREF(bytes);
+        return -1;
+    }
+    PyList_SetItem(entry, 0, count);
+    PyList_SetItem(entry, 1, bytes);
+    return 0;
+}
+
+/* The row size of one span: a head carries it, anything else is sized by `size_of`. */
+static Py_ssize_t
+span_row_bytes(PyObject *span, PyObject *size_of)
+{
+    if (Py_IS_TYPE(span, &SpanHeadType))
+        return ((SpanHead *)span)->row_bytes;
+    PyObject *n = PyObject_CallOneArg(size_of, span);
+    Py_ssize_t size = n ? PyLong_AsSsize_t(n) : -1;
+    Py_XDECREF(n);
+    return size;
+}
+
 /* per_service(spans, row_bytes) -> {service: [spans, row bytes]}, in first-seen order.
  *
- * A head carries its row size; anything else is sized by the `row_bytes` callback. */
+ * Spans of one service mostly come together (one resource), so a run of the same
+ * service str is summed in C and added to its entry once. */
 static PyObject *
 per_service(PyObject *self, PyObject *args)
 {
@@ -108,44 +144,29 @@ per_service(PyObject *self, PyObject *args)
         return NULL;
     PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
     PyObject *out = seq ? PyDict_New() : NULL;
+    PyObject *run = NULL; /* the current run's service (owned) */
+    Py_ssize_t run_n = 0, run_bytes = 0;
     for (Py_ssize_t i = 0; out != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
         PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
         int is_head = Py_IS_TYPE(span, &SpanHeadType);
         PyObject *service = head_attr(span, is_head ? ((SpanHead *)span)->service_name : NULL,
                                       "service_name");
-        Py_ssize_t size = -1;
-        if (service != NULL && is_head)
-            size = ((SpanHead *)span)->row_bytes;
-        else if (service != NULL) {
-            PyObject *n = PyObject_CallOneArg(size_of, span);
-            size = n ? PyLong_AsSsize_t(n) : -1;
-            Py_XDECREF(n);
-        }
-        PyObject *entry = size >= 0 || !PyErr_Occurred()
-                              ? PyDict_GetItemWithError(out, service) : NULL;
+        Py_ssize_t size = service ? span_row_bytes(span, size_of) : -1;
         int rc = PyErr_Occurred() ? -1 : 0;
-        if (rc == 0 && entry == NULL) {
-            entry = Py_BuildValue("[nn]", (Py_ssize_t)1, size);
-            rc = entry == NULL ? -1 : PyDict_SetItem(out, service, entry);
-            Py_XDECREF(entry); /* the dict holds it */
+        if (rc == 0 && service != run) {
+            rc = run == NULL ? 0 : add_run(out, run, run_n, run_bytes);
+            Py_XSETREF(run, Py_NewRef(service));
+            run_n = run_bytes = 0;
         }
-        else if (rc == 0) {
-            PyObject *count = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(entry, 0)) + 1);
-            PyObject *bytes = PyLong_FromSsize_t(PyLong_AsSsize_t(PyList_GET_ITEM(entry, 1)) + size);
-            rc = count && bytes ? 0 : -1;
-            if (rc == 0) {
-                PyList_SetItem(entry, 0, count);
-                PyList_SetItem(entry, 1, bytes);
-            }
-            else {
-                Py_XDECREF(count);
-                Py_XDECREF(bytes);
-            }
-        }
+        run_n += 1;
+        run_bytes += size;
         Py_XDECREF(service);
         if (rc < 0)
             Py_CLEAR(out);
     }
+    if (out != NULL && run != NULL && add_run(out, run, run_n, run_bytes) < 0)
+        Py_CLEAR(out);
+    Py_XDECREF(run);
     Py_XDECREF(seq);
     return out;
 }
