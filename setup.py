@@ -23,6 +23,7 @@ setup(
                     "_window",
                     "_sampling",
                     "_latency",
+                    "_policies",
                     "_columns",
                 )
             ],

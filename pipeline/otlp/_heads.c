@@ -15,8 +15,8 @@
  *
  * fields() reads the rest of a span the scan accepted, the columns to_span() needs.
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
- * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h and
- * _latency.h hold the tail sampler's per-span loops, _window.h the window partials'.
+ * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
+ * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials'.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,6 +25,7 @@
 #include "_derive.h"
 #include "_head_type.h"
 #include "_latency.h"
+#include "_policies.h"
 #include "_sampling.h"
 #include "_window.h"
 
@@ -435,6 +436,12 @@ static PyMethodDef methods[] = {
      PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
     {"per_service", per_service, METH_VARARGS,
      PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
+    {"any_error", any_error, METH_O,
+     PyDoc_STR("any_error(spans) -> any(span.is_error for span in spans)")},
+    {"representative", representative, METH_O,
+     PyDoc_STR("representative(spans) -> the root span, else the longest, else None")},
+    {"trace_hash", trace_hash, METH_VARARGS,
+     PyDoc_STR("trace_hash(trace_id, salt) -> the probabilistic policy's 64-bit hash")},
     {"hist_extend", hist_extend, METH_VARARGS,
      PyDoc_STR("hist_extend(hist, values): DecayingHistogram.add_many")},
     {"latency_observe", latency_observe, METH_VARARGS,
