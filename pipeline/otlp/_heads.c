@@ -436,6 +436,8 @@ static PyMethodDef methods[] = {
      PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
     {"per_service", per_service, METH_VARARGS,
      PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
+    {"by_trace", by_trace, METH_O,
+     PyDoc_STR("by_trace(spans) -> {trace_id: [span, ...]} in first-seen order")},
     {"any_error", any_error, METH_O,
      PyDoc_STR("any_error(spans) -> any(span.is_error for span in spans)")},
     {"representative", representative, METH_O,

@@ -4,7 +4,8 @@
  * hist_add_run() the loop of DecayingHistogram.add_many (pipeline.sampling.latency and
  * .sketch), with the same float arithmetic; _latency.h drives them. per_service()
  * counts spans and row bytes per service for the volume counters
- * (pipeline.sampling.stats, pipeline.ingest.volume).
+ * (pipeline.sampling.stats, pipeline.ingest.volume); by_trace() files a message's spans
+ * by trace (pipeline.sampling.buffer).
  */
 #ifndef SPANSTREAM_SAMPLING_H
 #define SPANSTREAM_SAMPLING_H
@@ -167,6 +168,41 @@ per_service(PyObject *self, PyObject *args)
     if (out != NULL && run != NULL && add_run(out, run, run_n, run_bytes) < 0)
         Py_CLEAR(out);
     Py_XDECREF(run);
+    Py_XDECREF(seq);
+    return out;
+}
+
+/* by_trace(spans) -> {trace_id: [span, ...]} in first-seen order: TraceBuffer.add's
+ * grouping. A message's spans of one trace mostly come together and share one id
+ * str (the scan reuses it), so a run of the same object skips the dict. */
+static PyObject *
+by_trace(PyObject *self, PyObject *spans)
+{
+    (void)self;
+    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
+    PyObject *out = seq ? PyDict_New() : NULL;
+    PyObject *run_id = NULL, *run = NULL; /* borrowed: the span and `out` hold them */
+    for (Py_ssize_t i = 0; out != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
+        int is_head = Py_IS_TYPE(span, &SpanHeadType);
+        PyObject *id = head_attr(span, is_head ? ((SpanHead *)span)->trace_id : NULL,
+                                 "trace_id");
+        PyObject *list = id == NULL ? NULL : id == run_id ? run
+                                                           : PyDict_GetItemWithError(out, id);
+        int rc = id == NULL || PyErr_Occurred() ? -1 : 0;
+        if (rc == 0 && list == NULL) {
+            list = PyList_New(0);
+            rc = list == NULL ? -1 : PyDict_SetItem(out, id, list);
+            Py_XDECREF(list); /* the dict holds it */
+        }
+        if (rc == 0)
+            rc = PyList_Append(list, span);
+        run_id = id;
+        run = list;
+        Py_XDECREF(id);
+        if (rc < 0)
+            Py_CLEAR(out);
+    }
     Py_XDECREF(seq);
     return out;
 }
