@@ -181,7 +181,8 @@ by_trace(PyObject *self, PyObject *spans)
     (void)self;
     PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
     PyObject *out = seq ? PyDict_New() : NULL;
-    PyObject *run_id = NULL, *run = NULL; /* borrowed: the span and `out` hold them */
+    PyObject *run_id = NULL; /* owned: its address must not be reused meanwhile */
+    PyObject *run = NULL;    /* borrowed: `out` holds it */
     for (Py_ssize_t i = 0; out != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
         PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
         int is_head = Py_IS_TYPE(span, &SpanHeadType);
@@ -197,12 +198,12 @@ by_trace(PyObject *self, PyObject *spans)
         }
         if (rc == 0)
             rc = PyList_Append(list, span);
-        run_id = id;
+        Py_XSETREF(run_id, id);
         run = list;
-        Py_XDECREF(id);
         if (rc < 0)
             Py_CLEAR(out);
     }
+    Py_XDECREF(run_id);
     Py_XDECREF(seq);
     return out;
 }
