@@ -24,6 +24,7 @@ setup(
                     "_sampling",
                     "_latency",
                     "_policies",
+                    "_slots",
                     "_columns",
                 )
             ],
