@@ -432,8 +432,6 @@ static PyMethodDef methods[] = {
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
-    {"group_durations", group_durations, METH_O,
-     PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
     {"per_service", per_service, METH_VARARGS,
      PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
     {"by_trace", by_trace, METH_O,

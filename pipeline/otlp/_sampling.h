@@ -1,11 +1,10 @@
-/* Tail-sampling loops for _heads.c: the latency policy's learning, per span.
+/* Tail-sampling loops for _heads.c, per span.
  *
- * group_durations() is the grouping step of LatencyState.observe_spans and
- * hist_add_run() the loop of DecayingHistogram.add_many (pipeline.sampling.latency and
- * .sketch), with the same float arithmetic; _latency.h drives them. per_service()
- * counts spans and row bytes per service for the volume counters
- * (pipeline.sampling.stats, pipeline.ingest.volume); by_trace() files a message's spans
- * by trace (pipeline.sampling.buffer).
+ * hist_add_run() is the loop of DecayingHistogram.add_many (pipeline.sampling.sketch),
+ * with the same float arithmetic; _latency.h drives it. per_service() counts spans
+ * and row bytes per service for the volume counters (pipeline.sampling.stats,
+ * pipeline.ingest.volume); by_trace() files a message's spans by trace
+ * (pipeline.sampling.buffer).
  */
 #ifndef SPANSTREAM_SAMPLING_H
 #define SPANSTREAM_SAMPLING_H
@@ -23,48 +22,6 @@ head_attr(PyObject *span, PyObject *head_field, const char *name)
 {
     return Py_IS_TYPE(span, &SpanHeadType) ? Py_NewRef(head_field)
                                            : PyObject_GetAttrString(span, name);
-}
-
-/* {(service, operation): [float(duration_ns), ...]}, ordered by each key's LAST span. */
-static PyObject *
-group_durations(PyObject *self, PyObject *spans)
-{
-    (void)self;
-    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
-    PyObject *groups = seq ? PyDict_New() : NULL;
-    for (Py_ssize_t i = 0; groups != NULL && i < PySequence_Fast_GET_SIZE(seq); i++) {
-        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        SpanHead *h = (SpanHead *)span; /* fields read only when it is one */
-        int is_head = Py_IS_TYPE(span, &SpanHeadType);
-        PyObject *service = head_attr(span, is_head ? h->service_name : NULL, "service_name");
-        PyObject *op = service ? head_attr(span, is_head ? h->operation : NULL, "operation")
-                               : NULL;
-        PyObject *dur = op ? head_attr(span, is_head ? h->duration_ns : NULL, "duration_ns")
-                           : NULL;
-        PyObject *key = dur ? PyTuple_Pack(2, service, op) : NULL;
-        PyObject *value = key ? PyNumber_Float(dur) : NULL;
-        PyObject *list = value ? PyDict_GetItemWithError(groups, key) : NULL;
-        int rc = value == NULL || PyErr_Occurred() ? -1 : 0;
-        if (rc == 0 && list != NULL) {
-            /* Re-inserted so that dict order follows each key's last span. */
-            Py_INCREF(list);
-            rc = PyDict_DelItem(groups, key);
-        }
-        else if (rc == 0)
-            rc = (list = PyList_New(0)) == NULL ? -1 : 0;
-        if (rc == 0)
-            rc = PyList_Append(list, value) < 0 || PyDict_SetItem(groups, key, list) < 0 ? -1 : 0;
-        Py_XDECREF(list);
-        Py_XDECREF(value);
-        Py_XDECREF(key);
-        Py_XDECREF(dur);
-        Py_XDECREF(op);
-        Py_XDECREF(service);
-        if (rc < 0)
-            Py_CLEAR(groups);
-    }
-    Py_XDECREF(seq);
-    return groups;
 }
 
 /* Adds values[start:] to `bins` until one makes len(bins) > max_bins or *count >=
