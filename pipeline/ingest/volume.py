@@ -138,17 +138,33 @@ class VolumeMeter:
             counts[1] += decoded.bytes * n / total
 
     def record_decided(self, decided: Sequence[DecidedTrace]) -> None:
-        """Count decided spans: dropped ones and the keep ratio per service."""
-        for trace in decided:
-            for service, (n, _) in per_service(trace.heads, row_bytes).items():
-                counts = self._decided.setdefault(service, [0, 0])
-                counts[0] += n
-                if trace.kept:
-                    counts[1] += n
-                else:
-                    metrics.SPANS_DROPPED.labels(service).inc(n)
+        """Count decided spans: dropped ones and the keep ratio per service.
+
+        Dropped spans are summed over the whole batch and each service's counter
+        is incremented once: a counter ``inc`` (label lookup and lock) per trace
+        and service cost more than counting the spans.
+        """
+        for service, n in self._count_decided(decided).items():
+            metrics.SPANS_DROPPED.labels(service).inc(n)
         for service, (total, kept) in self._decided.items():
             metrics.KEEP_RATIO.labels(service).set(kept / total if total else 0.0)
+
+    def _count_decided(self, decided: Sequence[DecidedTrace]) -> dict[str, int]:
+        """Add to the decided and kept spans per service; returns the dropped ones."""
+        dropped: dict[str, int] = {}
+        totals = self._decided
+        for trace in decided:
+            kept = trace.kept
+            for service, (n, _) in per_service(trace.heads, row_bytes).items():
+                counts = totals.get(service)
+                if counts is None:
+                    counts = totals[service] = [0, 0]
+                counts[0] += n
+                if kept:
+                    counts[1] += n
+                else:
+                    dropped[service] = dropped.get(service, 0) + n
+        return dropped
 
     def _export_in(self) -> None:
         for encoding, n in self._messages.items():

@@ -15,7 +15,8 @@
  *
  * fields() reads the rest of a span the scan accepted, the columns to_span() needs.
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
- * _derive.h (the enricher memo), _head_type.h (the SpanHead type).
+ * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
+ * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials'.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +24,8 @@
 
 #include "_derive.h"
 #include "_head_type.h"
+#include "_latency.h"
+#include "_policies.h"
 #include "_sampling.h"
 #include "_window.h"
 
@@ -435,13 +438,20 @@ static PyMethodDef methods[] = {
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
-    {"group_durations", group_durations, METH_O,
-     PyDoc_STR("group_durations(spans) -> {(service, operation): [duration_ns as float]}")},
     {"per_service", per_service, METH_VARARGS,
      PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
-    {"hist_add", hist_add, METH_VARARGS,
-     PyDoc_STR("hist_add(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
-               "-> (count, next)")},
+    {"by_trace", by_trace, METH_O,
+     PyDoc_STR("by_trace(spans) -> {trace_id: [span, ...]} in first-seen order")},
+    {"any_error", any_error, METH_O,
+     PyDoc_STR("any_error(spans) -> any(span.is_error for span in spans)")},
+    {"representative", representative, METH_O,
+     PyDoc_STR("representative(spans) -> the root span, else the longest, else None")},
+    {"trace_hash", trace_hash, METH_VARARGS,
+     PyDoc_STR("trace_hash(trace_id, salt) -> the probabilistic policy's 64-bit hash")},
+    {"hist_extend", hist_extend, METH_VARARGS,
+     PyDoc_STR("hist_extend(hist, values): DecayingHistogram.add_many")},
+    {"latency_observe", latency_observe, METH_VARARGS,
+     PyDoc_STR("latency_observe(ops, spans, new_op): LatencyState.observe_spans, grouped")},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {
@@ -453,7 +463,7 @@ PyMODINIT_FUNC
 PyInit__heads(void)
 {
     if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0
-        || init_relevant() < 0)
+        || init_relevant() < 0 || init_latency() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

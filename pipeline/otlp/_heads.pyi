@@ -1,6 +1,6 @@
 """Type stubs of the native span scanner (pipeline/otlp/_heads.c)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, final
 
 from pipeline.model import Span
@@ -110,17 +110,14 @@ def window_add(
     max_bins: int,
     /,
 ) -> int | None: ...
-def group_durations(spans: Sequence[Any], /) -> dict[tuple[str, str], list[float]]: ...
-def hist_add(
-    bins: dict[int, float],
-    values: list[float],
-    start: int,
-    inv_log_gamma: float,
-    count: float,
-    max_bins: int,
-    horizon: float,
-    /,
-) -> tuple[float, int]: ...
+def by_trace(spans: Iterable[Any], /) -> dict[str, list[Any]]: ...
+def any_error(spans: Sequence[Any], /) -> bool: ...
+def representative(spans: Sequence[Any], /) -> Any: ...
+def trace_hash(trace_id: str, salt: bytes, /) -> int: ...
+def hist_extend(hist: Any, values: list[float], /) -> None: ...
+def latency_observe(
+    ops: dict[Any, Any], spans: Sequence[Any], new_op: Callable[[], Any], /
+) -> None: ...
 def per_service(
     spans: Sequence[Any], row_bytes: Callable[[Any], int], /
 ) -> dict[str, list[int]]: ...

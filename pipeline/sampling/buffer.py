@@ -35,6 +35,7 @@ from functools import cached_property
 
 from pipeline.clock import Clock
 from pipeline.model import Span
+from pipeline.otlp._heads import by_trace
 from pipeline.otlp.heads import SpanFacts, to_span
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.stats import SamplingStats
@@ -129,9 +130,8 @@ class TraceBuffer:
         carrying ``ref``, which is what :class:`~pipeline.sampling.tracker.MessageTracker`
         counts on.
         """
-        groups: dict[str, list[SpanFacts]] = {}
-        for span in spans:
-            groups.setdefault(span.trace_id, []).append(span)
+        # by_trace: groups.setdefault(span.trace_id, []).append(span), natively
+        groups: dict[str, list[SpanFacts]] = by_trace(spans)
         now = self._clock.now()
         for trace_id, group in groups.items():
             verdict = self._decided.get(trace_id)

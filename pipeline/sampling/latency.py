@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.otlp._heads import group_durations
+from pipeline.otlp._heads import latency_observe
 from pipeline.otlp.heads import SpanFacts
 from pipeline.sampling.policy import Decision, TraceData
 from pipeline.sampling.sketch import DecayingHistogram
@@ -93,8 +93,9 @@ class LatencyState:
     def observe_spans(self, spans: Sequence[SpanFacts]) -> None:
         """:meth:`observe` every span in order, grouped by operation when that is exact.
 
-        Grouped, each operation is looked up once and its durations go into its
-        histogram in one call; each histogram sees its own values in the same
+        Grouped (:func:`~pipeline.otlp._heads.latency_observe`, one native call per
+        trace), each operation is looked up once and its durations go into its
+        histogram together; each histogram sees its own values in the same
         order, and visiting operations in the order of their last span leaves the
         recency order as span-by-span observing would. Only evictions (a new
         operation past ``max_keys``) depend on the interleaving, so when one could
@@ -104,18 +105,10 @@ class LatencyState:
             for span in spans:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
-        groups = group_durations(spans)
-        ops = self._ops
-        for key, durations in groups.items():
-            op = ops.get(key)
-            if op is None:
-                op = ops[key] = _OpLatency(
-                    DecayingHistogram(self.accuracy, self.horizon, self.max_bins)
-                )
-            else:
-                ops.move_to_end(key)
-            op.hist.add_many(durations)
-            op.since_refresh += len(durations)
+        latency_observe(self._ops, spans, self._new_op)
+
+    def _new_op(self) -> _OpLatency:
+        return _OpLatency(DecayingHistogram(self.accuracy, self.horizon, self.max_bins))
 
     def samples(self, service: str, operation: str) -> float:
         """The operation's current (decayed) sample weight; 0.0 if never seen."""

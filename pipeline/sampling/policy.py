@@ -25,6 +25,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from pipeline.otlp._heads import representative
 from pipeline.otlp.heads import SpanFacts
 
 
@@ -66,11 +67,18 @@ class TraceData:
         A slow trace's root ends (and is exported) last, so it is often missing
         at decision time; the longest span that did arrive is the best stand-in.
         Ties go to the earliest-arrived span so the choice is deterministic.
+        Computed natively; :func:`representative_of` is the definition.
         """
-        root = self.root()
-        if root is not None:
-            return root
-        return max(self.spans, key=lambda s: s.duration_ns, default=None)
+        found: SpanFacts | None = representative(self.spans)
+        return found
+
+
+def representative_of(trace: TraceData) -> SpanFacts | None:
+    """What :meth:`TraceData.representative` returns, in Python (the reference)."""
+    root = trace.root()
+    if root is not None:
+        return root
+    return max(trace.spans, key=lambda s: s.duration_ns, default=None)
 
 
 class Policy(Protocol):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline.otlp._heads import hist_add
+from pipeline.otlp._heads import hist_extend
 
 _MIN_VALUE = 1.0
 
@@ -61,24 +61,10 @@ class DecayingHistogram:
     def add_many(self, values: list[float]) -> None:
         """:meth:`add` each value in order (the same result), the loop in native code.
 
-        :func:`~pipeline.otlp._heads.hist_add` stops whenever a fold or a halving is
-        due; they run here, then it goes on with the next value.
+        :func:`~pipeline.otlp._heads.hist_extend` calls :meth:`_fold` and
+        :meth:`_halve` whenever they are due, before the next value goes in.
         """
-        done, n = 0, len(values)
-        while done < n:
-            self.count, done = hist_add(
-                self._bins,
-                values,
-                done,
-                self._inv_log_gamma,
-                self.count,
-                self.max_bins,
-                self.horizon,
-            )
-            if len(self._bins) > self.max_bins:
-                self._fold()
-            if self.count >= self.horizon:
-                self._halve()
+        hist_extend(self, values)
 
     def _fold(self) -> None:
         keys = sorted(self._bins)

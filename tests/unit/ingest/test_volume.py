@@ -7,6 +7,8 @@ from prometheus_client import REGISTRY
 
 from pipeline.ingest.volume import VolumeMeter, volume_delta, volume_line
 from pipeline.otlp.decode import Decoded
+from pipeline.sampling.buffer import Cause, DecidedTrace
+from pipeline.sampling.policy import Decision
 from pipeline.sampling.stats import SamplingStats, ServiceVolume
 from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span
@@ -98,3 +100,31 @@ def test_payload_bytes_are_split_by_span_share() -> None:
     after = {s: sample("spanstream_bytes_in_total", service=s) for s in before}
     assert after["share-a"] - before["share-a"] == pytest.approx(750)
     assert after["share-b"] - before["share-b"] == pytest.approx(250)
+
+
+def _decided(trace_id: str, services: list[str], kept: bool) -> DecidedTrace:
+    heads = tuple(span(trace=trace_id, service=s) for s in services)
+    decision = Decision.KEEP if kept else Decision.DROP
+    policy = "errors" if kept else None
+    return DecidedTrace(trace_id, decision, policy, heads, frozenset(), Cause.TIMER)
+
+
+@pytest.mark.parametrize("batches", [[[0, 1, 2]], [[0], [1, 2]], [[2, 0], [], [1]]])
+def test_decided_spans_are_counted_per_service_however_batched(batches: list[list[int]]) -> None:
+    traces = [
+        _decided("t0", ["dec-a", "dec-b", "dec-a"], kept=False),
+        _decided("t1", ["dec-b", "dec-c"], kept=True),
+        _decided("t2", ["dec-c", "dec-a", "dec-c", "dec-c"], kept=False),
+    ]
+    services = ("dec-a", "dec-b", "dec-c")
+    before = {s: sample("spanstream_spans_sampled_out_total", service=s) for s in services}
+    meter = VolumeMeter(SamplingStats(), ManualClock())
+    for batch in batches:
+        meter.record_decided([traces[i] for i in batch])
+    for s in services:
+        spans = [(t, h) for t in traces for h in t.heads if h.service_name == s]
+        dropped = sum(1 for t, _ in spans if not t.kept)
+        kept = len(spans) - dropped
+        out = sample("spanstream_spans_sampled_out_total", service=s) - before[s]
+        assert out == dropped
+        assert sample("spanstream_sampling_keep_ratio", service=s) == kept / len(spans)
