@@ -1,0 +1,34 @@
+"""The Hold marker: 'this input partition is alive but paused' (see the assembler's doc).
+
+Ingest sends it to every partials partition while a ClickHouse outage stops its
+consumption; the window stage reads it interleaved with the partials.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hold:
+    """'Source ``source_partition`` is alive but paused': keeps its windows open.
+
+    >>> Hold.from_json(Hold(3).to_json())
+    Hold(source_partition=3)
+    >>> Hold.is_hold(Hold(3).to_json()), Hold.is_hold(b'{"service": "shop"}')
+    (True, False)
+    """
+
+    source_partition: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"hold": self.source_partition}).encode()
+
+    @staticmethod
+    def is_hold(value: bytes) -> bool:
+        return value.startswith(b'{"hold"')
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Hold:
+        return cls(int(json.loads(value)["hold"]))
