@@ -95,7 +95,9 @@ class Settings:
     batch_max_traces: int = 2000
     #: SPANSTREAM_MAX_BUFFERED_TRACES: fetching pauses while this many traces await a
     #: sampling decision or their insert (bounds memory on a backlog or a store outage).
-    max_buffered_traces: int = 10_000
+    #: The Collector's tail-sampling ``num_traces`` default; a backlog is read at most
+    #: this many traces per decision wait (10,000 capped one worker at ~41k spans/s).
+    max_buffered_traces: int = 50_000
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000
     #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.

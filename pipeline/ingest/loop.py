@@ -58,7 +58,7 @@ class IngestLoop:
         dlq_topic: str,
         flush_interval: float = 1.0,
         clock: Clock | None = None,
-        max_buffered_traces: int = 10_000,
+        max_buffered_traces: int = 50_000,
         partials_partitions: int = 1,
     ) -> None:
         self.core = core
