@@ -23,7 +23,7 @@ class BenchFailed(SpanstreamError):
 class BenchOptions:
     """What to measure; the CLI validates these (see :mod:`pipeline.commands.bench`)."""
 
-    messages: int = 20_000
+    messages: int = 150_000
     spans_per_trace: int = 20
     batch_traces: int = 0
     seed: int = 1

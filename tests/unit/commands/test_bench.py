@@ -30,7 +30,7 @@ def test_help_documents_every_option_with_its_default(capsys: pytest.CaptureFixt
     for option in options:
         after = text.split(option, 2)[-1]
         assert "(default:" in after.split(" --", 1)[0], option
-    assert "default: 20000" in text
+    assert f"default: {BenchOptions().messages}" in text
 
 
 def test_bootstrap_defaults_to_spanstream_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
