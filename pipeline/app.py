@@ -2,7 +2,7 @@
 
 Path of a span: input topic -> :class:`~pipeline.ingest.loop.IngestLoop`
 (decode, enrich, tail-sample, partials) -> ``otel_traces`` and the partials
-topic -> the ``assemble`` agent (merge into the ``windows`` table, in batches) -> the
+topic -> the ``assemble`` agent (merge into the ``windows`` table) -> the
 ``close`` timer (closed windows -> ``spanstream_red_metrics``, scores,
 alerts -> ``spanstream_anomalies`` and the alert topic).
 """
@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -55,18 +55,11 @@ from pipeline.sinks.clickhouse import (
 )
 from pipeline.store.base import Store, accepts_arrow
 from pipeline.tables import OwnedView
-from pipeline.windows.assembler import WindowAssembler
-from pipeline.windows.hold import Hold
+from pipeline.windows.assembler import Hold, WindowAssembler
 from pipeline.windows.partial import Partial
 from pipeline.windows.series import ClosedWindow
 
 log = logging.getLogger(__name__)
-
-#: Partials (and Hold markers) merged per save of each series they touch: one
-#: serialisation and one changelog record per series per batch, not per partial.
-ASSEMBLE_BATCH = 500
-#: How long a batch waits to fill; bounds the delay a partial sees at low traffic.
-ASSEMBLE_WITHIN_SECONDS = 0.1
 
 
 class Pipeline:
@@ -152,40 +145,21 @@ class Pipeline:
             log.info("window stage owns partials partitions %s", sorted(owned))
         return True
 
-    async def _assemble(self, stream: Any) -> None:
-        # Faust acks the events of a take() batch only when this loop asks for the next
-        # batch (the ``finally`` after its ``yield``), so after the block below handed
-        # every changed series to the table, whose changelog the producer flushes before
-        # any commit. One lock hold per batch: the close timer never sees a series
-        # merged but not yet saved (its reload on a failed write would drop it).
-        async for values in stream.take(ASSEMBLE_BATCH, within=ASSEMBLE_WITHIN_SECONDS):
-            await _to_the_end(self._merge_batch(values))
-
-    async def _merge_batch(self, values: Sequence[bytes]) -> None:
-        async with self.lock:
-            with self.assembler.batch():
-                for value in values:
-                    self._take_in(value)
-
-    def _take_in(self, value: bytes) -> None:
-        """Merge one partial or apply one Hold marker (in topic order, as they came)."""
-        try:
+    async def _assemble(self, stream: Any) -> Any:
+        async for value in stream:
             if Hold.is_hold(value):
                 marker = Hold.from_json(value)
-                if self.assembler.hold(marker):
-                    log.info(
-                        "input partition %d paused upstream: its windows wait for it",
-                        marker.source_partition,
-                    )
-            else:
-                self.assembler.merge(Partial.from_json(value))
-        except Exception:
-            # One unusable value must not take the rest of its batch with it: the batch
-            # is acked as a whole, so raising here would drop the values after it
-            # unmerged. (Before batching, such a value stopped the agent.) Only a
-            # worker writes this topic, so this is a bug: logged and counted.
-            metrics.DECODE_ERRORS.labels("bad_partial").inc()
-            log.exception("partials topic value dropped: %r", value[:200])
+                async with self.lock:
+                    if self.assembler.hold(marker):
+                        log.info(
+                            "input partition %d paused upstream: its windows wait for it",
+                            marker.source_partition,
+                        )
+                continue
+            partial = Partial.from_json(value)
+            async with self.lock:
+                self.assembler.merge(partial)
+            yield partial.series
 
     async def _close(self) -> None:
         async with self.lock:
@@ -359,27 +333,6 @@ def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:
             await asyncio.to_thread(pipeline.stop_ingest)
 
     return IngestThread
-
-
-async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end even if the caller is cancelled meanwhile, then re-raise.
-
-    A stopping worker closes its streams, which acks the batch in hand (take()
-    acks in a ``finally``), and commits after its agents stopped (Faust stops
-    services in reverse start order): a batch whose agent was cancelled while it
-    waited for the lock (a close writing to ClickHouse) would be committed and
-    never merged. Finishing it hands its table changes over as the worker stops.
-    """
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True  # the lock holder's close is bounded: wait for it
-    if cancelled:
-        raise asyncio.CancelledError
-    task.result()
 
 
 def idle_close_seconds(window_seconds: int) -> float:

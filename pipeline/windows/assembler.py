@@ -104,15 +104,12 @@ partial.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from pipeline.clock import Clock
-from pipeline.windows.hold import Hold
 from pipeline.windows.partial import NS_PER_S, Partial, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
 
@@ -131,9 +128,6 @@ class MergeResult(StrEnum):
     LATE = "late"
 
 
-# Cached: every merge asks, json.dumps costs ~3 us against ~0.1 us for a hit, and the
-# series of a stream are few and recur.
-@lru_cache(maxsize=16384)
 def series_key(service: str, operation: str) -> str:
     """The store key of a series: unambiguous for any characters in the names.
 
@@ -141,6 +135,30 @@ def series_key(service: str, operation: str) -> str:
     '["shop","GET /"]'
     """
     return json.dumps([service, operation], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """'Source ``source_partition`` is alive but paused': keeps its windows open.
+
+    >>> Hold.from_json(Hold(3).to_json())
+    Hold(source_partition=3)
+    >>> Hold.is_hold(Hold(3).to_json()), Hold.is_hold(b'{"service": "shop"}')
+    (True, False)
+    """
+
+    source_partition: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"hold": self.source_partition}).encode()
+
+    @staticmethod
+    def is_hold(value: bytes) -> bool:
+        return value.startswith(b'{"hold"')
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Hold:
+        return cls(int(json.loads(value)["hold"]))
 
 
 @dataclass
@@ -237,8 +255,6 @@ class WindowAssembler:
         self.max_exemplars = max_exemplars
         self._store: Store = {} if store is None else store
         self._series: dict[str, SeriesState] = {}
-        #: Series merged inside an open :meth:`batch`, saved when it ends (None: no batch).
-        self._unsaved: dict[str, SeriesState] | None = None
         self._sources: dict[int, _Source] = {}
         self._watermark_ns: int | None = None
         self._frontier_ns = 0
@@ -468,27 +484,6 @@ class WindowAssembler:
             self._channels.pop(key, None)
             self._series_seen_at.pop(key, None)
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Save each series merged in the block once, when it ends (module doc: Batches).
-
-        Also when the block raises: what was merged stays merged in memory, and
-        the store must not lag behind it (a later save or reload would disagree).
-        """
-        if self._unsaved is not None:
-            raise RuntimeError("WindowAssembler.batch() blocks do not nest")
-        self._unsaved = {}
-        try:
-            yield
-        finally:
-            unsaved, self._unsaved = self._unsaved, None
-            for key, state in unsaved.items():
-                if self._series.get(key) is state:  # not forgotten or reloaded meanwhile
-                    self._store[key] = state.to_dict()
-
     def _save(self, key: str, state: SeriesState) -> None:
         self._series[key] = state
-        if self._unsaved is not None:
-            self._unsaved[key] = state
-        else:
-            self._store[key] = state.to_dict()
+        self._store[key] = state.to_dict()

@@ -22,9 +22,8 @@ True
 from __future__ import annotations
 
 import math
-from itertools import accumulate
+from itertools import pairwise
 from math import ceil, log
-from operator import sub
 from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
@@ -176,24 +175,14 @@ class LatencySketch:
         return f"LatencySketch(count={self.count}, bins={len(self._bins)})"
 
     def copy(self) -> LatencySketch:
-        """An independent sketch with the same contents.
-
-        Copied field by field: every merge of a partial copies its sketch, and a
-        round trip through :meth:`to_dict` cost the window stage more than the merge.
-        """
-        sketch = LatencySketch.__new__(LatencySketch)
-        for name in LatencySketch.__slots__:
-            setattr(sketch, name, getattr(self, name))
-        sketch._bins = dict(self._bins)
-        return sketch
+        """An independent sketch with the same contents."""
+        return LatencySketch.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-safe form; keys are sorted and delta-encoded so equal sketches
         serialize to equal bytes."""
         keys = sorted(self._bins)
-        # map over C-level callables: the window stage serialises every open window's
-        # sketch on each save, and per-bin Python comprehensions dominated that.
-        deltas = list(map(sub, keys[1:], keys))
+        deltas = [b - a for a, b in pairwise(keys)]
         return {
             "a": self.relative_accuracy,
             "m": self.max_bins,
@@ -202,16 +191,17 @@ class LatencySketch:
             "lo": None if self.count == 0 else self.min,
             "hi": None if self.count == 0 else self.max,
             "k": keys[:1] + deltas,
-            "c": list(map(self._bins.__getitem__, keys)),
+            "c": [self._bins[k] for k in keys],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
         """Rebuild a sketch from :meth:`to_dict` output."""
         sketch = cls(float(data["a"]), int(data["m"]))
-        # Running sums of the deltas are the keys (C-level, as in to_dict).
-        keys = map(int, accumulate(data["k"]))
-        sketch._bins = dict(zip(keys, map(int, data["c"]), strict=True))
+        key = 0
+        for i, (delta, n) in enumerate(zip(data["k"], data["c"], strict=True)):
+            key = delta if i == 0 else key + delta
+            sketch._bins[int(key)] = int(n)
         sketch.count = int(data["n"])
         sketch.zeros = int(data["z"])
         if sketch.count:

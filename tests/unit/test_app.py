@@ -15,11 +15,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import faust
 import pytest
 
-from pipeline import app as app_module
-from pipeline import metrics
 from pipeline.app import Pipeline
 from pipeline.errors import SinkUnavailable
 from pipeline.model import Span
@@ -91,36 +88,12 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stage:
     return stage
 
 
-async def feed(pipeline: Pipeline, values: list[bytes]) -> None:
-    """Put ``values`` on the partials topic; return once the agent took all of them in.
-
-    The agent consumes in batches and yields nothing to wait for, so this waits
-    for its ``_take_in`` calls; a batch's table saves follow its last call with no
-    await in between, so they are done too.
-    """
-    taken: list[bytes] = []
-    take_in = pipeline._take_in
-
-    def counting(value: bytes) -> None:
-        take_in(value)
-        taken.append(value)
-
-    pipeline._take_in = counting  # type: ignore[method-assign]
+async def feed(pipeline: Pipeline, values: list[bytes]) -> list[Any]:
     agent = pipeline.app.agents["assemble"]
     async with agent.test_context() as test_agent:
         for value in values:
-            await test_agent.put(value, wait=False)
-        for _ in range(1000):
-            if len(taken) >= len(values):
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"the agent took in {len(taken)} of {len(values)} values")
-
-
-def batches_of(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """Make the agent's batches exactly ``n`` values (the wait never runs out first)."""
-    monkeypatch.setattr(app_module, "ASSEMBLE_BATCH", n)
-    monkeypatch.setattr(app_module, "ASSEMBLE_WITHIN_SECONDS", 30.0)
+            await test_agent.put(value)
+        return list(test_agent.results.values())
 
 
 def test_building_the_app_needs_no_kafka_client(stage: Stage) -> None:
@@ -128,138 +101,43 @@ def test_building_the_app_needs_no_kafka_client(stage: Stage) -> None:
     assert "assemble" in stage.pipeline.app.agents
 
 
-def test_assemble_merges_partials_of_all_sources_into_the_windows_table(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: Stage) -> None:
     pipeline = stage.pipeline
     from_p0 = partials(0, [(1.0, 10.0), (2.0, 30.0), (61.0, 5.0)])
     from_p1 = partials(1, [(3.0, 20.0)])
     values = [p.to_json() for p in [*from_p0, *from_p1]]
     replayed = from_p0[0].to_json()  # redelivered after a crash: must not count twice
-    batches_of(monkeypatch, 4)
 
-    asyncio.run(feed(pipeline, [*values, replayed]))
+    results = asyncio.run(feed(pipeline, [*values, replayed]))
 
+    assert results == [("shop", "GET /cart")] * 4
     key = series_key("shop", "GET /cart")
     state = SeriesState.from_dict(pipeline.windows[key])
     assert {start // NS: w.requests for start, w in state.windows.items()} == {0: 3, 60: 1}
     assert state.windows[0].max_ns == 30 * 1_000_000
     assert state.through == {0: (2, (0, 60 * NS)), 1: (0, (0,))}
     assert pipeline.assembler.duplicates == 1
-    # One batch: the series is serialised and written to the changelog once.
-    assert [k for k, _ in stage.changelog] == [key]
+    assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
     assert stage.changelog[-1][1] == pipeline.windows[key]
 
 
-def test_each_batch_writes_each_series_it_touched_once(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pipeline = stage.pipeline
-    cart = partials(0, [(1.0, 10.0), (61.0, 5.0), (121.0, 7.0)])
-    agg = PartialAggregator(60, 1)
-    agg.add(span(2.0, 3.0, operation="GET /pay"), 0)
-    (pay,) = agg.cut()
-    batches_of(monkeypatch, 2)
-
-    asyncio.run(feed(pipeline, [p.to_json() for p in [cart[0], pay, cart[1], cart[2]]]))
-
-    cart_key, pay_key = series_key("shop", "GET /cart"), series_key("shop", "GET /pay")
-    assert [k for k, _ in stage.changelog] == [cart_key, pay_key, cart_key]
-    cart_state = SeriesState.from_dict(pipeline.windows[cart_key])
-    assert sorted(s // NS for s in cart_state.windows) == [0, 60, 120]
-
-
-def test_a_batch_is_acked_only_after_its_table_changes(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At each ack, the acked partial is already a duplicate of the table's value.
-
-    So a crash after the ack (the offset committed) can lose no partial: the
-    changelog write that holds it was handed to Faust before.
-    """
-    pipeline = stage.pipeline
-    sent = [*partials(0, [(1.0, 10.0), (61.0, 5.0)]), *partials(1, [(2.0, 4.0), (62.0, 6.0)])]
-    acked: list[bool] = []
-    ack = faust.Stream.ack
-
-    async def checking_ack(self: Any, event: Any) -> bool:
-        if not Hold.is_hold(event.value):
-            partial = Partial.from_json(event.value)
-            written = dict(stage.changelog).get(series_key(*partial.series))
-            acked.append(
-                written is not None and SeriesState.from_dict(written).is_duplicate(partial)
-            )
-        return bool(await ack(self, event))
-
-    monkeypatch.setattr(faust.Stream, "ack", checking_ack)
-    batches_of(monkeypatch, 3)
-    values = [p.to_json() for p in sent]
-    asyncio.run(feed(pipeline, [values[0], Hold(1).to_json(), *values[1:], Hold(0).to_json()]))
-
-    assert acked == [True] * 4  # two batches of three (markers acked unchecked)
-
-
-def test_a_batch_in_hand_when_the_agent_stops_is_still_merged_and_saved(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker stopping while a close holds the lock: the batch in hand is merged anyway.
-
-    Stopping the stream closes the take() generator, which acks the batch at once
-    (faust/streams.py ``Stream.on_stop``), and a stopping worker commits after its
-    agents stopped: the batch must reach the table, not be dropped with the
-    cancelled agent.
-    """
-    pipeline = stage.pipeline
-    values = [p.to_json() for p in partials(0, [(1.0, 10.0), (61.0, 5.0)])]
-    batches_of(monkeypatch, 2)
-
-    async def stop_while_closing() -> None:
-        agent = pipeline.app.agents["assemble"]
-        async with agent.test_context() as test_agent:
-            await pipeline.lock.acquire()  # the close timer, writing to ClickHouse
-            for value in values:
-                await test_agent.put(value, wait=False)
-            await asyncio.sleep(0.2)  # the agent has its batch and waits for the lock
-            asyncio.get_running_loop().call_later(0.3, pipeline.lock.release)
-        # leaving the context stopped the stream and cancelled the agent
-        await asyncio.sleep(0.5)
-
-    asyncio.run(stop_while_closing())
-
-    assert pipeline.assembler.merged == 2
-    key = series_key("shop", "GET /cart")
-    assert [k for k, _ in stage.changelog] == [key]
-    assert sorted(SeriesState.from_dict(stage.changelog[-1][1]).windows) == [0, 60 * NS]
-
-
-def test_an_unusable_value_drops_alone_not_with_its_batch(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    pipeline = stage.pipeline
-    good = [p.to_json() for p in partials(0, [(1.0, 10.0), (61.0, 5.0)])]
-    batches_of(monkeypatch, 3)
-
-    counted = metrics.DECODE_ERRORS.labels("bad_partial")._value.get()
-
-    asyncio.run(feed(pipeline, [good[0], b"{not json", good[1]]))
-
-    assert pipeline.assembler.merged == 2
-    assert "partials topic value dropped" in caplog.text
-    assert metrics.DECODE_ERRORS.labels("bad_partial")._value.get() == counted + 1
-
-
-def test_a_hold_marker_holds_its_source_and_changes_no_table(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> None:
     pipeline = stage.pipeline
     first, second = (p.to_json() for p in partials(0, [(1.0, 10.0), (70.0, 5.0)]))
-    batches_of(monkeypatch, 1)
 
-    asyncio.run(feed(pipeline, [first, Hold(0).to_json(), second]))
+    async def feed_with_hold() -> list[Any]:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            await test_agent.put(first)
+            await test_agent.put(Hold(0).to_json(), wait=False)  # yields nothing to wait for
+            await test_agent.put(second)
+            return list(test_agent.results.values())
 
+    results = asyncio.run(feed_with_hold())
+
+    assert results == [("shop", "GET /cart")] * 2  # the marker is not a partial
     assert pipeline.assembler._sources[0].held_at is not None
-    assert pipeline.assembler.merged == 2
-    assert len(stage.changelog) == 2  # one per partial's batch; the marker's wrote nothing
+    assert len(stage.changelog) == 2  # and changes no table
 
 
 class FlakyStore(NullStore):
