@@ -26,6 +26,7 @@ setup(
                     "_policies",
                     "_slots",
                     "_columns",
+                    "_buffers",
                     "_arrow",
                     "_validate",
                 )
