@@ -86,15 +86,8 @@ typedef struct {
 static int
 hex_add(Strings *s, Slice id)
 {
-    static const char digits[] = "0123456789abcdef";
     char out[32];
-    if (id.n == 0 || id.n > 16 || all_zero(id))
-        return strings_add(s, (Slice){(const uint8_t *)"", 0});
-    for (Py_ssize_t i = 0; i < id.n; i++) {
-        out[2 * i] = digits[id.p[i] >> 4];
-        out[2 * i + 1] = digits[id.p[i] & 15];
-    }
-    return strings_add(s, (Slice){(const uint8_t *)out, 2 * id.n});
+    return strings_add(s, (Slice){(const uint8_t *)out, hex_chars(id, out)});
 }
 
 static int

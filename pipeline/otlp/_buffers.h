@@ -111,27 +111,15 @@ entries_clear(Entry *entries, Py_ssize_t count)
 static int
 render_value(Entry *e, const AnyValue *v, Slice raw, PyObject *kv_string)
 {
-    switch (v->kind) {
-    case AV_EMPTY:
-        e->text = (Slice){raw.p, 0};
+    if (v->kind != AV_OTHER) {
+        e->text = plain_text(v, raw, e->digits);
         return E_OK;
-    case AV_STRING:
-        e->text = v->text;
-        return E_OK;
-    case AV_BOOL:
-        e->text = (Slice){(const uint8_t *)(v->number ? "true" : "false"), v->number ? 4 : 5};
-        return E_OK;
-    case AV_INT:
-        e->text.n = snprintf(e->digits, sizeof e->digits, "%lld", (long long)(int64_t)v->number);
-        e->text.p = (const uint8_t *)e->digits;
-        return E_OK;
-    default:
-        if (kv_string == NULL)
-            return E_NEED_GIL;
-        Py_CLEAR(e->object);
-        e->object = PyObject_CallFunction(kv_string, "y#", (const char *)raw.p, raw.n);
-        return e->object == NULL ? E_PYTHON : utf8_of(e->object, &e->text);
     }
+    if (kv_string == NULL)
+        return E_NEED_GIL;
+    Py_CLEAR(e->object);
+    e->object = PyObject_CallFunction(kv_string, "y#", (const char *)raw.p, raw.n);
+    return e->object == NULL ? E_PYTHON : utf8_of(e->object, &e->text);
 }
 
 /* A repeated KeyValue into entries[0..*count), as attr_dict() would make the dict. */

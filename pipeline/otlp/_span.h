@@ -192,19 +192,26 @@ parts_size(const SpanFields *s, PyObject *kv_string, Py_ssize_t *size, void *scr
     return 0;
 }
 
-/* Lowercase hex; an empty or all-zero id renders as "" (link_id / check_ids). */
-static PyObject *
-hex_text(Slice s)
+/* Lowercase hex into `out` (32 bytes), returning its length; an empty, all-zero or
+ * over-long id renders as "" (link_id / check_ids). */
+static Py_ssize_t
+hex_chars(Slice s, char *out)
 {
     static const char digits[] = "0123456789abcdef";
-    char out[32];
     if (s.n == 0 || s.n > 16 || all_zero(s))
-        return PyUnicode_FromStringAndSize("", 0);
+        return 0;
     for (Py_ssize_t i = 0; i < s.n; i++) {
         out[2 * i] = digits[s.p[i] >> 4];
         out[2 * i + 1] = digits[s.p[i] & 15];
     }
-    return PyUnicode_FromStringAndSize(out, 2 * s.n);
+    return 2 * s.n;
+}
+
+static PyObject *
+hex_text(Slice s)
+{
+    char out[32];
+    return PyUnicode_FromStringAndSize(out, hex_chars(s, out));
 }
 
 static inline PyObject *

@@ -207,36 +207,42 @@ clear_relevant(Relevant *relevant)
     }
 }
 
+/* AsString of a value the kv_string callback is not needed for (kind < AV_OTHER), as
+ * UTF-8: into the record, a literal, or `digits` (24 bytes) for an int. */
+static Slice
+plain_text(const AnyValue *v, Slice raw, char *digits)
+{
+    switch (v->kind) {
+    case AV_STRING:
+        return v->text;
+    case AV_BOOL:
+        return (Slice){(const uint8_t *)(v->number ? "true" : "false"), v->number ? 4 : 5};
+    case AV_INT:
+        return (Slice){(const uint8_t *)digits,
+                       snprintf(digits, 24, "%lld", (long long)(int64_t)v->number)};
+    default:
+        return (Slice){raw.p, 0};
+    }
+}
+
 /* Keep `v` as the value of a relevant attribute; its len() in *length. -1 on error. */
 static int
 set_relevant(Relevant *r, const AnyValue *v, Slice raw, PyObject *kv_string, Py_ssize_t *length)
 {
     Py_CLEAR(r->object);
     r->present = 1;
-    r->text.p = (const uint8_t *)r->digits;
-    switch (v->kind) {
-    case AV_STRING:
-        r->text = v->text;
-        break;
-    case AV_EMPTY:
-        r->text.n = 0;
-        break;
-    case AV_BOOL:
-    case AV_INT:
-        r->text.n = v->kind == AV_BOOL ? snprintf(r->digits, sizeof r->digits, "%s", v->number ? "true" : "false")
-                                        : snprintf(r->digits, sizeof r->digits, "%lld", (long long)(int64_t)v->number);
-        break;
-    default:
-        if ((r->object = value_text(v, raw, kv_string)) == NULL)
-            return -1;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(r->object, &r->text.n);
-        if (utf8 == NULL)
-            return -1;
-        r->text.p = (const uint8_t *)utf8;
-        *length = PyUnicode_GET_LENGTH(r->object);
+    if (v->kind != AV_OTHER) {
+        r->text = plain_text(v, raw, r->digits);
+        *length = code_points(r->text);
         return 0;
     }
-    *length = code_points(r->text);
+    if ((r->object = value_text(v, raw, kv_string)) == NULL)
+        return -1;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(r->object, &r->text.n);
+    if (utf8 == NULL)
+        return -1;
+    r->text.p = (const uint8_t *)utf8;
+    *length = PyUnicode_GET_LENGTH(r->object);
     return 0;
 }
 
