@@ -27,9 +27,9 @@ from pipeline.alerts import Alert
 from pipeline.clock import SystemClock
 from pipeline.enrich import Enricher
 from pipeline.errors import SinkUnavailable, SpanstreamError
-from pipeline.ingest.core import IngestCore
+from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
-from pipeline.ingest.loop import IngestLoop
+from pipeline.ingest.loop import IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.otlp._heads import per_service
 from pipeline.sampling import (
@@ -105,6 +105,7 @@ class Pipeline:
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.partials_topic = app.topic(s.partials_topic, key_type=bytes, value_type=bytes, **raw)
         self.alerts_topic = app.topic(s.alert_topic, key_type=bytes, value_type=bytes, **raw)
+        self.dlq_topic = app.topic(s.dlq_topic, key_type=bytes, value_type=bytes, **raw)
         n = s.partials_partitions
         table_opts: dict[str, Any] = {"partitions": n, "use_partitioner": True}
         self.windows = app.Table("windows", **table_opts)
@@ -146,7 +147,22 @@ class Pipeline:
         return True
 
     async def _assemble(self, stream: Any) -> Any:
-        async for value in stream:
+        # Acks are manual: Faust acks the event in hand when its stream is closed (a
+        # stopping worker cancels this agent, e.g. while it waits for the lock held by
+        # a close writing to ClickHouse), merged or not, and the stop then commits it.
+        # Acked only once merged, a partial cut short stays uncommitted and the next
+        # owner of its partition merges it (or, if its table write landed, skips it).
+        manual = stream.noack()
+        async for event in manual.events():
+            series = await self._take_in(event)
+            await manual.ack(event)
+            if series is not None:
+                yield series
+
+    async def _take_in(self, event: Any) -> tuple[str, str] | None:
+        """Merge one partial (its series) or apply one Hold marker (None)."""
+        value = event.value
+        try:
             if Hold.is_hold(value):
                 marker = Hold.from_json(value)
                 async with self.lock:
@@ -155,11 +171,38 @@ class Pipeline:
                             "input partition %d paused upstream: its windows wait for it",
                             marker.source_partition,
                         )
-                continue
+                return None
             partial = Partial.from_json(value)
-            async with self.lock:
-                self.assembler.merge(partial)
-            yield partial.series
+        except (ValueError, KeyError, TypeError) as exc:
+            await self._dead_letter_partial(event, exc)
+            return None
+        async with self.lock:
+            self.assembler.merge(partial)
+        return partial.series
+
+    async def _dead_letter_partial(self, event: Any, exc: Exception) -> None:
+        """A value no worker could have written: to the DLQ, counted, never merged."""
+        message = event.message
+        log.error(
+            "dead-lettering %s[%d]@%d: bad_partial: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            exc,
+        )
+        letter = DeadLetter(
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            [],
+            "bad_partial",
+            str(exc),
+        )
+        headers = dlq_headers(message.topic, letter)
+        delivery = await self.dlq_topic.send(key=message.key, value=message.value, headers=headers)
+        await delivery
+        metrics.DLQ_RECORDS.labels("bad_partial").inc()
 
     async def _close(self) -> None:
         async with self.lock:

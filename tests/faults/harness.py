@@ -42,7 +42,7 @@ from pipeline.testing.accounting import (
 )
 from pipeline.testing.worker import LocalWorker
 from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
-from tests.faults import kafka_reads
+from tests.faults import diagnose, kafka_reads
 
 #: Traces per scenario stream (about 20 spans each): ~100k spans by default.
 TRACES = int(os.environ.get("SPANSTREAM_FAULTS_TRACES", "5000"))
@@ -421,6 +421,22 @@ class Rig:
             for key, values in copies.items()
         }
 
+    def diagnose_windows(
+        self,
+        reference: dict[tuple[str, str, int], int],
+        windows: dict[tuple[str, str, int], tuple[int, int]],
+    ) -> list[dict[str, Any]]:
+        """Evidence for mismatched series-windows (:mod:`tests.faults.diagnose`); [] if none."""
+        settings = load_settings({**self.env, "SPANSTREAM_KAFKA": self.bootstrap})
+        return diagnose.explain(
+            diagnose.mismatched(reference, windows),
+            reference,
+            self.all_rows,
+            self.read_topic,
+            self.topics.partials,
+            settings.windows_changelog_topic,
+        )
+
     def read_topic(self, topic: str, timeout: float = 60.0) -> list[Any]:
         """Every record of ``topic`` (confluent_kafka Messages), read up to the high watermarks."""
         return kafka_reads.read_topic(self.bootstrap, topic, timeout)
@@ -457,6 +473,7 @@ class Rig:
             windows = self.windows()
         if windows is not None and reference is not None:
             extra.setdefault("windows_by_start", windows_by_start(reference, windows))
+            extra["window_diagnosis"] = self.diagnose_windows(reference, windows)
         if dlq is None:
             dlq = len(self.read_topic(self.topics.dlq))
         recoveries = [r.recovery_s for r in self.restarts[1:] if r.recovery_s is not None]

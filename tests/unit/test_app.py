@@ -9,13 +9,14 @@ partition of every changelog write).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pipeline.app import Pipeline
 from pipeline.errors import SinkUnavailable
@@ -235,3 +236,87 @@ def test_a_failed_alert_publish_undoes_the_detector_state_too(
     first, retry = store.inserted[METRICS_TABLE]
     assert first == retry and store.tokens[0] == store.tokens[1]  # deduplicated by ClickHouse
     assert closing.key in pipeline.detectors
+
+
+def test_a_partial_in_hand_when_the_agent_stops_is_not_acked(stage: Stage) -> None:
+    """Stopping (SIGTERM) while a partial waits for the lock must leave it uncommitted.
+
+    Faust acks the event in hand when its stream's iterator is closed, whether or
+    not the agent finished with it; an ack there would commit a partial that was
+    never merged, and the next owner would never see it.
+    """
+    pipeline = stage.pipeline
+    (first,) = (p.to_json() for p in partials(0, [(1.0, 10.0)]))
+
+    async def stop_while_waiting() -> tuple[bool, bool]:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            await pipeline.lock.acquire()  # a window close in progress
+            event = await test_agent.put(first, wait=False)
+            await wait_for(lambda: pipeline.lock._waiters, "the agent waiting for the lock")
+        pipeline.lock.release()
+        return event.message.acked, series_key("shop", "GET /cart") in pipeline.windows
+
+    acked, merged = asyncio.run(stop_while_waiting())
+
+    assert not merged
+    assert not acked
+
+
+def test_a_merged_partial_is_acked(stage: Stage) -> None:
+    pipeline = stage.pipeline
+    (first,) = (p.to_json() for p in partials(0, [(1.0, 10.0)]))
+
+    async def merge_one() -> bool:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            event = await test_agent.put(first)
+            await wait_for(lambda: event.message.acked, "the ack of the merged partial")
+            return bool(event.message.acked)
+
+    assert asyncio.run(merge_one())
+    assert series_key("shop", "GET /cart") in pipeline.windows
+
+
+async def wait_for(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    """Poll ``condition`` on the event loop until true, failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = stage.pipeline
+    sent: list[dict[str, Any]] = []
+
+    async def send(**kwargs: Any) -> Any:
+        sent.append(kwargs)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(pipeline.dlq_topic, "send", send)
+    before = REGISTRY.get_sample_value("spanstream_dlq_records_total", {"reason": "bad_partial"})
+    (good,) = (p.to_json() for p in partials(0, [(1.0, 10.0)]))
+
+    async def feed_bad_then_good() -> tuple[bool, list[Any]]:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            bad = await test_agent.put(b'{"service": "shop"}', wait=False)
+            await test_agent.put(good)
+            return bool(bad.message.acked), list(test_agent.results.values())
+
+    acked, results = asyncio.run(feed_bad_then_good())
+
+    assert results == [("shop", "GET /cart")]  # the stage went on after the bad value
+    assert acked
+    assert [s["value"] for s in sent] == [b'{"service": "shop"}']
+    headers = dict(sent[0]["headers"])
+    assert headers["spanstream.error.reason"] == b"bad_partial"
+    assert headers["spanstream.source.offset"] == b"0"
+    after = REGISTRY.get_sample_value("spanstream_dlq_records_total", {"reason": "bad_partial"})
+    assert (after or 0) - (before or 0) == 1
