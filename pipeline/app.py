@@ -20,18 +20,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.clock import SystemClock
 from pipeline.enrich import Enricher
-from pipeline.errors import SinkUnavailable, SpanstreamError
+from pipeline.errors import ServiceUnavailable, SinkUnavailable, SpanstreamError
 from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
-from pipeline.ingest.loop import IngestLoop, dlq_headers
+from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.otlp._heads import per_service
+from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.sampling import (
     AnomalyFlags,
     ExemplarRequests,
@@ -55,7 +56,9 @@ from pipeline.sinks.clickhouse import (
 )
 from pipeline.store.base import Store, accepts_arrow
 from pipeline.tables import OwnedView
-from pipeline.windows.assembler import Hold, WindowAssembler
+from pipeline.windows.assembler import WindowAssembler
+from pipeline.windows.continuity import PartitionContinuity
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
 from pipeline.windows.series import ClosedWindow
 
@@ -120,6 +123,10 @@ class Pipeline:
             store=self.window_view,
         )
         app.agent(self.partials_topic, name="assemble")(self._assemble)
+        self.continuity = PartitionContinuity()
+        #: Built on first need (a skipped partial, a partition's first record): no broker before.
+        self.partials_log: PartialsLog | None = None
+        app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(1.0)(self._close)
         app.service(_ingest_service(self))
 
@@ -154,17 +161,62 @@ class Pipeline:
         # owner of its partition merges it (or, if its table write landed, skips it).
         manual = stream.noack()
         async for event in manual.events():
-            series = await self._take_in(event)
+            record = Record.of_faust(event.message)
+            for skipped in await self._skipped_before(record):
+                await self._take_in(skipped)
+            series = await self._take_in(record)
             await manual.ack(event)
             if series is not None:
                 yield series
 
-    async def _take_in(self, event: Any) -> tuple[str, str] | None:
+    async def _on_assigned(self, _app: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """Faust's signal after each rebalance, with this worker's whole assignment."""
+        (assigned,) = args
+        topic = self.settings.partials_topic
+        self.continuity.assigned({tp.partition for tp in assigned if tp.topic == topic})
+
+    async def _skipped_before(self, record: Record) -> list[Record]:
+        """Records of this partition the consumer skipped before ``record``, read directly."""
+        p = record.partition
+        if not self.continuity.expecting(p):
+            try:
+                committed = await asyncio.to_thread(self._partials_log().committed, p)
+            except KafkaException as exc:  # untracked until a later record's lookup works
+                log.warning("%s[%d]: committed offset not known: %s", record.topic, p, exc)
+                committed = None
+            if committed is not None:
+                self.continuity.expect(p, committed)
+        skipped = self.continuity.observe(p, record.offset)
+        if not skipped:
+            return []
+        log.warning(
+            "%s[%d]: offsets %d-%d were skipped by the consumer; reading them directly",
+            record.topic,
+            p,
+            skipped.start,
+            skipped.stop - 1,
+        )
+        metrics.PARTIALS_REREAD.inc(len(skipped))
+        while True:  # the record in hand waits, unacked: nothing after the gap commits
+            try:
+                return await asyncio.to_thread(self._partials_log().read, p, skipped)
+            except (KafkaException, ServiceUnavailable) as exc:
+                log.warning("re-reading %s[%d] failed, retrying: %s", record.topic, p, exc)
+                await asyncio.sleep(KAFKA_RETRY_SECONDS)
+
+    def _partials_log(self) -> PartialsLog:
+        if self.partials_log is None:
+            s = self.settings
+            self.partials_log = KafkaPartialsLog(
+                s.kafka_bootstrap, s.partials_topic, s.windows_app_id
+            )
+        return self.partials_log
+
+    async def _take_in(self, record: Record) -> tuple[str, str] | None:
         """Merge one partial (its series) or apply one Hold marker (None)."""
-        value = event.value
         try:
-            if Hold.is_hold(value):
-                marker = Hold.from_json(value)
+            if Hold.is_hold(record.value):
+                marker = Hold.from_json(record.value)
                 async with self.lock:
                     if self.assembler.hold(marker):
                         log.info(
@@ -172,35 +224,28 @@ class Pipeline:
                             marker.source_partition,
                         )
                 return None
-            partial = Partial.from_json(value)
+            partial = Partial.from_json(record.value)
         except (ValueError, KeyError, TypeError) as exc:
-            await self._dead_letter_partial(event, exc)
+            await self._dead_letter_partial(record, exc)
             return None
         async with self.lock:
             self.assembler.merge(partial)
         return partial.series
 
-    async def _dead_letter_partial(self, event: Any, exc: Exception) -> None:
+    async def _dead_letter_partial(self, record: Record, exc: Exception) -> None:
         """A value no worker could have written: to the DLQ, counted, never merged."""
-        message = event.message
         log.error(
             "dead-lettering %s[%d]@%d: bad_partial: %s",
-            message.topic,
-            message.partition,
-            message.offset,
+            record.topic,
+            record.partition,
+            record.offset,
             exc,
         )
         letter = DeadLetter(
-            message.partition,
-            message.offset,
-            message.key,
-            message.value,
-            [],
-            "bad_partial",
-            str(exc),
+            record.partition, record.offset, record.key, record.value, [], "bad_partial", str(exc)
         )
-        headers = dlq_headers(message.topic, letter)
-        delivery = await self.dlq_topic.send(key=message.key, value=message.value, headers=headers)
+        headers = dlq_headers(record.topic, letter)
+        delivery = await self.dlq_topic.send(key=record.key, value=record.value, headers=headers)
         await delivery
         metrics.DLQ_RECORDS.labels("bad_partial").inc()
 

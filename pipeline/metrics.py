@@ -32,6 +32,10 @@ KEEP_RATIO = Gauge("spanstream_sampling_keep_ratio", "Spans kept / spans decided
 #: No service label: the assembler counts one total; per series, see LateSpans in
 #: spanstream_red_metrics.
 LATE_SPANS = Counter("spanstream_late_spans_total", "Spans arriving after their window closed")
+PARTIALS_REREAD = Counter(
+    "spanstream_partials_reread_total",
+    "Partials the window stage's consumer skipped (in a rebalance), read back and merged",
+)
 WINDOWS_CLOSED = Counter("spanstream_windows_closed_total", "Windows closed and written")
 WINDOW_LAG = Gauge(
     "spanstream_window_lag_seconds", "Wall clock minus the end of the newest closed window"

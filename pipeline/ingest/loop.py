@@ -30,7 +30,8 @@ from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.tables import key_bytes
-from pipeline.windows.assembler import Hold, series_key
+from pipeline.windows.assembler import series_key
+from pipeline.windows.hold import Hold
 
 log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]

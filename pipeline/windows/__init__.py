@@ -6,7 +6,8 @@ The path: :class:`PartialAggregator` (one per input partition) ->
 Faust shell feeds spans and offsets in and carries partials and states around.
 """
 
-from pipeline.windows.assembler import Hold, MergeResult, WindowAssembler, series_key
+from pipeline.windows.assembler import MergeResult, WindowAssembler, series_key
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
 from pipeline.windows.sketch import LatencySketch

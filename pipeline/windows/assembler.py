@@ -54,7 +54,11 @@ source, heard from a moment later, could no longer hold back. Likewise per
 series: a series' watermark stays put for ``startup_hold_seconds`` after its
 first partial (its other sources' partials may be queued behind on its
 partials partition), and the first partial of a series never seen before is
-never late (nothing of it was closed).
+never late (nothing of it was closed). A series that :meth:`~WindowAssembler.reload`
+loads for the first time (its partials partition moved here in a rebalance, e.g.
+from a worker that died) starts over the same way: its partials may be queued
+behind the window stage that stopped, and this worker's watermark, driven by
+other partitions, says nothing about them. Closed windows stay closed.
 
 Holding. A source whose ingest is alive but paused (a ClickHouse outage stops
 consumption, so no partials come) sends :class:`Hold` markers to every
@@ -110,6 +114,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.clock import Clock
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import NS_PER_S, Partial, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
 
@@ -135,30 +140,6 @@ def series_key(service: str, operation: str) -> str:
     '["shop","GET /"]'
     """
     return json.dumps([service, operation], separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class Hold:
-    """'Source ``source_partition`` is alive but paused': keeps its windows open.
-
-    >>> Hold.from_json(Hold(3).to_json())
-    Hold(source_partition=3)
-    >>> Hold.is_hold(Hold(3).to_json()), Hold.is_hold(b'{"service": "shop"}')
-    (True, False)
-    """
-
-    source_partition: int
-
-    def to_json(self) -> bytes:
-        return json.dumps({"hold": self.source_partition}).encode()
-
-    @staticmethod
-    def is_hold(value: bytes) -> bool:
-        return value.startswith(b'{"hold"')
-
-    @classmethod
-    def from_json(cls, value: bytes) -> Hold:
-        return cls(int(json.loads(value)["hold"]))
 
 
 @dataclass
@@ -265,6 +246,8 @@ class WindowAssembler:
         self._channels: dict[str, dict[int, _Channel]] = {}
         self._series_wm: dict[str, int] = {}
         self._series_seen_at: dict[str, float] = {}
+        #: when each series was taken over (loaded by a reload without having been loaded)
+        self._loaded_at: dict[str, float] = {}
         self.merged = 0
         self.duplicates = 0
         self.late_partials = 0
@@ -272,10 +255,24 @@ class WindowAssembler:
         self.reload()
 
     def reload(self) -> None:
-        """Re-read every series from the store (after recovery or a rebalance)."""
+        """Re-read every series from the store (after recovery or a rebalance).
+
+        A series loaded now that was not loaded before was taken over (or
+        recovered): its partials may be queued behind a stalled or dead window
+        stage, so its watermark starts over, as after a restart (module doc).
+        """
+        before = self._series
         self._series = {key: SeriesState.from_dict(value) for key, value in self._store.items()}
+        now = self.clock.now()
         if self._started_at is None and self._recovered_at is None and self._series:
-            self._recovered_at = self.clock.now()
+            self._recovered_at = now
+        for key in self._series.keys() - before.keys():
+            self._channels.pop(key, None)
+            self._series_wm.pop(key, None)
+            self._series_seen_at.pop(key, None)
+            self._loaded_at[key] = now
+        for key in before.keys() - self._series.keys():
+            self._loaded_at.pop(key, None)
 
     def _stored(self, key: str) -> SeriesState | None:
         value = self._store.get(key)
@@ -436,8 +433,10 @@ class WindowAssembler:
         watermark = self.watermark_ns()
         now = self.clock.now()
         seen_at = self._series_seen_at.get(key)
-        if seen_at is None and key not in self._series:
-            return self._series_wm.get(key)  # a new series: nothing of it can be late yet
+        if seen_at is None and (key not in self._series or self._taking_over(key, now)):
+            # A new series: nothing of it can be late yet. A series just taken over:
+            # its first partial starts its startup hold, like a new one's.
+            return self._series_wm.get(key)
         if watermark is None or (seen_at is not None and now - seen_at < self.startup_hold_seconds):
             return self._series_wm.get(key)
         channels = self._channels.get(key, {}).values()
@@ -451,6 +450,11 @@ class WindowAssembler:
             self._series_wm[key] = candidate
             return candidate
         return before
+
+    def _taking_over(self, key: str, now: float) -> bool:
+        """True for ``startup_hold_seconds`` after a reload took the series over."""
+        loaded_at = self._loaded_at.get(key)
+        return loaded_at is not None and now - loaded_at < self.startup_hold_seconds
 
     def close_ready(self) -> list[ClosedWindow]:
         """Close every window the watermark has passed, ordered by (start, service, operation)."""

@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.windows.assembler import Hold, series_key
+from pipeline.windows.assembler import series_key
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
 
 WindowKey = tuple[str, str, int]

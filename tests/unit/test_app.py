@@ -21,11 +21,13 @@ from prometheus_client import REGISTRY
 from pipeline.app import Pipeline
 from pipeline.errors import SinkUnavailable
 from pipeline.model import Span
+from pipeline.partials_log import MemoryPartialsLog
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
 from pipeline.tables import partition_of
 from pipeline.testing.clock import ManualClock
-from pipeline.windows.assembler import Hold, series_key
+from pipeline.windows.assembler import series_key
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial, PartialAggregator
 from pipeline.windows.series import SeriesState
 
@@ -86,6 +88,8 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stage:
         return SimpleNamespace(message=SimpleNamespace(partition=sent))
 
     monkeypatch.setattr(stage.pipeline.windows, "send_changelog", send_changelog)
+    # No broker: nothing committed yet, and a read of a skipped offset must be declared.
+    stage.pipeline.partials_log = MemoryPartialsLog(settings.partials_topic, {})
     return stage
 
 
@@ -188,6 +192,7 @@ def closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Closing:
 
     for holder in (pipeline, pipeline.window_view, pipeline.detector_view):
         monkeypatch.setattr(holder, "_owned", owned)
+    pipeline.partials_log = MemoryPartialsLog(settings.partials_topic, {})
     clock = ManualClock(1_000.0)
     pipeline.assembler.clock = clock
     asyncio.run(feed(pipeline, [p.to_json() for p in partials(0, [(1.0, 10.0), (2.0, 30.0)])]))
@@ -320,3 +325,39 @@ def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
     assert headers["spanstream.source.offset"] == b"0"
     after = REGISTRY.get_sample_value("spanstream_dlq_records_total", {"reason": "bad_partial"})
     assert (after or 0) - (before or 0) == 1
+
+
+@pytest.mark.parametrize(
+    ("committed", "offsets", "reread"),
+    [
+        (None, [0, 2], [(0, range(1, 2))]),  # skipped between two records
+        (0, [1, 2], [(0, range(0, 1))]),  # skipped before the first record after assignment
+        (0, [0, 1, 2], []),  # nothing skipped, nothing read
+    ],
+    ids=["between", "at-assignment", "none"],
+)
+def test_partials_the_consumer_skipped_are_read_back_and_merged(
+    stage: Stage, committed: int | None, offsets: list[int], reread: list[tuple[int, range]]
+) -> None:
+    pipeline = stage.pipeline
+    values = [p.to_json() for i in range(3) for p in partials(i, [(1.0 + i, 10.0)])]
+    log = MemoryPartialsLog(pipeline.settings.partials_topic, {0: values})
+    if committed is not None:
+        log.commits[0] = committed
+    pipeline.partials_log = log
+    before = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
+
+    async def feed_with_skips() -> None:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            for offset in offsets:
+                test_agent.sent_offset = offset
+                await test_agent.put(values[offset])
+
+    asyncio.run(feed_with_skips())
+
+    assert log.reads == reread
+    state = SeriesState.from_dict(pipeline.windows[series_key("shop", "GET /cart")])
+    assert sum(w.requests for w in state.windows.values()) == 3  # every partial merged once
+    after = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
+    assert after - before == sum(len(r) for _, r in reread)

@@ -17,7 +17,7 @@ from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.testing.clock import ManualClock
-from pipeline.windows.assembler import Hold
+from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
 from tests.unit.ingest.fakes import Event, FakeConsumer, FakeProducer
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, make_core, record, tid

@@ -395,3 +395,51 @@ def test_after_a_long_backlog_stops_a_series_heard_early_closes_within_the_idle_
     clock.advance(150)
     closed = {(w.operation, w.window_start_ns // NS) for w in asm.close_ready()}
     assert ("GET /a", 0) in closed
+
+
+def test_a_series_taken_over_from_a_dead_owner_merges_its_queued_backlog(
+    span: SpanFactory,
+) -> None:
+    """Failover: the partials queued behind a dead window stage are not late at their new owner.
+
+    Two sources cut partials of two series each second; ``GET /a`` lives on the
+    partials partition of worker A, ``GET /b`` on B's. A dies at 50 s; the
+    partials of ``GET /a`` it had not merged wait on its partition until B takes it
+    over (after the group's session timeout), by when B's watermark, driven by
+    ``GET /b``, has passed their window.
+    """
+    clock = ManualClock()
+    a_table: dict[str, Any] = {}
+    b_table: dict[str, Any] = {}
+    opts: dict[str, Any] = {"idle_close_seconds": 30, "startup_hold_seconds": 30}
+    a, b = assembler(clock, store=a_table, **opts), assembler(clock, store=b_table, **opts)
+    aggs = [PartialAggregator(60, source) for source in (0, 1)]
+    queued: list[Partial] = []
+    offset = 0
+    for second in range(130):
+        for agg in aggs:
+            for op in ("GET /a", "GET /b"):
+                agg.add(span(float(second), 5, operation=op), offset)
+            offset += 1
+            for p in agg.cut():
+                if p.operation == "GET /b":
+                    assert b.merge(p) is MergeResult.MERGED
+                elif second < 50:
+                    assert a.merge(p) is MergeResult.MERGED
+                else:
+                    queued.append(p)
+        clock.advance(1)
+        b.close_ready()
+    b_table.update(a_table)  # B recovers A's partition from the changelog
+    b.reload()  # and loads its series (the close timer's reload after a rebalance)
+
+    results = [b.merge(p) for p in queued]
+
+    assert results.count(MergeResult.LATE) == 0
+    clock.advance(200)
+    closed = [w for w in b.close_ready() if w.operation == "GET /a"]
+    assert [(w.window_start_ns // NS, w.requests, w.late_spans) for w in closed][:3] == [
+        (0, 120, 0),
+        (60, 120, 0),
+        (120, 20, 0),
+    ]

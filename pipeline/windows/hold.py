@@ -1,0 +1,33 @@
+"""The marker a paused ingest source sends so that its windows wait for it.
+
+See "Holding" in :mod:`pipeline.windows.assembler`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hold:
+    """'Source ``source_partition`` is alive but paused': keeps its windows open.
+
+    >>> Hold.from_json(Hold(3).to_json())
+    Hold(source_partition=3)
+    >>> Hold.is_hold(Hold(3).to_json()), Hold.is_hold(b'{"service": "shop"}')
+    (True, False)
+    """
+
+    source_partition: int
+
+    def to_json(self) -> bytes:
+        return json.dumps({"hold": self.source_partition}).encode()
+
+    @staticmethod
+    def is_hold(value: bytes) -> bool:
+        return value.startswith(b'{"hold"')
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Hold:
+        return cls(int(json.loads(value)["hold"]))
