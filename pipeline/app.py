@@ -269,6 +269,13 @@ class Pipeline:
                 log.warning("closed windows or their alerts not written, retrying: %s", exc)
                 metrics.INSERT_RETRIES.labels("window_close").inc()
                 self.assembler.reload()
+            except Exception:
+                # A bug, not an outage; still, the series in memory were closed in place:
+                # reload them from the table (unchanged) or the windows would be lost. The
+                # timer goes on (an exception would end it for good) and retries.
+                log.exception("closing windows failed, retrying")
+                metrics.INSERT_RETRIES.labels("window_close").inc()
+                self.assembler.reload()
 
     def _count_late(self) -> None:
         """Export the assembler's late-span count (a plain int it keeps) as a counter."""

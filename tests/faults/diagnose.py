@@ -101,6 +101,7 @@ def _partials(records: list[Any]) -> list[dict[str, Any]]:
                 "operation": p.operation,
                 "window_start_ns": p.window_start_ns,
                 "at": [msg.partition(), msg.offset()],
+                "ts_ms": msg.timestamp()[1],
                 "source": p.source_partition,
                 "first": p.first_offset,
                 "last": p.last_offset,
@@ -111,13 +112,14 @@ def _partials(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def _states(records: list[Any]) -> dict[str, list[tuple[list[int], dict[str, Any] | None]]]:
-    """Series key -> every (changelog position, state) in log order; None is a deletion."""
+    """Series key -> every (changelog position + timestamp, state) in log order; None: deleted."""
     out: dict[str, list[tuple[list[int], dict[str, Any] | None]]] = {}
     for msg in sorted(records, key=lambda m: (m.partition(), m.offset())):
         key = json.loads(msg.key())
         value = msg.value()
         state = None if value is None else json.loads(value)
-        out.setdefault(key, []).append(([msg.partition(), msg.offset()], state))
+        at = [msg.partition(), msg.offset(), msg.timestamp()[1]]
+        out.setdefault(key, []).append((at, state))
     return out
 
 

@@ -220,6 +220,29 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     assert closing.key in closing.writes and closing.key in pipeline.detectors
 
 
+def test_an_unexpected_error_in_a_close_loses_no_window(
+    closing: Closing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in judging (not an outage) must not drop the windows it had closed in memory."""
+    pipeline, store = closing.pipeline, closing.store
+    judge = pipeline._judge
+
+    def broken(closed: Any) -> Any:
+        raise RuntimeError("a detector bug")
+
+    monkeypatch.setattr(pipeline, "_judge", broken)
+    asyncio.run(pipeline._close())  # logged, not raised: the timer must go on
+    assert closing.writes == []
+
+    monkeypatch.setattr(pipeline, "_judge", judge)
+    asyncio.run(pipeline._close())
+    # Written twice under the same token (ClickHouse drops the repeat): same rows.
+    first, second = store.inserted[METRICS_TABLE]
+    assert list(second["Requests"]) == list(first["Requests"])
+    assert next(iter(second["Requests"])) == 2
+    assert store.tokens[0] == store.tokens[1]
+
+
 def test_a_failed_alert_publish_undoes_the_detector_state_too(
     closing: Closing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
