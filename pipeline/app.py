@@ -225,7 +225,7 @@ class Pipeline:
                         )
                 return None
             partial = Partial.from_json(record.value)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. a tombstone
             await self._dead_letter_partial(record, exc)
             return None
         async with self.lock:

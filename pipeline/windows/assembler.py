@@ -473,6 +473,7 @@ class WindowAssembler:
             closed.extend(state.close(last_start, self.window_ns, self.max_empty_windows))
             if state.dormant(self.max_empty_windows):
                 del self._series[key]
+                self._loaded_at.pop(key, None)
                 self._store.pop(key, None)
                 self._forget_channels(key)
             elif state.closed_until_ns != before:

@@ -55,6 +55,8 @@ STALL_S = 45.0
 WINDOWS_TIMEOUT = 120.0
 POLL_S = 0.2
 
+#: What the window stage logs when it reads back partials its consumer skipped.
+SKIPPED_PARTIALS = "were skipped by the consumer"
 #: What the worker logs when its ingest thread dies (older app.py: the process stays up).
 INGEST_DIED = ("Exception in thread", "ingest loop died")
 
@@ -437,6 +439,14 @@ class Rig:
             settings.windows_changelog_topic,
         )
 
+    def logged(self, text: str) -> int:
+        """Lines containing ``text`` over every worker's log."""
+        return sum(
+            w.log_file.read_text(errors="replace").count(text)
+            for w in self.workers
+            if w.log_file.exists()
+        )
+
     def read_topic(self, topic: str, timeout: float = 60.0) -> list[Any]:
         """Every record of ``topic`` (confluent_kafka Messages), read up to the high watermarks."""
         return kafka_reads.read_topic(self.bootstrap, topic, timeout)
@@ -492,6 +502,7 @@ class Rig:
             extra={
                 "recoveries_s": [round(r, 2) for r in recoveries],
                 "worker_starts": sum(w.starts for w in self.workers),
+                "partials_reread": self.logged(SKIPPED_PARTIALS),
                 **extra,
             },
         )

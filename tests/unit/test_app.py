@@ -315,8 +315,11 @@ async def wait_for(condition: Callable[[], object], what: str, timeout: float = 
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.parametrize(
+    "bad", [b'{"service": "shop"}', b"not json", None], ids=["fields", "json", "tombstone"]
+)
 def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
+    stage: Stage, monkeypatch: pytest.MonkeyPatch, bad: bytes | None
 ) -> None:
     pipeline = stage.pipeline
     sent: list[dict[str, Any]] = []
@@ -334,15 +337,15 @@ def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
     async def feed_bad_then_good() -> tuple[bool, list[Any]]:
         agent = pipeline.app.agents["assemble"]
         async with agent.test_context() as test_agent:
-            bad = await test_agent.put(b'{"service": "shop"}', wait=False)
+            event = await test_agent.put(bad, wait=False)
             await test_agent.put(good)
-            return bool(bad.message.acked), list(test_agent.results.values())
+            return bool(event.message.acked), list(test_agent.results.values())
 
     acked, results = asyncio.run(feed_bad_then_good())
 
     assert results == [("shop", "GET /cart")]  # the stage went on after the bad value
     assert acked
-    assert [s["value"] for s in sent] == [b'{"service": "shop"}']
+    assert [s["value"] for s in sent] == [bad]
     headers = dict(sent[0]["headers"])
     assert headers["spanstream.error.reason"] == b"bad_partial"
     assert headers["spanstream.source.offset"] == b"0"
