@@ -64,7 +64,9 @@ Holding. A source whose ingest is alive but paused (a ClickHouse outage stops
 consumption, so no partials come) sends :class:`Hold` markers to every
 partials partition. A held source counts as heard from: it is not quiet, and
 the stream does not count as stopped, so windows wait for its backlog instead
-of turning it late. Markers stop with the pause, or with the worker.
+of turning it late. Nor are its channels: the first cut after the pause spans
+the backlog, and a series' partials of it may wait on a slow partials partition.
+Markers stop with the pause, or with the worker.
 
 Restart without traffic. A worker restarted after its input ended recovers
 open windows from its table but may never receive another partial. Once it has
@@ -368,6 +370,13 @@ class WindowAssembler:
             return False
         return self._quiet_since(entry.seen_at, entry.frontier_ns, now)
 
+    def _channel_quiet(self, source: int, channel: _Channel, now: float) -> bool:
+        """A channel of a held source is not quiet: the series' backlog waits with it."""
+        held_at = self._sources[source].held_at if source in self._sources else None
+        if held_at is not None and now - held_at < self.idle_close_seconds:
+            return False
+        return self._quiet(channel, now)
+
     def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:
         silent = now - seen_at
         if silent < self.idle_close_seconds:
@@ -439,9 +448,9 @@ class WindowAssembler:
             return self._series_wm.get(key)
         if watermark is None or (seen_at is not None and now - seen_at < self.startup_hold_seconds):
             return self._series_wm.get(key)
-        channels = self._channels.get(key, {}).values()
+        channels = self._channels.get(key, {}).items()
         candidate = min(
-            (c.watermark_ns for c in channels if not self._quiet(c, now)),
+            (c.watermark_ns for source, c in channels if not self._channel_quiet(source, c, now)),
             default=watermark,
         )
         candidate = min(candidate, watermark)

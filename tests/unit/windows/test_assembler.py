@@ -443,3 +443,50 @@ def test_a_series_taken_over_from_a_dead_owner_merges_its_queued_backlog(
         (60, 120, 0),
         (120, 20, 0),
     ]
+
+
+@pytest.mark.parametrize("pause_s", [25, 45, 90], ids=["shorter", "longer", "much-longer"])
+def test_a_series_waits_for_its_backlog_after_a_held_pause_longer_than_the_idle_close(
+    span: SpanFactory, pause_s: int
+) -> None:
+    """A ClickHouse outage: both sources paused (held) for ``pause_s``, then their backlog.
+
+    The first cut after the pause spans the whole backlog. ``GET /b``'s partials
+    (its partials partition drains fast) arrive first, with the next cut's, which
+    makes that backlog cut count for the sources; ``GET /a``'s backlog partials,
+    queued on a slower partials partition, come after. Its channels were silent
+    for the whole pause, but their sources were held: they still hold it back.
+    """
+    clock = ManualClock()
+    asm = assembler(clock, idle_close_seconds=30, allowed_lateness_seconds=5)
+    aggs = [PartialAggregator(60, source) for source in (0, 1)]
+    offset = 0
+
+    def cut(seconds: range) -> list[Partial]:
+        nonlocal offset
+        out = []
+        for agg in aggs:
+            for second in seconds:
+                for op in ("GET /a", "GET /b"):
+                    agg.add(span(float(second), 5, operation=op), offset)
+                offset += 1
+            out.extend(agg.cut())
+        return out
+
+    for second in range(100):  # live: a cut per second, event time = wall clock
+        assert {asm.merge(p) for p in cut(range(second, second + 1))} == {MergeResult.MERGED}
+        clock.advance(1)
+        asm.close_ready()
+    for _ in range(pause_s // 5):
+        asm.hold(Hold(0))
+        asm.hold(Hold(1))
+        clock.advance(5)
+        asm.close_ready()
+    backlog = cut(range(100, 100 + pause_s))
+    following = cut(range(100 + pause_s, 101 + pause_s))
+    slow = [p for p in backlog if p.operation == "GET /a"]
+    for p in [p for p in backlog + following if p.operation == "GET /b"]:
+        asm.merge(p)
+    asm.close_ready()
+
+    assert [asm.merge(p) for p in slow] == [MergeResult.MERGED] * len(slow)
