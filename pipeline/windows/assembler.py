@@ -363,19 +363,19 @@ class WindowAssembler:
         source.frontier_ns = self._frontier_ns
         return starts
 
-    def _quiet(self, entry: _Source | _Channel, now: float) -> bool:
-        """Silent for ``idle_close_seconds`` while the stream flows at about wall-clock pace."""
-        held_at = entry.held_at if isinstance(entry, _Source) else None
+    def _quiet(self, entry: _Source | _Channel, now: float, held_at: float | None = None) -> bool:
+        """Silent for ``idle_close_seconds`` while the stream flows at about wall-clock pace.
+
+        ``held_at``: the last Hold of the entry's source; a held source and its
+        channels are not quiet (module doc).
+        """
         if held_at is not None and now - held_at < self.idle_close_seconds:
             return False
         return self._quiet_since(entry.seen_at, entry.frontier_ns, now)
 
-    def _channel_quiet(self, source: int, channel: _Channel, now: float) -> bool:
-        """A channel of a held source is not quiet: the series' backlog waits with it."""
-        held_at = self._sources[source].held_at if source in self._sources else None
-        if held_at is not None and now - held_at < self.idle_close_seconds:
-            return False
-        return self._quiet(channel, now)
+    def _held_at(self, source: int) -> float | None:
+        entry = self._sources.get(source)
+        return None if entry is None else entry.held_at
 
     def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:
         silent = now - seen_at
@@ -411,7 +411,7 @@ class WindowAssembler:
         elif self._unheard_holds(now):
             return self._watermark_ns
         else:
-            candidate = min(s.applied_ns for s in sources if not self._quiet(s, now))
+            candidate = min(s.applied_ns for s in sources if not self._quiet(s, now, s.held_at))
         if self._watermark_ns is None or candidate > self._watermark_ns:
             self._watermark_ns = candidate
         return self._watermark_ns
@@ -450,7 +450,7 @@ class WindowAssembler:
             return self._series_wm.get(key)
         channels = self._channels.get(key, {}).items()
         candidate = min(
-            (c.watermark_ns for source, c in channels if not self._channel_quiet(source, c, now)),
+            (c.watermark_ns for p, c in channels if not self._quiet(c, now, self._held_at(p))),
             default=watermark,
         )
         candidate = min(candidate, watermark)
