@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.kafka_client import KafkaSecurity, librdkafka_config
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class KafkaSink:
         bootstrap: str,
         topic: str,
         *,
+        security: KafkaSecurity,
         compression: str = "none",
         linger_ms: int = 20,
         message_timeout_ms: int = 30_000,
@@ -47,7 +49,7 @@ class KafkaSink:
         self.delivered = 0
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **librdkafka_config(bootstrap, security),
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": linger_ms,
