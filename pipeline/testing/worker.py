@@ -276,13 +276,24 @@ def delete_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0)
 
 
 def run_generate(
-    bootstrap: str, topic: str, args: Sequence[str], timeout: float = 300.0
+    bootstrap: str,
+    topic: str,
+    args: Sequence[str],
+    timeout: float = 300.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``spanstream generate`` to ``topic`` as a user runs it; raises if it fails."""
+    """``spanstream generate`` to ``topic`` as a user runs it (``env`` adds settings);
+    raises if it fails."""
     cmd = [sys.executable, "-m", "pipeline.cli", "generate", "--bootstrap", bootstrap]
     cmd += ["--topic", topic, *args]
     done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if done.returncode != 0:
         raise AssertionError(f"generate failed ({done.returncode}): {done.stderr[-2000:]}")
