@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -217,7 +217,7 @@ def env_name(field_name: str) -> str:
 def _parse(name: str, raw: str, kind: Callable[[str], T], what: str) -> T:
     try:
         return kind(raw)
-    except ValueError:
+    except (ValueError, KeyError):
         raise ConfigError(f"{name}={raw!r}: expected {what}") from None
 
 
@@ -319,8 +319,15 @@ def _validate_kafka_security(k: KafkaSecurity) -> None:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read settings from ``environ`` (default ``os.environ``), apply overrides, validate."""
+    """Read settings from ``environ`` (default ``os.environ``), apply overrides (command-line
+    options), validate.
+
+    ``SPANSTREAM_CLICKHOUSE_PASSWORD`` is put into ``clickhouse_url`` (percent-encoded),
+    so every store client gets it from one place. A password in the ``--url`` option is
+    refused: any local user can read a command line (``ps``).
+    """
     env = os.environ if environ is None else environ
+    _refuse_password_in_argv(overrides.get("clickhouse_url"))
     values: dict[str, Any] = {}
     for f in fields(Settings):
         name = env_name(f.name)
@@ -334,6 +341,27 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         if value is not None:
             wrap = key in _SECRET_FIELDS and not isinstance(value, SecretStr)
             values[key] = SecretStr(value) if wrap else value
-    settings = Settings(**values)
+    settings = _with_clickhouse_password(Settings(**values))
     _validate(settings)
     return settings
+
+
+def _refuse_password_in_argv(url: SecretStr | str | None) -> None:
+    from pipeline.store.url import has_password, mask_url
+
+    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+    if raw and has_password(raw):
+        raise ConfigError(
+            f"--url={mask_url(raw)!r}: a password on the command line is visible to every "
+            "local user (ps); set SPANSTREAM_CLICKHOUSE_PASSWORD(_FILE) or SPANSTREAM_CLICKHOUSE"
+        )
+
+
+def _with_clickhouse_password(s: Settings) -> Settings:
+    from pipeline.store.url import with_password
+
+    password = s.clickhouse_password.get_secret_value()
+    if not password:
+        return s
+    url = with_password(s.clickhouse_url.get_secret_value(), password)
+    return replace(s, clickhouse_url=SecretStr(url))
