@@ -37,7 +37,7 @@ from confluent_kafka.admin import (
 )
 
 from pipeline.errors import ConfigError, ServiceUnavailable, TopicDriftError
-from pipeline.kafka_client import KafkaSecurity, RefusalWatch, librdkafka_config
+from pipeline.kafka_client import KafkaSecurity, RefusalWatch, describe, librdkafka_config
 from pipeline.settings import Settings
 
 _T = TypeVar("_T")
@@ -307,6 +307,7 @@ class TopicAdmin:
     def __init__(self, bootstrap: str, timeout: float = 10.0, *, security: KafkaSecurity) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
+        self._security = security
         self._refused = RefusalWatch()
         conf: dict[str, Any] = {
             **librdkafka_config(bootstrap, security),
@@ -400,8 +401,9 @@ class TopicAdmin:
             except KafkaException as exc:
                 self._admin.poll(0)  # serves error_cb, which records a refusal
                 if self._refused.reason is not None:
+                    who = describe(self.bootstrap, self._security)
                     raise ServiceUnavailable(
-                        f"Kafka at {self.bootstrap} refused the connection: {self._refused.reason}"
+                        f"Kafka at {who} refused the connection: {self._refused.reason}"
                     ) from None
                 if time.monotonic() >= deadline:
                     raise self._unavailable("list topics", exc.args[0].str()) from None

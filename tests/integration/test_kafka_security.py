@@ -225,3 +225,27 @@ def test_a_refused_worker_stops_at_once_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("spanstream: error: Kafka at ")
     assert "refused the connection" in lines[0] and names in lines[0]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["topics", "check"],
+        ["alerts", "tail", "--timeout", "2"],
+        ["generate", "--count", "1", "--start-time", "0"],
+    ],
+    ids=["topics", "alerts-tail", "generate"],
+)
+def test_cli_commands_refused_say_so_in_one_line(
+    secure_kafka: SecureKafka, tmp_path: Path, command: list[str]
+) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    env = secure_kafka.env(SPANSTREAM_KAFKA_SASL_PASSWORD_FILE=str(wrong))
+    done = cli(env, *command, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "refused the connection" in lines[0]
+    assert "SPANSTREAM_KAFKA_SASL_PASSWORD" in lines[0]
+    assert "not-the-password" not in done.stderr
