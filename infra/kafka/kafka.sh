@@ -105,6 +105,9 @@ write_config() {
     listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
     advertised+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
   fi
+  # The config may hold the PLAIN users' passwords: only the broker's user reads it
+  # (made private before anything is written; truncating keeps the mode).
+  : >"$CONF_FILE" && chmod 600 "$CONF_FILE"
   cat >"$CONF_FILE" <<EOF
 # Written by infra/kafka/kafka.sh start; rewritten on every start.
 process.roles=broker,controller
@@ -133,8 +136,6 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=$AUTO_CREATE_TOPICS
 EOF
   [[ -n "$TLS_DIR" ]] || return 0
-  # The config holds the PLAIN users' passwords: only the broker's user may read it.
-  chmod 600 "$CONF_FILE"
   cat >>"$CONF_FILE" <<EOF
 sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
