@@ -4,7 +4,7 @@ PYTEST := .venv/bin/pytest
 SRC := pipeline tests conftest.py
 FAULTS_TRACES ?= 5000
 
-.PHONY: help bootstrap demo test test-unit test-integration faults lint typecheck check bench evaluate clean
+.PHONY: help bootstrap demo test test-unit test-integration faults lint typecheck check bench evaluate lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench: ## throughput benchmark: full pipeline vs a bare aiokafka consumer, side 
 
 evaluate: ## detector quality table on labelled scenarios
 	.venv/bin/spanstream evaluate --markdown
+
+lock: ## regenerate constraints.txt: newest versions pyproject.toml allows, from a fresh venv
+	bash infra/lock.sh
 
 clean: ## remove caches and local data (not the venv)
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

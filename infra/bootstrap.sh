@@ -34,7 +34,8 @@ step "python venv (.venv)"
 PY="${PYTHON:-python3}"
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# constraints.txt pins every package (direct and transitive) at the versions CI tested.
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
 
 step "kafka jars (Maven Central)"
 bash infra/kafka/kafka.sh install

@@ -31,6 +31,7 @@ from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
 from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
+from pipeline.kafka_client import faust_kwargs
 from pipeline.otlp._heads import per_service
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.sampling import (
@@ -91,7 +92,7 @@ class Pipeline:
         s = self.settings
         app = faust.App(
             s.windows_app_id,
-            broker=f"kafka://{s.kafka_bootstrap}",
+            **faust_kwargs(s.kafka_bootstrap, s.kafka_security),
             store="memory://",
             datadir=datadir,
             topic_partitions=s.partials_partitions,
@@ -208,7 +209,7 @@ class Pipeline:
         if self.partials_log is None:
             s = self.settings
             self.partials_log = KafkaPartialsLog(
-                s.kafka_bootstrap, s.partials_topic, s.windows_app_id
+                s.kafka_bootstrap, s.partials_topic, s.windows_app_id, security=s.kafka_security
             )
         return self.partials_log
 
@@ -363,8 +364,8 @@ class Pipeline:
         s = self.settings
         return IngestLoop(
             core=self.core,
-            consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group)),
-            producer=Producer(producer_config(s.kafka_bootstrap)),
+            consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group, s.kafka_security)),
+            producer=Producer(producer_config(s.kafka_bootstrap, s.kafka_security)),
             sink=self.sink,
             input_topic=s.input_topic,
             partials_topic=s.partials_topic,

@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        # Some commands read settings for their defaults while the parser is built.
+        parser = build_parser()
+    except SpanstreamError as exc:
+        print(f"spanstream: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka_client import KafkaSecurity, librdkafka_config
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,22 @@ class PartialsLog(Protocol):
 class KafkaPartialsLog:
     """The partials topic on a broker; ``group`` is the window stage's consumer group."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        timeout: float = 30.0,
+        *,
+        security: KafkaSecurity,
+    ) -> None:
         self.topic = topic
         self.timeout = timeout
-        self._group = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        connect = librdkafka_config(bootstrap, security)
+        self._group = Consumer({**connect, "group.id": group})
         self._reader = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connect,
                 "group.id": f"{group}-reread-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
             }

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.errors import ConfigError
@@ -57,15 +58,70 @@ class SecretStr:
         return hash(self._value)
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How Kafka clients authenticate and encrypt; the default is plaintext, no auth.
+
+    >>> KafkaSecurity().uses_ssl, KafkaSecurity(protocol="SASL_SSL").uses_sasl
+    (False, True)
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: SecretStr = field(default_factory=lambda: SecretStr(""))
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    key_password: SecretStr = field(default_factory=lambda: SecretStr(""))
+    check_hostname: bool = True
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All worker and CLI settings. Field docs give the environment variable and default."""
 
     #: SPANSTREAM_KAFKA: bootstrap servers of the Kafka cluster.
     kafka_bootstrap: str = DEFAULT_KAFKA
+    #: SPANSTREAM_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL,
+    #: for every Kafka client of the worker and the CLI (see :attr:`kafka_security`).
+    kafka_security_protocol: str = "PLAINTEXT"
+    #: SPANSTREAM_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only).
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    #: SPANSTREAM_KAFKA_SASL_USERNAME: the SASL principal (SASL_* only).
+    kafka_sasl_username: str = ""
+    #: SPANSTREAM_KAFKA_SASL_PASSWORD (or ``..._FILE``: a file holding it).
+    kafka_sasl_password: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: SPANSTREAM_KAFKA_SSL_CA_FILE: PEM CA bundle the broker's certificate is checked
+    #: against (SSL/SASL_SSL); empty: the system's CAs.
+    kafka_ssl_ca_file: str = ""
+    #: SPANSTREAM_KAFKA_SSL_CERT_FILE / SPANSTREAM_KAFKA_SSL_KEY_FILE: PEM client certificate
+    #: and private key for mutual TLS; empty: no client certificate.
+    kafka_ssl_cert_file: str = ""
+    kafka_ssl_key_file: str = ""
+    #: SPANSTREAM_KAFKA_SSL_KEY_PASSWORD (or ``..._FILE``): the client key's passphrase.
+    kafka_ssl_key_password: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: SPANSTREAM_KAFKA_SSL_CHECK_HOSTNAME: the broker's certificate must name the host
+    #: dialled; turn off only for brokers reached by an address their certificate lacks.
+    kafka_ssl_check_hostname: bool = True
     #: SPANSTREAM_CLICKHOUSE: ``chdb:<dir>`` (embedded, default ``chdb:data/chdb``),
     #: ``clickhouse://user:pass@host:9000/db`` or ``clickhouses://`` for TLS.
     clickhouse_url: SecretStr = field(default_factory=lambda: SecretStr(DEFAULT_CLICKHOUSE))
+    #: SPANSTREAM_CLICKHOUSE_PASSWORD (or ``..._FILE``: a file holding it): the ClickHouse
+    #: password, kept out of the URL (and so out of ``ps``); not both.
+    clickhouse_password: SecretStr = field(default_factory=lambda: SecretStr(""))
     #: SPANSTREAM_INPUT_TOPIC: where the Collector's kafka exporter writes (its default name).
     input_topic: str = "otlp_spans"
     #: SPANSTREAM_DLQ_TOPIC: undecodable records, with the error in headers.
@@ -108,6 +164,21 @@ class Settings:
     web_port: int = 6066
 
     @property
+    def kafka_security(self) -> KafkaSecurity:
+        """The security settings every Kafka client gets (see :mod:`pipeline.kafka_client`)."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            ca_file=self.kafka_ssl_ca_file,
+            cert_file=self.kafka_ssl_cert_file,
+            key_file=self.kafka_ssl_key_file,
+            key_password=self.kafka_ssl_key_password,
+            check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    @property
     def windows_app_id(self) -> str:
         """The Faust app id (and consumer group) of the window stage."""
         return f"{self.group}-windows"
@@ -135,6 +206,9 @@ _ENV_NAMES = {
 }
 
 
+_SECRET_FIELDS = {f.name for f in fields(Settings) if f.type in (SecretStr, "SecretStr")}
+
+
 def env_name(field_name: str) -> str:
     """The environment variable for a settings field."""
     return _ENV_PREFIX + _ENV_NAMES.get(field_name, field_name.upper())
@@ -143,7 +217,7 @@ def env_name(field_name: str) -> str:
 def _parse(name: str, raw: str, kind: Callable[[str], T], what: str) -> T:
     try:
         return kind(raw)
-    except ValueError:
+    except (ValueError, KeyError):
         raise ConfigError(f"{name}={raw!r}: expected {what}") from None
 
 
@@ -152,9 +226,34 @@ def _convert(field_type: Any, name: str, raw: str) -> Any:
         return _parse(name, raw, int, "an integer")
     if field_type in (float, "float"):
         return _parse(name, raw, float, "a number")
+    if field_type in (bool, "bool"):
+        return _parse(name, raw.strip().lower(), _BOOLS.__getitem__, "true or false")
     if field_type in (SecretStr, "SecretStr"):
         return SecretStr(raw)
     return raw
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _read_secret_file(name: str, path: str) -> SecretStr:
+    """A secret from ``<NAME>_FILE`` (a mounted secret); one trailing newline is dropped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        # The error names the file, never its content.
+        raise ConfigError(
+            f"{name}_FILE={path!r}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    return SecretStr(text.removesuffix("\n").removesuffix("\r"))
+
+
+def _secret_from_env(env: Mapping[str, str], name: str) -> SecretStr | None:
+    if name + "_FILE" not in env:
+        return SecretStr(env[name]) if name in env else None
+    if name in env:
+        raise ConfigError(f"{name} and {name}_FILE are both set: keep one")
+    return _read_secret_file(name, env[name + "_FILE"])
 
 
 def _validate(s: Settings) -> None:
@@ -175,19 +274,94 @@ def _validate(s: Settings) -> None:
         if not ok:
             value = getattr(s, field_name)
             raise ConfigError(f"{env_name(field_name)}={value!r}: {rule}")
+    _validate_kafka_security(s.kafka_security)
+
+
+def _validate_kafka_security(k: KafkaSecurity) -> None:
+    """Refuse settings that would silently connect with less security than asked for."""
+    proto = env_name("kafka_security_protocol")
+    if k.protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"{proto}={k.protocol!r}: one of {', '.join(SECURITY_PROTOCOLS)}")
+    if k.sasl_mechanism not in SASL_MECHANISMS:
+        name = env_name("kafka_sasl_mechanism")
+        raise ConfigError(f"{name}={k.sasl_mechanism!r}: one of {', '.join(SASL_MECHANISMS)}")
+    sasl = {"kafka_sasl_username": k.username, "kafka_sasl_password": k.password}
+    ssl = {
+        "kafka_ssl_ca_file": k.ca_file,
+        "kafka_ssl_cert_file": k.cert_file,
+        "kafka_ssl_key_file": k.key_file,
+        "kafka_ssl_key_password": k.key_password,
+    }
+    for group, wanted, needs in ((sasl, k.uses_sasl, "SASL_"), (ssl, k.uses_ssl, "SSL")):
+        for field_name, value in group.items():
+            given = bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+            if given and not wanted:
+                raise ConfigError(
+                    f"{env_name(field_name)} is set but {proto}={k.protocol!r} does not use "
+                    f"it (set {proto} to a protocol with {needs})"
+                )
+            if k.uses_sasl and group is sasl and not given:
+                raise ConfigError(f"{env_name(field_name)} is required with {proto}={k.protocol}")
+    if bool(k.cert_file) != bool(k.key_file):
+        raise ConfigError(
+            f"{env_name('kafka_ssl_cert_file')} and {env_name('kafka_ssl_key_file')} "
+            "go together (mutual TLS needs both)"
+        )
+    for field_name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+        path = ssl[field_name]
+        if isinstance(path, str) and path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{env_name(field_name)}={path!r}: no readable file there")
+    if k.uses_ssl:
+        # Load the files now: a wrong key passphrase is a setting error, not a client crash.
+        from pipeline.kafka_client import ssl_context
+
+        ssl_context(k)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Read settings from ``environ`` (default ``os.environ``), apply overrides, validate."""
+    """Read settings from ``environ`` (default ``os.environ``), apply overrides (command-line
+    options), validate.
+
+    ``SPANSTREAM_CLICKHOUSE_PASSWORD`` is put into ``clickhouse_url`` (percent-encoded),
+    so every store client gets it from one place. A password in the ``--url`` option is
+    refused: any local user can read a command line (``ps``).
+    """
     env = os.environ if environ is None else environ
+    _refuse_password_in_argv(overrides.get("clickhouse_url"))
     values: dict[str, Any] = {}
     for f in fields(Settings):
         name = env_name(f.name)
-        if name in env:
+        if f.type in (SecretStr, "SecretStr"):
+            secret = _secret_from_env(env, name)
+            if secret is not None:
+                values[f.name] = secret
+        elif name in env:
             values[f.name] = _convert(f.type, name, env[name])
     for key, value in overrides.items():
         if value is not None:
-            values[key] = SecretStr(value) if key == "clickhouse_url" else value
-    settings = Settings(**values)
+            wrap = key in _SECRET_FIELDS and not isinstance(value, SecretStr)
+            values[key] = SecretStr(value) if wrap else value
+    settings = _with_clickhouse_password(Settings(**values))
     _validate(settings)
     return settings
+
+
+def _refuse_password_in_argv(url: SecretStr | str | None) -> None:
+    from pipeline.store.url import has_password, mask_url
+
+    raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+    if raw and has_password(raw):
+        raise ConfigError(
+            f"--url={mask_url(raw)!r}: a password on the command line is visible to every "
+            "local user (ps); set SPANSTREAM_CLICKHOUSE_PASSWORD(_FILE) or SPANSTREAM_CLICKHOUSE"
+        )
+
+
+def _with_clickhouse_password(s: Settings) -> Settings:
+    from pipeline.store.url import with_password
+
+    password = s.clickhouse_password.get_secret_value()
+    if not password:
+        return s
+    url = with_password(s.clickhouse_url.get_secret_value(), password)
+    return replace(s, clickhouse_url=SecretStr(url))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +37,11 @@ from confluent_kafka.admin import (
 )
 
 from pipeline.errors import ConfigError, ServiceUnavailable, TopicDriftError
+from pipeline.kafka_client import KafkaSecurity, RefusalWatch, describe, librdkafka_config
 from pipeline.settings import Settings
 
 _T = TypeVar("_T")
+_LIBRDKAFKA_LOG = logging.getLogger("pipeline.topics.librdkafka")
 
 #: The repository's declarations (the package is installed editable from the repo).
 DEFAULT_TOPICS_FILE = Path(__file__).resolve().parents[1] / "topics" / "topics.yaml"
@@ -302,19 +304,25 @@ class TopicAdmin:
     ``pipeline.topics.librdkafka`` logger, not straight to stderr.
     """
 
-    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 10.0, *, security: KafkaSecurity) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
+        self._security = security
+        self._refused = RefusalWatch()
         conf: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(bootstrap, security),
             "socket.timeout.ms": int(timeout * 1000),
-            "logger": logging.getLogger("pipeline.topics.librdkafka"),
+            "logger": _LIBRDKAFKA_LOG,
+            # A refused or unreachable broker surfaces once, as the error line; librdkafka's
+            # own lines about each retry only with --verbose.
+            "log_level": 7 if _LIBRDKAFKA_LOG.isEnabledFor(logging.DEBUG) else 2,
+            "error_cb": self._refused,
         }
         self._admin = AdminClient(conf)
 
     def describe(self, names: Iterable[str] | None = None) -> dict[str, TopicState]:
         """State of the named topics that exist (all non-internal topics if ``names`` is None)."""
-        metadata = self._call("list topics", lambda: self._admin.list_topics(timeout=self.timeout))
+        metadata = self._list_topics()
         wanted = set(metadata.topics) if names is None else set(names)
         found = {
             name: meta
@@ -382,11 +390,23 @@ class TopicAdmin:
                 self._result(f"alter configs of {res.name!r}", future)
         return sorted({p.topic for p in grow} | {r.name for r in alters})
 
-    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
-        try:
-            return fn()
-        except KafkaException as exc:
-            raise self._unavailable(what, exc.args[0].str()) from None
+    def _list_topics(self) -> Any:
+        """Metadata, in short slices: a broker that refuses the credentials or the TLS setup
+        ends the wait at once (one line naming the settings) instead of after ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            slice_s = max(0.1, min(1.0, deadline - time.monotonic()))
+            try:
+                return self._admin.list_topics(timeout=slice_s)
+            except KafkaException as exc:
+                self._admin.poll(0)  # serves error_cb, which records a refusal
+                if self._refused.reason is not None:
+                    who = describe(self.bootstrap, self._security)
+                    raise ServiceUnavailable(
+                        f"Kafka at {who} refused the connection: {self._refused.reason}"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise self._unavailable("list topics", exc.args[0].str()) from None
 
     def _result(self, what: str, future: Future[_T]) -> _T:
         try:

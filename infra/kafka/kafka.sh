@@ -3,7 +3,7 @@
 # jars resolved on Maven Central: no Docker, no tarball download. See README.md.
 #
 #   infra/kafka/kafka.sh install                       # jars -> $SPANSTREAM_CACHE/kafka/<v>/libs
-#   infra/kafka/kafka.sh start [--port N] [--data-dir D]
+#   infra/kafka/kafka.sh start [--port N] [--data-dir D] [--sasl-ssl-port N --tls-dir T]
 #   infra/kafka/kafka.sh status [--data-dir D]
 #   infra/kafka/kafka.sh stop [--data-dir D]
 #   infra/kafka/kafka.sh libs                          # print the libs dir (for other tools)
@@ -21,6 +21,11 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 AUTO_CREATE_TOPICS="${AUTO_CREATE_TOPICS:-false}"
+# A second listener, SASL_SSL (SCRAM-SHA-256/512 and PLAIN, client certificates required),
+# when --tls-dir names a directory holding ca.pem, broker.pem (PKCS#8 key + certificate)
+# and users (one name=password a line; SCRAM credentials at first format, PLAIN always).
+SASL_SSL_PORT="${SASL_SSL_PORT:-}"
+TLS_DIR="${TLS_DIR:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -31,6 +36,8 @@ parse_opts() {
     case "$1" in
       --port) PORT="$2"; shift 2 ;;
       --data-dir) DATA_DIR="$2"; shift 2 ;;
+      --sasl-ssl-port) SASL_SSL_PORT="$2"; shift 2 ;;
+      --tls-dir) TLS_DIR="$2"; shift 2 ;;
       *) die "unknown option '$1' (see: kafka.sh help)" ;;
     esac
   done
@@ -74,18 +81,43 @@ running_pid() {
   [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" =~ ^[^Z] ]] && echo "$pid"
 }
 
+# The users file's name=password lines (the listener's own users).
+users() { grep -E '^[^=#]+=' "$TLS_DIR/users" || true; }
+
+# The PLAIN login module's user_<name>="<password>" list, from the users file.
+plain_users() {
+  local name password out=""
+  while IFS='=' read -r name password; do
+    out+=" user_${name}=\"${password}\""
+  done < <(users)
+  echo "$out"
+}
+
 write_config() {
-  local cport="$1"
+  local cport="$1" listeners advertised
+  listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$cport"
+  advertised="PLAINTEXT://127.0.0.1:$PORT"
+  if [[ -n "$TLS_DIR" ]]; then
+    [[ -n "$SASL_SSL_PORT" ]] || die "--tls-dir needs --sasl-ssl-port"
+    for f in ca.pem broker.pem users; do
+      [[ -r "$TLS_DIR/$f" ]] || die "--tls-dir $TLS_DIR: $f missing"
+    done
+    listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+    advertised+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+  fi
+  # The config may hold the PLAIN users' passwords: only the broker's user reads it
+  # (made private before anything is written; truncating keeps the mode).
+  : >"$CONF_FILE" && chmod 600 "$CONF_FILE"
   cat >"$CONF_FILE" <<EOF
 # Written by infra/kafka/kafka.sh start; rewritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$DATA_DIR/logs
 num.partitions=1
 default.replication.factor=1
@@ -103,6 +135,18 @@ group.initial.rebalance.delay.ms=0
 # internal topics through the admin API, so broker-side auto-creation is not needed.
 auto.create.topics.enable=$AUTO_CREATE_TOPICS
 EOF
+  [[ -n "$TLS_DIR" ]] || return 0
+  cat >>"$CONF_FILE" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$(plain_users);
+listener.name.sasl_ssl.ssl.client.auth=required
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+EOF
 }
 
 format_storage() {
@@ -113,8 +157,17 @@ format_storage() {
   while [[ "$cluster_id" == -* ]]; do
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
   done
+  # SCRAM credentials live in the cluster metadata: the format writes the first ones.
+  local scram=() name password
+  if [[ -n "$TLS_DIR" ]]; then
+    while IFS='=' read -r name password; do
+      for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        scram+=(--add-scram "$mechanism=[name=$name,password=$password]")
+      done
+    done < <(users)
+  fi
   java -cp "$LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF_FILE" \
-    >>"$LOG_FILE" 2>&1 || die "storage format failed; see $LOG_FILE"
+    "${scram[@]}" >>"$LOG_FILE" 2>&1 || die "storage format failed; see $LOG_FILE"
 }
 
 # True when the broker answers a Metadata (v4) request listing at least one broker.
@@ -188,7 +241,7 @@ cmd_status() {
   local pid
   if pid="$(running_pid)"; then
     local port
-    port="$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:||p' "$CONF_FILE")"
+    port="$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$CONF_FILE")"
     PORT="$port"
     if metadata_ok; then
       echo "kafka running (pid $pid) on 127.0.0.1:$port; log $LOG_FILE"

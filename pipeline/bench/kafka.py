@@ -10,12 +10,20 @@ from typing import Any
 
 from pipeline.bench.options import BenchFailed, BenchNames, BenchOptions, Progress, log
 from pipeline.bench.report import Filled, Measurement
+from pipeline.kafka_client import KafkaSecurity, aiokafka_kwargs, librdkafka_config
 
 #: Stream time of the synthetic data: traces/s of the simulated stream, ending at fill time,
 #: so windows are open and spans are on time as in live traffic.
 STREAM_RATE = 1000.0
 #: Messages kept from the ceiling run for the in-process (no Kafka) decode reference.
 IN_PROCESS_SAMPLE = 2000
+
+
+def security() -> KafkaSecurity:
+    """The run's Kafka security settings (``SPANSTREAM_KAFKA_*``), as the worker reads them."""
+    from pipeline.settings import load_settings
+
+    return load_settings().kafka_security
 
 
 def create_topics(bootstrap: str, names: BenchNames) -> int:
@@ -36,7 +44,7 @@ def create_topics(bootstrap: str, names: BenchNames) -> int:
         group=names.group,
     )
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-    result = apply(TopicAdmin(bootstrap), decls)
+    result = apply(TopicAdmin(bootstrap, security=settings.kafka_security), decls)
     pending = [i.decl.name for i in result.final if i.action == "create"]
     if pending:
         raise BenchFailed(f"topics not created: {pending}")
@@ -48,7 +56,7 @@ def delete_run(bootstrap: str, names: BenchNames) -> list[str]:
     from confluent_kafka.admin import AdminClient
 
     # log_level 2: a broker that went away fails the call once instead of logging each retry.
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    admin = AdminClient({**librdkafka_config(bootstrap, security()), "log_level": 2})
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(names.prefix)]
     groups = [names.group, names.ceiling_group, f"{names.group}-windows"]
     futures = list(admin.delete_consumer_groups(groups, request_timeout=15).values())
@@ -64,7 +72,8 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """High watermark of each partition of ``topic``."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-watermarks"})
+    connect = librdkafka_config(bootstrap, security())
+    consumer = Consumer({**connect, "group.id": f"{topic}-watermarks"})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         out = {}
@@ -93,7 +102,7 @@ def fill(bootstrap: str, topic: str, options: BenchOptions) -> Filled:
         amplitude=0.0,
     )
     framing = Framing("otlp_proto", batch_traces=options.batch_traces, seed=options.seed)
-    sink = KafkaSink(bootstrap, topic)
+    sink = KafkaSink(bootstrap, topic, security=security())
     sink.check_ready()
     log.info("filling %s with %d messages (%d traces)", topic, options.messages, traces)
     stats = run_generator(spec, framing, sink, None, RunOptions(progress_s=options.progress_s))
@@ -123,7 +132,10 @@ async def _ceiling(
 
     parse = ExportTraceServiceRequest.FromString
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+        topic,
+        **aiokafka_kwargs(bootstrap, security()),
+        group_id=group,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     messages = spans = 0

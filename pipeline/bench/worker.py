@@ -59,9 +59,11 @@ class _Committed:
     def __init__(self, bootstrap: str, group: str, topic: str, partitions: Sequence[int]) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-        )
+        from pipeline.bench.kafka import security
+        from pipeline.kafka_client import librdkafka_config
+
+        connect = librdkafka_config(bootstrap, security())
+        self._consumer = Consumer({**connect, "group.id": group, "enable.auto.commit": False})
         self._tps = [TopicPartition(topic, p) for p in partitions]
 
     def offsets(self) -> dict[int, int]:

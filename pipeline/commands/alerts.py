@@ -63,16 +63,22 @@ def run_tail(args: argparse.Namespace) -> int:
     """Consume and print until --max, --timeout or Ctrl-C."""
     from confluent_kafka import Consumer
 
+    from pipeline.kafka_client import RefusalWatch, librdkafka_config
+
     settings = load_settings(kafka_bootstrap=args.bootstrap)
+    refused = RefusalWatch()
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **librdkafka_config(settings.kafka_bootstrap, settings.kafka_security),
+            "error_cb": refused,
+            # Refusals surface once, as the error line; librdkafka's retries are noise here.
+            "log_level": 2,
             "group.id": f"spanstream-alerts-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if args.from_beginning else "latest",
             "enable.auto.commit": False,
         }
     )
-    _check_topic(consumer, settings.alert_topic)
+    _check_topic(consumer, settings.alert_topic, refused)
     consumer.subscribe([settings.alert_topic])
     seen = 0
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -91,10 +97,13 @@ def run_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_topic(consumer: Any, topic: str) -> None:
+def _check_topic(consumer: Any, topic: str, refused: Any) -> None:
     try:
         meta = consumer.list_topics(timeout=10)
     except Exception as exc:
+        consumer.poll(0)  # serves error_cb, which records why the broker refused us
+        if refused.reason is not None:
+            raise ServiceUnavailable(f"Kafka refused the connection: {refused.reason}") from None
         raise ServiceUnavailable(f"Kafka unreachable: {exc}") from None
     if topic not in meta.topics:
         raise ServiceUnavailable(f"topic {topic!r} does not exist: run `spanstream topics apply`")

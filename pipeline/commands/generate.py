@@ -140,7 +140,11 @@ def run(args: argparse.Namespace) -> int:
         args.encoding, args.split_traces, args.split_delay, args.batch_traces, args.seed
     )
     sink = KafkaSink(
-        args.bootstrap, args.topic, compression=args.compression, linger_ms=args.linger_ms
+        args.bootstrap,
+        args.topic,
+        compression=args.compression,
+        linger_ms=args.linger_ms,
+        security=load_settings().kafka_security,
     )
     partitions = sink.check_ready()
     log.info("sending to %s (%d partitions) at %s", args.topic, partitions, args.bootstrap)

@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(kafka_bootstrap=args.bootstrap)
     decls = load_declarations(args.file, settings)
-    admin = TopicAdmin(settings.kafka_bootstrap, timeout=args.timeout)
+    admin = TopicAdmin(
+        settings.kafka_bootstrap, timeout=args.timeout, security=settings.kafka_security
+    )
     if args.topics_command == "apply":
         result = apply(admin, decls, fix=args.fix)
         for name in result.created:

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-    created = prepare_worker_topics(TopicAdmin(settings.kafka_bootstrap), decls)
+    admin = TopicAdmin(settings.kafka_bootstrap, security=settings.kafka_security)
+    created = prepare_worker_topics(admin, decls)
     if created:
         log.info("created the window stage's changelog topics %s", created)
     store = open_store(settings.clickhouse_url)

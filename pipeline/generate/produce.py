@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.kafka_client import KafkaSecurity, RefusalWatch, librdkafka_config
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class KafkaSink:
         bootstrap: str,
         topic: str,
         *,
+        security: KafkaSecurity,
         compression: str = "none",
         linger_ms: int = 20,
         message_timeout_ms: int = 30_000,
@@ -45,9 +47,10 @@ class KafkaSink:
         self.topic = topic
         self.failures: list[str] = []
         self.delivered = 0
+        self._refused = RefusalWatch()
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **librdkafka_config(bootstrap, security),
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": linger_ms,
@@ -67,6 +70,7 @@ class KafkaSink:
     def _on_error(self, err: KafkaError) -> None:
         # Transport errors are retried by librdkafka; only fatal ones end the run.
         log.debug("kafka: %s", err)
+        self._refused(err)
         if err.fatal():
             self.failures.append(str(err))
 
@@ -75,6 +79,11 @@ class KafkaSink:
         try:
             meta = self._producer.list_topics(self.topic, timeout=timeout_s)
         except KafkaException as exc:
+            self._producer.poll(0)  # serves error_cb, which records a refused login
+            if self._refused.reason is not None:
+                raise ServiceUnavailable(
+                    f"Kafka at {self.bootstrap} refused the connection: {self._refused.reason}"
+                ) from None
             raise ServiceUnavailable(f"Kafka at {self.bootstrap} is unreachable: {exc}") from None
         topic = meta.topics.get(self.topic)
         if topic is None or topic.error is not None:

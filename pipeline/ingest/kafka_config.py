@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.kafka_client import KafkaSecurity, librdkafka_config
+
 #: Group session timeout of both stages' consumers, in ms.
 SESSION_TIMEOUT_MS = 15_000
 
 
-def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
+def consumer_config(
+    bootstrap: str, group: str, security: KafkaSecurity, **extra: Any
+) -> dict[str, Any]:
     """librdkafka settings of the ingest consumer (manual commits, start at the earliest)."""
     return {
-        "bootstrap.servers": bootstrap,
+        **librdkafka_config(bootstrap, security),
         "group.id": group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -31,11 +35,11 @@ def consumer_config(bootstrap: str, group: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+def producer_config(bootstrap: str, security: KafkaSecurity, **extra: Any) -> dict[str, Any]:
     """Idempotent, acks=all, and the Java (murmur2) partitioner so partials land on the same
     partition as Faust's changelog for the same key."""
     return {
-        "bootstrap.servers": bootstrap,
+        **librdkafka_config(bootstrap, security),
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,

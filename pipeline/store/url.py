@@ -8,6 +8,12 @@ Accepted forms:
   ``clickhouses://`` adds TLS (default port 9440). Other query parameters are
   passed to clickhouse-driver (connection options and server settings).
 
+A user or password holding a character URLs reserve (``: / ? # @ %`` and spaces)
+must be percent-encoded (``#`` is ``%23``, ``/`` is ``%2F``, ``?`` is ``%3F``,
+``@`` is ``%40``, ``%`` is ``%25``), or, simpler, the password given apart, in
+``SPANSTREAM_CLICKHOUSE_PASSWORD`` or ``SPANSTREAM_CLICKHOUSE_PASSWORD_FILE``
+(:func:`with_password` puts it in, encoded).
+
 >>> parse_store_url("chdb:data/chdb")
 ChdbTarget(path='data/chdb', database=None)
 >>> parse_store_url("clickhouse://bob:s3cret@db.local/traces").display
@@ -16,13 +22,20 @@ ChdbTarget(path='data/chdb', database=None)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
 from pipeline.settings import SecretStr
 
 NATIVE_SCHEMES = {"clickhouse": 9000, "clickhouses": 9440}
+#: ``scheme://user:`` then everything up to the last ``@``: the password, however written.
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*:).*@", re.DOTALL)
+_ENCODE_HINT = (
+    "percent-encode reserved characters in the user and password (# %23, / %2F, ? %3F, "
+    "@ %40, % %25) or give the password in SPANSTREAM_CLICKHOUSE_PASSWORD(_FILE)"
+)
 
 
 @dataclass(frozen=True)
@@ -52,16 +65,46 @@ def mask_url(url: str) -> str:
     'clickhouse://u:***@h:9000/db'
     >>> mask_url("chdb:data/chdb")
     'chdb:data/chdb'
+    >>> mask_url("clickhouse://u:p#a/s?s@h/db")  # not percent-encoded: still all masked
+    'clickhouse://u:***@h/db'
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
+    # Not urlsplit: an unencoded '#', '/' or '?' in the password would end its netloc
+    # early and leave the rest of the password in the "masked" text.
+    return _PASSWORD.sub(r"\1***@", url, count=1)
+
+
+def has_password(url: str) -> bool:
+    """True when ``url`` carries a password (``scheme://user:password@...``).
+
+    >>> has_password("clickhouse://u:pw@h/db"), has_password("clickhouse://u@h/db")
+    (True, False)
+    """
+    return _PASSWORD.match(url) is not None
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` (a server URL without a password) with ``password`` put in, percent-encoded.
+
+    >>> with_password("clickhouse://bob@h/db", "p#ss/w?rd")
+    'clickhouse://bob:p%23ss%2Fw%3Frd@h/db'
+    >>> with_password("clickhouses://h", "x")
+    'clickhouses://default:x@h'
+    >>> with_password("chdb:data/chdb", "x")  # the embedded store has no users
+    'chdb:data/chdb'
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in NATIVE_SCHEMES:
+        # The embedded chdb store has no users; the same environment may serve both.
         return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if has_password(url):
+        raise _bad(url, "holds a password and SPANSTREAM_CLICKHOUSE_PASSWORD is set: keep one")
+    rest = url.split("://", 1)[1]
+    user, at, _ = rest.partition("@")
+    if at and not any(c in user for c in "/?#"):
+        rest = rest[len(user) + 1 :]
+    else:
+        user = "default"
+    return f"{url.split('://', 1)[0]}://{user}:{quote(password, safe='')}@{rest}"
 
 
 def parse_store_url(url: SecretStr | str) -> ChdbTarget | NativeTarget:
@@ -101,7 +144,13 @@ def _parse_native(raw: str, scheme: str) -> NativeTarget:
         parts = urlsplit(raw)
         port = parts.port or NATIVE_SCHEMES[scheme]
     except ValueError as exc:
+        if has_password(raw) and "could not be cast" in str(exc):
+            # Usually a '/', '?' or '#' inside the password, and the error text would quote
+            # the piece after it ("Port could not be cast ... 'rest-of-password'").
+            raise _bad(raw, f"user, password and host do not parse: {_ENCODE_HINT}") from None
         raise _bad(raw, str(exc)) from None
+    if parts.fragment or "@" in parts.path + parts.query:
+        raise _bad(raw, f"a reserved character ends the host part early: {_ENCODE_HINT}")
     if not parts.hostname:
         raise _bad(raw, "missing host")
     database = parts.path.lstrip("/") or "default"

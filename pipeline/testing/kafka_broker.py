@@ -9,6 +9,10 @@ SIGKILL and ``restart()`` on the same port and data.
         produce_to(kafka.bootstrap)
         kafka.kill()
         kafka.restart()
+
+With ``tls`` (see :mod:`pipeline.testing.tls`) and ``users`` the broker also has a
+SASL_SSL listener (SCRAM-SHA-256/512 and PLAIN for those users, client
+certificates required) at :attr:`LocalKafka.sasl_ssl_bootstrap`.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from pipeline.testing.tls import TlsFiles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "infra" / "kafka" / "kafka.sh"
@@ -75,10 +84,27 @@ class LocalKafka:
     for later restarts, so clients' bootstrap addresses stay valid.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port
+        self.tls = tls
+        self.users = dict(users or {})
+        self.sasl_ssl_port: int | None = None
         self.start_seconds: float | None = None
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """``127.0.0.1:PORT`` of the SASL_SSL listener; only with ``tls`` and once started."""
+        if self.tls is None or self.sasl_ssl_port is None:
+            raise ServiceUnavailable("LocalKafka has no SASL_SSL listener (started with tls?)")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -110,6 +136,9 @@ class LocalKafka:
             )
         if self.port is None:
             self.port = free_port()
+        if self.tls is not None and self.sasl_ssl_port is None:
+            self.sasl_ssl_port = free_port()
+            self._write_users(self.tls.directory / "users")
         began = time.monotonic()
         self._script("start", timeout=READY_TIMEOUT + 30)
         self.start_seconds = time.monotonic() - began
@@ -140,6 +169,13 @@ class LocalKafka:
         env = {**os.environ, "READY_TIMEOUT": str(int(READY_TIMEOUT))}
         args = ["bash", str(KAFKA_SCRIPT), command, "--data-dir", str(self.data_dir)]
         args += ["--port", str(self.port)]
+        if self.tls is not None:
+            args += [
+                "--sasl-ssl-port",
+                str(self.sasl_ssl_port),
+                "--tls-dir",
+                str(self.tls.directory),
+            ]
         try:
             result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
@@ -149,6 +185,14 @@ class LocalKafka:
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines() or ["(no output)"]
             raise ServiceUnavailable(f"Kafka {command} failed: {lines[-1]} (log: {self.log_file})")
+
+    def _write_users(self, path: Path) -> None:
+        # kafka.sh reads the users from this file (SCRAM ones go to the storage format once).
+        bad = [name for name in self.users if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"user names must be identifiers: {bad}")
+        path.touch(mode=0o600)
+        path.write_text("".join(f"{name}={pw}\n" for name, pw in self.users.items()))
 
     def __enter__(self) -> LocalKafka:
         return self.start()

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka_client import KafkaSecurity, librdkafka_config
 from pipeline.testing.kafka_broker import REPO_ROOT, free_port
 
 #: Seconds a worker may take from start until its /query endpoint answers.
@@ -233,10 +234,12 @@ def prepare_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0
     from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
 
     settings = load_settings({**env, "SPANSTREAM_KAFKA": bootstrap})
-    result = apply(TopicAdmin(bootstrap), load_declarations(DEFAULT_TOPICS_FILE, settings))
+    security = settings.kafka_security
+    admin_ = TopicAdmin(bootstrap, security=security)
+    result = apply(admin_, load_declarations(DEFAULT_TOPICS_FILE, settings))
     if any(item.action != "ok" for item in result.final):
         raise ServiceUnavailable(f"topics not ready: {result}")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(librdkafka_config(bootstrap, security))
     n = settings.partials_partitions
     names = [f"{settings.group}-windows-{t}-changelog" for t in ("windows", "detectors")]
     listed = admin.list_topics(timeout=10).topics
@@ -262,8 +265,10 @@ def delete_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0)
     """Delete every topic named after the test's group (Faust's own topics included)."""
     from confluent_kafka.admin import AdminClient
 
+    from pipeline.settings import load_settings
+
     group = env["SPANSTREAM_GROUP"]
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(librdkafka_config(bootstrap, load_settings(env).kafka_security))
     ours = [t for t in admin.list_topics(timeout=10).topics if group in t]
     if ours:
         for future in admin.delete_topics(ours, operation_timeout=timeout).values():
@@ -271,13 +276,24 @@ def delete_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0)
 
 
 def run_generate(
-    bootstrap: str, topic: str, args: Sequence[str], timeout: float = 300.0
+    bootstrap: str,
+    topic: str,
+    args: Sequence[str],
+    timeout: float = 300.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``spanstream generate`` to ``topic`` as a user runs it; raises if it fails."""
+    """``spanstream generate`` to ``topic`` as a user runs it (``env`` adds settings);
+    raises if it fails."""
     cmd = [sys.executable, "-m", "pipeline.cli", "generate", "--bootstrap", bootstrap]
     cmd += ["--topic", topic, *args]
     done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if done.returncode != 0:
         raise AssertionError(f"generate failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -289,6 +305,7 @@ def consume(
     topic: str,
     until: Callable[[list[Any]], bool],
     timeout: float = 60.0,
+    security: KafkaSecurity | None = None,
 ) -> list[Any]:
     """Messages of ``topic`` from the start until ``until(messages)`` holds (or ``timeout``).
 
@@ -298,7 +315,7 @@ def consume(
 
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **librdkafka_config(bootstrap, security or KafkaSecurity()),
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -106,7 +106,7 @@ def names(kafka_bootstrap: str) -> Iterator[Names]:
 def _apply_topics(settings: Settings) -> None:
     """What ``spanstream topics apply`` does, with this test's names."""
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-    result = apply(TopicAdmin(settings.kafka_bootstrap), decls)
+    result = apply(TopicAdmin(settings.kafka_bootstrap, security=settings.kafka_security), decls)
     assert all(item.action == "ok" for item in result.final), result
 
 

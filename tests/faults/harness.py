@@ -31,6 +31,7 @@ from confluent_kafka import Producer
 
 from pipeline.enrich import operation_for
 from pipeline.generate.manifest import Manifest, ManifestSpan, read_manifest
+from pipeline.kafka_client import KafkaSecurity
 from pipeline.settings import load_settings
 from pipeline.testing.accounting import (
     Accounting,
@@ -136,7 +137,7 @@ class Rig:
         self.env = {**BASE_ENV, **self.topics.env(), **self.env_overrides}
         settings = load_settings({**self.env, "SPANSTREAM_KAFKA": self.bootstrap})
         decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-        result = apply(TopicAdmin(self.bootstrap, timeout=30), decls)
+        result = apply(TopicAdmin(self.bootstrap, timeout=30, security=KafkaSecurity()), decls)
         assert all(i.action == "ok" for i in result.final), result
         self._up: set[int] = set()
         self.worker = self.add_worker()

@@ -74,7 +74,8 @@ def test_ttl_days_renders_a_ttl_clause(chdb_url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("mysql://u:hunter2@h/db", "SPANSTREAM_CLICKHOUSE='mysql://u:***@h/db'"),
+        ("mysql://u@h/db", "SPANSTREAM_CLICKHOUSE='mysql://u@h/db'"),
+        ("clickhouse://u:hunter2@h/db", "--url='clickhouse://u:***@h/db': a password on"),
         ("chdb:", "missing directory"),
     ],
 )
@@ -89,9 +90,12 @@ def test_cli_bad_url_is_one_line(
     assert "hunter2" not in err
 
 
-def test_cli_unreachable_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_unreachable_server_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = free_port()
-    assert main(["migrate", "--url", f"clickhouse://u:hunter2@127.0.0.1:{port}/db"]) == 1
+    monkeypatch.setenv("SPANSTREAM_CLICKHOUSE_PASSWORD", "hunter2")
+    assert main(["migrate", "--url", f"clickhouse://u@127.0.0.1:{port}/db"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"spanstream: error: ClickHouse at 127.0.0.1:{port} unavailable: ")
     assert "Connection refused" in err

@@ -8,11 +8,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka_client import KafkaSecurity
 from pipeline.partials_log import KafkaPartialsLog
 
 pytestmark = pytest.mark.integration
 
 DEADLINE = 30.0
+PLAIN = KafkaSecurity()
 
 
 def fill(bootstrap: str, topic: str, partition: int, n: int) -> None:
@@ -31,7 +33,7 @@ def test_reads_exactly_the_range_and_knows_the_groups_commit(
     committer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group})
     committer.commit(offsets=[TopicPartition(topic, 1, 4)], asynchronous=False)
     committer.close()
-    log = KafkaPartialsLog(kafka_bootstrap, topic, group, timeout=DEADLINE)
+    log = KafkaPartialsLog(kafka_bootstrap, topic, group, timeout=DEADLINE, security=PLAIN)
     try:
         assert log.committed(1) == 4
         assert log.committed(0) is None
@@ -53,7 +55,7 @@ def test_a_range_past_the_end_fails_clearly(
 ) -> None:
     topic = kafka_topic_factory("partials")
     fill(kafka_bootstrap, topic, 0, 3)
-    log = KafkaPartialsLog(kafka_bootstrap, topic, "g-end", timeout=3.0)
+    log = KafkaPartialsLog(kafka_bootstrap, topic, "g-end", timeout=3.0, security=PLAIN)
     try:
         with pytest.raises(ServiceUnavailable, match=r"offsets \[3, 4\] not read"):
             log.read(0, range(1, 5))

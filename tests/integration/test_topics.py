@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.cli import main
 from pipeline.errors import TopicDriftError
+from pipeline.kafka_client import KafkaSecurity
 from pipeline.settings import load_settings
 from pipeline.testing.kafka_broker import free_port
 from pipeline.topics import (
@@ -23,6 +24,7 @@ from pipeline.topics import (
 
 pytestmark = pytest.mark.integration
 
+PLAIN = KafkaSecurity()
 ROLE_ENV = {
     "input": "SPANSTREAM_INPUT_TOPIC",
     "dlq": "SPANSTREAM_DLQ_TOPIC",
@@ -65,7 +67,7 @@ def test_apply_creates_every_declared_topic_then_is_a_no_op(
         f"created {name}" for name in role_names.values()
     )
     decls = load_declarations(DEFAULT_TOPICS_FILE, load_settings())
-    states = TopicAdmin(kafka_bootstrap).describe(d.name for d in decls)
+    states = TopicAdmin(kafka_bootstrap, security=PLAIN).describe(d.name for d in decls)
     for decl in decls:
         state = states[decl.name]
         assert state.partitions == decl.partitions
@@ -93,11 +95,11 @@ def test_drift_is_reported_with_non_zero_exit_and_fixed_only_with_fix(
     assert f"'{drifted}' drifted" in err
     assert "partitions: expected 6, actual 2 (fixable)" in out
     assert "retention.ms: expected 86400000, actual 1000 (fixable)" in out
-    assert TopicAdmin(kafka_bootstrap).describe([drifted])[drifted].partitions == 2
+    assert TopicAdmin(kafka_bootstrap, security=PLAIN).describe([drifted])[drifted].partitions == 2
 
     code, out, err = run_cli(capsys, "apply", "--bootstrap", kafka_bootstrap, "--fix")
     assert (code, err) == (0, ""), out
-    state = TopicAdmin(kafka_bootstrap).describe([drifted])[drifted]
+    state = TopicAdmin(kafka_bootstrap, security=PLAIN).describe([drifted])[drifted]
     assert (state.partitions, state.config["retention.ms"]) == (6, "86400000")
 
 
@@ -142,7 +144,7 @@ def test_worker_creates_only_its_changelogs_and_refuses_other_missing_topics(
 ) -> None:
     settings = load_settings()
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
-    admin = TopicAdmin(kafka_bootstrap)
+    admin = TopicAdmin(kafka_bootstrap, security=PLAIN)
     with pytest.raises(TopicDriftError, match=role_names["input"]):
         prepare_worker_topics(admin, decls)
     admin.create([d for d in decls if d.role not in INTERNAL_ROLES])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,44 @@ def test_the_image_builds_the_native_extension() -> None:
     copied = " ".join(line for line in text.splitlines() if line.startswith("COPY"))
     assert "setup.py" in copied and "pipeline" in copied
     assert "gcc" in text
+
+
+def _published_ports() -> list[tuple[str, str]]:
+    return [
+        (name, str(port))
+        for name, service in compose()["services"].items()
+        for port in service.get("ports", [])
+    ]
+
+
+def test_published_ports_bind_loopback_only() -> None:
+    """Nothing listens on every interface: ClickHouse, Grafana and the Collector would be
+    open to the whole network (Docker's port publishing bypasses host firewalls)."""
+    ports = _published_ports()
+    assert ports
+    assert [(name, port) for name, port in ports if not port.startswith("127.0.0.1:")] == []
+
+
+def test_no_password_is_written_in_the_compose_file() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    # scheme://user:password@ (an empty password counts: it was "default:@").
+    assert re.findall(r"://[^/@\s:]+:[^@\s]*@", text) == []
+    assert "CLICKHOUSE_SKIP_USER_SETUP" not in text  # that is the passwordless default user
+
+
+def test_clickhouse_and_its_clients_share_the_password_secret() -> None:
+    data = compose()
+    assert data["secrets"]["clickhouse_password"] == {"file": "./secrets/clickhouse_password"}
+    for name in ("clickhouse", "setup", "worker", "grafana"):
+        assert "clickhouse_password" in data["services"][name]["secrets"], name
+    env = data["services"]["worker"]["environment"]
+    assert env["SPANSTREAM_CLICKHOUSE_PASSWORD_FILE"] == "/run/secrets/clickhouse_password"
+    assert "/run/secrets/clickhouse_password" in " ".join(
+        data["services"]["clickhouse"]["entrypoint"]
+    )
+    datasource = (ROOT / "infra/grafana/provisioning/datasources/clickhouse.yaml").read_text()
+    assert "$__file{/run/secrets/clickhouse_password}" in datasource
+
+
+def test_secrets_are_never_committed() -> None:
+    assert "secrets/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -16,8 +16,9 @@ ROW = re.compile(r"^\| `(SPANSTREAM_[A-Z_]+)` \| `([^`]*)` \|", re.MULTILINE)
 
 def _default(value: object) -> str:
     if hasattr(value, "get_secret_value"):
-        return str(value.get_secret_value())
-    return str(value)
+        value = value.get_secret_value()
+    # An empty default (no credentials, no file) reads "(unset)" in the table.
+    return str(value) if value != "" else "(unset)"
 
 
 def test_settings_table_lists_every_setting_with_its_default() -> None:

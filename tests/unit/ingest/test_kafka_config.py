@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pipeline.app import idle_close_seconds
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
+from pipeline.kafka_client import KafkaSecurity
 
 
 def test_the_consumer_commits_only_by_hand_and_fails_over_within_the_session_timeout() -> None:
-    config = consumer_config("k:9092", "g", **{"client.id": "w1"})
+    config = consumer_config("k:9092", "g", KafkaSecurity(), **{"client.id": "w1"})
     assert (config["enable.auto.commit"], config["enable.auto.offset.store"]) == (False, False)
     assert config["session.timeout.ms"] == SESSION_TIMEOUT_MS
     assert config["client.id"] == "w1"  # extra settings pass through
 
 
 def test_partials_use_the_java_partitioner_and_an_idempotent_producer() -> None:
-    config = producer_config("k:9092")
+    config = producer_config("k:9092", KafkaSecurity())
     # Faust's changelog partitions keys with murmur2: partials must land alike.
     assert config["partitioner"] == "murmur2_random"
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")

@@ -1,0 +1,103 @@
+"""Settings: Kafka security and ClickHouse password options, secrets from files, and the
+refusals that keep a half-configured deployment from silently connecting in the clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import SecretStr, load_settings
+from pipeline.testing.tls import TlsFiles, make_tls_files
+
+SASL = {
+    "SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "SPANSTREAM_KAFKA_SASL_USERNAME": "worker",
+    "SPANSTREAM_KAFKA_SASL_PASSWORD": "pw",
+}
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+def test_the_default_is_plaintext_without_credentials() -> None:
+    security = load_settings({}).kafka_security
+    assert (security.protocol, security.uses_sasl, security.uses_ssl) == ("PLAINTEXT", False, False)
+
+
+def test_a_password_file_is_read_and_its_trailing_newline_dropped(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret#/?\n")
+    env = {**SASL, "SPANSTREAM_KAFKA_SASL_PASSWORD_FILE": str(secret)}
+    del env["SPANSTREAM_KAFKA_SASL_PASSWORD"]
+    assert load_settings(env).kafka_sasl_password == SecretStr("s3cret#/?")
+
+
+def test_a_secret_given_twice_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("a")
+    env = {**SASL, "SPANSTREAM_KAFKA_SASL_PASSWORD_FILE": str(secret)}
+    with pytest.raises(ConfigError, match=r"SPANSTREAM_KAFKA_SASL_PASSWORD and .*_FILE"):
+        load_settings(env)
+
+
+def test_an_unreadable_secret_file_names_the_variable_not_a_content(tmp_path: Path) -> None:
+    env = {"SPANSTREAM_CLICKHOUSE_PASSWORD_FILE": str(tmp_path / "missing")}
+    with pytest.raises(ConfigError, match=r"SPANSTREAM_CLICKHOUSE_PASSWORD_FILE=.*cannot read"):
+        load_settings(env)
+
+
+def test_secrets_never_show_in_repr() -> None:
+    settings = load_settings({**SASL, "SPANSTREAM_KAFKA_SASL_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(settings) and "hunter2" not in repr(settings.kafka_security)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "TLS"}, "SECURITY_PROTOCOL='TLS': one of"),
+        ({**SASL, "SPANSTREAM_KAFKA_SASL_MECHANISM": "GSSAPI"}, "SASL_MECHANISM='GSSAPI'"),
+        (
+            {**SASL, "SPANSTREAM_KAFKA_SASL_PASSWORD": ""},
+            "SPANSTREAM_KAFKA_SASL_PASSWORD is required",
+        ),
+        # Credentials with a protocol that would not send them: refused, not ignored.
+        ({"SPANSTREAM_KAFKA_SASL_USERNAME": "w"}, "SASL_USERNAME is set but"),
+        ({"SPANSTREAM_KAFKA_SSL_CA_FILE": "/etc/hostname"}, "SSL_CA_FILE is set but"),
+        (
+            {"SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL", "SPANSTREAM_KAFKA_SSL_CA_FILE": "/no"},
+            "SPANSTREAM_KAFKA_SSL_CA_FILE='/no': no readable file",
+        ),
+        ({"SPANSTREAM_KAFKA_SSL_CHECK_HOSTNAME": "maybe"}, "CHECK_HOSTNAME='maybe': expected"),
+    ],
+)
+def test_bad_security_settings_name_the_option(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_a_client_certificate_needs_its_key(tls: TlsFiles) -> None:
+    env = {
+        "SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "SPANSTREAM_KAFKA_SSL_CERT_FILE": str(tls.client_cert),
+    }
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings(env)
+
+
+def test_a_wrong_key_passphrase_is_a_setting_error(tls: TlsFiles) -> None:
+    env = {
+        "SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "SPANSTREAM_KAFKA_SSL_CA_FILE": str(tls.ca),
+        "SPANSTREAM_KAFKA_SSL_CERT_FILE": str(tls.client_cert),
+        "SPANSTREAM_KAFKA_SSL_KEY_FILE": str(tls.client_key),
+    }
+    with pytest.raises(ConfigError, match="KEY_PASSWORD"):
+        load_settings(env)
+    env["SPANSTREAM_KAFKA_SSL_KEY_PASSWORD_FILE"] = str(tls.client_key_password_file)
+    env["SPANSTREAM_KAFKA_SSL_CHECK_HOSTNAME"] = "false"
+    security = load_settings(env).kafka_security
+    assert (security.uses_ssl, security.check_hostname) == (True, False)
