@@ -9,6 +9,11 @@ session refuses any change of settings, a ``SETTINGS readonly=0`` clause include
 chdb takes no query id from Python; each statement starts with a comment naming
 its id, which ``system.processes`` keeps, and :meth:`ChdbReader.kill` finds it
 there from a second session (the first is busy running it).
+
+chdb 4.4 keeps the leftovers of a statement that failed mid-result (a result
+limit, a timeout) in its session: the next ``ArrowTable`` result on it fails
+("Message metadata too long"). A failed statement therefore gets its session
+replaced (~50 ms).
 """
 
 from __future__ import annotations
@@ -35,26 +40,24 @@ class ChdbReader:
 
         _register(path)
         self._unregister = lambda: _unregister(path)
+        self._open = lambda: _readonly_session(session.Session(str(path)), database, limits)
         try:
-            self._session = session.Session(str(path))
-            self._control = session.Session(str(path))
+            self._session = self._open()
+            self._control = self._open()
         except Exception as exc:
             self._unregister()
             raise ServiceUnavailable(f"cannot open a read-only chdb session: {exc}") from None
         self._lock = threading.Lock()
-        for s in (self._session, self._control):
-            if database:
-                s.query(f"USE {quote_ident(database)}")
-            for name, value in limits.session_settings().items():
-                s.query(f"SET {name} = {_value(value)}")
 
     def rows(self, sql: str, query_id: str) -> list[tuple[Any, ...]]:
         """Rows of one statement, tagged with ``query_id``."""
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 table = self._session.query(f"/* {MARKER}{query_id} */ {sql}", "ArrowTable")
-        except Exception as exc:
-            raise QueryError(f"chdb: {_first_line(exc)}") from None
+            except Exception as exc:
+                self._session.close()
+                self._session = self._open()
+                raise QueryError(f"chdb: {_first_line(exc)}") from None
         columns = [col.to_pylist(maps_as_pydicts="strict") for col in table.columns]
         return list(zip(*columns, strict=True))
 
@@ -74,6 +77,14 @@ class ChdbReader:
             self._session.close()
             self._control.close()
         self._unregister()
+
+
+def _readonly_session(session: Any, database: str | None, limits: QueryLimits) -> Any:
+    if database:
+        session.query(f"USE {quote_ident(database)}")
+    for name, value in limits.session_settings().items():
+        session.query(f"SET {name} = {_value(value)}")
+    return session
 
 
 def _value(value: Any) -> str:

@@ -184,3 +184,19 @@ def test_a_query_holds_no_store_lock_and_is_killed_on_close(chdb_store: Store) -
     assert time.monotonic() - started < 5
     assert outcome and "cancelled" in str(outcome[0]).lower()
     assert not running(store)
+
+
+def test_a_statement_failing_mid_result_breaks_neither_the_store_nor_the_next_query(
+    chdb_store: Store,
+) -> None:
+    # chdb keeps a failed result's leftovers in its session: the next Arrow result on
+    # that session failed ("Message metadata too long"), the store's own queries included.
+    limits = QueryLimits()
+    runner = QueryRunner(lambda: open_reader(chdb_store, limits), limits.timeout_seconds)
+    try:
+        with pytest.raises(REFUSED):
+            runner.rows("SELECT throwIf(number = 200000) FROM numbers(1000000)")
+        assert chdb_store.query("SELECT 1") == [(1,)]
+        assert runner.rows("SELECT 1") == [[1]]
+    finally:
+        runner.close()
