@@ -78,7 +78,6 @@ class QueryLimits:
             "result_overflow_mode": "throw",
             "max_memory_usage": self.max_memory_bytes,
             "max_threads": self.max_threads,
-            "allow_introspection_functions": 0,
             "readonly": 1,
         }
 
