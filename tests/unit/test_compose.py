@@ -47,3 +47,13 @@ def test_the_image_builds_the_native_extension() -> None:
     copied = " ".join(line for line in text.splitlines() if line.startswith("COPY"))
     assert "setup.py" in copied and "pipeline" in copied
     assert "gcc" in text
+
+
+def test_prometheus_can_reach_the_workers_metrics_port() -> None:
+    """The metrics port binds loopback by default; in compose Prometheus is another host."""
+    from pipeline.settings import load_settings
+
+    env = {k: str(v) for k, v in compose()["services"]["worker"]["environment"].items()}
+    settings = load_settings(env)
+    assert settings.metrics_bind == "0.0.0.0"
+    assert settings.web_bind == "127.0.0.1"  # /query stays inside the container
