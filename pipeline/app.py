@@ -34,6 +34,7 @@ from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
 from pipeline.otlp._heads import per_service
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
+from pipeline.query import QueryBusy, QueryLimits, QueryRefused, QueryRunner, open_reader
 from pipeline.sampling import (
     AnomalyFlags,
     ExemplarRequests,
@@ -57,6 +58,7 @@ from pipeline.sinks.clickhouse import (
 )
 from pipeline.store.base import Store, accepts_arrow
 from pipeline.tables import OwnedView
+from pipeline.web_guard import WebGuard, middleware
 from pipeline.windows.assembler import WindowAssembler
 from pipeline.windows.continuity import PartitionContinuity
 from pipeline.windows.hold import Hold
@@ -77,6 +79,8 @@ class Pipeline:
         self.exemplars = ExemplarRequests(self.clock)
         self.judge = WindowJudge()
         self.lock = asyncio.Lock()
+        limits = QueryLimits.of(settings)
+        self.queries = QueryRunner(lambda: open_reader(store, limits), limits.timeout_seconds)
         self._late_counted = 0
         self._faust_app(datadir)
         self.core = self._ingest_core()
@@ -102,7 +106,9 @@ class Pipeline:
             broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
             broker_heartbeat_interval=3.0,
             web_port=s.web_port,
-            web_bind="127.0.0.1",
+            web_bind=s.web_bind,
+            # Every route (ours and Faust's own) passes the token and Host check first.
+            web_application_options={"middlewares": [middleware(WebGuard.of(s))]},
             topic_allow_declare=True,
         )
         self.app = app  # the table views below ask it which partitions this worker owns
@@ -324,15 +330,16 @@ class Pipeline:
             log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
 
     async def _query_page(self, web: Any, request: Any) -> Any:
-        from pipeline.query import QueryRefused, run_readonly
         from pipeline.store.base import QueryError
 
         sql = request.query.get("sql", "")
         try:
-            rows = await asyncio.to_thread(run_readonly, self.store, sql)
+            body = await self.queries.run(sql)
         except (QueryRefused, QueryError) as exc:
             return web.json({"error": str(exc)}, status=400)
-        return web.json({"rows": rows})
+        except (QueryBusy, ServiceUnavailable) as exc:
+            return web.json({"error": str(exc)}, status=503)
+        return web.bytes(body, content_type="application/json")
 
     # -- ingest side ----------------------------------------------------------------------
     def _ingest_core(self) -> IngestCore:
@@ -426,6 +433,8 @@ def _ingest_service(pipeline: Pipeline) -> type[faust.Service]:
             pipeline.start_ingest()
 
         async def on_stop(self) -> None:
+            # A running /query is killed, not waited for: SIGTERM stops the worker at once.
+            await asyncio.to_thread(pipeline.queries.close)
             await asyncio.to_thread(pipeline.stop_ingest)
 
     return IngestThread

@@ -37,6 +37,12 @@ class LockedStore:
         with self._lock:
             return self._store.insert(table, columns, dedup_token)
 
+    def reader(self, limits: Any) -> Any:
+        """The wrapped store's read-only session: it has its own connection, not this lock."""
+        from pipeline.query import open_reader
+
+        return open_reader(self._store, limits)
+
     def close(self) -> None:
         with self._lock:
             self._store.close()

@@ -66,7 +66,7 @@ UNACKED_MESSAGES = Gauge(
 )
 
 
-def serve(port: int) -> None:
-    """Start the metrics HTTP endpoint (no-op for port 0)."""
+def serve(port: int, bind: str = "127.0.0.1") -> None:
+    """Start the metrics HTTP endpoint on ``bind`` (SPANSTREAM_METRICS_BIND; no-op for port 0)."""
     if port:
-        start_http_server(port)
+        start_http_server(port, addr=bind)

@@ -15,6 +15,7 @@ pipeline.errors.ConfigError: SPANSTREAM_WINDOW_SECONDS='soon': expected an integ
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -160,8 +161,28 @@ class Settings:
     ttl_days: int = 0
     #: SPANSTREAM_METRICS_PORT: Prometheus metrics port of a worker (0 disables).
     metrics_port: int = 9464
+    #: SPANSTREAM_METRICS_BIND: address the metrics port listens on (``0.0.0.0`` for a
+    #: Prometheus on another host).
+    metrics_bind: str = "127.0.0.1"
     #: SPANSTREAM_WEB_PORT: the worker's HTTP port (Faust web: read-only query endpoint).
     web_port: int = 6066
+    #: SPANSTREAM_WEB_BIND: address the web port listens on; beyond loopback it needs
+    #: SPANSTREAM_WEB_TOKEN.
+    web_bind: str = "127.0.0.1"
+    #: SPANSTREAM_WEB_TOKEN: bearer token every web request must carry (empty: none, which
+    #: only a loopback SPANSTREAM_WEB_BIND allows). A secret: never logged.
+    web_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: SPANSTREAM_QUERY_TIMEOUT_SECONDS: a /query statement is killed after this long.
+    query_timeout_seconds: int = 30
+    #: SPANSTREAM_QUERY_MAX_ROWS: a /query result larger than this is refused.
+    query_max_rows: int = 100_000
+    #: SPANSTREAM_QUERY_MAX_BYTES: ... or larger than this many (uncompressed) bytes.
+    query_max_bytes: int = 50_000_000
+    #: SPANSTREAM_QUERY_MAX_MEMORY_BYTES: memory one /query statement may use in ClickHouse.
+    query_max_memory_bytes: int = 500_000_000
+    #: SPANSTREAM_QUERY_MAX_THREADS: ClickHouse threads per /query statement (the other
+    #: cores stay with ingestion).
+    query_max_threads: int = 1
 
     @property
     def kafka_security(self) -> KafkaSecurity:
@@ -269,11 +290,22 @@ def _validate(s: Settings) -> None:
         ("batch_max_traces", s.batch_max_traces > 0, "must be > 0"),
         ("max_buffered_traces", s.max_buffered_traces > 0, "must be > 0"),
         ("ttl_days", s.ttl_days >= 0, "must be >= 0"),
+        ("query_timeout_seconds", s.query_timeout_seconds > 0, "must be > 0"),
+        ("query_max_rows", s.query_max_rows > 0, "must be > 0"),
+        ("query_max_bytes", s.query_max_bytes > 0, "must be > 0"),
+        ("query_max_memory_bytes", s.query_max_memory_bytes > 0, "must be > 0"),
+        ("query_max_threads", s.query_max_threads > 0, "must be > 0"),
+        (
+            "web_token",
+            is_loopback(s.web_bind) or bool(s.web_token.get_secret_value()),
+            f"must be set when SPANSTREAM_WEB_BIND={s.web_bind!r} is not a loopback address",
+        ),
     ]
     for field_name, ok, rule in checks:
         if not ok:
             value = getattr(s, field_name)
-            raise ConfigError(f"{env_name(field_name)}={value!r}: {rule}")
+            shown = "''" if isinstance(value, SecretStr) else repr(value)  # never the secret
+            raise ConfigError(f"{env_name(field_name)}={shown}: {rule}")
     _validate_kafka_security(s.kafka_security)
 
 
@@ -316,6 +348,20 @@ def _validate_kafka_security(k: KafkaSecurity) -> None:
         from pipeline.kafka_client import ssl_context
 
         ssl_context(k)
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.0.0.5", "")]
+    [True, True, True, False, False, False]
+    """
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

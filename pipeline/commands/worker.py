@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(settings.clickhouse_url)
     if not args.no_migrate:
         log.info(migrate(store, ttl_days=settings.ttl_days).summary())
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_bind)
     pipeline = Pipeline(settings, LockedStore(store), datadir=args.datadir)
     tune_gc()
     worker = faust.Worker(pipeline.app, loglevel="INFO", quiet=True)

@@ -21,12 +21,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ServiceUnavailable, SinkUnavailable
 from pipeline.store.arrow import to_arrow
 from pipeline.store.base import QueryError, quote_ident, quote_table, row_count
 from pipeline.store.url import ChdbTarget
+
+if TYPE_CHECKING:
+    from pipeline.query import QueryLimits
+    from pipeline.store.chdb_reader import ChdbReader
 
 _open_lock = threading.Lock()
 #: Directory -> open stores in this process (chdb allows one directory per process).
@@ -110,6 +114,12 @@ class ChdbStore:
         except Exception as exc:
             raise SinkUnavailable(f"chdb insert into {table} failed: {_first_line(exc)}") from None
         return rows
+
+    def reader(self, limits: QueryLimits) -> ChdbReader:
+        """A read-only session on this directory for user queries (see :mod:`.chdb_reader`)."""
+        from pipeline.store.chdb_reader import ChdbReader
+
+        return ChdbReader(self.path, self.database, limits)
 
     def close(self) -> None:
         """Close the session and free the directory for this process."""

@@ -17,11 +17,14 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import ServiceUnavailable, SinkUnavailable
 from pipeline.store.base import QueryError, quote_ident, quote_table, row_count
 from pipeline.store.url import NativeTarget
+
+if TYPE_CHECKING:
+    from pipeline.query import QueryLimits
 
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\{(\w+):[^{}]+\}")
@@ -83,6 +86,10 @@ class NativeStore:
             raise SinkUnavailable(str(exc)) from None
         return written if isinstance(written, int) else rows
 
+    def reader(self, limits: QueryLimits) -> NativeReader:
+        """Dedicated read-only connections for user queries (see :class:`NativeReader`)."""
+        return NativeReader(self.target, limits)
+
     def close(self) -> None:
         """Close the socket."""
         with self._lock:
@@ -125,3 +132,53 @@ def client_side_placeholders(sql: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class NativeReader:
+    """A dedicated read-only connection for user queries, and one to kill them.
+
+    The settings go with every statement of the connection, ``readonly=1`` among
+    them: the server checks the statement's own ``SETTINGS`` against it and
+    refuses any change, ``readonly=0`` included.
+    """
+
+    def __init__(self, target: NativeTarget, limits: QueryLimits) -> None:
+        from clickhouse_driver import Client
+
+        self.target = target
+        self._client = Client.from_url(target.url)
+        self._client.connection.connect_timeout = CONNECT_TIMEOUT
+        self._client.settings.update(limits.session_settings())
+        self._control = Client.from_url(target.url)
+        self._control.connection.connect_timeout = CONNECT_TIMEOUT
+        self._lock = threading.Lock()
+
+    def rows(self, sql: str, query_id: str) -> list[tuple[Any, ...]]:
+        """Rows of one statement run under ``query_id``."""
+        with self._lock:
+            rows = self._run(lambda: self._client.execute(sql, query_id=query_id))
+        return [tuple(row) for row in rows]
+
+    def kill(self, query_id: str) -> None:
+        self._run(
+            lambda: self._control.execute(
+                "KILL QUERY WHERE query_id = %(id)s ASYNC", {"id": query_id}
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()
+        self._control.disconnect()
+
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        from clickhouse_driver import errors
+
+        where = f"{self.target.host}:{self.target.port}"
+        try:
+            return fn()
+        except errors.ServerException as exc:
+            raise QueryError(f"ClickHouse at {where}: {_first_line(exc)}") from None
+        except _network_errors() as exc:
+            self._client.disconnect()
+            raise ServiceUnavailable(f"ClickHouse at {where} unavailable: {exc}") from None

@@ -42,6 +42,14 @@ from pipeline.testing.kafka_broker import REPO_ROOT, free_port
 READY_TIMEOUT = 90.0
 #: Seconds a graceful stop may take before SIGKILL.
 STOP_TIMEOUT = 60.0
+#: /query limits for tests, which read whole tables back (the defaults refuse such results).
+TEST_QUERY_LIMITS = {
+    "SPANSTREAM_QUERY_TIMEOUT_SECONDS": "300",
+    "SPANSTREAM_QUERY_MAX_ROWS": "100000000",
+    "SPANSTREAM_QUERY_MAX_BYTES": "10000000000",
+    "SPANSTREAM_QUERY_MAX_MEMORY_BYTES": "4000000000",
+    "SPANSTREAM_QUERY_MAX_THREADS": "2",
+}
 
 
 class LocalWorker:
@@ -73,6 +81,8 @@ class LocalWorker:
             "SPANSTREAM_CLICKHOUSE": store_url,
             "SPANSTREAM_WEB_PORT": str(self.web_port),
             "SPANSTREAM_METRICS_PORT": str(self.metrics_port),
+            # Tests read whole tables back through /query (every stored span id, say).
+            **TEST_QUERY_LIMITS,
             **(env or {}),
         }
         self._proc: subprocess.Popen[bytes] | None = None
@@ -145,8 +155,11 @@ class LocalWorker:
     def query(self, sql: str, timeout: float = 60.0) -> list[list[Any]]:
         """Rows of a reading statement, through the worker's /query endpoint."""
         url = f"http://127.0.0.1:{self.web_port}/query?" + urllib.parse.urlencode({"sql": sql})
+        token = self._env.get("SPANSTREAM_WEB_TOKEN", "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 rows: list[list[Any]] = json.loads(response.read())["rows"]
         except urllib.error.HTTPError as exc:
             raise ServiceUnavailable(f"query failed ({exc.code}): {exc.read()[:500]!r}") from None

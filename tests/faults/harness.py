@@ -41,7 +41,7 @@ from pipeline.testing.accounting import (
     reference_windows,
     windows_by_start,
 )
-from pipeline.testing.worker import LocalWorker
+from pipeline.testing.worker import TEST_QUERY_LIMITS, LocalWorker
 from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
 from tests.faults import diagnose, kafka_reads
 
@@ -165,7 +165,8 @@ class Rig:
     ) -> Manifest:
         """Run ``spanstream generate`` to completion; its manifest joins the input set."""
         cmd = self.generate_cmd(name, count, *extra, start=start)
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, **TEST_QUERY_LIMITS}  # whole tables come back
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return self._add_manifest(name)
 
@@ -316,7 +317,8 @@ class Rig:
             return worker.query(sql, timeout=300)
         cmd = [sys.executable, "-m", "pipeline.cli", "query", "--direct", "--url", worker.store_url]
         cmd.append(sql)
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, **TEST_QUERY_LIMITS}  # whole tables come back
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 

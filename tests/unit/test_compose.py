@@ -89,3 +89,15 @@ def test_clickhouse_and_its_clients_share_the_password_secret() -> None:
 
 def test_secrets_are_never_committed() -> None:
     assert "secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_prometheus_can_reach_the_workers_metrics_port() -> None:
+    """The metrics port binds loopback by default; in compose Prometheus is another host."""
+    from pipeline.settings import load_settings
+
+    worker_env = compose()["services"]["worker"]["environment"]
+    # The secret file exists only inside the container.
+    env = {k: str(v) for k, v in worker_env.items() if not k.endswith("_FILE")}
+    settings = load_settings(env)
+    assert settings.metrics_bind == "0.0.0.0"
+    assert settings.web_bind == "127.0.0.1"  # /query stays inside the container

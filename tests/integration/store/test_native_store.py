@@ -17,6 +17,7 @@ import pytest
 
 from pipeline.errors import ServiceUnavailable, SinkUnavailable
 from pipeline.migrate import migrate
+from pipeline.query_check import QueryRefused
 from pipeline.store import QueryError, Store, open_store
 from pipeline.testing.clickhouse_server import LocalClickHouse, clickhouse_installed
 
@@ -94,3 +95,35 @@ def test_schema_on_current_clickhouse_in_docker(docker_clickhouse_url: str) -> N
         assert migrate(store).applied == []
     finally:
         store.close()
+
+
+# -- the query endpoint's read-only connection ------------------------------------------
+
+
+def test_the_query_connection_is_read_only_and_bounded(native_store: Store) -> None:
+    from pipeline.query import QueryLimits, QueryRunner, open_reader
+
+    table = make_table(native_store)
+    reader = open_reader(native_store, QueryLimits(timeout_seconds=2))
+    try:
+        for sql in (
+            f"INSERT INTO {table} (id) VALUES (1)",
+            "SELECT 1 SETTINGS readonly = 0",
+            f"DROP TABLE {table}",
+        ):
+            with pytest.raises(QueryError, match=r"Code: 164\b"):  # READONLY
+                reader.rows(sql, uuid.uuid4().hex)
+        start = time.monotonic()
+        with pytest.raises(QueryError, match=r"Code: 159\b"):  # TIMEOUT_EXCEEDED
+            reader.rows("SELECT count() FROM system.numbers", uuid.uuid4().hex)
+        assert time.monotonic() - start < 10
+    finally:
+        reader.close()
+    assert native_store.query(f"SELECT count() FROM {table}") == [(0,)]
+    # A server without ClickHouse's JSON parse of statements (18.16 here) serves none.
+    runner = QueryRunner(lambda: open_reader(native_store, QueryLimits()), 30)
+    try:
+        with pytest.raises(QueryRefused, match="parser"):
+            runner.rows("SELECT 1")
+    finally:
+        runner.close()
