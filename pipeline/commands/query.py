@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable, SpanstreamError
+from pipeline.printable import printable
 from pipeline.settings import load_settings
 
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         else _via_worker(args.sql, settings.web_port)
     )
     for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+        # json escapes C0 but not DEL, C1 or bidi controls: those from stored data too.
+        print(printable(json.dumps(row, ensure_ascii=False)))
     return 0
 
 
