@@ -28,7 +28,9 @@ import pytest
 
 from pipeline.generate.topology import SERVICES
 from pipeline.otlp.samples import proto_request, proto_span
+from pipeline.settings import load_settings
 from pipeline.testing.worker import LocalWorker
+from tests.faults import kafka_reads
 from tests.faults.conftest import MakeRig
 from tests.faults.harness import TRACES, WINDOW_S, Rig, wait_until
 
@@ -66,7 +68,8 @@ def gauge(text: str, name: str) -> float:
 
 
 class Sampler:
-    """/metrics size, scrape time, window lag and consumer lag over the run."""
+    """/metrics size, scrape time, window lag, consumer lag, RSS and the window stage's
+    backlog (partials not committed by its group) over the run."""
 
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
@@ -82,10 +85,19 @@ class Sampler:
             "window_lag_s": gauge(text, "spanstream_window_lag_seconds"),
             "consumer_lag": gauge(text, "spanstream_consumer_lag_messages"),
             "rss_mb": round(self.rig.worker.rss_bytes() / 2**20, 1),
+            "partials_behind": self.partials_behind(),
         }
         self.rows.append(row)
         print("flood-sample", json.dumps(row), flush=True)  # the figures, even on a failure
         return row
+
+    def partials_behind(self) -> float:
+        """Partials the window stage has not committed yet (its consumer group's lag)."""
+        topic = self.rig.topics.partials
+        ends = kafka_reads.high_watermarks(self.rig.bootstrap, topic)
+        group = load_settings({**self.rig.env}).windows_app_id
+        done = kafka_reads.committed(self.rig.bootstrap, group, topic)
+        return float(sum(end - max(done.get(p, (0, ""))[0], 0) for p, end in ends.items()))
 
     def worst(self, key: str) -> float:
         return max((r[key] for r in self.rows), default=0.0)
@@ -179,6 +191,7 @@ def test_a_flood_of_service_names_is_capped_and_valid_windows_keep_closing(
         max_scrape_s=sampler.worst("scrape_s"),
         max_window_lag_s=sampler.worst("window_lag_s"),
         max_consumer_lag=sampler.worst("consumer_lag"),
+        max_partials_behind=sampler.worst("partials_behind"),
         notes=f"{FLOOD} distinct service names in {FLOOD_S:.0f}s among "
         f"{rate:g} traces/s; recovery = flood end -> lag back",
     )
