@@ -167,8 +167,9 @@ def test_a_flood_of_service_names_is_capped_and_valid_windows_keep_closing(
 
         def recovered() -> bool:
             row = sampler.sample("after")
+            # The lag gauge reads 0 until a first window closes: that is not on time.
             return row["consumer_lag"] <= max(50, rate * 5) and (
-                row["window_lag_s"] <= WINDOW_LAG_BOUND_S
+                0 < row["window_lag_s"] <= WINDOW_LAG_BOUND_S
             )
 
         recovery_s = wait_until(recovered, 600, "lag back after the flood", poll_s=1.0)
