@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.clock import SystemClock
-from pipeline.enrich import Enricher
+from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.errors import ServiceUnavailable, SinkUnavailable, SpanstreamError
 from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
@@ -348,7 +348,12 @@ class Pipeline:
         buffer = TraceBuffer(s.decision_wait_seconds, self.clock, policies)
         return IngestCore(
             buffer=buffer,
-            enricher=Enricher(),
+            enricher=Enricher(
+                EnrichConfig(
+                    max_services=s.max_services,
+                    max_operations_per_service=s.max_operations_per_service,
+                )
+            ),
             clock=self.clock,
             window_seconds=s.window_seconds,
             max_message_bytes=s.max_message_bytes,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from pipeline import __version__
 from pipeline.errors import SpanstreamError
+from pipeline.printable import install_log_escaping, printable
 
 COMMANDS = (
     "worker",
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spanstream: error: {exc}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
+    install_log_escaping()  # log messages quote span data: names, keys, SQL errors
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except SpanstreamError as exc:
-        print(f"spanstream: error: {exc}", file=sys.stderr)
+        print(printable(f"spanstream: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -21,10 +21,14 @@ Normalization (:func:`normalize_name`) drops a query string and replaces id-like
 tokens with ``{id}``: integers, UUIDs, hex ids (>= 8 hex chars with a digit),
 digit groups such as dates or IPs, and long mixed tokens (>= 20 chars with a digit).
 
-Cardinality: each service keeps at most ``max_operations_per_service`` distinct
-operations; later new ones map to ``overflow_operation``. At most
-``max_services`` services are tracked; operations of services beyond that also
-map to the overflow name. Both bounds keep the Enricher's memory fixed.
+Cardinality: at most ``max_services`` distinct services are admitted, the first
+seen by this Enricher (one per worker); a later new service's spans are keyed by
+``overflow_service`` (:meth:`Enricher.series_service`) in every aggregate: RED
+windows, Prometheus labels, sampling state. Each service, the overflow one
+included, keeps at most ``max_operations_per_service`` distinct operations; later
+new ones map to ``overflow_operation``. Stored spans keep their real service
+name. Both bounds keep the Enricher's (and everything downstream's) memory fixed.
+An answer, once given, never changes: admitted stays admitted, full stays full.
 
 Error flag: status ``Error``; or, for **server** spans only, an HTTP response
 status >= 500 (``http.response.status_code`` or legacy ``http.status_code``)
@@ -42,6 +46,7 @@ attributes come on top of the cap. An uncapped span's dict is returned as is.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,6 +54,8 @@ from typing import Final
 
 DROPPED_ATTRIBUTES_KEY: Final = "spanstream.dropped_attributes"
 TRUNCATED_VALUES_KEY: Final = "spanstream.truncated_values"
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"[^/\s?&=;:,]+")
 _UUID = re.compile(
@@ -58,6 +65,8 @@ _HEX_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F]{8,}")
 _DIGIT_GROUP = re.compile(r"(?=.*[0-9])[0-9._\-+]+")
 _LONG_TOKEN = re.compile(r"(?=.*[0-9])[A-Za-z0-9_\-.~%+]{20,}")
 _ID = "{id}"
+#: The service and operation name past the cardinality bounds.
+OVERFLOW: Final = "__overflow__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +75,17 @@ class EnrichConfig:
 
     ``max_span_attributes`` (128) and ``max_attribute_value_length`` (4096
     characters) cap span attributes; ``max_operations_per_service`` (500)
-    bounds distinct operations per service; ``max_services`` (10,000) bounds
-    the services tracked; ``overflow_operation`` ("__overflow__") is the name
-    used past either bound.
+    bounds distinct operations per service; ``max_services`` (1,000) bounds
+    the services admitted; ``overflow_service`` and ``overflow_operation``
+    (both "__overflow__") are the names used past either bound.
     """
 
     max_span_attributes: int = 128
     max_attribute_value_length: int = 4096
     max_operations_per_service: int = 500
-    max_services: int = 10_000
-    overflow_operation: str = "__overflow__"
+    max_services: int = 1_000
+    overflow_operation: str = OVERFLOW
+    overflow_service: str = OVERFLOW
 
 
 def _id_like(token: str) -> bool:
@@ -194,7 +204,9 @@ class Enricher:
 
     def __init__(self, config: EnrichConfig | None = None) -> None:
         self.config = config or EnrichConfig()
+        # Keyed by series service: the admitted ones, plus the overflow one once used.
         self._operations: dict[str, set[str]] = {}
+        self._admitted = 0
 
     def derive(
         self,
@@ -212,22 +224,53 @@ class Enricher:
         >>> e.derive("cart", "other", "Client", "Error", {})[:2]
         ('__overflow__', True)
         """
-        operation = self._bounded(service, operation_for(span_name, span_attributes))
+        series = self.series_service(service)
+        operation = self._bounded(series, operation_for(span_name, span_attributes))
         is_error = status_code == "Error" or (
             kind == "Server" and http_server_error(span_attributes)
         )
         return operation, is_error, self.cap_attributes(span_attributes)
 
     def operations(self, service: str) -> frozenset[str]:
-        """The operations seen so far for ``service`` (without the overflow name)."""
+        """The operations seen so far for series ``service`` (without the overflow name)."""
         return frozenset(self._operations.get(service, ()))
 
+    @property
+    def admitted_services(self) -> int:
+        """How many services hold a slot (the overflow bucket not counted)."""
+        return self._admitted
+
+    def series_service(self, service: str) -> str:
+        """The name ``service``'s spans are aggregated under: itself, or the overflow name.
+
+        The first ``max_services`` services seen are admitted for this Enricher's
+        life; any other maps to ``overflow_service``. :meth:`derive` calls it, so
+        calling it again for a derived span's service gives the same answer.
+
+        >>> e = Enricher(EnrichConfig(max_services=1))
+        >>> e.series_service("cart"), e.series_service("x-1f3a"), e.series_service("cart")
+        ('cart', '__overflow__', 'cart')
+        """
+        if service in self._operations:
+            return service
+        overflow = self.config.overflow_service
+        if service == overflow or self._admitted >= self.config.max_services:
+            if service != overflow and overflow not in self._operations:
+                log.warning(
+                    "%d services admitted: %s and every later new service count as %s"
+                    " (SPANSTREAM_MAX_SERVICES)",
+                    self._admitted,
+                    service,
+                    overflow,
+                )
+            self._operations.setdefault(overflow, set())
+            return overflow
+        self._operations[service] = set()
+        self._admitted += 1
+        return service
+
     def _bounded(self, service: str, operation: str) -> str:
-        known = self._operations.get(service)
-        if known is None:
-            if len(self._operations) >= self.config.max_services:
-                return self.config.overflow_operation
-            known = self._operations[service] = set()
+        known = self._operations[service]
         if operation in known:
             return operation
         if len(known) >= self.config.max_operations_per_service:

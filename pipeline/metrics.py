@@ -31,6 +31,14 @@ BYTES_KEPT = Counter("spanstream_bytes_kept_total", "Approximate bytes of kept s
 KEEP_RATIO = Gauge("spanstream_sampling_keep_ratio", "Spans kept / spans decided", ["service"])
 #: No service label: the assembler counts one total; per series, see LateSpans in
 #: spanstream_red_metrics.
+#: Spans aggregated under the overflow name: ``service`` (past SPANSTREAM_MAX_SERVICES)
+#: or ``operation`` (past SPANSTREAM_MAX_OPERATIONS_PER_SERVICE), counted at each cut.
+OVERFLOW_SPANS = Counter(
+    "spanstream_overflow_spans_total", "Spans aggregated under __overflow__", ["kind"]
+)
+SERVICES_ADMITTED = Gauge(
+    "spanstream_services_admitted", "Distinct services aggregated by their own name"
+)
 LATE_SPANS = Counter("spanstream_late_spans_total", "Spans arriving after their window closed")
 PARTIALS_REREAD = Counter(
     "spanstream_partials_reread_total",

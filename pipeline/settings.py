@@ -155,6 +155,13 @@ class Settings:
     #: The Collector's tail-sampling ``num_traces`` default; a backlog is read at most
     #: this many traces per decision wait (10,000 capped one worker at ~41k spans/s).
     max_buffered_traces: int = 50_000
+    #: SPANSTREAM_MAX_SERVICES: distinct services a worker aggregates by name (the first
+    #: seen); spans of later new services count under ``__overflow__`` in RED windows,
+    #: metric labels and sampling state (stored spans keep their name).
+    max_services: int = 1_000
+    #: SPANSTREAM_MAX_OPERATIONS_PER_SERVICE: distinct operations per service (the first
+    #: seen); later new ones count as operation ``__overflow__``.
+    max_operations_per_service: int = 500
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000
     #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.
@@ -284,6 +291,8 @@ def _validate(s: Settings) -> None:
         ("decision_wait_seconds", s.decision_wait_seconds > 0, "must be > 0"),
         ("baseline_rate", 0.0 <= s.baseline_rate <= 1.0, "must be within [0, 1]"),
         ("max_message_bytes", s.max_message_bytes > 0, "must be > 0"),
+        ("max_services", s.max_services > 0, "must be > 0"),
+        ("max_operations_per_service", s.max_operations_per_service > 0, "must be > 0"),
         ("partials_partitions", s.partials_partitions > 0, "must be > 0"),
         ("cut_interval_seconds", s.cut_interval_seconds > 0, "must be > 0"),
         ("flush_interval_seconds", s.flush_interval_seconds > 0, "must be > 0"),

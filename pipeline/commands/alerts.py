@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.printable import printable
 from pipeline.settings import load_settings
 
 
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def format_alert(message: dict[str, Any]) -> str:
-    """One readable line.
+    r"""One readable line, control characters escaped (:func:`~pipeline.printable.printable`).
 
     >>> print(format_alert({"status": "firing", "severity": "critical", "window_start":
     ...   "T1", "summary": "shop GET /: p99_ms 900 vs 100",
@@ -49,12 +50,17 @@ def format_alert(message: dict[str, Any]) -> str:
     ...   "T2", "summary": "resolved: shop GET /: p99_ms 900 vs 100",
     ...   "alert_id": "00ff", "version": 2, "exemplar_trace_ids": []}))
     T2 WARNING  resolved shop GET /: p99_ms 900 vs 100 [00ff v2] exemplars: none
+    >>> print(format_alert({"status": "firing", "severity": "warning", "window_start": "T3",
+    ...   "summary": "x\x1b[2K\rT3 CRITICAL firing all good", "alert_id": "01",
+    ...   "version": 1, "exemplar_trace_ids": []}))
+    T3 WARNING  firing   x\u001b[2K\u000dT3 CRITICAL firing all good [01 v1] exemplars: none
     """
-    exemplars = ", ".join(message.get("exemplar_trace_ids", [])) or "none"
-    status = message["status"]
-    summary = message["summary"].removeprefix(f"{status}: ")  # the status has its own column
-    return (
-        f"{message['window_start']} {message['severity'].upper():<8} {status:<8} "
+    exemplars = ", ".join(map(str, message.get("exemplar_trace_ids", []))) or "none"
+    status = str(message["status"])
+    summary = str(message["summary"]).removeprefix(f"{status}: ")  # status has its own column
+    # Names in the summary come from span data: escaped, they cannot drive the terminal.
+    return printable(
+        f"{message['window_start']} {str(message['severity']).upper():<8} {status:<8} "
         f"{summary} [{message['alert_id']} v{message['version']}] exemplars: {exemplars}"
     )
 

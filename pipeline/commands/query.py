@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable, SpanstreamError
+from pipeline.printable import printable
 from pipeline.settings import Settings, load_settings
 
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(clickhouse_url=args.url, web_port=args.web_port)
     rows = _direct(args.sql, settings) if args.direct else _via_worker(args.sql, settings)
     for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
+        # json escapes C0 but not DEL, C1 or bidi controls: those from stored data too.
+        print(printable(json.dumps(row, ensure_ascii=False)))
     return 0
 
 

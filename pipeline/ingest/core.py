@@ -270,9 +270,29 @@ class IngestCore:
         """
         part.last_cut_at = self.clock.now()
         partials = tuple(part.aggregator.cut(offset))
+        self._count_overflow(partials)
         if self.exemplars is not None:
             partials = tuple(self._admit_exemplars(part, x) for x in partials)
         return Cut(p, offset, partials, announced)
+
+    def _count_overflow(self, partials: Sequence[Partial]) -> None:
+        """Export how many spans of these partials went to the overflow names.
+
+        Per partial, not per span: the native scan memoises the enricher's answers,
+        so only the aggregates see every span.
+        """
+        config = self.enricher.config
+        services = operations = 0
+        for p in partials:
+            if p.service == config.overflow_service:
+                services += p.requests
+            elif p.operation == config.overflow_operation:
+                operations += p.requests
+        if services:
+            metrics.OVERFLOW_SPANS.labels("service").inc(services)
+        if operations:
+            metrics.OVERFLOW_SPANS.labels("operation").inc(operations)
+        metrics.SERVICES_ADMITTED.set(self.enricher.admitted_services)
 
     def _admit_exemplars(self, part: _Partition, partial: Partial) -> Partial:
         """Request the partial's exemplars that make its window's budget; name only those."""

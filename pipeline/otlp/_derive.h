@@ -1,7 +1,9 @@
-/* The enricher's (operation, is_error) for _heads.c: a memo in front of Enricher.derive.
+/* The enricher's (operation, is_error, series service) for _heads.c: a memo in front
+ * of Enricher.derive and Enricher.series_service.
  *
  * Enricher.derive's answer for given inputs never changes once given (its
- * per-service operation sets only grow), so answers are memoised by their inputs.
+ * per-service operation sets only grow, an admitted service stays admitted and a
+ * full services bound stays full), so answers are memoised by their inputs.
  * The key holds only the inputs derive actually reads, mirroring
  * pipeline.enrich.operation_for and http_server_error (the equivalence tests and
  * the fuzz test hold the two together): a server span's url.path beside its
@@ -127,8 +129,9 @@ relevant_dict(const Relevant *v)
     return attrs;
 }
 
-/* (operation, is_error) for one span (new reference): from `memo`, else from the
- * `callback` (Enricher.derive with every relevant attribute), then memoised. */
+/* (operation, is_error, series service) for one span (new reference): from `memo`,
+ * else from the `callback` (Enricher.derive with every relevant attribute), then
+ * memoised. */
 static PyObject *
 derive(PyObject *memo, Py_ssize_t memo_limit, PyObject *callback, PyObject *service,
        Slice name, int32_t kind, int32_t status, const Relevant *relevant)

@@ -55,11 +55,13 @@ typedef struct {
 } Scan;
 
 static PyObject *
-make_head(Scan *w, const SpanFields *s, PyObject *service, PyObject *derived,
+make_head(Scan *w, const SpanFields *s, PyObject *derived,
           Py_ssize_t row_bytes, Slice raw, PyObject *ctx)
 {
-    if (!PyTuple_Check(derived) || PyTuple_GET_SIZE(derived) != 2) {
-        PyErr_SetString(PyExc_TypeError, "derive must return (operation, is_error)");
+    if (!PyTuple_Check(derived) || PyTuple_GET_SIZE(derived) != 3
+        || !PyUnicode_Check(PyTuple_GET_ITEM(derived, 2))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "derive must return (operation, is_error, series service str)");
         return NULL;
     }
     int is_error = PyObject_IsTrue(PyTuple_GET_ITEM(derived, 1));
@@ -72,7 +74,8 @@ make_head(Scan *w, const SpanFields *s, PyObject *service, PyObject *derived,
     h->parent_span_id = hex_text(s->parent);
     h->timestamp_ns = PyLong_FromUnsignedLongLong(s->start);
     h->duration_ns = PyLong_FromUnsignedLongLong(s->end > s->start ? s->end - s->start : 0);
-    h->service_name = Py_NewRef(service);
+    /* The series service (capped), not the resource's: ctx keeps that for storage. */
+    h->service_name = Py_NewRef(PyTuple_GET_ITEM(derived, 2));
     h->operation = Py_NewRef(PyTuple_GET_ITEM(derived, 0));
     h->is_error = Py_NewRef(is_error > 0 ? Py_True : Py_False);
     h->value = Py_NewRef(w->value);
@@ -120,7 +123,7 @@ span_head(Scan *w, Slice raw, PyObject *ctx, PyObject *service, Py_ssize_t base_
                                + (s->status >= 0 && s->status <= 2 ? STATUS_LENGTHS[s->status]
                                                                    : 0);
         if (derived != NULL)
-            head = make_head(w, s, service, derived, row_bytes, raw, ctx);
+            head = make_head(w, s, derived, row_bytes, raw, ctx);
     }
     clear_relevant(relevant);
     Py_XDECREF(derived);

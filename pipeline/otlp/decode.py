@@ -108,7 +108,10 @@ def decode_message(
     encoding = choose_encoding(value, headers)
     try:
         if encoding == "otlp_json":
-            spans = [head_of(span) for span in spans_from_json(value, enricher)]
+            spans = [
+                head_of(span, service=enricher.series_service(span.service_name))
+                for span in spans_from_json(value, enricher)
+            ]
         else:
             spans = heads_from_proto(value, enricher)
     except DecodeError:

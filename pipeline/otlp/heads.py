@@ -13,8 +13,8 @@ list of :class:`SpanHead` values:
    whose verdict and error text stand; the parsed message is then dropped.
 2. the native :func:`pipeline.otlp._heads.scan` walks the same bytes: one
    :class:`ScopeContext` per resource and scope (resource attributes, scope name
-   and version), and one head per span: hex ids, start, duration, service, the
-   enricher's ``(operation, is_error)`` (memoised, see ``_heads.c``) and the
+   and version), and one head per span: hex ids, start, duration, the enricher's
+   ``(operation, is_error, series service)`` (memoised, see ``_heads.c``) and the
    estimated row size (:func:`span_size`), plus where the span's bytes are.
 3. :func:`to_span` builds the full span when it is needed (a kept trace):
    :func:`pipeline.otlp._heads.fields` reads the attribute map, events and links
@@ -201,16 +201,25 @@ def head_buffers(heads: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
 
 
 def head_of(
-    span: Span, value: bytes = b"", offset: int = 0, length: int = 0, ctx: Any = None
+    span: Span,
+    value: bytes = b"",
+    offset: int = 0,
+    length: int = 0,
+    ctx: Any = None,
+    service: str | None = None,
 ) -> SpanHead:
-    """A head carrying an already built span (JSON records, spans decoded in Python)."""
+    """A head carrying an already built span (JSON records, spans decoded in Python).
+
+    ``service`` is the series service (``Enricher.series_service``), the span's own
+    by default; the span itself keeps its real one for storage.
+    """
     return SpanHead(
         span.trace_id,
         span.span_id,
         span.parent_span_id,
         span.timestamp_ns,
         span.duration_ns,
-        span.service_name,
+        span.service_name if service is None else service,
         span.operation,
         span.is_error,
         span_size(span),
@@ -261,8 +270,9 @@ class _Scanner:
     """What the native scan keeps between records of one enricher, and its callbacks.
 
     ``derive_memo`` maps the inputs Enricher.derive reads to its
-    ``(operation, is_error)``: sound because an answer, once given, never changes
-    (operation sets only grow, and a full set or the services bound stays full).
+    ``(operation, is_error, series service)``: sound because an answer, once given,
+    never changes (operation sets only grow, an admitted service stays admitted, and
+    a full set or the services bound stays full).
     ``contexts`` maps the bytes of a (resource, scope) to its ScopeContext.
     """
 
@@ -270,7 +280,7 @@ class _Scanner:
 
     def __init__(self, enricher: Enricher) -> None:
         self.enricher = enricher
-        self.derive_memo: dict[tuple[object, ...], tuple[str, bool]] = {}
+        self.derive_memo: dict[bytes, tuple[str, bool, str]] = {}
         self.contexts: dict[bytes, ScopeContext] = {}
 
     def make_context(
@@ -280,11 +290,12 @@ class _Scanner:
 
     def derive(
         self, service: str, name: str, kind: int, status: int, attrs: dict[str, str]
-    ) -> tuple[str, bool]:
-        operation, is_error, _ = self.enricher.derive(
+    ) -> tuple[str, bool, str]:
+        enricher = self.enricher
+        operation, is_error, _ = enricher.derive(
             service, name, KINDS.get(kind, ""), STATUSES.get(status, ""), attrs
         )
-        return operation, is_error
+        return operation, is_error, enricher.series_service(service)
 
 
 # Enrichers are few and long-lived; their scan state goes with them.
@@ -294,7 +305,8 @@ _scanners: WeakKeyDictionary[Enricher, _Scanner] = WeakKeyDictionary()
 def _slow_head(value: bytes, offset: int, length: int, ctx: ScopeContext) -> SpanHead:
     """A span the native scan leaves to Python: built in full now (raises ``bad_span``)."""
     message = ProtoSpan.FromString(value[offset : offset + length])
-    return head_of(build_span(message, ctx), value, offset, length, ctx)
+    span = build_span(message, ctx)
+    return head_of(span, value, offset, length, ctx, ctx.enricher.series_service(ctx.service))
 
 
 def _kv_string(raw: bytes) -> str:
@@ -309,5 +321,7 @@ def _heads_in_python(request: Any, enricher: Enricher) -> list[SpanHead]:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             ctx = ScopeContext(resource_attributes, scope.name, scope.version, enricher)
-            heads.extend(head_of(build_span(span, ctx)) for span in scope_spans.spans)
+            for span in scope_spans.spans:
+                built = build_span(span, ctx)  # derives first: admits the service
+                heads.append(head_of(built, service=enricher.series_service(ctx.service)))
     return heads

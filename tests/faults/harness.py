@@ -128,6 +128,8 @@ class Rig:
     restarts: list[Restart] = field(default_factory=list)
     peak_rss: int = 0
     faults: int = 0
+    #: spans the test sent itself, beside the generator's manifests (see :meth:`finish`)
+    extra_sent: set[tuple[str, str]] = field(default_factory=set)
     began: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -196,7 +198,7 @@ class Rig:
         return manifest
 
     def expected(self) -> set[tuple[str, str]]:
-        out: set[tuple[str, str]] = set()
+        out: set[tuple[str, str]] = set(self.extra_sent)
         for m in self.manifests:
             out |= expected_spans(m)
         return out
@@ -363,9 +365,12 @@ class Rig:
         wait_until(done, timeout, f"{total} spans stored")
         return self.safe_count() or 0
 
-    def wait_windows(self, timeout: float = WINDOWS_TIMEOUT, stall_s: float = 30.0) -> None:
-        """Wait until Requests+LateSpans cover every span, or stop growing for ``stall_s``."""
-        total = len(self.spans())
+    def wait_windows(
+        self, timeout: float = WINDOWS_TIMEOUT, stall_s: float = 30.0, extra: int = 0
+    ) -> None:
+        """Wait until Requests+LateSpans cover every span (``extra`` more than the
+        manifests hold), or stop growing for ``stall_s``."""
+        total = len(self.spans()) + extra
         last = (-1, time.monotonic())
 
         def done() -> bool:
@@ -472,18 +477,34 @@ class Rig:
         dlq: int | None = None,
         compare_windows: bool = True,
         notes: str = "",
+        also_sent: set[tuple[str, str]] | None = None,
+        also_reference: dict[tuple[str, str, int], int] | None = None,
+        recovery_s: float | None = None,
+        fold_service: Callable[[str], str] | None = None,
         **extra: Any,
     ) -> Accounting:
-        """Drain, read everything back, write the row to the results file and return it."""
+        """Drain, read everything back, write the row to the results file and return it.
+
+        ``also_sent`` and ``also_reference`` add spans the test produced itself (not
+        through the generator) to the input set and their windows to the reference;
+        ``recovery_s`` is the scenario's own recovery time when it restarts nothing;
+        ``fold_service`` renames stored windows' services before the comparison (their
+        counts summed), for series whose name the worker chose.
+        """
+        self.extra_sent |= also_sent or set()
         self.drain()
         windows = reference = None
         if compare_windows:
-            self.wait_windows()
+            self.wait_windows(extra=sum((also_reference or {}).values()))
             ops = self.op_map()
             reference = reference_windows(
                 self.spans(), WINDOW_S, op=lambda s: ops.get((s.service, s.span_name), s.span_name)
             )
+            for key, n in (also_reference or {}).items():
+                reference[key] = reference.get(key, 0) + n
             windows = self.windows()
+            if fold_service is not None:
+                windows = _folded(windows, fold_service)
         if windows is not None and reference is not None:
             extra.setdefault("windows_by_start", windows_by_start(reference, windows))
             extra["window_diagnosis"] = self.diagnose_windows(reference, windows)
@@ -497,7 +518,7 @@ class Rig:
             dlq=dlq,
             windows=windows,
             reference=reference,
-            recovery_s=max(recoveries) if recoveries else None,
+            recovery_s=max(recoveries) if recoveries else recovery_s,
             peak_rss_mb=round(self.peak_rss / 2**20, 1),
             faults=self.faults,
             duration_s=round(time.monotonic() - self.began, 1),
@@ -531,3 +552,15 @@ class Rig:
                 future.result(15)
         except Exception:  # cleanup only: a broker killed by the test may be gone
             pass
+
+
+def _folded(
+    windows: dict[tuple[str, str, int], tuple[int, int]], fold: Callable[[str], str]
+) -> dict[tuple[str, str, int], tuple[int, int]]:
+    """``windows`` with each service renamed by ``fold``, colliding counts summed."""
+    out: dict[tuple[str, str, int], tuple[int, int]] = {}
+    for (service, op, start), (requests, late) in windows.items():
+        key = (fold(service), op, start)
+        r, lt = out.get(key, (0, 0))
+        out[key] = (r + requests, lt + late)
+    return out

@@ -118,11 +118,32 @@ def test_operations_beyond_the_limit_map_to_overflow_per_service() -> None:
     assert enricher.operations("a") == frozenset({"x", "y"})
 
 
-def test_services_beyond_the_limit_map_to_overflow() -> None:
+def test_services_beyond_the_limit_map_to_the_overflow_service() -> None:
     enricher = Enricher(EnrichConfig(max_services=1))
     assert enricher.derive("a", "x", "Internal", "Unset", {})[0] == "x"
-    assert enricher.derive("b", "x", "Internal", "Unset", {})[0] == "__overflow__"
+    assert enricher.derive("b", "y", "Internal", "Unset", {})[0] == "y"
+    assert [enricher.series_service(s) for s in ("a", "b", "c")] == ["a"] + ["__overflow__"] * 2
     assert enricher.operations("b") == frozenset()
+    assert enricher.operations("__overflow__") == frozenset({"y"})
+    assert enricher.admitted_services == 1
+
+
+def test_a_flood_of_services_keeps_series_bounded() -> None:
+    """100k distinct service names make at most max_services + 1 series services."""
+    enricher = Enricher(EnrichConfig(max_services=50, max_operations_per_service=10))
+    series = set()
+    for n in range(100_000):
+        service = f"flood-{n}"
+        op = enricher.derive(service, f"op {n % 997}x", "Internal", "Unset", {})[0]
+        series.add((enricher.series_service(service), op))
+    assert len({s for s, _ in series}) == 51
+    assert len(series) <= 51 * 11
+    assert len(enricher._operations) == 51
+
+
+def test_the_default_service_bound() -> None:
+    assert EnrichConfig().max_services == 1_000
+    assert EnrichConfig().overflow_service == "__overflow__"
 
 
 def test_ids_in_names_do_not_consume_the_operation_budget() -> None:

@@ -45,13 +45,15 @@ def record(*trace_ids: str, error: bool = True, service: str = "checkout", ms: i
     return proto_request(spans, resource={"service.name": service}).SerializeToString()
 
 
-def make_core(clock: ManualClock, baseline_rate: float = 0.0) -> IngestCore:
+def make_core(
+    clock: ManualClock, baseline_rate: float = 0.0, enricher: Enricher | None = None
+) -> IngestCore:
     """An IngestCore with the standard policies, a real TraceBuffer and ``clock``."""
     exemplars = ExemplarRequests(clock)
     policies = standard_policies(baseline_rate, LatencyState(), AnomalyFlags(), exemplars)
     return IngestCore(
         buffer=TraceBuffer(WAIT, clock, policies),
-        enricher=Enricher(),
+        enricher=enricher or Enricher(),
         clock=clock,
         window_seconds=60,
         max_message_bytes=1_000_000,

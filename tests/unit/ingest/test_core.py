@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 import pytest
+from prometheus_client import REGISTRY
 
+from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.ingest.core import Cut, DeadLetter, IngestCore
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded
+from pipeline.otlp.heads import to_span
 from pipeline.sampling import Cause, DecidedTrace, Decision
 from pipeline.testing.clock import ManualClock
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, make_core, record, tid
@@ -273,3 +276,28 @@ def test_a_replay_zone_cut_never_goes_behind_partials_already_delivered(
     for offset in range(4):
         take(core, 0, offset, record(tid(offset)))  # offsets 0 and 1 were delivered
     assert [c.offset for c in deliver(core, force=True)] == [2, 3]
+
+
+def _overflowed(kind: str) -> float:
+    value = REGISTRY.get_sample_value("spanstream_overflow_spans_total", {"kind": kind})
+    return value or 0.0
+
+
+def test_a_flood_of_service_names_is_aggregated_under_overflow(clock: ManualClock) -> None:
+    """1,000 one-off service names among two real ones: partials stay bounded and counted."""
+    core = make_core(clock, enricher=Enricher(EnrichConfig(max_services=2)))
+    core.assign(0, Progress(), 0)
+    before = _overflowed("service")
+    take(core, 0, 0, record(tid(0), service="cart"))
+    take(core, 0, 1, record(tid(1), service="checkout"))
+    for n in range(1000):
+        take(core, 0, 2 + n, record(tid(2 + n), service=f"flood-{n:04x}\x1b[2K"))
+    take(core, 0, 1002, record(tid(5000), tid(5001), service="cart"))
+    (cut,) = deliver(core, force=True)
+    by_service = {p.service: p.requests for p in cut.partials}
+    assert by_service == {"cart": 3, "checkout": 1, "__overflow__": 1000}
+    assert _overflowed("service") - before == 1000
+    assert REGISTRY.get_sample_value("spanstream_services_admitted") == 2
+    clock.advance(WAIT + 1)
+    stored = {to_span(h).service_name for t in decide_and_write(core) for h in t.heads}
+    assert len(stored) == 1002  # the rows keep their real names

@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from pipeline.enrich import Enricher
+from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.errors import DecodeError
 from pipeline.model import Span, SpanEvent, SpanLink
 from pipeline.otlp import PROTOBUF_BACKEND, REASONS, decode_message
@@ -322,3 +322,29 @@ def test_nesting_limit_is_the_same_for_both_encodings(depth: int, ok: bool) -> N
             assert span.span_attributes["deep"].count("[") == depth
         else:
             assert reason_of(value) == "too_deep"
+
+
+@pytest.mark.parametrize("encoding", ["otlp_json", "otlp_proto"])
+def test_services_past_the_bound_are_keyed_by_overflow_but_stored_by_name(encoding: str) -> None:
+    enricher = Enricher(EnrichConfig(max_services=1))
+    heads = []
+    for service in ("checkout", "flood-1", "flood-2", "checkout"):
+        if encoding == "otlp_json":
+            text = FIXTURE.read_text().replace('"checkout"', json.dumps(service))
+            value = text.encode()
+        else:
+            value = proto_request([proto_span()], resource={"service.name": service})
+            value = value.SerializeToString()
+        heads += decode_message(value, None, max_bytes=MAX, enricher=enricher).spans
+    assert [h.service_name for h in heads] == [
+        "checkout",
+        "__overflow__",
+        "__overflow__",
+        "checkout",
+    ]
+    assert [to_span(h).service_name for h in heads] == [
+        "checkout",
+        "flood-1",
+        "flood-2",
+        "checkout",
+    ]

@@ -9,6 +9,7 @@ enricher state afterwards, and the same decisions and window partials.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.otlp import decode_message
+from pipeline.otlp.heads import head_of
 from pipeline.otlp.samples import (
     SPAN_ID,
     TRACE_ID,
@@ -256,3 +258,27 @@ def _decode_with_heads(value: bytes, enricher: Enricher) -> list[Any]:
 
 def _decode_with_reference(value: bytes, enricher: Enricher) -> list[Any]:
     return list(reference_spans(value, enricher))
+
+
+def test_the_services_bound_holds_identically_on_both_paths() -> None:
+    """Seven generated services, three admitted: same series, partials and enricher state."""
+    config = EnrichConfig(max_services=3, max_operations_per_service=4)
+    values = generated(6, 300)
+    # A non-canonical span (the Python path inside a native scan) of a new service ("").
+    values.insert(150, _wrap_span(proto_span().SerializeToString() + _field(5, 0, b"\x07")))
+    assert_equivalent(values, config)
+    partials = []
+    for decode in (_decode_with_heads, _reference_series):
+        enricher, aggregator = Enricher(config), PartialAggregator(60, 0)
+        for offset, value in enumerate(values):
+            aggregator.add_record(decode(value, enricher), offset)
+        partials.append([p.to_json() for p in aggregator.cut()])
+    assert partials[0] == partials[1]
+    services = {json.loads(p)["service"] for p in partials[0]}
+    assert len(services) == 4 and "__overflow__" in services
+
+
+def _reference_series(value: bytes, enricher: Enricher) -> list[Any]:
+    """The reference decoder's spans keyed, as heads are, by their series service."""
+    spans = reference_spans(value, enricher)
+    return [head_of(s, service=enricher.series_service(s.service_name)) for s in spans]

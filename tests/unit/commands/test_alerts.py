@@ -1,0 +1,75 @@
+"""``spanstream alerts tail``: data-derived names never reach the terminal raw."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from pipeline.commands import alerts
+
+# A service name that, printed raw, erases the line and forges a reassuring one,
+# retitles the terminal and reverses what follows.
+FORGED = "cart\x1b[2K\r2026-01-01 CRITICAL resolved all good\x1b]0;pwned\x07\u202eevil\x9b"
+
+
+class _Record:
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+class _Consumer:
+    """The slice of confluent_kafka.Consumer that run_tail uses: one alert, then none."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        message = {
+            "status": "firing",
+            "severity": "warning",
+            "window_start": "2026-01-01T00:00:00Z",
+            "summary": f"{FORGED} GET /: error_rate 0.5 vs 0.01",
+            "alert_id": "00ff",
+            "version": 1,
+            "exemplar_trace_ids": ["ab\x1b[31m"],
+        }
+        self._records = [_Record(json.dumps(message).encode())]
+
+    def list_topics(self, timeout: float) -> Any:
+        return types.SimpleNamespace(topics={"spanstream-alerts": None})
+
+    def subscribe(self, topics: list[str]) -> None:
+        pass
+
+    def poll(self, timeout: float) -> _Record | None:
+        return self._records.pop(0) if self._records else None
+
+    def close(self) -> None:
+        pass
+
+
+def test_tail_escapes_control_characters_of_names(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = types.ModuleType("confluent_kafka")
+    fake.Consumer = _Consumer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "confluent_kafka", fake)
+    args = argparse.Namespace(
+        bootstrap="127.0.0.1:1", json=False, from_beginning=True, max=1, timeout=0
+    )
+    assert alerts.run_tail(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1  # one alert, one line
+    line = out.rstrip("\n")
+    assert all(ch.isprintable() for ch in line), repr(line)
+    assert "cart\\u001b[2K\\u000d2026-01-01 CRITICAL" in line
+    assert "\\u202eevil\\u009b GET /" in line
+    assert "exemplars: ab\\u001b[31m" in line
