@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline import metrics
 from pipeline.clock import Clock
-from pipeline.errors import SinkUnavailable
+from pipeline.errors import BatchRejected, DecodeError, SinkUnavailable
 from pipeline.ingest.core import Cut, DeadLetter, IngestCore
+from pipeline.ingest.deadletter import DeadLetters, dlq_headers, trace_letter
 from pipeline.ingest.progress import Progress
 from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
@@ -41,6 +43,10 @@ LAG_INTERVAL = 5.0
 KAFKA_RETRY_SECONDS = 1.0
 #: Seconds between Hold markers while fetching is paused (well below any idle close).
 HOLD_INTERVAL = 5.0
+#: Consumer errors about one record that librdkafka skips afterwards (measured: a batch
+#: decompressing past ``receive.message.max.bytes``); the record is dead-lettered.
+UNDELIVERABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
+__all__ = ["IngestLoop", "dlq_headers", "partial_key"]
 
 
 class IngestLoop:
@@ -60,6 +66,7 @@ class IngestLoop:
         clock: Clock | None = None,
         max_buffered_traces: int = 50_000,
         partials_partitions: int = 1,
+        dlq_max_value_bytes: int = 524_288,
     ) -> None:
         self.core = core
         self.partials_partitions = partials_partitions
@@ -83,7 +90,16 @@ class IngestLoop:
         self._held_at = float("-inf")
         self._lag_at = float("-inf")
         self._delivery_errors: list[str] = []
-        self._dlq_retry: list[DeadLetter] = []
+        self.dead_letters = DeadLetters(
+            produce=self._produce,
+            topic=dlq_topic,
+            source_topic=input_topic,
+            clock=self.clock,
+            on_delivered=core.dead_lettered,
+            max_value_bytes=dlq_max_value_bytes,
+        )
+        # A trace the store refuses (a value it cannot hold) is dead-lettered, not retried.
+        sink.on_rejected = self._rejected
 
     # -- rebalance ----------------------------------------------------------------------
     def subscribe(self) -> None:
@@ -145,7 +161,7 @@ class IngestLoop:
         # The next owner re-cuts and dead-letters these itself: sending them from here
         # too would only add duplicates.
         self._unsent = [c for c in self._unsent if c.partition not in gone]
-        self._dlq_retry = [d for d in self._dlq_retry if d.partition not in gone]
+        self.dead_letters.forget(gone)
 
     # -- main loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -202,27 +218,46 @@ class IngestLoop:
 
     def _on_record(self, record: Message) -> None:
         err = record.error()
+        failed = None
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err)
-            return
+            failed = self._undeliverable(record, err)
+            if failed is None:
+                return
         result = self.core.on_record(
             int(record.partition() or 0),
             int(record.offset() or 0),
             record.key(),
             record.value(),
             _headers(record),
+            failed,
         )
         if isinstance(result, DeadLetter):
             metrics.DECODE_ERRORS.labels(result.reason).inc()
-            self._dead_letter(result)
+            # Cut now: a decompression bomb's value is not held while its send waits.
+            self._dead_letter(self.dead_letters.fit(result))
         else:
             self.volume.record_in(result)
 
+    def _undeliverable(self, record: Message, err: KafkaError) -> DecodeError | None:
+        """A record librdkafka gave up on and skips (its batch did not decompress): a
+        DecodeError to dead-letter it with; None for an error not about one record."""
+        offset = record.offset()
+        if err.code() == KafkaError._PARTITION_EOF:
+            return None
+        if (
+            err.code() not in UNDELIVERABLE
+            or record.topic() != self.input_topic
+            or offset is None
+            or offset < 0
+            or record.partition() not in self.core.partitions
+            or offset <= self.core.tracker.last_tracked(int(record.partition() or 0))
+        ):
+            log.warning("consumer error: %s", err)
+            return None
+        return DecodeError("undeliverable", f"{err.name()}: {err.str()}")
+
     def _tick(self) -> None:
-        retry, self._dlq_retry = self._dlq_retry, []
-        for letter in retry:
-            self._dead_letter(letter)
+        self.dead_letters.retry_due()
         try:
             self._decide()
             self._send_cuts()
@@ -336,7 +371,8 @@ class IngestLoop:
         if not force and self.sink.busy():
             return
         now = self.clock.now()
-        due = force or self.sink.full or now - self._last_flush >= self.flush_interval
+        due = force or self.sink.full or self.sink.splitting
+        due = due or now - self._last_flush >= self.flush_interval
         while due and self.sink.pending_rows:
             refs = [ref for trace in self.sink.pending() for ref in trace.refs]
             self.core.mark_writes(refs)
@@ -348,34 +384,14 @@ class IngestLoop:
             due = force
 
     def _dead_letter(self, letter: DeadLetter) -> None:
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s: %s",
-            self.input_topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-            letter.detail,
-        )
-        headers: list[tuple[str, str | bytes | None]] = [
-            *letter.headers,
-            *dlq_headers(self.input_topic, letter),
-        ]
+        """To the DLQ; the record's commit waits for its acknowledgement (never raises)."""
+        self.dead_letters.send(letter)
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                metrics.DLQ_RECORDS.labels(letter.reason).inc()
-                self.core.dead_lettered(letter)
-            else:  # retried on the next poll round; the record's offset stays uncommitted
-                log.error("DLQ delivery failed for offset %d: %s", letter.offset, err)
-                self._dlq_retry.append(letter)
-
-        self._produce(
-            self.dlq_topic,
-            key=letter.key,
-            value=letter.value,
-            headers=headers,
-            on_delivery=delivered,
-        )
+    def _rejected(self, traces: Sequence[DecidedTrace], exc: BatchRejected) -> None:
+        """Kept traces whose rows the store refused: dead-lettered; their records commit
+        once the DLQ has them (the rest of their batch is written)."""
+        for trace in traces:
+            self._dead_letter(self.dead_letters.fit(trace_letter(trace, exc)))
 
     def _commit(
         self, only: set[int] | None = None, required: bool = False, handover: bool = False
@@ -454,17 +470,6 @@ def partial_key(series: tuple[str, str]) -> bytes:
     True
     """
     return key_bytes(series_key(*series))
-
-
-def dlq_headers(topic: str, letter: DeadLetter) -> list[tuple[str, bytes]]:
-    """Headers naming the error and the source record, added to the original ones."""
-    return [
-        ("spanstream.error.reason", letter.reason.encode()),
-        ("spanstream.error.detail", letter.detail[:1000].encode("utf-8", "replace")),
-        ("spanstream.source.topic", topic.encode()),
-        ("spanstream.source.partition", str(letter.partition).encode()),
-        ("spanstream.source.offset", str(letter.offset).encode()),
-    ]
 
 
 def _headers(record: Message) -> list[tuple[str, bytes]]:
