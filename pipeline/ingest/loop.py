@@ -43,8 +43,8 @@ LAG_INTERVAL = 5.0
 KAFKA_RETRY_SECONDS = 1.0
 #: Seconds between Hold markers while fetching is paused (well below any idle close).
 HOLD_INTERVAL = 5.0
-#: Consumer errors about one record that librdkafka skips afterwards (measured: a batch
-#: decompressing past ``receive.message.max.bytes``); the record is dead-lettered.
+#: Consumer errors about one fetched batch (it did not decompress within
+#: ``receive.message.max.bytes``, or is corrupt): its records are dead-lettered.
 UNDELIVERABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
 __all__ = ["IngestLoop", "dlq_headers", "partial_key"]
 
@@ -218,19 +218,17 @@ class IngestLoop:
 
     def _on_record(self, record: Message) -> None:
         err = record.error()
-        failed = None
         if err is not None:
-            failed = self._undeliverable(record, err)
-            if failed is None:
-                return
-        result = self.core.on_record(
-            int(record.partition() or 0),
-            int(record.offset() or 0),
-            record.key(),
-            record.value(),
-            _headers(record),
-            failed,
-        )
+            self._on_error(record, err)
+            return
+        self._take(int(record.partition() or 0), int(record.offset() or 0), record)
+
+    def _take(
+        self, partition: int, offset: int, record: Message | None, failed: Any = None
+    ) -> None:
+        key, value = (record.key(), record.value()) if record is not None else (None, None)
+        headers = _headers(record) if record is not None else []
+        result = self.core.on_record(partition, offset, key, value, headers, failed)
         if isinstance(result, DeadLetter):
             metrics.DECODE_ERRORS.labels(result.reason).inc()
             # Cut now: a decompression bomb's value is not held while its send waits.
@@ -238,23 +236,37 @@ class IngestLoop:
         else:
             self.volume.record_in(result)
 
-    def _undeliverable(self, record: Message, err: KafkaError) -> DecodeError | None:
-        """A record librdkafka gave up on and skips (its batch did not decompress): a
-        DecodeError to dead-letter it with; None for an error not about one record."""
-        offset = record.offset()
+    def _on_error(self, record: Message, err: KafkaError) -> None:
+        """Dead-letter a record librdkafka cannot hand over, then step past it.
+
+        A batch that does not decompress within ``receive.message.max.bytes`` (a zstd
+        bomb) comes back as an error naming its offset, and librdkafka fetches it again
+        and again (measured: the partition never moves on). Each offset the fetch is
+        stuck on is dead-lettered as a reference (no value) and skipped by a seek; a
+        batch of n records takes n rounds.
+        """
+        p, offset = record.partition(), record.offset()
         if err.code() == KafkaError._PARTITION_EOF:
-            return None
-        if (
-            err.code() not in UNDELIVERABLE
-            or record.topic() != self.input_topic
-            or offset is None
-            or offset < 0
-            or record.partition() not in self.core.partitions
-            or offset <= self.core.tracker.last_tracked(int(record.partition() or 0))
-        ):
+            return
+        stuck = (
+            err.code() in UNDELIVERABLE
+            and record.topic() == self.input_topic
+            and p in self.core.partitions
+            and offset is not None
+            and offset >= 0
+        )
+        if not stuck:
             log.warning("consumer error: %s", err)
-            return None
-        return DecodeError("undeliverable", f"{err.name()}: {err.str()}")
+            return
+        assert p is not None and offset is not None
+        # Reported again (the batch's first offset) while the fetch is inside the batch:
+        # the record still in the way is the one after the last taken in.
+        offset = max(offset, self.core.tracker.last_tracked(p) + 1)
+        self._take(p, offset, None, DecodeError("undeliverable", f"{err.name()}: {err.str()}"))
+        try:
+            self.consumer.seek(TopicPartition(self.input_topic, p, offset + 1))
+        except KafkaException as exc:  # the next error report of this batch seeks again
+            log.warning("seek past %s[%d]@%d failed: %s", self.input_topic, p, offset, exc)
 
     def _tick(self) -> None:
         self.dead_letters.retry_due()

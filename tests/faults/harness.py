@@ -469,9 +469,13 @@ class Rig:
         dlq: int | None = None,
         compare_windows: bool = True,
         notes: str = "",
+        recovery_s: float | None = None,
         **extra: Any,
     ) -> Accounting:
-        """Drain, read everything back, write the row to the results file and return it."""
+        """Drain, read everything back, write the row to the results file and return it.
+
+        ``recovery_s``: the scenario's own recovery measure (default: the worst restart).
+        """
         self.drain()
         windows = reference = None
         if compare_windows:
@@ -494,7 +498,7 @@ class Rig:
             dlq=dlq,
             windows=windows,
             reference=reference,
-            recovery_s=max(recoveries) if recoveries else None,
+            recovery_s=recovery_s if recovery_s is not None else max(recoveries, default=None),
             peak_rss_mb=round(self.peak_rss / 2**20, 1),
             faults=self.faults,
             duration_s=round(time.monotonic() - self.began, 1),

@@ -77,7 +77,8 @@ class FakeConsumer:
         key: bytes | None = None,
         error: KafkaError | None = None,
     ) -> int:
-        """Append a record (``error``: one librdkafka delivers as an error, e.g. undecompressable)."""
+        """Append a record; ``error``: librdkafka reports it instead (a batch that does not
+        decompress), and fetches it again until the consumer seeks past it."""
         log = self.logs.setdefault(partition, [])
         log.append(FakeMessage(self.topic, partition, len(log), key, value, error_=error))
         return len(log) - 1
@@ -127,9 +128,15 @@ class FakeConsumer:
                 continue
             log = self.logs.get(p, [])
             while self.positions[p] < len(log) and len(out) < num_messages:
-                out.append(log[self.positions[p]])
+                message = log[self.positions[p]]
+                out.append(message)
+                if message.error_ is not None:
+                    break  # as librdkafka: the batch is fetched again, until a seek past it
                 self.positions[p] += 1
         return out
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.positions[tp.partition] = tp.offset
 
     def poll(self, timeout: float) -> None:
         return None

@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import IngestCore
-from pipeline.ingest.progress import Progress
 from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
+from pipeline.ingest.progress import Progress
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import table_writer
@@ -582,13 +582,14 @@ def test_a_dlq_that_keeps_failing_backs_off_and_turns_loud(
 
 
 def test_a_record_librdkafka_could_not_decompress_is_dead_lettered(rig: Rig) -> None:
-    """librdkafka skips a batch that does not decompress (a bomb past
-    receive.message.max.bytes) after an error naming its offset; skipped silently,
-    the commit would pass a record nobody has."""
+    """librdkafka reports a batch that does not decompress (a zstd bomb past
+    receive.message.max.bytes) as an error naming its offset and fetches it again
+    forever (measured): the partition stalled behind it."""
     rig.consumer.append(0, record(tid(0)))
     rig.consumer.append(0, None, error=KafkaError(KafkaError._BAD_COMPRESSION, "too big"))
     rig.consumer.append(0, record(tid(1)))
-    rig.step()
+    rig.step()  # record 0, then the error: dead-lettered, and a seek past it
+    rig.step()  # record 2
     rig.step(WAIT)
     rig.step()
     (letter,) = rig.producer.delivered[DLQ]
