@@ -211,6 +211,12 @@ class IngestCore:
         self.tracker.track(partition, offset, n_traces)
         return decoded
 
+    def next_offset(self, partition: int) -> int:
+        """The lowest offset not taken in yet: after the last one, never below the commit
+        position the partition was assigned at."""
+        part = self._parts[partition]
+        return max(part.base_position, self.tracker.last_tracked(partition) + 1)
+
     def dead_lettered(self, letter: DeadLetter) -> None:
         """The DLQ has the record: it no longer holds back the commit."""
         self.tracker.resolve(letter.refs or [(letter.partition, letter.offset)])

@@ -224,7 +224,7 @@ class IngestLoop:
         self._take(int(record.partition() or 0), int(record.offset() or 0), record)
 
     def _take(
-        self, partition: int, offset: int, record: Message | None, failed: Any = None
+        self, partition: int, offset: int, record: Message | None, failed: DecodeError | None = None
     ) -> None:
         key, value = (record.key(), record.value()) if record is not None else (None, None)
         headers = _headers(record) if record is not None else []
@@ -260,8 +260,8 @@ class IngestLoop:
             return
         assert p is not None and offset is not None
         # Reported again (the batch's first offset) while the fetch is inside the batch:
-        # the record still in the way is the one after the last taken in.
-        offset = max(offset, self.core.tracker.last_tracked(p) + 1)
+        # the record still in the way is the first one not taken in yet.
+        offset = max(offset, self.core.next_offset(p))
         self._take(p, offset, None, DecodeError("undeliverable", f"{err.name()}: {err.str()}"))
         try:
             self.consumer.seek(TopicPartition(self.input_topic, p, offset + 1))

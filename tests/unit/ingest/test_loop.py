@@ -603,3 +603,21 @@ def test_a_record_librdkafka_could_not_decompress_is_dead_lettered(rig: Rig) -> 
 def _sample(name: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def test_a_bad_batch_reported_at_its_first_offset_is_stepped_through(rig: Rig) -> None:
+    """A batch of three records that does not decompress: librdkafka names the batch's
+    first offset each time it fetches it, from wherever the seek put the fetch."""
+    rig.consumer.append(0, record(tid(0)))
+    for _ in range(3):
+        at = rig.consumer.append(0, None, error=KafkaError(KafkaError._BAD_COMPRESSION, "big"))
+        rig.consumer.logs[0][at].offset_ = 1  # the batch's first offset
+    rig.consumer.append(0, record(tid(1)))
+    for _ in range(4):
+        rig.step()
+    rig.step(WAIT)
+    rig.step()
+    offsets = [dict(m.headers_)["spanstream.source.offset"] for m in rig.producer.delivered[DLQ]]
+    assert offsets == [b"1", b"2", b"3"]
+    assert sorted(rig.writer.rows) == [tid(0), tid(1)]
+    assert max(rig.commits()) == 5
