@@ -64,6 +64,8 @@ class FakeConsumer:
         self.positions: dict[int, int] = {}
         self.stored: dict[int, TopicPartition] = {}
         self.paused: set[int] = set()
+        #: extra reports of an undecompressable batch returned with the first one
+        self.stale_reports = 2
         self.resumed: list[list[int]] = []
         self.closed = False
         self._on_assign: Callback | None = None
@@ -131,7 +133,10 @@ class FakeConsumer:
                 message = log[self.positions[p]]
                 out.append(message)
                 if message.error_ is not None:
-                    break  # as librdkafka: the batch is fetched again, until a seek past it
+                    # As librdkafka (measured): the batch is fetched again until a seek
+                    # past it, and prefetched reports of it may already be queued.
+                    out.extend([message] * self.stale_reports)
+                    break
                 self.positions[p] += 1
         return out
 
