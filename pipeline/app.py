@@ -385,6 +385,7 @@ class Pipeline:
             flush_interval=s.flush_interval_seconds,
             max_buffered_traces=s.max_buffered_traces,
             partials_partitions=s.partials_partitions,
+            dlq_max_value_bytes=s.dlq_max_value_bytes,
         )
 
     def _span_writer(self, core: IngestCore) -> Any:

@@ -47,6 +47,16 @@ class SinkUnavailable(ServiceUnavailable):
         self.retry_after = retry_after
 
 
+class BatchRejected(SpanstreamError):
+    """The store refused a batch for what is in it (a value it cannot hold), not for being down.
+
+    Retrying the same rows fails the same way, so this is never retried as a
+    whole: :class:`~pipeline.sinks.base.BatchingSink` splits the batch to find
+    the rows at fault and hands them to its ``on_rejected`` (the ingest loop
+    dead-letters them); the other rows are written.
+    """
+
+
 class MigrationError(SpanstreamError):
     """A schema migration failed or an applied migration was edited afterwards."""
 

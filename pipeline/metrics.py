@@ -64,6 +64,20 @@ INSERT_ROWS = Histogram(
 INSERT_RETRIES = Counter(
     "spanstream_clickhouse_insert_retries_total", "Failed inserts retried", ["table"]
 )
+INSERT_REJECTED = Counter(
+    "spanstream_clickhouse_insert_rejected_total",
+    "Batches the store refused for their rows (split until the bad rows are dead-lettered)",
+    ["table"],
+)
+DLQ_DELIVERY_FAILURES = Counter(
+    "spanstream_dlq_delivery_failures_total",
+    "Dead-letter sends that failed (retried; the record's commit waits)",
+    ["reason"],
+)
+DLQ_UNSENT = Gauge(
+    "spanstream_dlq_unsent_records",
+    "Dead letters the DLQ has not acknowledged yet (each holds back its partition's commit)",
+)
 ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]

@@ -164,6 +164,11 @@ class Settings:
     max_operations_per_service: int = 500
     #: SPANSTREAM_MAX_MESSAGE_BYTES: larger records go to the DLQ undecoded.
     max_message_bytes: int = 4_000_000
+    #: SPANSTREAM_DLQ_MAX_VALUE_BYTES: a dead-lettered value longer than this goes to the
+    #: DLQ cut to this many bytes, with its size and SHA-256 in headers (the whole record
+    #: stays in the input topic at the offset named there). Keep it well under the DLQ
+    #: producer's ``message.max.bytes`` (1 MB) and the topic's ``max.message.bytes``.
+    dlq_max_value_bytes: int = 524_288
     #: SPANSTREAM_TTL_DAYS: otel_traces retention in days; 0 keeps data forever.
     ttl_days: int = 0
     #: SPANSTREAM_METRICS_PORT: Prometheus metrics port of a worker (0 disables).
@@ -293,6 +298,7 @@ def _validate(s: Settings) -> None:
         ("max_message_bytes", s.max_message_bytes > 0, "must be > 0"),
         ("max_services", s.max_services > 0, "must be > 0"),
         ("max_operations_per_service", s.max_operations_per_service > 0, "must be > 0"),
+        ("dlq_max_value_bytes", 0 <= s.dlq_max_value_bytes <= 900_000, "must be in [0, 900000]"),
         ("partials_partitions", s.partials_partitions > 0, "must be > 0"),
         ("cut_interval_seconds", s.cut_interval_seconds > 0, "must be > 0"),
         ("flush_interval_seconds", s.flush_interval_seconds > 0, "must be > 0"),

@@ -36,7 +36,12 @@ Headers = Sequence[tuple[str, bytes]]
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A record that could not be decoded, with why; it goes to the DLQ unchanged."""
+    """A record that could not be decoded (or a trace that could not be stored), with why.
+
+    A record goes to the DLQ unchanged (cut if too long to carry, see the loop);
+    ``refs`` are the (partition, offset) refs it holds back, the record itself
+    when empty. The loop counts ``attempts`` and waits until ``retry_at``.
+    """
 
     partition: int
     offset: int
@@ -45,6 +50,9 @@ class DeadLetter:
     headers: Headers
     reason: str
     detail: str
+    refs: tuple[Hashable, ...] = ()
+    attempts: int = 0
+    retry_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,9 +170,19 @@ class IngestCore:
 
     # -- records ----------------------------------------------------------------------
     def on_record(
-        self, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Headers
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        failed: DecodeError | None = None,
     ) -> Decoded | DeadLetter:
-        """Take one record in; a DeadLetter stays tracked until :meth:`dead_lettered`."""
+        """Take one record in; a DeadLetter stays tracked until :meth:`dead_lettered`.
+
+        ``failed``: the consumer could not deliver the record (e.g. its batch did not
+        decompress): it is dead-lettered with that error, never skipped silently.
+        """
         part = self._parts[partition]
         intent = part.recovered_intent
         if intent is not None and intent < offset:
@@ -172,6 +190,8 @@ class IngestCore:
             part.forced.append(self._cut(partition, part, intent, announced=True))
         part.last_offset = offset
         try:
+            if failed is not None:
+                raise failed
             decoded = decode_message(
                 value, headers, max_bytes=self.max_message_bytes, enricher=self.enricher
             )
@@ -191,9 +211,15 @@ class IngestCore:
         self.tracker.track(partition, offset, n_traces)
         return decoded
 
+    def next_offset(self, partition: int) -> int:
+        """The lowest offset not taken in yet: after the last one, never below the commit
+        position the partition was assigned at."""
+        part = self._parts[partition]
+        return max(part.base_position, self.tracker.last_tracked(partition) + 1)
+
     def dead_lettered(self, letter: DeadLetter) -> None:
         """The DLQ has the record: it no longer holds back the commit."""
-        self.tracker.resolve([(letter.partition, letter.offset)])
+        self.tracker.resolve(letter.refs or [(letter.partition, letter.offset)])
 
     # -- sampling decisions -------------------------------------------------------------
     def decided(self) -> list[DecidedTrace]:

@@ -12,6 +12,14 @@ from pipeline.kafka_client import KafkaSecurity, librdkafka_config
 
 #: Group session timeout of both stages' consumers, in ms.
 SESSION_TIMEOUT_MS = 15_000
+#: One fetch response at most (librdkafka's default is 50 MB).
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+#: librdkafka's largest response, and the most a zstd batch may decompress to (measured:
+#: a 50 MB zstd bomb under a 32 MiB bound is a _BAD_COMPRESSION error, 48 MB peak RSS,
+#: where the 100 MB default hands the 50 MB over at 123 MB). gzip and lz4 batches are not
+#: bounded by it (a 200 MB gzip bomb still arrives whole, 409 MB peak): the input
+#: topic's max.message.bytes bounds their compressed size, see the README.
+RECEIVE_MAX_BYTES = 2 * FETCH_MAX_BYTES + 512
 
 
 def consumer_config(
@@ -31,6 +39,8 @@ def consumer_config(
         "heartbeat.interval.ms": 3000,
         "enable.partition.eof": False,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        "fetch.max.bytes": FETCH_MAX_BYTES,
+        "receive.message.max.bytes": RECEIVE_MAX_BYTES,
         **extra,
     }
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline import metrics
 from pipeline.clock import Clock
-from pipeline.errors import SinkUnavailable
+from pipeline.errors import BatchRejected, DecodeError, SinkUnavailable
 from pipeline.ingest.core import Cut, DeadLetter, IngestCore
+from pipeline.ingest.deadletter import DeadLetters, dlq_headers, trace_letter
 from pipeline.ingest.progress import Progress
 from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
@@ -41,6 +43,10 @@ LAG_INTERVAL = 5.0
 KAFKA_RETRY_SECONDS = 1.0
 #: Seconds between Hold markers while fetching is paused (well below any idle close).
 HOLD_INTERVAL = 5.0
+#: Consumer errors about one fetched batch (it did not decompress within
+#: ``receive.message.max.bytes``, or is corrupt): its records are dead-lettered.
+UNDELIVERABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
+__all__ = ["IngestLoop", "dlq_headers", "partial_key"]
 
 
 class IngestLoop:
@@ -60,6 +66,7 @@ class IngestLoop:
         clock: Clock | None = None,
         max_buffered_traces: int = 50_000,
         partials_partitions: int = 1,
+        dlq_max_value_bytes: int = 524_288,
     ) -> None:
         self.core = core
         self.partials_partitions = partials_partitions
@@ -83,7 +90,18 @@ class IngestLoop:
         self._held_at = float("-inf")
         self._lag_at = float("-inf")
         self._delivery_errors: list[str] = []
-        self._dlq_retry: list[DeadLetter] = []
+        #: partitions sought past a bad batch in the current round
+        self._sought: set[int] = set()
+        self.dead_letters = DeadLetters(
+            produce=self._produce,
+            topic=dlq_topic,
+            source_topic=input_topic,
+            clock=self.clock,
+            on_delivered=core.dead_lettered,
+            max_value_bytes=dlq_max_value_bytes,
+        )
+        # A trace the store refuses (a value it cannot hold) is dead-lettered, not retried.
+        sink.on_rejected = self._rejected
 
     # -- rebalance ----------------------------------------------------------------------
     def subscribe(self) -> None:
@@ -145,7 +163,7 @@ class IngestLoop:
         # The next owner re-cuts and dead-letters these itself: sending them from here
         # too would only add duplicates.
         self._unsent = [c for c in self._unsent if c.partition not in gone]
-        self._dlq_retry = [d for d in self._dlq_retry if d.partition not in gone]
+        self.dead_letters.forget(gone)
 
     # -- main loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -169,8 +187,12 @@ class IngestLoop:
         # Paused partitions yield no records, but consume() still serves rebalance
         # callbacks and keeps the group membership alive, and it waits ``timeout``.
         records = self.consumer.consume(batch, timeout)
+        self._sought.clear()
         for record in records:
-            self._on_record(record)
+            # Fetched before a seek on its partition in this round (measured: more reports
+            # of the same bad batch): the seek fetches whatever it is again.
+            if record.partition() not in self._sought:
+                self._on_record(record)
         self.producer.poll(0)
         self._tick()
         return len(records)
@@ -203,26 +225,60 @@ class IngestLoop:
     def _on_record(self, record: Message) -> None:
         err = record.error()
         if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", err)
+            self._on_error(record, err)
             return
-        result = self.core.on_record(
-            int(record.partition() or 0),
-            int(record.offset() or 0),
-            record.key(),
-            record.value(),
-            _headers(record),
-        )
+        self._take(int(record.partition() or 0), int(record.offset() or 0), record)
+
+    def _take(
+        self, partition: int, offset: int, record: Message | None, failed: DecodeError | None = None
+    ) -> None:
+        key, value = (record.key(), record.value()) if record is not None else (None, None)
+        headers = _headers(record) if record is not None else []
+        result = self.core.on_record(partition, offset, key, value, headers, failed)
         if isinstance(result, DeadLetter):
             metrics.DECODE_ERRORS.labels(result.reason).inc()
-            self._dead_letter(result)
+            # Cut now: a decompression bomb's value is not held while its send waits.
+            self._dead_letter(self.dead_letters.fit(result))
         else:
             self.volume.record_in(result)
 
+    def _on_error(self, record: Message, err: KafkaError) -> None:
+        """Dead-letter a record librdkafka cannot hand over, then step past it.
+
+        A batch that does not decompress within ``receive.message.max.bytes`` (a zstd
+        bomb) comes back as an error naming its offset, and librdkafka fetches it again
+        and again (measured: the partition never moves on). Each offset the fetch is
+        stuck on is dead-lettered as a reference (no value) and skipped by a seek; a
+        batch of n records takes n rounds. Reports fetched before the seek are dropped
+        (:meth:`step`): taken as the next offset, they would dead-letter the valid
+        record after the batch (measured with a real broker).
+        """
+        p, offset = record.partition(), record.offset()
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        stuck = (
+            err.code() in UNDELIVERABLE
+            and record.topic() == self.input_topic
+            and p in self.core.partitions
+            and offset is not None
+            and offset >= 0
+        )
+        if not stuck:
+            log.warning("consumer error: %s", err)
+            return
+        assert p is not None and offset is not None
+        # Reported again (the batch's first offset) while the fetch is inside the batch:
+        # the record still in the way is the first one not taken in yet.
+        offset = max(offset, self.core.next_offset(p))
+        self._take(p, offset, None, DecodeError("undeliverable", f"{err.name()}: {err.str()}"))
+        self._sought.add(p)
+        try:
+            self.consumer.seek(TopicPartition(self.input_topic, p, offset + 1))
+        except KafkaException as exc:  # the next error report of this batch seeks again
+            log.warning("seek past %s[%d]@%d failed: %s", self.input_topic, p, offset, exc)
+
     def _tick(self) -> None:
-        retry, self._dlq_retry = self._dlq_retry, []
-        for letter in retry:
-            self._dead_letter(letter)
+        self.dead_letters.retry_due()
         try:
             self._decide()
             self._send_cuts()
@@ -336,7 +392,8 @@ class IngestLoop:
         if not force and self.sink.busy():
             return
         now = self.clock.now()
-        due = force or self.sink.full or now - self._last_flush >= self.flush_interval
+        due = force or self.sink.full or self.sink.splitting
+        due = due or now - self._last_flush >= self.flush_interval
         while due and self.sink.pending_rows:
             refs = [ref for trace in self.sink.pending() for ref in trace.refs]
             self.core.mark_writes(refs)
@@ -348,34 +405,14 @@ class IngestLoop:
             due = force
 
     def _dead_letter(self, letter: DeadLetter) -> None:
-        log.warning(
-            "dead-lettering %s[%d]@%d: %s: %s",
-            self.input_topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-            letter.detail,
-        )
-        headers: list[tuple[str, str | bytes | None]] = [
-            *letter.headers,
-            *dlq_headers(self.input_topic, letter),
-        ]
+        """To the DLQ; the record's commit waits for its acknowledgement (never raises)."""
+        self.dead_letters.send(letter)
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                metrics.DLQ_RECORDS.labels(letter.reason).inc()
-                self.core.dead_lettered(letter)
-            else:  # retried on the next poll round; the record's offset stays uncommitted
-                log.error("DLQ delivery failed for offset %d: %s", letter.offset, err)
-                self._dlq_retry.append(letter)
-
-        self._produce(
-            self.dlq_topic,
-            key=letter.key,
-            value=letter.value,
-            headers=headers,
-            on_delivery=delivered,
-        )
+    def _rejected(self, traces: Sequence[DecidedTrace], exc: BatchRejected) -> None:
+        """Kept traces whose rows the store refused: dead-lettered; their records commit
+        once the DLQ has them (the rest of their batch is written)."""
+        for trace in traces:
+            self._dead_letter(self.dead_letters.fit(trace_letter(trace, exc)))
 
     def _commit(
         self, only: set[int] | None = None, required: bool = False, handover: bool = False
@@ -454,17 +491,6 @@ def partial_key(series: tuple[str, str]) -> bytes:
     True
     """
     return key_bytes(series_key(*series))
-
-
-def dlq_headers(topic: str, letter: DeadLetter) -> list[tuple[str, bytes]]:
-    """Headers naming the error and the source record, added to the original ones."""
-    return [
-        ("spanstream.error.reason", letter.reason.encode()),
-        ("spanstream.error.detail", letter.detail[:1000].encode("utf-8", "replace")),
-        ("spanstream.source.topic", topic.encode()),
-        ("spanstream.source.partition", str(letter.partition).encode()),
-        ("spanstream.source.offset", str(letter.offset).encode()),
-    ]
 
 
 def _headers(record: Message) -> list[tuple[str, bytes]]:

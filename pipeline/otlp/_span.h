@@ -3,6 +3,10 @@
  * read_span() accepts the canonical encoding only (1 otherwise): each known field
  * with its declared wire type, ids of valid lengths. Unknown fields are skipped, as
  * upb does; a repeated singular field keeps its last value, as upb does.
+ *
+ * Times the store cannot hold (past INT64_MAX ns, the range of DateTime64(9)) and an
+ * unset start also return 1: the Python path (otlp_proto.build_span, checks in ids.py)
+ * then raises bad_span with its own detail, as it does for invalid ids.
  */
 #ifndef SPANSTREAM_SPAN_H
 #define SPANSTREAM_SPAN_H
@@ -77,7 +81,7 @@ read_event(Slice raw, EventFields *e)
         if (rc < 0)
             return 1;
     }
-    return 0;
+    return e->time > (uint64_t)INT64_MAX; /* ids.check_event_time */
 }
 
 /* 1 also when an id has a length link_id() rejects (the Python path raises). */
@@ -165,7 +169,10 @@ read_span(Slice raw, SpanFields *s)
             return 1;
     }
     return !(s->trace_id.n == 16 && !all_zero(s->trace_id) && s->span_id.n == 8
-             && !all_zero(s->span_id) && (s->parent.n == 0 || s->parent.n == 8));
+             && !all_zero(s->span_id) && (s->parent.n == 0 || s->parent.n == 8)
+             /* ids.check_times */
+             && s->start != 0 && s->start <= (uint64_t)INT64_MAX
+             && s->end <= (uint64_t)INT64_MAX);
 }
 
 /* The events' and links' share of the row estimate: 8 + len(name) + attribute map per

@@ -14,7 +14,8 @@
                parsing; for JSON the whole value, or a lone surrogate escape)
 ``no_spans``   a valid message with zero spans; dead-lettered so nothing
                disappears silently
-``bad_span``   a span or link id of the wrong length, or a zero trace/span id
+``bad_span``   a span or link id of the wrong length, or a zero trace/span id;
+               or a time the store cannot hold (see Times below)
 
 One bad span fails the whole record: the record goes to the dead-letter topic
 intact rather than half-ingested.
@@ -37,6 +38,17 @@ parent ``""``; ``ServiceName`` = ``AsString()`` of resource attribute
 computes ``Duration`` as an unsigned ``end - start`` that wraps around when a
 span ends before it starts; spanstream stores 0 instead, so a clock glitch
 does not become a 584-year latency in the RED metrics.
+
+Times: ``otel_traces`` keeps them as ``DateTime64(9)``, an Int64 of Unix
+nanoseconds, so the last instant it holds is 2^63-1 ns
+(2262-04-11T23:47:16.854775807Z), while OTLP's fixed64 goes to 2^64-1. A span
+whose start, end or event time is past that instant is ``bad_span`` (its row
+could never be inserted: one such span used to stall every insert). A start
+time of 0 is ``bad_span`` as well: OTLP calls it required, and 0 means it was
+never set (the row would sit in 1970, outside every window). An end time
+before the start, or 0, is accepted with ``Duration`` 0 (above); an event time
+of 0 is stored as it is. Both decoders (the native scan in ``_span.h`` hands
+such spans to the Python path, which raises) apply :mod:`pipeline.otlp.ids`.
 
 Spans of one resource share one ``resource_attributes`` dict, also across records
 (the native scan caches scope contexts): treat it as

@@ -12,6 +12,15 @@ Ids are lowercase hex. A span must carry a 16-byte non-zero trace id and an
 8-byte non-zero span id (``bad_span`` otherwise: sampling and storage key on
 them). Parent and link ids may be empty; an all-zero id renders as ``""`` like
 the exporter's ``SpanIDToHexOrEmptyString``.
+
+Times (:func:`check_times`, :func:`check_event_time`) are Unix nanoseconds, stored
+as ``DateTime64(9)``: an Int64 of nanoseconds, so the last instant it holds is
+2^63-1 ns (2262-04-11T23:47:16.854775807Z). A start, end or event time past it is
+``bad_span``: no such span exists, and its row could never be inserted (the
+fixed64 field allows up to 2^64-1). A start time of 0 is ``bad_span`` too: OTLP
+calls the field required, and 0 means the producer never set it (the row would
+land in 1970, outside any window and first in line for the TTL). An end before
+the start, or an end of 0, is kept: its ``Duration`` is 0 (see ``decode``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ KINDS: dict[int, str] = {
     5: "Consumer",
 }
 STATUSES: dict[int, str] = {0: "Unset", 1: "Ok", 2: "Error"}
+
+#: The last nanosecond ``DateTime64(9)`` holds: 2262-04-11T23:47:16.854775807Z.
+MAX_TIME_NS = (1 << 63) - 1
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -97,3 +109,36 @@ def hex_id(text: object, size: int, *, required: bool) -> str:
             raise DecodeError("bad_span", "id is all zero")
         return ""
     return raw.hex()
+
+
+def check_times(start: int, end: int) -> None:
+    """Reject a span whose start or end the store cannot hold, or whose start is unset.
+
+    >>> check_times(1, 0)
+    >>> check_times(0, 5)
+    Traceback (most recent call last):
+    pipeline.errors.DecodeError: bad_span: start time is 0 (unset)
+    >>> check_times(1 << 63, (1 << 63) + 5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    pipeline.errors.DecodeError: bad_span: start time 9223372036854775808 ns is past 2262-04-...
+    """
+    if start == 0:
+        raise DecodeError("bad_span", "start time is 0 (unset)")
+    if start > MAX_TIME_NS:
+        raise DecodeError("bad_span", f"start time {start} ns is past {_LAST_INSTANT}")
+    if end > MAX_TIME_NS:
+        raise DecodeError("bad_span", f"end time {end} ns is past {_LAST_INSTANT}")
+
+
+def check_event_time(time_ns: int) -> int:
+    """An event time the store can hold (0 included: the exporter stores it too).
+
+    >>> check_event_time(0)
+    0
+    """
+    if time_ns > MAX_TIME_NS:
+        raise DecodeError("bad_span", f"event time {time_ns} ns is past {_LAST_INSTANT}")
+    return time_ns
+
+
+_LAST_INSTANT = "2262-04-11T23:47:16.854775807Z"

@@ -20,7 +20,7 @@ from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
 from pipeline.model import Span, SpanEvent, SpanLink
 from pipeline.otlp.anyvalue import MAX_ANY_DEPTH, go_bytes, go_float, go_json
-from pipeline.otlp.ids import KINDS, STATUSES, hex_id
+from pipeline.otlp.ids import KINDS, STATUSES, check_event_time, check_times, hex_id
 
 JsonObject = dict[str, object]
 
@@ -111,6 +111,7 @@ def _span(
     status_code = STATUSES.get(_enum(status.get("code"), _STATUS_NAMES), "")
     start = _uint64(_field(span, "startTimeUnixNano", "start_time_unix_nano"))
     end = _uint64(_field(span, "endTimeUnixNano", "end_time_unix_nano"))
+    check_times(start, end)
     operation, is_error, span_attributes = enricher.derive(
         service, name, kind, status_code, attributes(span.get("attributes"))
     )
@@ -142,7 +143,7 @@ def _span(
 
 def _event(event: JsonObject) -> SpanEvent:
     return SpanEvent(
-        _uint64(_field(event, "timeUnixNano", "time_unix_nano")),
+        check_event_time(_uint64(_field(event, "timeUnixNano", "time_unix_nano"))),
         _str(event.get("name")),
         attributes(event.get("attributes")),
     )

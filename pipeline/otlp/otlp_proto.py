@@ -19,7 +19,7 @@ from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
 from pipeline.model import Span, SpanEvent, SpanLink
 from pipeline.otlp.anyvalue import go_bytes, go_float, go_json
-from pipeline.otlp.ids import KINDS, STATUSES, check_ids, link_id
+from pipeline.otlp.ids import KINDS, STATUSES, check_event_time, check_ids, check_times, link_id
 
 _parse = ExportTraceServiceRequest.FromString
 
@@ -57,10 +57,14 @@ def build_span(span: Any, scope: Scope, derived: tuple[str, bool] | None = None)
 
     ``derived`` is the ``(operation, is_error)`` pair when it is already known
     (the native scan derived it); otherwise the enricher derives it here. The
-    steps run in the order the enricher's state depends on: ids are checked
-    before deriving, links after.
+    steps run in the order the enricher's state depends on: ids and start/end
+    times (:mod:`pipeline.otlp.ids`) are checked before deriving, event times
+    and links after.
     """
     trace_id, span_id, parent_id = check_ids(span.trace_id, span.span_id, span.parent_span_id)
+    start = span.start_time_unix_nano
+    end = span.end_time_unix_nano
+    check_times(start, end)  # before deriving, like the ids: a rejected span leaves no trace
     name = span.name
     kind = KINDS.get(span.kind, "")
     status = span.status
@@ -75,7 +79,6 @@ def build_span(span: Any, scope: Scope, derived: tuple[str, bool] | None = None)
         span_attributes = scope.enricher.cap_attributes(span_attributes)
     events = span.events
     links = span.links
-    start = span.start_time_unix_nano
     return Span(
         start,
         trace_id,
@@ -89,7 +92,7 @@ def build_span(span: Any, scope: Scope, derived: tuple[str, bool] | None = None)
         scope.scope_name,
         scope.scope_version,
         span_attributes,
-        max(0, span.end_time_unix_nano - start),
+        max(0, end - start),
         status_code,
         status.message,
         _events(events) if events else (),
@@ -146,7 +149,7 @@ def _raw(value: Any) -> object:
 
 def _events(events: Any) -> tuple[SpanEvent, ...]:
     return tuple(
-        SpanEvent(event.time_unix_nano, event.name, attributes(event.attributes))
+        SpanEvent(check_event_time(event.time_unix_nano), event.name, attributes(event.attributes))
         for event in events
     )
 

@@ -128,7 +128,9 @@ def deep_proto_request(depth: int) -> bytes:
     for _ in range(depth):
         value = _field(5, _field(1, value))  # AnyValue.array_value.values[0]
     key_value = _field(1, b"deep") + _field(2, value)
-    span = _field(1, TRACE_ID) + _field(2, SPAN_ID) + _field(5, b"deep") + _field(9, key_value)
+    start = b"\x39" + START_NS.to_bytes(8, "little")  # field 7, fixed64
+    span = _field(1, TRACE_ID) + _field(2, SPAN_ID) + _field(5, b"deep") + start
+    span += _field(9, key_value)
     return _field(1, _field(2, _field(2, span)))
 
 
@@ -141,6 +143,7 @@ def deep_json_request(depth: int) -> bytes:
         "traceId": TRACE_ID.hex(),
         "spanId": SPAN_ID.hex(),
         "name": "deep",
+        "startTimeUnixNano": str(START_NS),
         "attributes": [{"key": "deep", "value": "__VALUE__"}],
     }
     text = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})

@@ -64,6 +64,11 @@ class MessageTracker:
         part.offsets.append(offset)
         part.remaining[offset] = n_traces
 
+    def last_tracked(self, partition: int) -> int:
+        """The highest offset tracked on ``partition`` (-1: none): the next must be above."""
+        part = self._partitions.get(partition)
+        return -1 if part is None or part.last_tracked is None else part.last_tracked
+
     def resolve(self, refs: Iterable[Hashable]) -> None:
         """Count one handled trace for each ``(partition, offset)`` ref."""
         for ref in refs:

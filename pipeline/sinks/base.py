@@ -21,10 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from pipeline import metrics
-from pipeline.errors import SinkUnavailable
+from pipeline.errors import BatchRejected, SinkUnavailable
 
 T = TypeVar("T")
 Writer = Callable[[Sequence[T], str], None]
+Rejected = Callable[[Sequence[T], BatchRejected], None]
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +61,15 @@ class BatchingSink(Generic[T]):
     make ClickHouse discard a *different* batch that reuses an old token.
     ``writer`` raises SinkUnavailable on failure.
 
+    ``writer`` raises BatchRejected when the store refuses the rows themselves
+    (a value it cannot hold): retried as it is, the batch would fail forever and
+    hold everything behind it. With ``on_rejected`` set, the batch is split in
+    halves, each written as its own batch under the digest of its rows (so a
+    replay that rebuilds the same rows sends the same tokens), until the rows at
+    fault are alone; each such row goes to ``on_rejected`` (which must keep it:
+    the ingest loop dead-letters it) and the others are written. Without
+    ``on_rejected`` a rejection is retried like an outage.
+
     ``background=True`` lets :meth:`flush` hand the batch to a writer thread and
     return at once (a ClickHouse insert spends most of its time outside the GIL,
     so the caller keeps consuming meanwhile); :meth:`poll` then finishes it. One
@@ -75,9 +85,13 @@ class BatchingSink(Generic[T]):
         max_rows: int = 10_000,
         on_written: Callable[[Sequence[T]], None] | None = None,
         background: bool = False,
+        on_rejected: Rejected[T] | None = None,
     ) -> None:
         self.name = name
         self._on_written = on_written
+        self.on_rejected = on_rejected
+        #: Parts of a rejected batch still to write, in order (each sealed in turn).
+        self._split: list[list[T]] = []
         self._writer = writer
         self._identity = identity
         self.max_rows = max_rows
@@ -112,11 +126,18 @@ class BatchingSink(Generic[T]):
 
     def pending(self) -> list[T]:
         """Rows not yet written: the sealed batch (if any) first, then the open one."""
-        return [*(self._sealed or ()), *self._pending]
+        split = [row for part in self._split for row in part]
+        return [*(self._sealed or ()), *split, *self._pending]
 
     @property
     def pending_rows(self) -> int:
-        return len(self._pending) + (len(self._sealed) if self._sealed else 0)
+        split = sum(map(len, self._split))
+        return len(self._pending) + split + (len(self._sealed) if self._sealed else 0)
+
+    @property
+    def splitting(self) -> bool:
+        """Parts of a rejected batch wait: write them now, not at the next flush interval."""
+        return bool(self._split) and self._inflight is None
 
     @property
     def writing(self) -> bool:
@@ -147,9 +168,12 @@ class BatchingSink(Generic[T]):
         if self._inflight is not None:
             return self._finish()
         if self._sealed is None:
-            if not self._pending:
+            if self._split:
+                self._sealed = self._split.pop(0)
+            elif not self._pending:
                 return 0
-            self._sealed, self._pending = self._pending, []
+            else:
+                self._sealed, self._pending = self._pending, []
             self._token = self._digest(self._sealed)
         if background and self._executor is not None:
             self._inflight = self._executor.submit(self._writer, self._sealed, self._token)
@@ -159,6 +183,8 @@ class BatchingSink(Generic[T]):
         except SinkUnavailable as exc:
             self._failed(exc)
             raise
+        except BatchRejected as exc:
+            return self._rejected(exc)
         return self._written()
 
     def _finish(self) -> int:
@@ -169,6 +195,8 @@ class BatchingSink(Generic[T]):
         except SinkUnavailable as exc:
             self._failed(exc)
             raise
+        except BatchRejected as exc:
+            return self._rejected(exc)
         return self._written()
 
     def _failed(self, exc: SinkUnavailable) -> None:
@@ -182,6 +210,29 @@ class BatchingSink(Generic[T]):
             exc.retry_after,
             exc,
         )
+
+    def _rejected(self, exc: BatchRejected) -> int:
+        """Split the sealed batch, or hand its one row to ``on_rejected``; 0 rows written."""
+        assert self._sealed is not None
+        if self.on_rejected is None:
+            retry = SinkUnavailable(f"rows rejected, nobody to take them: {exc}")
+            self._failed(retry)
+            raise retry from exc
+        sealed, self._sealed = self._sealed, None
+        metrics.INSERT_REJECTED.labels(self.name).inc()
+        if len(sealed) == 1:
+            log.error("%s: row rejected by the store, handing it over: %s", self.name, exc)
+            self.on_rejected(sealed, exc)
+            return 0
+        half = len(sealed) // 2
+        self._split[:0] = [sealed[:half], sealed[half:]]
+        log.warning(
+            "%s: batch of %d rows rejected, writing it in halves to isolate the bad rows: %s",
+            self.name,
+            len(sealed),
+            exc,
+        )
+        return 0
 
     def _written(self) -> int:
         assert self._sealed is not None

@@ -9,6 +9,8 @@ Column names are the Collector ClickHouse exporter's for ``otel_traces`` (see
 from __future__ import annotations
 
 import logging
+import re
+import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -17,7 +19,7 @@ import pyarrow as pa
 
 from pipeline import metrics
 from pipeline.alerts import Alert
-from pipeline.errors import SinkUnavailable, SpanstreamError
+from pipeline.errors import BatchRejected, SinkUnavailable, SpanstreamError
 from pipeline.model import Span
 from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_columns, to_span
 from pipeline.store.arrow import column_array, from_layout
@@ -156,12 +158,42 @@ def anomaly_columns(alerts: Sequence[Alert]) -> dict[str, list[Any]]:
     }
 
 
+#: Client-side conversions that fail on a value, whatever the store's state: a Python
+#: int past Int64/UInt64 (OverflowError from the native buffers, pyarrow or
+#: clickhouse-driver's packing), and pyarrow's invalid-value casts.
+DATA_ERRORS: tuple[type[BaseException], ...] = (OverflowError, struct.error, pa.ArrowInvalid)
+#: ClickHouse error codes that name a value the column cannot hold. Deliberately
+#: few: TYPE_MISMATCH and the parse errors could also be a schema drift, which must
+#: stall (and be fixed), not dead-letter every row.
+#: (TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, DECIMAL_OVERFLOW)
+DATA_ERROR_CODES = frozenset({131, 321, 407})
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
+
+def rejects_rows(exc: BaseException) -> bool:
+    """True if ``exc`` is about the rows (permanent), not the store (retry).
+
+    >>> rejects_rows(OverflowError("int too big to convert"))
+    True
+    >>> rejects_rows(SinkUnavailable("Code: 321. DB::Exception: Value out of range"))
+    True
+    >>> rejects_rows(SinkUnavailable("Connection refused")), rejects_rows(ValueError("x"))
+    (False, False)
+    """
+    if isinstance(exc, DATA_ERRORS):
+        return True
+    code = _CODE.search(str(exc))
+    return code is not None and int(code.group(1)) in DATA_ERROR_CODES
+
+
 def table_writer(
     store: Store, table: str, to_columns: Callable[[Sequence[Any]], dict[str, list[Any]]]
 ) -> Callable[[Sequence[Any], str], None]:
-    """A ``BatchingSink`` writer inserting into ``table``; any failure becomes SinkUnavailable.
+    """A ``BatchingSink`` writer inserting into ``table``.
 
-    Every failure is retried rather than raised through: dropping the batch
+    A failure caused by the rows themselves (:func:`rejects_rows`) raises
+    BatchRejected: the sink isolates those rows instead of retrying forever.
+    Any other failure becomes SinkUnavailable and is retried: dropping the batch
     would lose data, and the caller has not acknowledged its input yet.
     """
 
@@ -169,13 +201,16 @@ def table_writer(
         started = time.perf_counter()
         try:
             store.insert(table, to_columns(rows), dedup_token=token)
-        except SinkUnavailable:
-            raise
-        except SpanstreamError as exc:
-            raise SinkUnavailable(f"insert into {table} failed: {exc}") from exc
-        except Exception as exc:  # an unknown driver error must not lose the batch
-            log.exception("unexpected error inserting into %s", table)
-            raise SinkUnavailable(f"insert into {table} failed: {exc!r}") from exc
+        except Exception as exc:
+            if rejects_rows(exc):
+                raise BatchRejected(f"{table} refused {len(rows)} rows: {exc!r}") from exc
+            if isinstance(exc, SinkUnavailable):
+                raise
+            known = isinstance(exc, SpanstreamError)
+            if not known:  # an unknown driver error must not lose the batch
+                log.exception("unexpected error inserting into %s", table)
+            cause = str(exc) if known else repr(exc)
+            raise SinkUnavailable(f"insert into {table} failed: {cause}") from exc
         metrics.INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.INSERT_ROWS.labels(table).observe(len(rows))
 

@@ -487,7 +487,7 @@ class Rig:
 
         ``also_sent`` and ``also_reference`` add spans the test produced itself (not
         through the generator) to the input set and their windows to the reference;
-        ``recovery_s`` is the scenario's own recovery time when it restarts nothing;
+        ``recovery_s`` is the scenario's own recovery measure (default: the worst restart);
         ``fold_service`` renames stored windows' services before the comparison (their
         counts summed), for series whose name the worker chose.
         """
@@ -518,7 +518,7 @@ class Rig:
             dlq=dlq,
             windows=windows,
             reference=reference,
-            recovery_s=max(recoveries) if recoveries else recovery_s,
+            recovery_s=recovery_s if recovery_s is not None else max(recoveries, default=None),
             peak_rss_mb=round(self.peak_rss / 2**20, 1),
             faults=self.faults,
             duration_s=round(time.monotonic() - self.began, 1),

@@ -132,3 +132,10 @@ def test_the_token_never_shows() -> None:
 def test_query_limits_must_be_positive(name: str) -> None:
     with pytest.raises(ConfigError, match=f"SPANSTREAM_{name}='?0'?: must be > 0"):
         load_settings({f"SPANSTREAM_{name}": "0"})
+
+
+def test_dlq_max_value_bytes_is_read_and_bounded_under_the_producer_limit() -> None:
+    assert load_settings({}).dlq_max_value_bytes == 524_288
+    assert load_settings({"SPANSTREAM_DLQ_MAX_VALUE_BYTES": "1000"}).dlq_max_value_bytes == 1000
+    with pytest.raises(ConfigError, match=r"SPANSTREAM_DLQ_MAX_VALUE_BYTES=2000000: must be in"):
+        load_settings({"SPANSTREAM_DLQ_MAX_VALUE_BYTES": "2000000"})

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 OFFSET_INVALID = -1001
 Event = tuple[Any, ...]
@@ -30,9 +30,10 @@ class FakeMessage:
     key_: bytes | None
     value_: bytes | None
     headers_: list[tuple[str, bytes]] = field(default_factory=list)
+    error_: KafkaError | None = None
 
     def error(self) -> KafkaError | None:
-        return None
+        return self.error_
 
     def topic(self) -> str:
         return self.topic_
@@ -63,15 +64,25 @@ class FakeConsumer:
         self.positions: dict[int, int] = {}
         self.stored: dict[int, TopicPartition] = {}
         self.paused: set[int] = set()
+        #: extra reports of an undecompressable batch returned with the first one
+        self.stale_reports = 2
         self.resumed: list[list[int]] = []
         self.closed = False
         self._on_assign: Callback | None = None
         self._on_revoke: Callback | None = None
 
     # -- test controls ----------------------------------------------------------------
-    def append(self, partition: int, value: bytes | None, key: bytes | None = None) -> int:
+    def append(
+        self,
+        partition: int,
+        value: bytes | None,
+        key: bytes | None = None,
+        error: KafkaError | None = None,
+    ) -> int:
+        """Append a record; ``error``: librdkafka reports it instead (a batch that does not
+        decompress), and fetches it again until the consumer seeks past it."""
         log = self.logs.setdefault(partition, [])
-        log.append(FakeMessage(self.topic, partition, len(log), key, value))
+        log.append(FakeMessage(self.topic, partition, len(log), key, value, error_=error))
         return len(log) - 1
 
     def assign(self, *partitions: int) -> None:
@@ -119,9 +130,18 @@ class FakeConsumer:
                 continue
             log = self.logs.get(p, [])
             while self.positions[p] < len(log) and len(out) < num_messages:
-                out.append(log[self.positions[p]])
+                message = log[self.positions[p]]
+                out.append(message)
+                if message.error_ is not None:
+                    # As librdkafka (measured): the batch is fetched again until a seek
+                    # past it, and prefetched reports of it may already be queued.
+                    out.extend([message] * self.stale_reports)
+                    break
                 self.positions[p] += 1
         return out
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.positions[tp.partition] = tp.offset
 
     def poll(self, timeout: float) -> None:
         return None
@@ -153,10 +173,18 @@ class FakeConsumer:
 
 
 class FakeProducer:
-    """Queues records and delivers them on ``poll``/``flush``; ``down`` topics fail delivery."""
+    """Queues records and delivers them on ``poll``/``flush``; ``down`` topics fail delivery.
+
+    Like librdkafka, ``produce`` raises MSG_SIZE_TOO_LARGE for a value over
+    ``max_bytes`` (its ``message.max.bytes``); a value over ``topic_max_bytes[topic]``
+    fails its delivery with the same code (the topic's ``max.message.bytes``).
+    """
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
+        self.max_bytes = 1_000_000
+        self.topic_max_bytes: dict[str, int] = {}
+        self.attempts = 0
         self.down: set[str] = set()
         self.delivered: dict[str, list[FakeMessage]] = {}
         self.failed = 0
@@ -171,6 +199,9 @@ class FakeProducer:
         on_delivery: Callable[[Any, Any], None] | None = None,
         partition: int = 0,
     ) -> None:
+        self.attempts += 1
+        if value is not None and len(value) > self.max_bytes:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         raw = [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers or []]
         self._queue.append((FakeMessage(topic, partition, -1, key, value, raw), on_delivery))
 
@@ -178,6 +209,8 @@ class FakeProducer:
         queue, self._queue = self._queue, []
         for message, callback in queue:
             err = KafkaError(KafkaError._MSG_TIMED_OUT) if message.topic_ in self.down else None
+            if len(message.value_ or b"") > self.topic_max_bytes.get(message.topic_, 1 << 40):
+                err = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
             if err is None:
                 log = self.delivered.setdefault(message.topic_, [])
                 message.offset_ = len(log)

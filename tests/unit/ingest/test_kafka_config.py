@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from confluent_kafka import Consumer
+
 from pipeline.app import idle_close_seconds
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
 from pipeline.kafka_client import KafkaSecurity
@@ -23,3 +25,12 @@ def test_partials_use_the_java_partitioner_and_an_idempotent_producer() -> None:
 
 def test_windows_wait_out_a_failover_before_counting_a_silent_partition_idle() -> None:
     assert idle_close_seconds(10) >= 2 * SESSION_TIMEOUT_MS / 1000
+
+
+def test_the_consumer_bounds_what_a_zstd_batch_may_decompress_to() -> None:
+    """librdkafka refuses receive.message.max.bytes < fetch.max.bytes + 512 at start; the
+    bound is what keeps a zstd bomb from being decompressed (issue #12)."""
+    config = consumer_config("127.0.0.1:1", "g")
+    assert config["receive.message.max.bytes"] >= config["fetch.max.bytes"] + 512
+    assert config["receive.message.max.bytes"] <= 64 * 1024 * 1024
+    Consumer(config).close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,8 +16,11 @@ from prometheus_client import REGISTRY
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
+from pipeline.ingest.progress import Progress
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
+from pipeline.sinks.clickhouse import table_writer
+from pipeline.store.base import Store
 from pipeline.testing.clock import ManualClock
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
@@ -33,14 +38,26 @@ class Writer:
     down: bool = False
     attempts: int = 0
     rows: list[str] = field(default_factory=list)
+    #: traces whose rows the store cannot hold (a timestamp past Int64, say)
+    poison: set[str] = field(default_factory=set)
+    tokens: list[str] = field(default_factory=list)
 
     def __call__(self, traces: Sequence[DecidedTrace], token: str) -> None:
         self.attempts += 1
+        self.tokens.append(token)
         if self.down:
             raise SinkUnavailable("clickhouse down")
+        if self.poison & {t.trace_id for t in traces}:
+            # The real insert path: the column conversion overflows, as chdb's did.
+            table_writer(cast(Store, _Overflowing()), "otel_traces", lambda rows: {})(traces, token)
         ids = sorted(t.trace_id for t in traces)
         self.rows.extend(ids)
         self.events.append(("write", tuple(ids)))
+
+
+class _Overflowing:
+    def insert(self, table: str, columns: object, dedup_token: str | None = None) -> int:
+        raise OverflowError("int too big to convert")
 
 
 @dataclass
@@ -175,6 +192,7 @@ def test_failed_dlq_delivery_is_retried_and_holds_the_offset(rig: Rig) -> None:
     assert rig.producer.failed >= 3  # ...the DLQ delivery was tried again and again...
     assert max(rig.commits()) == 0  # ...and offset 0 holds the commit back
     rig.producer.down.clear()
+    rig.step(60.0)  # retries back off (up to a minute apart)
     rig.step()
     (letter,) = rig.producer.delivered[DLQ]
     assert (letter.key_, letter.value_) == (b"k", b"\x00\x01 not a request")
@@ -449,3 +467,157 @@ def test_while_fetching_is_paused_holds_reach_every_window_partition(rig: Rig) -
     rig.step(HOLD_INTERVAL)
     rig.step(HOLD_INTERVAL)
     assert len(holds(rig)) == resumed  # flowing again: no more markers
+
+
+def _letters(rig: Rig) -> list[dict[str, bytes]]:
+    return [dict(m.headers_) for m in rig.producer.delivered.get(DLQ, [])]
+
+
+def test_a_trace_the_store_cannot_hold_is_dead_lettered_and_the_rest_written(rig: Rig) -> None:
+    """Issue #12: one row the store refuses stalled every insert, retried forever."""
+    rig.writer.poison.add(tid(3))
+    for i in range(6):
+        rig.consumer.append(0, record(tid(i)))
+    rig.step()
+    for _ in range(12):  # bisection: a few rounds, no backoff in between
+        rig.step(WAIT)
+    assert sorted(rig.writer.rows) == [tid(i) for i in range(6) if i != 3]
+    (letter,) = rig.producer.delivered[DLQ]
+    headers = dict(letter.headers_)
+    assert headers["spanstream.error.reason"] == b"store_rejected"
+    assert b"OverflowError" in headers["spanstream.error.detail"]
+    assert (letter.key_, headers["spanstream.source.offset"]) == (tid(3).encode(), b"3")
+    assert json.loads(letter.value_ or b"")["rows"][0]["TraceId"] == tid(3)
+    assert max(rig.commits()) == 6  # the poison trace's record commits once dead-lettered
+
+
+def test_bisection_tokens_depend_only_on_the_rows() -> None:
+    """A replay that rebuilds the same batch sends the same tokens, so ClickHouse dedups."""
+
+    def run() -> list[str]:
+        clock = ManualClock()
+        events: list[Event] = []
+        core = make_core(clock)
+        writer = Writer(events, poison={tid(5)})
+        sink = BatchingSink("otel_traces", writer, lambda t: t.trace_id, on_rejected=_keep)
+        core.assign(0, Progress(), 0)
+        for i in range(8):
+            core.on_record(0, i, None, record(tid(i)), [])
+        clock.advance(WAIT)
+        for trace in core.decided():
+            sink.add(trace)
+        while sink.pending_rows:
+            sink.flush()
+        return writer.tokens
+
+    first = run()
+    assert len(first) > 2 and first == run()
+
+
+def _keep(rows: object, exc: object) -> None:
+    return None
+
+
+def test_an_oversize_dead_letter_is_cut_and_the_rest_of_the_fetch_goes_on(rig: Rig) -> None:
+    """Issue #12: a 10 MB record made the DLQ send raise MSG_SIZE_TOO_LARGE; the records
+    fetched after it were never ingested and the partition's commit froze."""
+    big = b"\x0a" + b"x" * 10_000_000
+    rig.consumer.append(0, big, key=b"big")
+    for i in range(5):
+        rig.consumer.append(0, record(tid(i)))
+    rig.step()  # one fetch: the big record first, then five valid ones
+    rig.step(WAIT)
+    rig.step()
+    assert sorted(rig.writer.rows) == [tid(i) for i in range(5)]
+    (letter,) = rig.producer.delivered[DLQ]
+    headers = dict(letter.headers_)
+    assert headers["spanstream.error.reason"] == b"too_large"
+    assert headers["spanstream.dlq.truncated"] == b"1"
+    assert headers["spanstream.source.size"] == str(len(big)).encode()
+    assert headers["spanstream.source.sha256"] == hashlib.sha256(big).hexdigest().encode()
+    assert headers["spanstream.source.offset"] == b"0"
+    assert letter.value_ == big[: len(letter.value_ or b"")] and len(letter.value_ or b"") < 1e6
+    assert max(rig.commits()) == 6
+
+
+def test_a_dead_letter_the_dlq_topic_refuses_as_too_large_goes_as_a_reference(rig: Rig) -> None:
+    rig.producer.topic_max_bytes[DLQ] = 10  # a DLQ topic with a tiny max.message.bytes
+    bad = b"\x00\x01 not a request"
+    rig.consumer.append(0, bad)
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.step(WAIT)
+    rig.step(WAIT)
+    rig.step()
+    (letter,) = rig.producer.delivered[DLQ]
+    headers = dict(letter.headers_)
+    assert letter.value_ is None and headers["spanstream.source.size"] == str(len(bad)).encode()
+    assert headers["spanstream.error.reason"] == b"bad_proto"
+    assert max(rig.commits()) == 2
+
+
+def test_a_dlq_that_keeps_failing_backs_off_and_turns_loud(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing DLQ topic must not spin nor freeze silently: bounded retries per minute,
+    errors in the log and a gauge; the commit holds at the record (nothing lost)."""
+    rig.producer.down.add(DLQ)
+    rig.consumer.append(0, b"\x00\x01 not a request")
+    rig.consumer.append(0, record(tid(0)))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(600):  # ten minutes of 1 s rounds
+            rig.step(1.0)
+    dlq_attempts = rig.producer.failed
+    assert 5 <= dlq_attempts <= 20  # backing off to a minute, not one send per round
+    assert any(
+        r.levelno == logging.ERROR and "commit waits" in r.getMessage() for r in caplog.records
+    )
+    assert _sample("spanstream_dlq_unsent_records") == 1
+    assert _sample("spanstream_dlq_delivery_failures_total", reason="_MSG_TIMED_OUT") >= 5
+    assert rig.writer.rows == [tid(0)] and max(rig.commits()) == 0
+    rig.producer.down.clear()
+    rig.step(60.0)
+    rig.step()
+    assert max(rig.commits()) == 2 and _sample("spanstream_dlq_unsent_records") == 0
+
+
+def test_a_record_librdkafka_could_not_decompress_is_dead_lettered(rig: Rig) -> None:
+    """librdkafka reports a batch that does not decompress (a zstd bomb past
+    receive.message.max.bytes) as an error naming its offset and fetches it again
+    forever (measured): the partition stalled behind it."""
+    rig.consumer.append(0, record(tid(0)))
+    rig.consumer.append(0, None, error=KafkaError(KafkaError._BAD_COMPRESSION, "too big"))
+    rig.consumer.append(0, record(tid(1)))
+    rig.step()  # record 0, then the error: dead-lettered, and a seek past it
+    rig.step()  # record 2
+    rig.step(WAIT)
+    rig.step()
+    (letter,) = rig.producer.delivered[DLQ]
+    headers = dict(letter.headers_)
+    assert headers["spanstream.error.reason"] == b"undeliverable"
+    assert headers["spanstream.source.offset"] == b"1"
+    assert sorted(rig.writer.rows) == [tid(0), tid(1)]
+    assert max(rig.commits()) == 3
+
+
+def _sample(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_a_bad_batch_reported_at_its_first_offset_is_stepped_through(rig: Rig) -> None:
+    """A batch of three records that does not decompress: librdkafka names the batch's
+    first offset each time it fetches it, from wherever the seek put the fetch."""
+    rig.consumer.append(0, record(tid(0)))
+    for _ in range(3):
+        at = rig.consumer.append(0, None, error=KafkaError(KafkaError._BAD_COMPRESSION, "big"))
+        rig.consumer.logs[0][at].offset_ = 1  # the batch's first offset
+    rig.consumer.append(0, record(tid(1)))
+    for _ in range(4):
+        rig.step()
+    rig.step(WAIT)
+    rig.step()
+    offsets = [dict(m.headers_)["spanstream.source.offset"] for m in rig.producer.delivered[DLQ]]
+    assert offsets == [b"1", b"2", b"3"]
+    assert sorted(rig.writer.rows) == [tid(0), tid(1)]
+    assert max(rig.commits()) == 5

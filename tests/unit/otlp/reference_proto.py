@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pipeline.enrich import Enricher
 from pipeline.model import Span
-from pipeline.otlp.ids import KINDS, STATUSES, check_ids
+from pipeline.otlp.ids import KINDS, STATUSES, check_ids, check_times
 from pipeline.otlp.otlp_proto import _events, _links, attributes, parse_request
 
 
@@ -32,6 +32,8 @@ def spans_from_proto(value: bytes, enricher: Enricher) -> list[Span]:
                 trace_id, span_id, parent_id = check_ids(
                     span.trace_id, span.span_id, span.parent_span_id
                 )
+                # Added after a8c7349 (issue #12): times the store cannot hold are bad_span.
+                check_times(span.start_time_unix_nano, span.end_time_unix_nano)
                 events = span.events
                 links = span.links
                 name = span.name

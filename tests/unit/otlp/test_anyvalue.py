@@ -12,7 +12,7 @@ from pipeline.enrich import Enricher
 from pipeline.otlp import decode_message
 from pipeline.otlp.anyvalue import go_float, go_json
 from pipeline.otlp.heads import to_span
-from pipeline.otlp.samples import SPAN_ID, TRACE_ID, proto_request, proto_span
+from pipeline.otlp.samples import SPAN_ID, START_NS, TRACE_ID, proto_request, proto_span
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,7 @@ def _decode_attribute(value: object, encoding: str) -> str:
         span = {
             "traceId": TRACE_ID.hex(),
             "spanId": SPAN_ID.hex(),
+            "startTimeUnixNano": str(START_NS),
             "attributes": [{"key": "v", "value": _json_value(value)}],
         }
         doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}

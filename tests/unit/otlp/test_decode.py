@@ -348,3 +348,30 @@ def test_services_past_the_bound_are_keyed_by_overflow_but_stored_by_name(encodi
         "flood-2",
         "checkout",
     ]
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("startTimeUnixNano", str(1 << 63), "bad_span"),  # a legal uint64 the store cannot hold
+        ("startTimeUnixNano", "0", "bad_span"),
+        ("endTimeUnixNano", str((1 << 64) - 1), "bad_span"),
+        ("startTimeUnixNano", str((1 << 63) - 1), None),  # the last DateTime64(9) instant
+        ("endTimeUnixNano", "0", None),  # not ended: Duration 0
+    ],
+)
+def test_json_times_the_store_cannot_hold_are_bad_span(
+    field: str, value: str, reason: str | None
+) -> None:
+    doc = json.loads(FIXTURE.read_text())
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0][field] = value
+    raw = json.dumps(doc).encode()
+    if reason is None:
+        (span,) = decode(raw)
+        assert span.duration_ns >= 0 and span.timestamp_ns < 1 << 63
+    else:
+        assert reason_of(raw) == reason
+
+
+def test_json_event_time_past_int64_is_bad_span() -> None:
+    doc = json.loads(FIXTURE.read_text())
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["events"][0]["timeUnixNano"] = str(1 << 63)
+    assert reason_of(json.dumps(doc).encode()) == "bad_span"

@@ -161,6 +161,38 @@ def test_bad_link_ids_fail_identically_after_deriving(which: str) -> None:
     assert_equivalent([request(span)], EnrichConfig(max_operations_per_service=1))
 
 
+LAST_NS = (1 << 63) - 1  # 2262-04-11T23:47:16.854775807Z, the last DateTime64(9) instant
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "event", "reason"),
+    [
+        (1 << 63, (1 << 63) + 5, None, "bad_span"),  # issue #12: stalled every insert
+        ((1 << 64) - 1, (1 << 64) - 1, None, "bad_span"),
+        (0, 5, None, "bad_span"),  # start unset
+        (5, 1 << 63, None, "bad_span"),
+        (5, 6, 1 << 63, "bad_span"),
+        (LAST_NS, LAST_NS, 0, None),  # the last instant, an event at 0: stored
+        (10, 3, None, None),  # end before start: Duration 0
+        (10, 0, None, None),  # end unset: Duration 0
+    ],
+)
+def test_times_the_store_cannot_hold_fail_identically(
+    start: int, end: int, event: int | None, reason: str | None
+) -> None:
+    span = proto_span(start_time_unix_nano=start, end_time_unix_nano=end, status={"code": 2})
+    if event is not None:
+        span.events.add(time_unix_nano=event, name="e")
+    value = request(proto_span(span_id=b"\x02" * 8), span)
+    assert_equivalent([value])
+    outcome = head_outcome(value, Enricher())[0]
+    if reason is None:
+        assert isinstance(outcome, list) and outcome[1].timestamp_ns == start
+        assert outcome[1].duration_ns == max(0, end - start)
+    else:
+        assert isinstance(outcome, tuple) and outcome[0] == reason
+
+
 def test_invalid_utf8_in_a_span_that_would_be_dropped_is_still_rejected() -> None:
     value = request(proto_span(name="ok"))
     broken = value.replace(b"\x02ok", b"\x02\xff\xfe")

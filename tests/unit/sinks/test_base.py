@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pipeline.errors import SinkUnavailable
+from pipeline.errors import BatchRejected, SinkUnavailable
 from pipeline.sinks.base import BatchingSink
 
 
@@ -147,3 +147,58 @@ def test_a_plain_flush_waits_for_the_write_in_flight() -> None:
     sink.flush(background=True)
     threading.Timer(0.05, writer.gate.set).start()
     assert sink.flush() == 1 and not sink.writing
+
+
+class PoisonWriter:
+    """Refuses any batch holding a row in ``poison`` (as a store refuses a value it cannot hold)."""
+
+    def __init__(self, poison: set[str]) -> None:
+        self.poison = poison
+        self.calls: list[tuple[list[str], str]] = []
+        self.written: list[str] = []
+
+    def __call__(self, rows: Sequence[str], token: str) -> None:
+        self.calls.append((list(rows), token))
+        bad = self.poison.intersection(rows)
+        if bad:
+            raise BatchRejected(f"cannot hold {sorted(bad)}")
+        self.written.extend(rows)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_rejected_batch_is_split_until_each_bad_row_is_alone(background: bool) -> None:
+    """Issue #12: one row the store refused held every batch behind it, retried forever."""
+    writer = PoisonWriter({"r3", "r12"})
+    rejected: list[str] = []
+    sink = BatchingSink(
+        "spans",
+        writer,
+        str,
+        on_written=lambda rows: None,
+        background=background,
+        on_rejected=lambda rows, exc: rejected.extend(rows),
+    )
+    rows = [f"r{i}" for i in range(16)]
+    sink.extend(rows)
+    rounds = 0
+    while sink.pending_rows and rounds < 100:
+        rounds += 1
+        sink.flush(background=background)
+        sink.flush()  # waits for a background write, like the loop's next round
+    assert sorted(rejected) == ["r12", "r3"]
+    assert sorted(writer.written) == sorted(set(rows) - {"r3", "r12"})
+    assert len(writer.calls) <= 2 * 2 * 4 + 1  # log2(16) levels, two bad rows
+    replay = PoisonWriter({"r3", "r12"})
+    again = BatchingSink("spans", replay, str, on_rejected=lambda rows, exc: None)
+    again.extend(rows)
+    while again.pending_rows:
+        again.flush()
+    assert [token for _, token in replay.calls] == [token for _, token in writer.calls]
+
+
+def test_without_a_taker_a_rejected_batch_is_retried_like_an_outage() -> None:
+    sink = BatchingSink("spans", PoisonWriter({"a"}), str)
+    sink.add("a")
+    with pytest.raises(SinkUnavailable):
+        sink.flush()
+    assert sink.pending() == ["a"]

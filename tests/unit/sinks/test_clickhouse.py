@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from pipeline.enrich import Enricher
+from pipeline.errors import BatchRejected, SinkUnavailable
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.otlp import decode_message
@@ -17,6 +18,7 @@ from pipeline.otlp.samples import proto_request, proto_span
 from pipeline.sinks import clickhouse
 from pipeline.sinks.clickhouse import span_columns, trace_arrays, trace_columns
 from pipeline.store.arrow import arrow_type, column_array
+from pipeline.store.base import QueryError, Store
 from tests.unit.otlp.test_heads import EDGE_SPANS
 
 
@@ -156,3 +158,51 @@ def test_rows_needing_python_mid_batch_are_rolled_back_and_rewritten() -> None:
     assert all(isinstance(h, SpanHead) and h.span is None for h in odd)
     mixed = [h for pair in zip(plain, odd * len(plain), strict=False) for h in pair] + plain
     assert _equal(trace_arrays(mixed), _as_arrays(trace_columns(mixed))) == []
+
+
+class _Store:
+    """A store whose insert fails with ``error`` after building the rows."""
+
+    accepts_arrow = True
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    def insert(self, table: str, columns: Any, dedup_token: str | None = None) -> int:
+        if self.error is not None:
+            raise self.error
+        return 0
+
+
+def _late_head() -> SpanHead:
+    head = next(h for h in _heads(1) if isinstance(h, SpanHead))
+    return SpanHead(
+        head.trace_id, head.span_id, head.parent_span_id, 2**63, head.duration_ns,
+        head.service_name, head.operation, head.is_error, head.row_bytes, head.value,
+        head.offset, head.length, head.ctx, None,
+    )  # fmt: skip
+
+
+def test_rows_the_store_cannot_hold_are_rejected_not_retried() -> None:
+    """Issue #12: the OverflowError of a 2^63 timestamp was retried as an outage, forever."""
+    write = clickhouse.table_writer(cast(Store, _Store()), "otel_traces", trace_arrays)
+    with pytest.raises(BatchRejected, match="OverflowError"):
+        write([_late_head()], "t")
+
+
+@pytest.mark.parametrize(
+    ("error", "rejected"),
+    [
+        (OverflowError("int too big to convert"), True),
+        (pa.ArrowInvalid("Integer value 1 not in range"), True),
+        (SinkUnavailable("chdb insert failed: Code: 321. DB::Exception: out of range"), True),
+        (SinkUnavailable("chdb insert failed: Code: 241. DB::Exception: Memory limit"), False),
+        (ConnectionRefusedError("refused"), False),
+        (QueryError("Code: 60. Table default.otel_traces does not exist"), False),
+    ],
+)
+def test_only_errors_about_the_rows_are_permanent(error: Exception, rejected: bool) -> None:
+    write = clickhouse.table_writer(cast(Store, _Store(error)), "otel_traces", trace_arrays)
+    expected: type[Exception] = BatchRejected if rejected else SinkUnavailable
+    with pytest.raises(expected):
+        write([next(iter(_heads(1)))], "t")
