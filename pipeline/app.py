@@ -110,11 +110,18 @@ class Pipeline:
         self.alerts_topic = app.topic(s.alert_topic, key_type=bytes, value_type=bytes, **raw)
         self.dlq_topic = app.topic(s.dlq_topic, key_type=bytes, value_type=bytes, **raw)
         n = s.partials_partitions
-        table_opts: dict[str, Any] = {"partitions": n, "use_partitioner": True}
+        # Raw bytes in and out: a changelog record is untrusted, so no Faust codec (json
+        # with model reconstruction) runs on it; the views decode and check (tables.py).
+        table_opts: dict[str, Any] = {
+            "partitions": n,
+            "use_partitioner": True,
+            "key_type": bytes,
+            "value_type": bytes,
+        }
         self.windows = app.Table("windows", **table_opts)
         self.detectors = app.Table("detectors", **table_opts)
-        self.window_view = OwnedView(self.windows, n, self._owned)
-        self.detector_view = OwnedView(self.detectors, n, self._owned)
+        self.window_view = OwnedView(self.windows, n, self._owned, "windows")
+        self.detector_view = OwnedView(self.detectors, n, self._owned, "detectors")
         self.assembler = WindowAssembler(
             s.window_seconds,
             s.allowed_lateness_seconds,

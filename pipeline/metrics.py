@@ -56,6 +56,12 @@ INSERT_ROWS = Histogram(
 INSERT_RETRIES = Counter(
     "spanstream_clickhouse_insert_retries_total", "Failed inserts retried", ["table"]
 )
+#: A changelog record is untrusted input: one that does not parse is skipped, never run.
+STATE_REJECTED = Counter(
+    "spanstream_state_rejected_total",
+    "Stored table values or keys (Faust changelogs) rejected; the series starts over",
+    ["table", "reason"],
+)
 ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
