@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.detect.state import StateError, count, items, number, record
+from pipeline.checked import StateError, count, items, number, record
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "alerts" / "alert.v1.json"
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -213,7 +213,7 @@ class EpisodeTracker:
     @classmethod
     def from_dict(cls, data: object, max_exemplars: int = 5) -> EpisodeTracker:
         """Inverse of :meth:`to_dict`; untrusted input (a table changelog): every field is
-        checked and anything else raises ``StateError`` (``pipeline.detect.state``)."""
+        checked and anything else raises ``StateError`` (``pipeline.checked``)."""
         tracker = cls(max_exemplars)
         if not isinstance(data, dict) or len(data) > _MAX_EPISODES:
             raise StateError("schema", f"episodes: an object of at most {_MAX_EPISODES}")

@@ -7,7 +7,7 @@ episodes exactly where the previous one stopped instead of re-learning.
 
 The value is JSON (``{"v": 2, "model": ..., "episodes": ...}``) and untrusted:
 the table is restored from a changelog topic anyone with write access can
-append to. Each detector checks its own state (``pipeline.detect.state``); a
+append to. Each detector checks its own state (``pipeline.checked``); a
 value that does not parse is counted and logged (``pipeline.rejections``) and
 its series starts over (warm-up, no open episode) while every other series is
 judged as usual. Version 1 was base64 pickle: it is never read, so a worker
@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.alerts import Alert, EpisodeTracker, Finding, WindowRef
+from pipeline.checked import StateError, record
 from pipeline.detect.base import Detector
 from pipeline.detect.scorer import ScorerConfig, Verdict, WindowScorer, build_default
-from pipeline.detect.state import StateError, from_state, record
+from pipeline.detect.state import from_state
 from pipeline.rejections import Rejections
 from pipeline.windows.assembler import series_key
 from pipeline.windows.series import ClosedWindow

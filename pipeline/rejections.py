@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from pipeline import metrics
-from pipeline.detect.state import StateError
+from pipeline.checked import StateError
 
 log = logging.getLogger(__name__)
 

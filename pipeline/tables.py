@@ -18,7 +18,7 @@ what is in the topic. The view does the encoding itself: a key is the JSON
 string Faust's json codec used to write (the same bytes, so the same
 partition and existing changelogs still read), a value is JSON. Reading back
 is checked: a value that is not JSON (at most ``MAX_STATE_BYTES``) raises
-:class:`~pipeline.detect.state.StateError` for the caller to reject, and a key
+:class:`~pipeline.checked.StateError` for the caller to reject, and a key
 that is not a JSON string is skipped when iterating, counted once.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from pipeline.detect.state import StateError, parse_json, to_json
+from pipeline.checked import StateError, parse_json, to_json
 from pipeline.rejections import Rejections
 
 
@@ -46,10 +46,10 @@ def partition_of(key: str, partitions: int) -> int:
     >>> partition_of('["shop","GET /"]', 6) in range(6)
     True
     """
-    return _partition(key_bytes(key), partitions)
+    return raw_partition(key_bytes(key), partitions)
 
 
-def _partition(raw: bytes, partitions: int) -> int:
+def raw_partition(raw: bytes, partitions: int) -> int:
     return (murmur2(raw) & 0x7FFFFFFF) % partitions
 
 
@@ -121,7 +121,7 @@ class OwnedView(MutableMapping[str, Any]):
         keys = {
             key
             for raw in list(self._table)
-            if _partition(raw, self._partitions) in owned and (key := self._key(raw)) is not None
+            if raw_partition(raw, self._partitions) in owned and (key := self._key(raw)) is not None
         }
         if self._stage is not None:
             keys = (keys | set(self._stage)) - self._deleted

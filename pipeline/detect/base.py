@@ -182,7 +182,7 @@ class Detector(ABC):
 
     @abstractmethod
     def load_state(self, state: object) -> None:
-        """Load :meth:`to_state` output (untrusted: checked, see ``pipeline.detect.state``).
+        """Load :meth:`to_state` output (untrusted: checked, see ``pipeline.checked``).
 
         Called on a detector freshly built from the configuration; raises
         ``StateError`` on anything it does not accept.

@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipeline.checked import StateError, count, header, items, number
 from pipeline.detect.base import Detector, Deviation, Features
-from pipeline.detect.state import StateError, count, header, items, number
 
 #: Length of the Mersenne Twister state ``random.getstate()`` returns (version 3).
 _MT_WORDS = 625

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.detect.state import StateError, count, flag, number, numbers, record
+from pipeline.checked import StateError, count, flag, number, numbers, record
 
 #: Largest value an expectation state may hold: encoded features are logs, square
 #: roots and ratios, far below it; beyond it arithmetic could overflow to inf.

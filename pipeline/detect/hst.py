@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.detect.base import WINDOW_SPECS, Detector, Features, FeatureSpec, read, z_to_score
-from pipeline.detect.expectation import MAX_VALUE
-from pipeline.detect.state import (
+from pipeline.checked import (
     StateError,
     count,
     flag,
@@ -27,6 +25,8 @@ from pipeline.detect.state import (
     record,
     some_names,
 )
+from pipeline.detect.base import WINDOW_SPECS, Detector, Features, FeatureSpec, read, z_to_score
+from pipeline.detect.expectation import MAX_VALUE
 
 
 @dataclass(frozen=True)

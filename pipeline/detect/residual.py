@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.checked import count, header, number, numbers, per_name, record
 from pipeline.detect.base import (
     WINDOW_SPECS,
     Detector,
@@ -28,7 +29,6 @@ from pipeline.detect.base import (
     z_to_score,
 )
 from pipeline.detect.expectation import MAX_VALUE, Ewma, HoltWinters
-from pipeline.detect.state import count, header, number, numbers, per_name, record
 
 
 @dataclass(frozen=True)

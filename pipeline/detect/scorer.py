@@ -4,7 +4,7 @@ The worker closes a window, calls :meth:`WindowScorer.score` with the window's
 RED features and gets a :class:`Verdict`; the model learns the window right
 after scoring it. :meth:`WindowScorer.dumps` / :meth:`WindowScorer.loads`
 persist every model so a restarted worker scores exactly as before, as
-versioned JSON checked field by field (``pipeline.detect.state``; never pickle).
+versioned JSON checked field by field (``pipeline.checked``; never pickle).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline.checked import StateError, items, parse_json, record, to_json
 from pipeline.detect.base import WARNING_SCORE, Detector, Features, Severity, severity_of
 from pipeline.detect.registry import build_detector
-from pipeline.detect.state import StateError, from_state, items, parse_json, record, to_json
+from pipeline.detect.state import from_state
 
 SeriesKey = tuple[str, str]
 #: Version 1 was a pickle: never read (loading it could run code), rejected as ``version``.
@@ -99,7 +100,7 @@ class WindowScorer:
 
         The detectors are built from ``config`` (default :class:`ScorerConfig`), not
         from the blob, which must name the same detector and parameters; every model
-        state is checked. Raises :class:`~pipeline.detect.state.StateError`.
+        state is checked. Raises :class:`~pipeline.checked.StateError`.
         """
         scorer = cls(config)
         data = parse_json(blob)

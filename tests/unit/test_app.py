@@ -9,6 +9,7 @@ partition of every changelog write).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from pipeline.model import Span
 from pipeline.partials_log import MemoryPartialsLog
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
-from pipeline.tables import partition_of
+from pipeline.tables import key_bytes, key_of, raw_partition
 from pipeline.testing.clock import ManualClock
 from pipeline.windows.assembler import series_key
 from pipeline.windows.hold import Hold
@@ -68,6 +69,11 @@ def partials(source: int, spans: list[tuple[float, float]]) -> list[Partial]:
     return agg.cut()
 
 
+def table_value(table: Mapping[bytes, bytes], key: str) -> Any:
+    """A table's value as the worker reads it: JSON under the key's JSON bytes."""
+    return json.loads(table[key_bytes(key)])
+
+
 @dataclass
 class Stage:
     pipeline: Pipeline
@@ -82,9 +88,9 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stage:
     # The worker already builds its tables on the memory store; nothing to override.
     assert stage.pipeline.app.conf.store.scheme == "memory"
 
-    def send_changelog(partition: int | None, key: str, value: Any, **_: Any) -> Any:
-        stage.changelog.append((key, value))
-        sent = partition_of(key, PARTITIONS) if partition is None else partition
+    def send_changelog(partition: int | None, key: bytes, value: Any, **_: Any) -> Any:
+        stage.changelog.append((key_of(key), value))
+        sent = raw_partition(key, PARTITIONS) if partition is None else partition
         return SimpleNamespace(message=SimpleNamespace(partition=sent))
 
     monkeypatch.setattr(stage.pipeline.windows, "send_changelog", send_changelog)
@@ -117,13 +123,13 @@ def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: S
 
     assert results == [("shop", "GET /cart")] * 4
     key = series_key("shop", "GET /cart")
-    state = SeriesState.from_dict(pipeline.windows[key])
+    state = SeriesState.from_dict(table_value(pipeline.windows, key))
     assert {start // NS: w.requests for start, w in state.windows.items()} == {0: 3, 60: 1}
     assert state.windows[0].max_ns == 30 * 1_000_000
     assert state.through == {0: (2, (0, 60 * NS)), 1: (0, (0,))}
     assert pipeline.assembler.duplicates == 1
     assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
-    assert stage.changelog[-1][1] == pipeline.windows[key]
+    assert stage.changelog[-1][1] == pipeline.windows[key_bytes(key)]
 
 
 def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> None:
@@ -180,9 +186,9 @@ def closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Closing:
     pipeline = Pipeline(settings, store, datadir=str(tmp_path / "faust"))
     writes: list[str] = []
 
-    def send_changelog(partition: int | None, key: str, value: Any, **_: Any) -> Any:
-        writes.append(key)
-        return SimpleNamespace(message=SimpleNamespace(partition=partition_of(key, PARTITIONS)))
+    def send_changelog(partition: int | None, key: bytes, value: Any, **_: Any) -> Any:
+        writes.append(key_of(key))
+        return SimpleNamespace(message=SimpleNamespace(partition=raw_partition(key, PARTITIONS)))
 
     for table in (pipeline.windows, pipeline.detectors):
         monkeypatch.setattr(table, "send_changelog", send_changelog)
@@ -205,11 +211,11 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     closing: Closing,
 ) -> None:
     pipeline, store = closing.pipeline, closing.store
-    before = (pipeline.windows[closing.key], dict(pipeline.detectors))
+    before = (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors))
     store.down = True
     asyncio.run(pipeline._close())
     assert closing.writes == []  # neither the windows nor the detectors table moved
-    assert (pipeline.windows[closing.key], dict(pipeline.detectors)) == before
+    assert (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors)) == before
 
     store.down = False
     asyncio.run(pipeline._close())
@@ -217,7 +223,7 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     requests = list(rows["Requests"])
     # The window that failed to close closes now, once (then empty windows follow it).
     assert (requests[0], sum(requests)) == (2, 2)
-    assert closing.key in closing.writes and closing.key in pipeline.detectors
+    assert closing.key in closing.writes and key_bytes(closing.key) in pipeline.detectors
 
 
 def test_an_unexpected_error_in_a_close_loses_no_window(
@@ -258,12 +264,12 @@ def test_a_failed_alert_publish_undoes_the_detector_state_too(
     monkeypatch.setattr(pipeline, "_publish", flaky_publish)
     asyncio.run(pipeline._close())
     assert closing.writes == []  # scored, but no detector or window state was kept
-    assert closing.key not in pipeline.detectors
+    assert key_bytes(closing.key) not in pipeline.detectors
     refusing[0] = False
     asyncio.run(pipeline._close())
     first, retry = store.inserted[METRICS_TABLE]
     assert first == retry and store.tokens[0] == store.tokens[1]  # deduplicated by ClickHouse
-    assert closing.key in pipeline.detectors
+    assert key_bytes(closing.key) in pipeline.detectors
 
 
 def test_a_partial_in_hand_when_the_agent_stops_is_not_acked(stage: Stage) -> None:
@@ -303,7 +309,7 @@ def test_a_merged_partial_is_acked(stage: Stage) -> None:
             return bool(event.message.acked)
 
     assert asyncio.run(merge_one())
-    assert series_key("shop", "GET /cart") in pipeline.windows
+    assert key_bytes(series_key("shop", "GET /cart")) in pipeline.windows
 
 
 async def wait_for(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
@@ -383,7 +389,7 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     asyncio.run(feed_with_skips())
 
     assert log.reads == reread
-    state = SeriesState.from_dict(pipeline.windows[series_key("shop", "GET /cart")])
+    state = SeriesState.from_dict(table_value(pipeline.windows, series_key("shop", "GET /cart")))
     assert sum(w.requests for w in state.windows.values()) == 3  # every partial merged once
     after = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
     assert after - before == sum(len(r) for _, r in reread)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.checked import StateError
 from pipeline.detect.base import Severity
 from pipeline.detect.scorer import ScorerConfig, Verdict, WindowScorer, build_default
-from pipeline.detect.state import StateError
 from tests.unit.detect.test_state import marker_pickle
 
 KEY_A = ("checkout", "POST /pay")

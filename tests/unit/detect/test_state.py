@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.detect.state import MAX_STATE_BYTES, StateError, from_state, parse_json, to_json
+from pipeline.checked import MAX_STATE_BYTES, StateError, parse_json, to_json
+from pipeline.detect.state import from_state
 from tests.unit.detect.test_contract import NAMES, make, run, stream
 
 State = dict[str, Any]
