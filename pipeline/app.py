@@ -236,8 +236,13 @@ class Pipeline:
             await self._dead_letter_partial(record, exc)
             return None
         async with self.lock:
-            self.assembler.merge(partial)
-        return partial.series
+            try:
+                self.assembler.merge(partial)
+                return partial.series
+            except ValueError as exc:  # raised before merging: another window size
+                refused = exc
+        await self._dead_letter_partial(record, refused)
+        return None
 
     async def _dead_letter_partial(self, record: Record, exc: Exception) -> None:
         """A value no worker could have written: to the DLQ, counted, never merged."""

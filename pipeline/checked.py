@@ -147,3 +147,17 @@ def parse_json(blob: bytes) -> Any:
 def to_json(value: Any) -> bytes:
     """Compact JSON bytes (non-finite floats are written, and rejected when read back)."""
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def int64(value: object, where: str) -> int:
+    """A signed 64-bit int (not a bool): nanosecond times, as ClickHouse stores them."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise StateError("schema", f"{where}: expected a 64-bit int, got {value!r:.40}")
+    return value
+
+
+def text(value: object, where: str, limit: int = 1024) -> str:
+    """A str of at most ``limit`` characters (service, operation, metric names)."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise StateError("schema", f"{where}: expected a str of at most {limit} characters")
+    return value

@@ -34,7 +34,7 @@ class Rejections:
             return
         self._logged.add(key)
         log.warning(
-            "%s table: rejected the stored value of key %s (%s); %s",
+            "%s table: rejected the stored record of key %s (%s); %s",
             self.table,
             escaped(key),
             exc,

@@ -59,7 +59,10 @@ def key_of(raw: bytes) -> str:
     >>> key_of(key_bytes('["shop","GET /"]'))
     '["shop","GET /"]'
     """
-    key = parse_json(raw)
+    try:
+        key = parse_json(raw)
+    except StateError as exc:
+        raise StateError("bad_key", exc.detail) from None
     if not isinstance(key, str) or key_bytes(key) != raw:
         raise StateError("bad_key", "not a JSON string as the worker writes keys")
     return key

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.checked import StateError, items, parse_json, record, to_json
+from pipeline.checked import StateError, items, parse_json, record, text, to_json
 from pipeline.detect.base import WARNING_SCORE, Detector, Features, Severity, severity_of
 from pipeline.detect.registry import build_detector
 from pipeline.detect.state import from_state
@@ -20,8 +20,6 @@ from pipeline.detect.state import from_state
 SeriesKey = tuple[str, str]
 #: Version 1 was a pickle: never read (loading it could run code), rejected as ``version``.
 _STATE_VERSION = 2
-#: Longest service or operation name in a stored key (the enricher's names are shorter).
-_MAX_NAME = 1024
 
 
 @dataclass(frozen=True)
@@ -114,15 +112,9 @@ class WindowScorer:
             raise StateError("schema", "scorer.models: expected a list")
         for entry in data["models"]:
             service, operation, state = items(entry, "scorer.models[]", 3)
-            key = (_name(service), _name(operation))
+            key = (text(service, "scorer.models[]"), text(operation, "scorer.models[]"))
             scorer.models[key] = from_state(state, scorer._factory())
         return scorer
-
-
-def _name(value: object) -> str:
-    if not isinstance(value, str) or len(value) > _MAX_NAME:
-        raise StateError("schema", f"scorer.models[]: a series name must be a str <= {_MAX_NAME}")
-    return value
 
 
 def build_default() -> WindowScorer:

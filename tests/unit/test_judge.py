@@ -154,7 +154,7 @@ def test_a_tampered_pickle_state_never_runs_and_only_its_series_starts_over(
     assert [a.window.operation for a in alerts] == ["POST /"]
     assert state[evil_key]["v"] == 2 and state[evil_key]["model"]["kind"] == "robust"
     assert [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()] == [
-        f"detectors table: rejected the stored value of key {evil_key!a} "
+        f"detectors table: rejected the stored record of key {evil_key!a} "
         "(legacy_pickle: a version 1 (pickle) state); the series starts its warm-up over"
     ]
 
