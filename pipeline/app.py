@@ -103,6 +103,10 @@ class Pipeline:
             web_port=s.web_port,
             web_bind="127.0.0.1",
             topic_allow_declare=True,
+            # No Faust codec on anything read from Kafka (json would also rebuild any
+            # registered model a payload names): every topic and table is raw bytes.
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self.app = app  # the table views below ask it which partitions this worker owns
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}

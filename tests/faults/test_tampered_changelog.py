@@ -140,7 +140,7 @@ def test_a_tampered_detectors_changelog_record_is_rejected_and_windows_keep_clos
 
     assert acc.extra["markers_created"] == [], "a tampered record ran code"
     for _, _, _, reason in records:
-        assert rejected.get(f'{{table="detectors",reason="{reason}"}}') == 1.0, rejected
+        assert rejected.get(f'{{reason="{reason}",table="detectors"}}') == 1.0, rejected
     assert acc.extra["rejection_logs"] == len(records)
     assert acc.extra["close_failures_after_restart"] == 0
     assert acc.faults == 1 and rig.worker.starts == 2

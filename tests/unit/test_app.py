@@ -530,3 +530,16 @@ def test_a_tampered_windows_record_is_counted_deleted_and_the_other_series_close
     assert rejected("windows", "bad_key") == before[1] + 1  # counted once, not per reload
     logged = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert len(logged) == 2 and all(m.isprintable() and m.isascii() for m in logged)
+
+
+def test_no_faust_codec_decodes_what_the_stage_reads(stage: Stage) -> None:
+    """Raw bytes everywhere: the app's defaults, its topics, both tables' keys and values."""
+    pipeline = stage.pipeline
+    conf = pipeline.app.conf
+    assert (conf.key_serializer, conf.value_serializer) == ("raw", "raw")
+    for table in (pipeline.windows, pipeline.detectors):
+        assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+        topic = table.changelog_topic
+        assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
+    for topic in (pipeline.partials_topic, pipeline.alerts_topic, pipeline.dlq_topic):
+        assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
