@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from pipeline.checked import StateError, count, items, number, record
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "alerts" / "alert.v1.json"
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -208,28 +211,76 @@ class EpisodeTracker:
         return {"|".join(k): asdict(v) for k, v in self._open.items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], max_exemplars: int = 5) -> EpisodeTracker:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, data: object, max_exemplars: int = 5) -> EpisodeTracker:
+        """Inverse of :meth:`to_dict`; untrusted input (a table changelog): every field is
+        checked and anything else raises ``StateError`` (``pipeline.checked``)."""
         tracker = cls(max_exemplars)
+        if not isinstance(data, dict) or len(data) > _MAX_EPISODES:
+            raise StateError("schema", f"episodes: an object of at most {_MAX_EPISODES}")
         for key, raw in data.items():
-            service, operation = key.split("|", 1)
-            last = raw["last"]
-            finding = Finding(
-                last["score"],
-                last["severity"],
-                tuple(tuple(m) for m in last["metrics"]),
-                last["detector"],
-            )
-            tracker._open[(service, operation)] = _Episode(
-                raw["alert_id"],
-                raw["onset_start_ns"],
-                raw["version"],
-                raw["severity"],
-                finding,
-                list(raw["exemplars"]),
-                int(raw.get("quiet", 0)),
-            )
+            service, sep, operation = key.partition("|")
+            if not sep:
+                raise StateError("schema", "episodes: a key without '|'")
+            tracker._open[(service, operation)] = _episode(raw, max_exemplars)
         return tracker
+
+
+#: Open episodes one stored tracker may hold (the worker keeps one tracker per series).
+_MAX_EPISODES = 64
+_EPISODE_KEYS = ["alert_id", "onset_start_ns", "version", "severity", "last", "exemplars", "quiet"]
+
+
+def _episode(value: object, max_exemplars: int) -> _Episode:
+    raw = record(value, "episode", _EPISODE_KEYS)
+    alert = raw["alert_id"]
+    if not isinstance(alert, str) or not re.fullmatch("[0-9a-f]{16}", alert):
+        raise StateError("schema", "episode.alert_id: 16 hex digits expected")
+    exemplars = raw["exemplars"]
+    if not isinstance(exemplars, list | tuple) or len(exemplars) > max_exemplars:
+        raise StateError("schema", f"episode.exemplars: a list of at most {max_exemplars}")
+    if not all(_short_str(e, 64) for e in exemplars):
+        raise StateError("schema", f"episode.exemplars: at most {max_exemplars} short strings")
+    return _Episode(
+        alert,
+        count(raw["onset_start_ns"], "episode.onset_start_ns", 2**63 - 1),
+        count(raw["version"], "episode.version"),
+        _severity(raw["severity"]),
+        _finding(raw["last"]),
+        list(exemplars),
+        count(raw["quiet"], "episode.quiet"),
+    )
+
+
+def _finding(value: object) -> Finding:
+    last = record(value, "episode.last", ["score", "severity", "metrics", "detector"])
+    metrics = last["metrics"]
+    if not isinstance(metrics, list | tuple) or len(metrics) > _MAX_METRICS:
+        raise StateError("schema", f"episode.last.metrics: a list of at most {_MAX_METRICS}")
+    parsed = []
+    for m in metrics:
+        name, observed, expected = items(m, "episode.last.metrics[]", 3)
+        if not _short_str(name, 64):
+            raise StateError("schema", "episode.last.metrics[]: a short metric name expected")
+        where = "episode.last.metrics[]"
+        parsed.append((name, number(observed, where), number(expected, where)))
+    detector = last["detector"]
+    if not _short_str(detector, 64):
+        raise StateError("schema", "episode.last.detector: a short string expected")
+    score = number(last["score"], "episode.last.score", 0.0, 1.0)
+    return Finding(score, _severity(last["severity"]), tuple(parsed), detector)
+
+
+_MAX_METRICS = 32
+
+
+def _severity(value: object) -> str:
+    if value not in SEVERITY_RANK:
+        raise StateError("schema", f"severity: one of {sorted(SEVERITY_RANK)} expected")
+    return str(value)
+
+
+def _short_str(value: object, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit
 
 
 def _merge_exemplars(old: list[str], new: tuple[str, ...], limit: int) -> list[str]:

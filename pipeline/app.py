@@ -110,6 +110,10 @@ class Pipeline:
             # Every route (ours and Faust's own) passes the token and Host check first.
             web_application_options={"middlewares": [middleware(WebGuard.of(s))]},
             topic_allow_declare=True,
+            # No Faust codec on anything read from Kafka (json would also rebuild any
+            # registered model a payload names): every topic and table is raw bytes.
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self.app = app  # the table views below ask it which partitions this worker owns
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -117,11 +121,18 @@ class Pipeline:
         self.alerts_topic = app.topic(s.alert_topic, key_type=bytes, value_type=bytes, **raw)
         self.dlq_topic = app.topic(s.dlq_topic, key_type=bytes, value_type=bytes, **raw)
         n = s.partials_partitions
-        table_opts: dict[str, Any] = {"partitions": n, "use_partitioner": True}
+        # Raw bytes in and out: a changelog record is untrusted, so no Faust codec (json
+        # with model reconstruction) runs on it; the views decode and check (tables.py).
+        table_opts: dict[str, Any] = {
+            "partitions": n,
+            "use_partitioner": True,
+            "key_type": bytes,
+            "value_type": bytes,
+        }
         self.windows = app.Table("windows", **table_opts)
         self.detectors = app.Table("detectors", **table_opts)
-        self.window_view = OwnedView(self.windows, n, self._owned)
-        self.detector_view = OwnedView(self.detectors, n, self._owned)
+        self.window_view = OwnedView(self.windows, n, self._owned, "windows")
+        self.detector_view = OwnedView(self.detectors, n, self._owned, "detectors")
         self.assembler = WindowAssembler(
             s.window_seconds,
             s.allowed_lateness_seconds,
@@ -236,8 +247,13 @@ class Pipeline:
             await self._dead_letter_partial(record, exc)
             return None
         async with self.lock:
-            self.assembler.merge(partial)
-        return partial.series
+            try:
+                self.assembler.merge(partial)
+                return partial.series
+            except ValueError as exc:  # raised before merging: another window size
+                refused = exc
+        await self._dead_letter_partial(record, refused)
+        return None
 
     async def _dead_letter_partial(self, record: Record, exc: Exception) -> None:
         """A value no worker could have written: to the DLQ, counted, never merged."""

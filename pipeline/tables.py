@@ -11,6 +11,15 @@ Staging: windows close inside :meth:`OwnedView.staged` and their new state
 reaches the table only if the block finishes, i.e. after the closed windows
 were written to ClickHouse. A failed write leaves the table as it was, so the
 same windows close again on the next try instead of being lost.
+
+Encoding: the tables hold raw bytes (Faust's ``raw`` codec for keys and
+values), so restoring a changelog never runs a Faust codec or model lookup on
+what is in the topic. The view does the encoding itself: a key is the JSON
+string Faust's json codec used to write (the same bytes, so the same
+partition and existing changelogs still read), a value is JSON. Reading back
+is checked: a value that is not JSON (at most ``MAX_STATE_BYTES``) raises
+:class:`~pipeline.checked.StateError` for the caller to reject, and a key
+that is not a JSON string is skipped when iterating, counted once.
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from aiokafka.partitioner import murmur2
+
+from pipeline.checked import StateError, parse_json, to_json
+from pipeline.rejections import Rejections
 
 
 def key_bytes(key: str) -> bytes:
@@ -34,20 +46,49 @@ def partition_of(key: str, partitions: int) -> int:
     >>> partition_of('["shop","GET /"]', 6) in range(6)
     True
     """
-    return (murmur2(key_bytes(key)) & 0x7FFFFFFF) % partitions
+    return raw_partition(key_bytes(key), partitions)
+
+
+def raw_partition(raw: bytes, partitions: int) -> int:
+    return (murmur2(raw) & 0x7FFFFFFF) % partitions
+
+
+def key_of(raw: bytes) -> str:
+    """The str key of a table key's bytes; ``StateError`` unless exactly what we write.
+
+    >>> key_of(key_bytes('["shop","GET /"]'))
+    '["shop","GET /"]'
+    """
+    try:
+        key = parse_json(raw)
+    except StateError as exc:
+        raise StateError("bad_key", exc.detail) from None
+    if not isinstance(key, str) or key_bytes(key) != raw:
+        raise StateError("bad_key", "not a JSON string as the worker writes keys")
+    return key
 
 
 class OwnedView(MutableMapping[str, Any]):
-    """Keys of owned partitions only; writes go through unless a staged block is open."""
+    """Keys of owned partitions only; writes go through unless a staged block is open.
+
+    ``table`` maps key bytes to value bytes (a Faust table with the raw codec);
+    the view maps str keys to JSON values (see the module doc).
+    """
 
     def __init__(
-        self, table: MutableMapping[str, Any], partitions: int, owned: Callable[[], set[int]]
+        self,
+        table: MutableMapping[bytes, bytes],
+        partitions: int,
+        owned: Callable[[], set[int]],
+        name: str = "table",
     ) -> None:
         self._table = table
         self._partitions = partitions
         self._owned = owned
-        self._stage: dict[str, Any] | None = None
+        self._stage: dict[str, bytes] | None = None
         self._deleted: set[str] = set()
+        self.rejections = Rejections(name)
+        self._bad_keys: set[bytes] = set()
 
     def _mine(self, key: str) -> bool:
         return partition_of(key, self._partitions) in self._owned()
@@ -57,31 +98,47 @@ class OwnedView(MutableMapping[str, Any]):
             if key in self._deleted:
                 raise KeyError(key)
             if key in self._stage:
-                return self._stage[key]
+                return parse_json(self._stage[key])
         if not self._mine(key):
             raise KeyError(key)
-        return self._table[key]
+        return parse_json(self._table[key_bytes(key)])
 
     def __setitem__(self, key: str, value: Any) -> None:
+        # Encoded now: a value JSON cannot hold fails the close that wrote it, at once.
+        raw = to_json(value)
         if self._stage is not None:
-            self._stage[key] = value
+            self._stage[key] = raw
             self._deleted.discard(key)
         else:
-            self._table[key] = value
+            self._table[key_bytes(key)] = raw
 
     def __delitem__(self, key: str) -> None:
         if self._stage is not None:
             self._deleted.add(key)
             self._stage.pop(key, None)
         else:
-            del self._table[key]
+            del self._table[key_bytes(key)]
 
     def __iter__(self) -> Iterator[str]:
         owned = self._owned()
-        keys = {k for k in self._table if partition_of(k, self._partitions) in owned}
+        keys = {
+            key
+            for raw in list(self._table)
+            if raw_partition(raw, self._partitions) in owned and (key := self._key(raw)) is not None
+        }
         if self._stage is not None:
             keys = (keys | set(self._stage)) - self._deleted
         return iter(sorted(keys))
+
+    def _key(self, raw: bytes) -> str | None:
+        """A stored key's str, or None (counted once per key) when it is not one of ours."""
+        try:
+            return key_of(raw)
+        except StateError as exc:
+            if raw not in self._bad_keys:
+                self._bad_keys.add(raw)
+                self.rejections.reject(raw, exc, "skipped")
+            return None
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -96,6 +153,6 @@ class OwnedView(MutableMapping[str, Any]):
         finally:
             self._stage, self._deleted = None, set()
         for key, value in stage.items():
-            self._table[key] = value
+            self._table[key_bytes(key)] = value
         for key in deleted:
-            self._table.pop(key, None)
+            self._table.pop(key_bytes(key), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import uuid
 from typing import Any
@@ -65,6 +66,21 @@ def format_alert(message: dict[str, Any]) -> str:
     )
 
 
+def read_alert(value: bytes | None) -> dict[str, Any] | None:
+    """The alert a record holds, or None when it is not one (not JSON, not the schema)."""
+    import jsonschema
+
+    from pipeline.alerts import validate_message
+    from pipeline.checked import StateError, parse_json
+
+    try:
+        message = parse_json(value or b"")
+        validate_message(message)
+    except (StateError, jsonschema.ValidationError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
 def run_tail(args: argparse.Namespace) -> int:
     """Consume and print until --max, --timeout or Ctrl-C."""
     from confluent_kafka import Consumer
@@ -95,7 +111,11 @@ def run_tail(args: argparse.Namespace) -> int:
             record = consumer.poll(0.5)
             if record is None or record.error() is not None:
                 continue
-            message = json.loads(record.value() or b"{}")
+            message = read_alert(record.value())
+            if message is None:  # the topic is writable by others: skip, never stop
+                where = f"{record.topic()}[{record.partition()}]@{record.offset()}"
+                print(f"skipped {where}: not an alert message", file=sys.stderr, flush=True)
+                continue
             print(json.dumps(message) if args.json else format_alert(message), flush=True)
             seen += 1
     finally:

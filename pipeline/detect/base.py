@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Features = Mapping[str, float]
 Direction = Literal["up", "down", "both"]
@@ -172,3 +172,18 @@ class Detector(ABC):
     def explain_one(self, x: Features) -> tuple[Deviation, ...]:
         """Metrics of ``x`` that deviate past the alert threshold, if the detector can tell."""
         return ()
+
+    @abstractmethod
+    def to_state(self) -> dict[str, Any]:
+        """The learned state as JSON-safe values, tagged ``kind`` and format version ``v``.
+
+        The configuration is not part of it: the worker's own rebuilds the detector.
+        """
+
+    @abstractmethod
+    def load_state(self, state: object) -> None:
+        """Load :meth:`to_state` output (untrusted: checked, see ``pipeline.checked``).
+
+        Called on a detector freshly built from the configuration; raises
+        ``StateError`` on anything it does not accept.
+        """

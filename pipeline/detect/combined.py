@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from pipeline.checked import StateError, count, header, items, number
 from pipeline.detect.base import Detector, Deviation, Features
+
+#: Length of the Mersenne Twister state ``random.getstate()`` returns (version 3).
+_MT_WORDS = 625
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,21 @@ class CombinedDetector(Detector):
                 seen.setdefault(dev.name, dev)
         return tuple(seen.values())
 
+    #: Format version of :meth:`to_state`.
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """Each member's own state, in member order."""
+        members = [m.to_state() for m in self.members]
+        return {"kind": self.name, "v": self.STATE_VERSION, "members": members}
+
+    def load_state(self, state: object) -> None:
+        """As many member states as members, each checked by its member (kind included)."""
+        data = header(state, self.name, self.STATE_VERSION, ["members"])
+        members = items(data["members"], "members", len(self.members))
+        for member, value in zip(self.members, members, strict=True):
+            member.load_state(value)
+
 
 @dataclass(frozen=True)
 class RandomConfig:
@@ -90,3 +109,26 @@ class RandomDetector(Detector):
     def learn_one(self, x: Features) -> None:
         """Draw the next window's score."""
         self.next_score = self.rng.random()
+
+    #: Format version of :meth:`to_state`.
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """The generator's state (its 625 words) and the pre-drawn score."""
+        words = self.rng.getstate()[1]
+        return {
+            "kind": self.name,
+            "v": self.STATE_VERSION,
+            "rng": list(words),
+            "next": self.next_score,
+        }
+
+    def load_state(self, state: object) -> None:
+        data = header(state, self.name, self.STATE_VERSION, ["rng", "next"])
+        raw = items(data["rng"], "rng", _MT_WORDS)
+        words = [count(w, "rng", 2**32 - 1) for w in raw[:-1]]
+        position = count(raw[-1], "rng", _MT_WORDS - 1)
+        if not any(words):
+            raise StateError("schema", "rng: an all-zero Mersenne Twister state")
+        self.rng.setstate((3, (*words, position), None))
+        self.next_score = number(data["next"], "next", 0.0, 1.0)

@@ -9,10 +9,24 @@ other detectors.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.checked import (
+    StateError,
+    count,
+    flag,
+    header,
+    items,
+    number,
+    per_name,
+    record,
+    some_names,
+)
 from pipeline.detect.base import WINDOW_SPECS, Detector, Features, FeatureSpec, read, z_to_score
+from pipeline.detect.expectation import MAX_VALUE
 
 
 @dataclass(frozen=True)
@@ -99,3 +113,103 @@ class HstDetector(Detector):
         self.scaler.learn_one(vec)
         self.trees.learn_one(self.scaler.transform_one(vec))
         self.last = vec
+
+    #: Format version of :meth:`to_state`.
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """Calibration, last values, the scaler's range and every tree node (depth-first)."""
+        trees = self.trees
+        return {
+            "kind": self.name,
+            "v": self.STATE_VERSION,
+            "n": self.n,
+            "mean": self.mean,
+            "mad": self.mad,
+            "last": dict(self.last),
+            # Scoring before any learning leaves infinite placeholders: not state.
+            "min": _finite(self.scaler.min),
+            "max": _finite(self.scaler.max),
+            "trees": None if not trees.trees else _trees_state(trees, self._names()),
+        }
+
+    def load_state(self, state: object) -> None:
+        """The trees' shape (count, height) is the configuration's, node values are checked."""
+        keys = ["n", "mean", "mad", "last", "min", "max", "trees"]
+        data = header(state, self.name, self.STATE_VERSION, keys)
+        names = self._names()
+
+        def value(v: object, where: str) -> float:
+            return number(v, where, -MAX_VALUE, MAX_VALUE)
+
+        self.n = count(data["n"], "n")
+        self.mean = value(data["mean"], "mean")
+        self.mad = number(data["mad"], "mad", 0.0, MAX_VALUE)
+        self.last = per_name(data["last"], "last", names, value)
+        for k, v in some_names(data["min"], "min", names, value).items():
+            self.scaler.min[k].update(v)
+        for k, v in some_names(data["max"], "max", names, value).items():
+            self.scaler.max[k].update(v)
+        if data["trees"] is not None:
+            _load_trees(self.trees, data["trees"], names)
+
+    def _names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+
+def _finite(stats: dict[str, Any]) -> dict[str, float]:
+    return {k: m.get() for k, m in stats.items() if math.isfinite(m.get())}
+
+
+def _trees_state(hst: Any, names: list[str]) -> dict[str, Any]:
+    """River's trees as ``[feature index or -1 for a leaf, threshold, l_mass, r_mass]`` rows."""
+    from river.tree.padded import PaddedBranch
+
+    index = {name: i for i, name in enumerate(names)}
+
+    def row(node: Any) -> list[Any]:
+        if isinstance(node, PaddedBranch):
+            return [index[node.feature], node.threshold, node.l_mass, node.r_mass]
+        return [-1, 0.0, node.l_mass, node.r_mass]
+
+    return {
+        "counter": hst.counter,
+        "first_window": hst._first_window,
+        "nodes": [[row(node) for node in nodes] for nodes in hst._tree_nodes],
+    }
+
+
+def _load_trees(hst: Any, value: object, names: list[str]) -> None:
+    data = record(value, "trees", ["counter", "first_window", "nodes"])
+    limit = hst.window_size
+    size = 2 ** (hst.height + 1) - 1
+    rows = items(data["nodes"], "trees.nodes", hst.n_trees)
+    hst.trees = [_tree(items(t, "tree", size), hst.height, limit, names) for t in rows]
+    hst._tree_nodes = [list(t.iter_dfs()) for t in hst.trees]
+    hst.counter = count(data["counter"], "trees.counter", limit - 1)
+    hst._first_window = flag(data["first_window"], "trees.first_window")
+
+
+def _tree(rows: Sequence[Any], height: int, mass: int, names: list[str]) -> Any:
+    """Rebuild one tree from its depth-first rows (a complete binary tree of ``height``)."""
+    from river.tree.padded import PaddedBranch, PaddedLeaf
+
+    it = iter(rows)
+
+    def build(depth: int) -> Any:
+        feature, threshold, l_mass, r_mass = items(next(it), "trees.node", 4)
+        masses = {
+            "l_mass": count(l_mass, "trees.node.l_mass", mass),
+            "r_mass": count(r_mass, "trees.node.r_mass", mass),
+        }
+        if depth == height:
+            if feature != -1:
+                raise StateError("schema", "trees: a leaf where the height ends")
+            return PaddedLeaf(**masses)
+        on = count(feature, "node.feature", len(names) - 1)
+        at = number(threshold, "node.threshold", 0.0, 1.0)
+        left = build(depth + 1)
+        right = build(depth + 1)
+        return PaddedBranch(left, right, names[on], at, **masses)
+
+    return build(0)

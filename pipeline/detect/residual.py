@@ -16,7 +16,9 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+from pipeline.checked import count, header, number, numbers, per_name, record
 from pipeline.detect.base import (
     WINDOW_SPECS,
     Detector,
@@ -26,6 +28,7 @@ from pipeline.detect.base import (
     read,
     z_to_score,
 )
+from pipeline.detect.expectation import MAX_VALUE, Ewma, HoltWinters
 
 
 @dataclass(frozen=True)
@@ -92,69 +95,9 @@ class SeasonalConfig(RobustConfig):
     hw_gamma: float = 0.2
 
 
-class _Ewma:
-    """Exponentially weighted level, with a running mean during warm-up."""
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.level = 0.0
-        self.n = 0
-
-    def ready(self) -> bool:
-        return self.n > 0
-
-    def expected(self) -> float:
-        return self.level
-
-    def update(self, v: float) -> None:
-        self.n += 1
-        self.level += max(self.alpha, 1.0 / self.n) * (v - self.level)
-
-    def shift(self, delta: float) -> None:
-        self.level += delta
-
-
-class _HoltWinters:
-    """River's additive-trend, multiplicative-season Holt-Winters on ``v + 1``.
-
-    The offset keeps values positive (the multiplicative form divides by the
-    season); River's additive form initialises its season wrongly (``y / level``).
-    """
-
-    OFFSET = 1.0
-
-    def __init__(self, cfg: SeasonalConfig) -> None:
-        from river.time_series import HoltWinters
-
-        self.model = HoltWinters(
-            alpha=cfg.hw_alpha,
-            beta=cfg.hw_beta,
-            gamma=cfg.hw_gamma,
-            seasonality=cfg.season_length,
-            multiplicative=True,
-        )
-        self.last = 0.0
-
-    def ready(self) -> bool:
-        return bool(self.model._initialized)
-
-    def expected(self) -> float:
-        if not self.ready():
-            return self.last
-        return float(self.model.forecast(1)[0]) - self.OFFSET
-
-    def update(self, v: float) -> None:
-        self.last = v
-        self.model.learn_one(max(v, 0.0) + self.OFFSET)
-
-    def shift(self, delta: float) -> None:
-        season = self.model.season[-self.model.seasonality]
-        self.model.level[-1] += delta / season
-
-
 @dataclass
 class _FeatureState:
-    model: _Ewma | _HoltWinters
+    model: Ewma | HoltWinters
     mad: float = 0.0
     n: int = 0
     streak: int = 0
@@ -162,6 +105,19 @@ class _FeatureState:
     cusum_up: float = 0.0
     cusum_down: float = 0.0
     sign: float = 1.0
+
+
+def _feature_state(st: _FeatureState) -> dict[str, Any]:
+    return {
+        "model": st.model.to_state(),
+        "mad": st.mad,
+        "n": st.n,
+        "streak": st.streak,
+        "recent": list(st.recent),
+        "cusum_up": st.cusum_up,
+        "cusum_down": st.cusum_down,
+        "sign": st.sign,
+    }
 
 
 class ResidualDetector(Detector):
@@ -172,8 +128,40 @@ class ResidualDetector(Detector):
         self.specs = specs
         self.states = {s.name: self._new_state() for s in specs}
 
-    def _new_model(self) -> _Ewma | _HoltWinters:
-        return _Ewma(self.config.alpha)
+    def _new_model(self) -> Ewma | HoltWinters:
+        return Ewma(self.config.alpha)
+
+    #: Format version of :meth:`to_state`.
+    STATE_VERSION = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """Per feature: the expectation model, the noise scale, the CUSUMs and recent values."""
+        return {
+            "kind": self.name,
+            "v": self.STATE_VERSION,
+            "features": {name: _feature_state(st) for name, st in self.states.items()},
+        }
+
+    def load_state(self, state: object) -> None:
+        """Exactly this detector's features; ``recent`` no longer than the rebaseline streak."""
+        data = header(state, self.name, self.STATE_VERSION, ["features"])
+        names = [s.name for s in self.specs]
+        self.states = per_name(data["features"], "features", names, self._load_feature)
+
+    def _load_feature(self, value: object, where: str) -> _FeatureState:
+        keys = ["model", "mad", "n", "streak", "recent", "cusum_up", "cusum_down", "sign"]
+        data = record(value, where, keys)
+        st = self._new_state()
+        st.model.load_state(data["model"], f"{where}.model")
+        st.mad = number(data["mad"], f"{where}.mad", 0.0, MAX_VALUE)
+        st.n = count(data["n"], f"{where}.n")
+        st.streak = count(data["streak"], f"{where}.streak")
+        limit = self.config.rebaseline_after
+        st.recent.extend(numbers(data["recent"], f"{where}.recent", limit, -MAX_VALUE, MAX_VALUE))
+        st.cusum_up = number(data["cusum_up"], f"{where}.cusum_up", 0.0, MAX_VALUE)
+        st.cusum_down = number(data["cusum_down"], f"{where}.cusum_down", 0.0, MAX_VALUE)
+        st.sign = number(data["sign"], f"{where}.sign", -1.0, 1.0)
+        return st
 
     def _new_state(self) -> _FeatureState:
         return _FeatureState(self._new_model(), recent=deque(maxlen=self.config.rebaseline_after))
@@ -264,7 +252,7 @@ class ResidualDetector(Detector):
             v = read(spec, x)
             st = self.states[spec.name]
             if v is None:
-                if isinstance(st.model, _HoltWinters):
+                if isinstance(st.model, HoltWinters):
                     # Holt-Winters needs one value per window to keep its season aligned.
                     st.model.update(st.model.expected())
                 continue
@@ -352,5 +340,6 @@ class SeasonalDetector(ResidualDetector):
     ) -> None:
         super().__init__(config or SeasonalConfig(), specs)
 
-    def _new_model(self) -> _Ewma | _HoltWinters:
-        return _HoltWinters(self.config)
+    def _new_model(self) -> Ewma | HoltWinters:
+        cfg = self.config
+        return HoltWinters(cfg.hw_alpha, cfg.hw_beta, cfg.hw_gamma, cfg.season_length)

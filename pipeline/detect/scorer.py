@@ -3,20 +3,23 @@
 The worker closes a window, calls :meth:`WindowScorer.score` with the window's
 RED features and gets a :class:`Verdict`; the model learns the window right
 after scoring it. :meth:`WindowScorer.dumps` / :meth:`WindowScorer.loads`
-persist every model so a restarted worker scores exactly as before.
+persist every model so a restarted worker scores exactly as before, as
+versioned JSON checked field by field (``pipeline.checked``; never pickle).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline.checked import StateError, items, parse_json, record, text, to_json
 from pipeline.detect.base import WARNING_SCORE, Detector, Features, Severity, severity_of
 from pipeline.detect.registry import build_detector
+from pipeline.detect.state import from_state
 
 SeriesKey = tuple[str, str]
-_STATE_VERSION = 1
+#: Version 1 was a pickle: never read (loading it could run code), rejected as ``version``.
+_STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -79,20 +82,38 @@ class WindowScorer:
         )
 
     def dumps(self) -> bytes:
-        """Every series' model state, for the worker to persist."""
-        return pickle.dumps((_STATE_VERSION, self.config, self.models))
+        """Every series' model state as JSON, for the worker to persist."""
+        return to_json(
+            {
+                "v": _STATE_VERSION,
+                "detector": self.config.detector,
+                "params": dict(self.config.params),
+                "models": [[s, o, m.to_state()] for (s, o), m in self.models.items()],
+            }
+        )
 
     @classmethod
-    def loads(cls, blob: bytes) -> WindowScorer:
+    def loads(cls, blob: bytes, config: ScorerConfig | None = None) -> WindowScorer:
         """A scorer restored from :meth:`dumps`; it scores exactly as the original would.
 
-        Only load blobs this process family wrote: the format is pickle.
+        The detectors are built from ``config`` (default :class:`ScorerConfig`), not
+        from the blob, which must name the same detector and parameters; every model
+        state is checked. Raises :class:`~pipeline.checked.StateError`.
         """
-        version, config, models = pickle.loads(blob)
-        if version != _STATE_VERSION:
-            raise ValueError(f"unsupported scorer state version {version}")
         scorer = cls(config)
-        scorer.models = models
+        data = parse_json(blob)
+        if not isinstance(data, dict) or data.get("v") != _STATE_VERSION:
+            raise StateError("version", f"scorer state version {str(data)[:40]!r}")
+        data = record(data, "scorer", ["v", "detector", "params", "models"])
+        stored = (data["detector"], data["params"])
+        if stored != (scorer.config.detector, dict(scorer.config.params)):
+            raise StateError("kind", f"stored for {str(stored)[:200]!r}, not {scorer.config}")
+        if not isinstance(data["models"], list):
+            raise StateError("schema", "scorer.models: expected a list")
+        for entry in data["models"]:
+            service, operation, state = items(entry, "scorer.models[]", 3)
+            key = (text(service, "scorer.models[]"), text(operation, "scorer.models[]"))
+            scorer.models[key] = from_state(state, scorer._factory())
         return scorer
 
 

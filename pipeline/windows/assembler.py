@@ -109,13 +109,16 @@ partial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pipeline.checked import StateError
 from pipeline.clock import Clock
+from pipeline.rejections import Rejections
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import NS_PER_S, Partial, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
@@ -237,6 +240,7 @@ class WindowAssembler:
         self.max_empty_windows = max_empty_windows
         self.max_exemplars = max_exemplars
         self._store: Store = {} if store is None else store
+        self.rejections = Rejections("windows")
         self._series: dict[str, SeriesState] = {}
         self._sources: dict[int, _Source] = {}
         self._watermark_ns: int | None = None
@@ -264,7 +268,8 @@ class WindowAssembler:
         stage, so its watermark starts over, as after a restart (module doc).
         """
         before = self._series
-        self._series = {key: SeriesState.from_dict(value) for key, value in self._store.items()}
+        loaded = ((key, self._stored(key)) for key in list(self._store))
+        self._series = {key: state for key, state in loaded if state is not None}
         now = self.clock.now()
         if self._started_at is None and self._recovered_at is None and self._series:
             self._recovered_at = now
@@ -277,8 +282,25 @@ class WindowAssembler:
             self._loaded_at.pop(key, None)
 
     def _stored(self, key: str) -> SeriesState | None:
-        value = self._store.get(key)
-        return None if value is None else SeriesState.from_dict(value)
+        """The stored series, or None; a value that does not parse is rejected and deleted.
+
+        The store is restored from a changelog topic: untrusted. Deleting writes a
+        tombstone, so the bad record is counted once and compacted away; its series
+        starts over, every other one is unaffected.
+        """
+        try:
+            value = self._store.get(key)
+            if value is None:
+                return None
+            state = SeriesState.from_dict(value)
+            if series_key(state.service, state.operation) != key:
+                raise StateError("schema", "the series named in the value is not its key's")
+            return state
+        except StateError as exc:
+            self.rejections.reject(key, exc, "deleted; the series starts over")
+            with contextlib.suppress(KeyError):  # not pop(): it would read the value again
+                del self._store[key]
+            return None
 
     def state(self, service: str, operation: str) -> SeriesState | None:
         """The current state of one series (for inspection and tests)."""

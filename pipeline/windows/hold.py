@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from pipeline.checked import count, parse_json, record
+
 
 @dataclass(frozen=True)
 class Hold:
@@ -30,4 +32,6 @@ class Hold:
 
     @classmethod
     def from_json(cls, value: bytes) -> Hold:
-        return cls(int(json.loads(value)["hold"]))
+        """Checked (``StateError``, a ValueError): a partials record is untrusted."""
+        data = record(parse_json(value), "hold", ["hold"])
+        return cls(count(data["hold"], "hold", 2**31 - 1))

@@ -34,15 +34,17 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.checked import StateError, count, int64, number, parse_json, record, text
 from pipeline.otlp._heads import RedAcc, window_add
 from pipeline.otlp.heads import SpanFacts
 from pipeline.windows.sketch import DEFAULT_MAX_BINS, LatencySketch
-from pipeline.windows.stats import NS_PER_MS, Exemplar, WindowStats
+from pipeline.windows.stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
 
 NS_PER_S = 1_000_000_000
 # The window sketch's bucket scale, computed as LatencySketch computes it.
@@ -113,14 +115,35 @@ class Partial:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Partial:
-        """Rebuild from :meth:`to_dict` output."""
-        fields = dict(data)
-        fields["sketch"] = LatencySketch.from_dict(data["sketch"])
-        fields["exemplars"] = tuple(
-            Exemplar(str(t), int(d), bool(e)) for t, d, e in data["exemplars"]
+    def from_dict(cls, data: object) -> Partial:
+        """Rebuild from :meth:`to_dict` output, checked: a partials record is untrusted.
+
+        ``StateError`` (a ValueError) unless every field has its type and range, and
+        the sketch the accuracy and size every worker writes (so it always merges).
+        """
+        d = record(data, "partial", _FIELDS)
+        sketch = LatencySketch.from_dict(d["sketch"])
+        if (sketch.gamma, sketch.max_bins) != (_SKETCH_GAMMA, DEFAULT_MAX_BINS):
+            raise StateError("schema", "partial.sketch: not the pipeline's accuracy and size")
+        requests = count(d["requests"], "partial.requests")
+        first, last = count(d["first_offset"], "offset"), count(d["last_offset"], "offset")
+        if first > last:
+            raise StateError("schema", "partial: first_offset after last_offset")
+        return cls(
+            service=text(d["service"], "partial.service"),
+            operation=text(d["operation"], "partial.operation"),
+            window_start_ns=int64(d["window_start_ns"], "partial.window_start_ns"),
+            window_end_ns=int64(d["window_end_ns"], "partial.window_end_ns"),
+            requests=requests,
+            errors=count(d["errors"], "partial.errors", requests),
+            sketch=sketch,
+            max_ms=number(d["max_ms"], "partial.max_ms", 0.0),
+            exemplars=exemplars(d["exemplars"], MAX_EXEMPLARS),
+            source_partition=count(d["source_partition"], "partial.source_partition", 2**31 - 1),
+            first_offset=first,
+            last_offset=last,
+            watermark_ns=int64(d["watermark_ns"], "partial.watermark_ns"),
         )
-        return cls(**fields)
 
     def to_json(self) -> bytes:
         """Canonical bytes (sorted keys, no spaces): equal partials give equal bytes."""
@@ -129,7 +152,11 @@ class Partial:
     @classmethod
     def from_json(cls, raw: bytes) -> Partial:
         """Parse :meth:`to_json` output."""
-        return cls.from_dict(json.loads(raw))
+        return cls.from_dict(parse_json(raw))
+
+
+_FIELDS = [f.name for f in dataclasses.fields(Partial)]
+_SKETCH_GAMMA = LatencySketch().gamma
 
 
 class PartialAggregator:

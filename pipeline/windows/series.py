@@ -16,9 +16,11 @@ Kafka keeps for one producer and one key (use an idempotent producer).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.checked import StateError, count, int64, items, record, text
 from pipeline.windows.partial import Partial
 from pipeline.windows.stats import WindowStats
 
@@ -160,14 +162,44 @@ class SeriesState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeriesState:
-        """Rebuild from :meth:`to_dict` output."""
+    def from_dict(cls, data: object) -> SeriesState:
+        """Rebuild from :meth:`to_dict` output, checked: the windows table's changelog is
+        untrusted input (``StateError`` for anything :meth:`to_dict` would not write)."""
+        keys = ["service", "operation", "windows", "through"]
+        d = record(data, "series", [*keys, "closed_until_ns", "empty_run", "pending_late"])
+        windows = _pairs(d["windows"], "series.windows", MAX_OPEN_WINDOWS, 2)
+        through = _pairs(d["through"], "series.through", MAX_SOURCES, 3)
+        closed = d["closed_until_ns"]
         return cls(
-            service=data["service"],
-            operation=data["operation"],
-            windows={int(s): WindowStats.from_dict(w) for s, w in data["windows"]},
-            through={int(p): (int(last), tuple(st)) for p, last, st in data["through"]},
-            closed_until_ns=data["closed_until_ns"],
-            empty_run=int(data["empty_run"]),
-            pending_late=int(data["pending_late"]),
+            service=text(d["service"], "series.service"),
+            operation=text(d["operation"], "series.operation"),
+            windows={int64(s, "series.windows[]"): WindowStats.from_dict(w) for s, w in windows},
+            through={
+                count(p, "series.through[]", MAX_SOURCES): (
+                    count(last, "series.through[]"),
+                    _starts(st),
+                )
+                for p, last, st in through
+            },
+            closed_until_ns=None if closed is None else int64(closed, "series.closed_until_ns"),
+            empty_run=count(d["empty_run"], "series.empty_run"),
+            pending_late=count(d["pending_late"], "series.pending_late"),
         )
+
+
+#: Bounds on a stored series (far above what the assembler keeps: it closes windows
+#: within the allowed lateness, and sources are input partitions).
+MAX_OPEN_WINDOWS = 100_000
+MAX_SOURCES = 100_000
+
+
+def _pairs(value: object, where: str, limit: int, width: int) -> list[Sequence[Any]]:
+    if not isinstance(value, list) or len(value) > limit:
+        raise StateError("schema", f"{where}: a list of at most {limit}")
+    return [items(v, f"{where}[]", width) for v in value]
+
+
+def _starts(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_OPEN_WINDOWS:
+        raise StateError("schema", f"series.through[]: at most {MAX_OPEN_WINDOWS} window starts")
+    return tuple(int64(v, "series.through[]") for v in value)

@@ -26,8 +26,12 @@ from itertools import pairwise
 from math import ceil, log
 from typing import Any
 
+from pipeline.checked import MAX_COUNT, StateError, count, number, record
+
 DEFAULT_RELATIVE_ACCURACY = 0.01
 DEFAULT_MAX_BINS = 2048
+#: Most buckets a sketch read from Kafka may declare (the pipeline writes the default).
+MAX_BINS_LIMIT = 4 * DEFAULT_MAX_BINS
 #: Values at or below this (in milliseconds: one picosecond) land in the zero bucket.
 MIN_VALUE_MS = 1e-9
 
@@ -195,16 +199,42 @@ class LatencySketch:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
-        """Rebuild a sketch from :meth:`to_dict` output."""
-        sketch = cls(float(data["a"]), int(data["m"]))
+    def from_dict(cls, data: object) -> LatencySketch:
+        """Rebuild a sketch from :meth:`to_dict` output, checked (it comes from Kafka).
+
+        Raises :class:`~pipeline.checked.StateError` unless every field has its type
+        and range: bucket keys whose value ``gamma**key`` a float holds, at most
+        ``max_bins`` buckets (at most :data:`MAX_BINS_LIMIT`), counts adding up.
+        """
+        d = record(data, "sketch", ["a", "m", "n", "z", "lo", "hi", "k", "c"])
+        accuracy = number(d["a"], "sketch.a", 1e-6, 0.5)
+        max_bins = _int(d["m"], "sketch.m", 1, MAX_BINS_LIMIT)
+        sketch = cls(accuracy, max_bins)
+        deltas, counts = d["k"], d["c"]
+        if not isinstance(deltas, list) or not isinstance(counts, list):
+            raise StateError("schema", "sketch.k and sketch.c must be lists")
+        if len(deltas) != len(counts) or len(deltas) > max_bins:
+            raise StateError("schema", f"sketch: {len(deltas)} buckets, at most {max_bins}")
+        # gamma**key must stay a finite float: |key| * ln(gamma) well under ln(1.8e308).
+        limit = int(600 / math.log(sketch.gamma))
         key = 0
-        for i, (delta, n) in enumerate(zip(data["k"], data["c"], strict=True)):
-            key = delta if i == 0 else key + delta
-            sketch._bins[int(key)] = int(n)
-        sketch.count = int(data["n"])
-        sketch.zeros = int(data["z"])
+        for i, (delta, n) in enumerate(zip(deltas, counts, strict=True)):
+            step = _int(delta, "sketch.k", -limit, 2 * limit)
+            key = step if i == 0 else key + step
+            if not -limit <= key <= limit or (i and step <= 0):
+                raise StateError("schema", "sketch.k: keys out of range or not increasing")
+            sketch._bins[key] = count(n, "sketch.c", MAX_COUNT)
+        sketch.count = count(d["n"], "sketch.n", MAX_COUNT)
+        sketch.zeros = count(d["z"], "sketch.z", MAX_COUNT)
+        if sketch.zeros + sum(sketch._bins.values()) != sketch.count:
+            raise StateError("schema", "sketch: bucket counts and zeros do not add up to n")
         if sketch.count:
-            sketch.min = float(data["lo"])
-            sketch.max = float(data["hi"])
+            sketch.min = number(d["lo"], "sketch.lo", 0.0)
+            sketch.max = number(d["hi"], "sketch.hi", sketch.min)
         return sketch
+
+
+def _int(value: object, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise StateError("schema", f"{where}: expected an int in [{lo}, {hi}]")
+    return value

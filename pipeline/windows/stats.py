@@ -17,9 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from pipeline.checked import StateError, count, flag, items, record
 from pipeline.windows.sketch import LatencySketch
 
 NS_PER_MS = 1_000_000
+#: Bounds on what a stored or received window may claim (the pipeline keeps 3 exemplars
+#: of 32-hex-digit trace ids).
+MAX_EXEMPLARS = 100
+MAX_TRACE_ID = 64
 
 
 class Exemplar(NamedTuple):
@@ -33,6 +38,21 @@ class Exemplar(NamedTuple):
     def rank(self) -> tuple[bool, int, str]:
         """Sort key: error traces first, then the slowest, ties by trace id."""
         return (not self.is_error, -self.duration_ns, self.trace_id)
+
+
+def exemplars(value: object, limit: int) -> tuple[Exemplar, ...]:
+    """Checked ``[trace_id, duration_ns, is_error]`` lists, at most ``limit`` of them."""
+    if not isinstance(value, list) or len(value) > limit:
+        raise StateError("schema", f"exemplars: a list of at most {limit}")
+    out = []
+    for item in value:
+        trace_id, duration_ns, is_error = items(item, "exemplars[]", 3)
+        if not isinstance(trace_id, str) or len(trace_id) > MAX_TRACE_ID:
+            raise StateError("schema", f"exemplars[]: a trace id of at most {MAX_TRACE_ID} chars")
+        out.append(
+            Exemplar(trace_id, count(duration_ns, "exemplars[]"), flag(is_error, "exemplars[]"))
+        )
+    return tuple(out)
 
 
 def best_exemplars(candidates: Iterable[Exemplar], limit: int) -> tuple[Exemplar, ...]:
@@ -104,13 +124,16 @@ class WindowStats:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WindowStats:
-        """Rebuild from :meth:`to_dict` output."""
-        stats = cls(int(data["max_exemplars"]), LatencySketch.from_dict(data["sketch"]))
-        stats.requests = int(data["requests"])
-        stats.errors = int(data["errors"])
-        stats.max_ns = int(data["max_ns"])
-        stats.exemplars = tuple(Exemplar(str(t), int(d), bool(e)) for t, d, e in data["exemplars"])
+    def from_dict(cls, data: object) -> WindowStats:
+        """Rebuild from :meth:`to_dict` output, checked (``StateError``: it comes from Kafka)."""
+        keys = ["requests", "errors", "max_ns", "sketch", "max_exemplars", "exemplars"]
+        d = record(data, "stats", keys)
+        limit = count(d["max_exemplars"], "stats.max_exemplars", MAX_EXEMPLARS)
+        stats = cls(limit, LatencySketch.from_dict(d["sketch"]))
+        stats.requests = count(d["requests"], "stats.requests")
+        stats.errors = count(d["errors"], "stats.errors", stats.requests)
+        stats.max_ns = count(d["max_ns"], "stats.max_ns")
+        stats.exemplars = exemplars(d["exemplars"], limit)
         return stats
 
     def __eq__(self, other: object) -> bool:

@@ -9,6 +9,10 @@ partition of every changelog write).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import math
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import Message
 from prometheus_client import REGISTRY
 
 from pipeline.app import Pipeline
@@ -24,12 +29,13 @@ from pipeline.model import Span
 from pipeline.partials_log import MemoryPartialsLog
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
-from pipeline.tables import partition_of
+from pipeline.tables import key_bytes, key_of, raw_partition
 from pipeline.testing.clock import ManualClock
 from pipeline.windows.assembler import series_key
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial, PartialAggregator
 from pipeline.windows.series import SeriesState
+from tests.unit.detect.test_state import marker_pickle
 
 pytestmark = pytest.mark.agent
 NS = 1_000_000_000
@@ -61,11 +67,22 @@ def span(ts_s: float, ms: float, operation: str = "GET /cart") -> Span:
     )  # fmt: skip
 
 
-def partials(source: int, spans: list[tuple[float, float]]) -> list[Partial]:
+def partials(
+    source: int, spans: list[tuple[float, float]], operations: Sequence[str] = ("GET /cart",)
+) -> list[Partial]:
+    """One cut of ``spans``, each span once per operation."""
     agg = PartialAggregator(60, source)
-    for offset, (ts, ms) in enumerate(spans):
-        agg.add(span(ts, ms), offset)
+    offset = 0
+    for ts, ms in spans:
+        for operation in operations:
+            agg.add(span(ts, ms, operation), offset)
+            offset += 1
     return agg.cut()
+
+
+def table_value(table: Mapping[bytes, bytes], key: str) -> Any:
+    """A table's value as the worker reads it: JSON under the key's JSON bytes."""
+    return json.loads(table[key_bytes(key)])
 
 
 @dataclass
@@ -82,9 +99,9 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stage:
     # The worker already builds its tables on the memory store; nothing to override.
     assert stage.pipeline.app.conf.store.scheme == "memory"
 
-    def send_changelog(partition: int | None, key: str, value: Any, **_: Any) -> Any:
-        stage.changelog.append((key, value))
-        sent = partition_of(key, PARTITIONS) if partition is None else partition
+    def send_changelog(partition: int | None, key: bytes, value: Any, **_: Any) -> Any:
+        stage.changelog.append((key_of(key), value))
+        sent = raw_partition(key, PARTITIONS) if partition is None else partition
         return SimpleNamespace(message=SimpleNamespace(partition=sent))
 
     monkeypatch.setattr(stage.pipeline.windows, "send_changelog", send_changelog)
@@ -117,13 +134,13 @@ def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: S
 
     assert results == [("shop", "GET /cart")] * 4
     key = series_key("shop", "GET /cart")
-    state = SeriesState.from_dict(pipeline.windows[key])
+    state = SeriesState.from_dict(table_value(pipeline.windows, key))
     assert {start // NS: w.requests for start, w in state.windows.items()} == {0: 3, 60: 1}
     assert state.windows[0].max_ns == 30 * 1_000_000
     assert state.through == {0: (2, (0, 60 * NS)), 1: (0, (0,))}
     assert pipeline.assembler.duplicates == 1
     assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
-    assert stage.changelog[-1][1] == pipeline.windows[key]
+    assert stage.changelog[-1][1] == pipeline.windows[key_bytes(key)]
 
 
 def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> None:
@@ -175,14 +192,21 @@ class Closing:
 
 @pytest.fixture
 def closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Closing:
+    return make_closing(tmp_path, monkeypatch)
+
+
+def make_closing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operations: Sequence[str] = ("GET /cart",)
+) -> Closing:
+    """A stage whose series (one per operation) each have one window due."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", partials_partitions=PARTITIONS)
     store = FlakyStore()
     pipeline = Pipeline(settings, store, datadir=str(tmp_path / "faust"))
     writes: list[str] = []
 
-    def send_changelog(partition: int | None, key: str, value: Any, **_: Any) -> Any:
-        writes.append(key)
-        return SimpleNamespace(message=SimpleNamespace(partition=partition_of(key, PARTITIONS)))
+    def send_changelog(partition: int | None, key: bytes, value: Any, **_: Any) -> Any:
+        writes.append(key_of(key))
+        return SimpleNamespace(message=SimpleNamespace(partition=raw_partition(key, PARTITIONS)))
 
     for table in (pipeline.windows, pipeline.detectors):
         monkeypatch.setattr(table, "send_changelog", send_changelog)
@@ -195,7 +219,8 @@ def closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Closing:
     pipeline.partials_log = MemoryPartialsLog(settings.partials_topic, {})
     clock = ManualClock(1_000.0)
     pipeline.assembler.clock = clock
-    asyncio.run(feed(pipeline, [p.to_json() for p in partials(0, [(1.0, 10.0), (2.0, 30.0)])]))
+    cut = partials(0, [(1.0, 10.0), (2.0, 30.0)], operations)
+    asyncio.run(feed(pipeline, [p.to_json() for p in cut]))
     clock.advance(600)  # idle long past the window's end: it is due
     writes.clear()
     return Closing(pipeline, store, writes, series_key("shop", "GET /cart"))
@@ -205,11 +230,11 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     closing: Closing,
 ) -> None:
     pipeline, store = closing.pipeline, closing.store
-    before = (pipeline.windows[closing.key], dict(pipeline.detectors))
+    before = (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors))
     store.down = True
     asyncio.run(pipeline._close())
     assert closing.writes == []  # neither the windows nor the detectors table moved
-    assert (pipeline.windows[closing.key], dict(pipeline.detectors)) == before
+    assert (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors)) == before
 
     store.down = False
     asyncio.run(pipeline._close())
@@ -217,7 +242,7 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     requests = list(rows["Requests"])
     # The window that failed to close closes now, once (then empty windows follow it).
     assert (requests[0], sum(requests)) == (2, 2)
-    assert closing.key in closing.writes and closing.key in pipeline.detectors
+    assert closing.key in closing.writes and key_bytes(closing.key) in pipeline.detectors
 
 
 def test_an_unexpected_error_in_a_close_loses_no_window(
@@ -258,12 +283,12 @@ def test_a_failed_alert_publish_undoes_the_detector_state_too(
     monkeypatch.setattr(pipeline, "_publish", flaky_publish)
     asyncio.run(pipeline._close())
     assert closing.writes == []  # scored, but no detector or window state was kept
-    assert closing.key not in pipeline.detectors
+    assert key_bytes(closing.key) not in pipeline.detectors
     refusing[0] = False
     asyncio.run(pipeline._close())
     first, retry = store.inserted[METRICS_TABLE]
     assert first == retry and store.tokens[0] == store.tokens[1]  # deduplicated by ClickHouse
-    assert closing.key in pipeline.detectors
+    assert key_bytes(closing.key) in pipeline.detectors
 
 
 def test_a_partial_in_hand_when_the_agent_stops_is_not_acked(stage: Stage) -> None:
@@ -303,7 +328,7 @@ def test_a_merged_partial_is_acked(stage: Stage) -> None:
             return bool(event.message.acked)
 
     assert asyncio.run(merge_one())
-    assert series_key("shop", "GET /cart") in pipeline.windows
+    assert key_bytes(series_key("shop", "GET /cart")) in pipeline.windows
 
 
 async def wait_for(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
@@ -315,9 +340,37 @@ async def wait_for(condition: Callable[[], object], what: str, timeout: float = 
         await asyncio.sleep(0.01)
 
 
-@pytest.mark.parametrize(
-    "bad", [b'{"service": "shop"}', b"not json", None], ids=["fields", "json", "tombstone"]
-)
+def bad_partial(**changes: Any) -> bytes:
+    (good,) = partials(0, [(1.0, 10.0)])
+    return json.dumps({**good.to_dict(), **changes}).encode()
+
+
+def bad_sketch(**changes: Any) -> bytes:
+    (good,) = partials(0, [(1.0, 10.0)])
+    return bad_partial(sketch={**good.sketch.to_dict(), **changes})
+
+
+BAD_PARTIALS = {
+    "fields": b'{"service": "shop"}',
+    "json": b"not json",
+    "tombstone": None,
+    "pickle": pickle.dumps({"service": "shop"}),
+    "window-size": bad_partial(window_end_ns=30 * NS),  # ValueError in merge: killed the agent
+    "hold-overflow": b'{"hold": 1e400}',  # OverflowError: killed the agent
+    "hold-type": b'{"hold": "0"}',
+    "nan": bad_partial(max_ms=math.nan),
+    "str-count": bad_partial(requests="1"),
+    "errors-over-requests": bad_partial(errors=5),
+    "extra-field": bad_partial(__class__="x"),
+    "sketch-accuracy": bad_sketch(a=0.3),  # merging it raised ValueError
+    "sketch-key": bad_sketch(k=[10**6], c=[1], n=1),  # gamma**key overflowed when closing
+    "sketch-bins": bad_sketch(m=10**9),
+    "sketch-counts": bad_sketch(n=7),
+    "exemplars": bad_partial(exemplars=[["ab" * 16, 1, False]] * 1000),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_PARTIALS.values()), ids=list(BAD_PARTIALS))
 def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
     stage: Stage, monkeypatch: pytest.MonkeyPatch, bad: bytes | None
 ) -> None:
@@ -383,7 +436,110 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     asyncio.run(feed_with_skips())
 
     assert log.reads == reread
-    state = SeriesState.from_dict(pipeline.windows[series_key("shop", "GET /cart")])
+    state = SeriesState.from_dict(table_value(pipeline.windows, series_key("shop", "GET /cart")))
     assert sum(w.requests for w in state.windows.values()) == 3  # every partial merged once
     after = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
     assert after - before == sum(len(r) for _, r in reread)
+
+
+def rejected(table: str, reason: str) -> float:
+    labels = {"table": table, "reason": reason}
+    return REGISTRY.get_sample_value("spanstream_state_rejected_total", labels) or 0.0
+
+
+def restore(table: Any, key: bytes, value: bytes | None) -> None:
+    """Apply one changelog record as Faust's recovery does: decoded by the changelog
+    topic's codec, then applied to the table."""
+    topic = table.changelog_topic
+    message = Message(topic.get_topic_name(), 0, 0, 0.0, 0, [], key, value, None)
+
+    async def decode() -> Any:
+        return await topic.decode(message)
+
+    table.apply_changelog_batch([asyncio.run(decode())])
+
+
+def legacy_pickle(marker: Path) -> bytes:
+    """What the version 1 worker stored: base64(pickle) in a JSON string, here one that
+    creates ``marker`` when unpickled (the record that ran ``id`` on every worker)."""
+    return json.dumps(base64.b64encode(marker_pickle(marker)).decode()).encode()
+
+
+TAMPERED_DETECTOR_RECORDS: dict[str, tuple[Callable[[Path], bytes], str]] = {
+    "legacy-pickle": (legacy_pickle, "legacy_pickle"),
+    "raw-pickle": (marker_pickle, "bad_json"),
+    "garbage": (lambda _: b"\x80\x04\x95garbage\xff", "bad_json"),
+    "wrong-type": (lambda _: b'{"v": 2, "model": [], "episodes": {}}', "schema"),
+    "nan": (lambda _: b'{"v": 2, "model": {"kind": "robust", "v": 1, "features": NaN}}', "schema"),
+}
+
+
+@pytest.mark.parametrize(
+    ("make_value", "reason"),
+    list(TAMPERED_DETECTOR_RECORDS.values()),
+    ids=list(TAMPERED_DETECTOR_RECORDS),
+)
+def test_a_tampered_detectors_record_is_never_run_and_windows_keep_closing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_value: Callable[[Path], bytes],
+    reason: str,
+) -> None:
+    closing = make_closing(tmp_path, monkeypatch, ("GET /cart", "POST /pay"))
+    pipeline, marker = closing.pipeline, tmp_path / "owned"
+    evil = series_key("shop", "POST /pay")
+    restore(pipeline.detectors, key_bytes(evil), make_value(marker))
+    before = rejected("detectors", reason)
+
+    asyncio.run(pipeline._close())
+
+    assert not marker.exists()
+    assert rejected("detectors", reason) == before + 1
+    (rows,) = closing.store.inserted[METRICS_TABLE]
+    closed = {(op, n) for op, n in zip(rows["SpanName"], rows["Requests"], strict=True) if n}
+    assert closed == {("GET /cart", 2), ("POST /pay", 2)}  # both series closed their window
+    assert json.loads(pipeline.detectors[key_bytes(evil)])["v"] == 2  # replaced, warming up
+    asyncio.run(pipeline._close())
+    assert rejected("detectors", reason) == before + 1
+
+
+def test_a_tampered_windows_record_is_counted_deleted_and_the_other_series_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    closing = make_closing(tmp_path, monkeypatch, ("GET /cart", "POST /pay"))
+    pipeline, marker = closing.pipeline, tmp_path / "owned"
+    evil = series_key("shop", "POST /pay")
+    restore(pipeline.windows, key_bytes(evil), marker_pickle(marker))
+    restore(pipeline.windows, b"\xff not a key", b"{}")
+    before = rejected("windows", "bad_json"), rejected("windows", "bad_key")
+    pipeline.assembler.reload()  # as after the recovery
+
+    asyncio.run(pipeline._close())
+
+    assert not marker.exists()
+    assert (rejected("windows", "bad_json"), rejected("windows", "bad_key")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    (rows,) = closing.store.inserted[METRICS_TABLE]
+    assert {op for op, n in zip(rows["SpanName"], rows["Requests"], strict=True) if n} == {
+        "GET /cart"
+    }
+    assert key_bytes(evil) not in pipeline.windows  # a tombstone: compacted away
+    pipeline.assembler.reload()
+    assert rejected("windows", "bad_key") == before[1] + 1  # counted once, not per reload
+    logged = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(logged) == 2 and all(m.isprintable() and m.isascii() for m in logged)
+
+
+def test_no_faust_codec_decodes_what_the_stage_reads(stage: Stage) -> None:
+    """Raw bytes everywhere: the app's defaults, its topics, both tables' keys and values."""
+    pipeline = stage.pipeline
+    conf = pipeline.app.conf
+    assert (conf.key_serializer, conf.value_serializer) == ("raw", "raw")
+    for table in (pipeline.windows, pipeline.detectors):
+        assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+        topic = table.changelog_topic
+        assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
+    for topic in (pipeline.partials_topic, pipeline.alerts_topic, pipeline.dlq_topic):
+        assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 import types
 from typing import Any
 
 import pytest
 
+from pipeline.alerts import EpisodeTracker, Finding, WindowRef
 from pipeline.commands import alerts
+from pipeline.commands.alerts import format_alert, read_alert
 
 # A service name that, printed raw, erases the line and forges a reassuring one,
 # retitles the terminal and reverses what follows.
@@ -73,3 +76,34 @@ def test_tail_escapes_control_characters_of_names(
     assert "cart\\u001b[2K\\u000d2026-01-01 CRITICAL" in line
     assert "\\u202eevil\\u009b GET /" in line
     assert "exemplars: ab\\u001b[31m" in line
+
+
+# Records that are not alerts: the topic is writable by others.
+def alert_message(service: str = "shop") -> dict[str, object]:
+    window = WindowRef(service, "GET /", 0, 60_000_000_000, ("ab" * 16,))
+    finding = Finding(0.9, "critical", (("p99_ms", 900.0, 100.0),), "robust")
+    alert = EpisodeTracker().observe(window, finding)
+    assert alert is not None
+    return alert.to_message()
+
+
+def test_an_alert_is_read() -> None:
+    message = alert_message()
+    assert read_alert(json.dumps(message).encode()) == message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"\x80\x04garbage",
+        pickle.dumps({"status": "firing"}),
+        b"[1, 2]",
+        b'{"status": "firing"}',
+        json.dumps({**alert_message(), "score": 7}).encode(),
+        b"[" * 100_000,
+    ],
+)
+def test_a_record_that_is_not_an_alert_is_skipped_not_raised(value: bytes | None) -> None:
+    assert read_alert(value) is None

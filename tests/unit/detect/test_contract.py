@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 import random
 
 import pytest
 
 from pipeline.detect.base import Detector
 from pipeline.detect.registry import CONFIGS, DETECTORS, build_detector, params_for
+from pipeline.detect.state import from_state
 
 FAST = {"warmup": "10", "season_length": "24", "window_size": "20", "rebaseline_after": "5"}
 VARIANTS = {
@@ -99,11 +100,11 @@ def test_handles_missing_zero_and_non_finite_features(name: str, x: dict[str, fl
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_pickle_round_trip_scores_identically(name: str) -> None:
+def test_state_round_trip_scores_identically(name: str) -> None:
     rows = stream()
     d = make(name)
     run(d, rows[:130])
-    clone = pickle.loads(pickle.dumps(d))
+    clone = from_state(json.loads(json.dumps(d.to_state())), make(name))
     assert run(clone, rows[130:]) == run(d, rows[130:])
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pipeline.model import Span
 from pipeline.testing.clock import ManualClock
@@ -490,3 +492,45 @@ def test_a_series_waits_for_its_backlog_after_a_held_pause_longer_than_the_idle_
     asm.close_ready()
 
     assert [asm.merge(p) for p in slow] == [MergeResult.MERGED] * len(slow)
+
+
+def stored_series(span: SpanFactory, operation: str) -> dict[str, Any]:
+    state = SeriesState("shop", operation)
+    state.add(partials_of([span(1, 5, operation=operation)])[0], 3)
+    return json.loads(json.dumps(state.to_dict()))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a version-1 detector blob",
+        {"service": 7},
+        {"windows": [[0, {"requests": "many"}]]},
+        {"windows": [[0, None]] * 200_000},
+        {"through": [[0, 1, ["x"]]]},
+        {"closed_until_ns": 1e300},
+        {"empty_run": -1},
+        {"pending_late": math.inf},
+        {"operation": "POST /other"},  # a value that is not its key's series
+    ],
+)
+def test_a_stored_series_that_does_not_parse_is_rejected_and_the_others_load(
+    span: SpanFactory, bad: Any
+) -> None:
+    good_key, bad_key = '["shop","GET /cart"]', '["shop","POST /pay"]'
+    value = {**stored_series(span, "POST /pay"), **bad} if isinstance(bad, dict) else bad
+    store: dict[str, Any] = {good_key: stored_series(span, "GET /cart"), bad_key: value}
+    before = (
+        REGISTRY.get_sample_value(
+            "spanstream_state_rejected_total", {"table": "windows", "reason": "schema"}
+        )
+        or 0.0
+    )
+    asm = assembler(store=json.loads(json.dumps(store)) if isinstance(bad, dict) else store)
+    assert asm.state("shop", "GET /cart") is not None
+    assert asm.state("shop", "POST /pay") is None
+    assert bad_key not in asm._store  # deleted: counted once, then compacted away
+    after = REGISTRY.get_sample_value(
+        "spanstream_state_rejected_total", {"table": "windows", "reason": "schema"}
+    )
+    assert after == before + 1

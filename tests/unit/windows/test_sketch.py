@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.checked import StateError
 from pipeline.windows.sketch import LatencySketch
 
 values = st.lists(
@@ -111,3 +112,35 @@ def test_rejects_merge_of_different_accuracy() -> None:
 def test_rejects_quantile_out_of_range(q: float) -> None:
     with pytest.raises(ValueError, match="quantile"):
         sketch_of([1.0]).quantile(q)
+
+
+def stored(**changes: object) -> dict[str, object]:
+    """A sketch's dict (as a partial or the windows table carries it), with changes."""
+    return {**sketch_of([1.0, 2.0, 50.0]).to_dict(), **changes}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        stored(a=0.0),
+        stored(a=math.nan),
+        stored(a="0.01"),
+        stored(m=10**9),  # a bound on the memory a record can claim
+        stored(m=0),
+        stored(k=[1, 2], c=[1]),
+        stored(k=[10**6], c=[3], z=0),  # gamma**key overflowed in quantile(): every close failed
+        stored(k=[5, 0, 1], c=[1, 1, 1], z=0),  # keys not increasing
+        stored(k=list(range(5000)), c=[1] * 5000, n=5000, z=0),  # more buckets than m
+        stored(n=7),  # counts do not add up
+        stored(c=[1, -1, 3]),
+        stored(c=[True, 1, 1]),
+        stored(lo=math.nan),
+        stored(hi=-1.0),
+        stored(extra=1),
+        [1, 2, 3],
+        None,
+    ],
+)
+def test_from_dict_rejects_what_to_dict_never_writes(data: object) -> None:
+    with pytest.raises(StateError):
+        LatencySketch.from_dict(json.loads(json.dumps(data)))
