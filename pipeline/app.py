@@ -32,6 +32,7 @@ from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, pr
 from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.otlp._heads import per_service
+from pipeline.partials_gaps import settle_read_back
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.sampling import (
     AnomalyFlags,
@@ -162,8 +163,13 @@ class Pipeline:
         manual = stream.noack()
         async for event in manual.events():
             record = Record.of_faust(event.message)
-            for skipped in await self._skipped_before(record):
+            read_back = await self._skipped_before(record)
+            for skipped in read_back:
                 await self._take_in(skipped)
+            if read_back:  # merged: Faust may now commit past them (pipeline.partials_gaps)
+                offsets = range(read_back[0].offset, read_back[-1].offset + 1)
+                generation = self.app.consumer_generation_id
+                await settle_read_back(self.app.consumer, event.message, offsets, generation)
             series = await self._take_in(record)
             await manual.ack(event)
             if series is not None:

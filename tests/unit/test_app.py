@@ -15,7 +15,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust.agents.agent
 import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from prometheus_client import REGISTRY
 
 from pipeline.app import Pipeline
@@ -387,3 +390,36 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     assert sum(w.requests for w in state.windows.values()) == 3  # every partial merged once
     after = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
     assert after - before == sum(len(r) for _, r in reread)
+
+
+def test_a_range_read_back_after_a_partitions_first_record_is_committed_past(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #12: Faust committed offset 1, then skipped 1-2 without recording a gap.
+
+    Its fetch loop reads a last-read offset of 0 as none, so it waits for acks of
+    1-2 forever and refuses every later commit: the partition stayed at offset 1.
+    """
+    pipeline = stage.pipeline
+    topic = pipeline.settings.partials_topic
+    values = [p.to_json() for i in range(4) for p in partials(i, [(1.0 + i, 10.0)])]
+    log = MemoryPartialsLog(topic, {0: values})
+    log.commits[0] = 1
+    pipeline.partials_log = log
+    consumer, tp = pipeline.app.consumer, TP(topic, 0)
+    consumer._committed_offset[tp] = 1  # offset 0 merged, acked and committed
+    # The consumer's own bookkeeping, without its thread: acks of the agent reach it.
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp})
+    monkeypatch.setattr(pipeline.app.topics, "acks_enabled_for", lambda name: name == topic)
+    monkeypatch.setattr(faust.agents.agent, "Message", ConsumerMessage)
+
+    async def feed_after_the_skip() -> None:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            test_agent.sent_offset = 3
+            await test_agent.put(values[3])
+
+    asyncio.run(feed_after_the_skip())
+
+    assert log.reads == [(0, range(1, 3))]
+    assert consumer._filter_committable_offsets([tp]) == {tp: 4}
