@@ -166,10 +166,7 @@ class Pipeline:
             read_back = await self._skipped_before(record)
             for skipped in read_back:
                 await self._take_in(skipped)
-            if read_back:  # merged: Faust may now commit past them (pipeline.partials_gaps)
-                offsets = range(read_back[0].offset, read_back[-1].offset + 1)
-                generation = self.app.consumer_generation_id
-                await settle_read_back(self.app.consumer, event.message, offsets, generation)
+            await settle_read_back(self.app, event.message, read_back)  # Faust may commit them
             series = await self._take_in(record)
             await manual.ack(event)
             if series is not None:

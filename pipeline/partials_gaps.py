@@ -20,21 +20,31 @@ in its acked list would slow its commits to one offset per commit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
+from pipeline.partials_log import Record
 
-async def settle_read_back(consumer: Any, message: Any, offsets: range, generation: int) -> bool:
-    """Count ``offsets`` of ``message``'s partition done in ``consumer``'s commit bookkeeping.
 
-    ``message`` is the record in hand, after the read-back range; ``generation``
-    the consumer group generation now. Nothing is recorded (False) when the
-    partition was revoked or reassigned since the record was fetched: Faust
-    then dropped its bookkeeping of the partition and sought back to the
-    committed offset, so it delivers (and acks) those offsets itself.
+async def settle_read_back(app: Any, message: Any, read_back: Sequence[Record]) -> bool:
+    """Count the merged ``read_back`` records done in ``app``'s consumer's commit bookkeeping.
+
+    ``message`` is the record in hand, after the read-back range. Nothing is
+    recorded (False) when the partition was revoked or reassigned since the
+    record was fetched: Faust then dropped its bookkeeping of the partition and
+    sought back to the committed offset, so it delivers (and acks) them itself.
     """
+    if not read_back:
+        return False
+    offsets = range(read_back[0].offset, read_back[-1].offset + 1)
+    return await settle_range(app.consumer, message, offsets, app.consumer_generation_id)
+
+
+async def settle_range(consumer: Any, message: Any, offsets: range, generation: int) -> bool:
+    """:func:`settle_read_back` for ``offsets``; ``generation``: the group generation now."""
     tp: TP = message.tp
     if not offsets or message.generation_id != generation or tp not in _assignment(consumer):
         return False

@@ -1,4 +1,4 @@
-"""``settle_read_back`` against the commit bookkeeping of Faust's own Kafka consumer (no broker)."""
+"""``settle_range`` against the commit bookkeeping of Faust's own Kafka consumer (no broker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from pipeline.partials_gaps import settle_read_back
+from pipeline.partials_gaps import settle_range
 
 TOPIC = "partials"
 TP0 = TP(TOPIC, 0)
@@ -31,7 +31,7 @@ def message(offset: int, generation: int = 0) -> ConsumerMessage:
 
 
 def settle(consumer: Any, in_hand: ConsumerMessage, offsets: range, generation: int = 0) -> bool:
-    return asyncio.run(settle_read_back(consumer, in_hand, offsets, generation))
+    return asyncio.run(settle_range(consumer, in_hand, offsets, generation))
 
 
 def test_the_range_and_the_record_in_hand_commit_together(consumer: Any) -> None:
