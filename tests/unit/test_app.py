@@ -392,34 +392,73 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     assert after - before == sum(len(r) for _, r in reread)
 
 
-def test_a_range_read_back_after_a_partitions_first_record_is_committed_past(
-    stage: Stage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue #12: Faust committed offset 1, then skipped 1-2 without recording a gap.
+@dataclass
+class Committing:
+    """The stage with Faust's consumer bookkeeping live (its thread not started)."""
 
-    Its fetch loop reads a last-read offset of 0 as none, so it waits for acks of
-    1-2 forever and refuses every later commit: the partition stayed at offset 1.
-    """
+    pipeline: Pipeline
+    log: MemoryPartialsLog
+    consumer: Any
+    tp: TP
+    values: list[bytes]
+
+    async def feed(self, *offsets: int) -> None:
+        agent = self.pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            for offset in offsets:
+                test_agent.sent_offset = offset
+                await test_agent.put(self.values[offset])
+
+
+@pytest.fixture
+def committing(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> Committing:
+    """Partition 0 committed at 1 (offset 0 merged, acked, committed), offsets 0-4 in Kafka."""
     pipeline = stage.pipeline
     topic = pipeline.settings.partials_topic
-    values = [p.to_json() for i in range(4) for p in partials(i, [(1.0 + i, 10.0)])]
+    values = [p.to_json() for i in range(5) for p in partials(i, [(1.0 + i, 10.0)])]
     log = MemoryPartialsLog(topic, {0: values})
     log.commits[0] = 1
     pipeline.partials_log = log
     consumer, tp = pipeline.app.consumer, TP(topic, 0)
-    consumer._committed_offset[tp] = 1  # offset 0 merged, acked and committed
-    # The consumer's own bookkeeping, without its thread: acks of the agent reach it.
+    consumer._committed_offset[tp] = 1
     monkeypatch.setattr(consumer, "assignment", lambda: {tp})
     monkeypatch.setattr(pipeline.app.topics, "acks_enabled_for", lambda name: name == topic)
-    monkeypatch.setattr(faust.agents.agent, "Message", ConsumerMessage)
+    monkeypatch.setattr(faust.agents.agent, "Message", ConsumerMessage)  # acks reach it
+    return Committing(pipeline, log, consumer, tp, values)
 
-    async def feed_after_the_skip() -> None:
-        agent = pipeline.app.agents["assemble"]
-        async with agent.test_context() as test_agent:
-            test_agent.sent_offset = 3
-            await test_agent.put(values[3])
 
-    asyncio.run(feed_after_the_skip())
+def test_a_range_read_back_after_a_partitions_first_record_is_committed_past(
+    committing: Committing,
+) -> None:
+    """Issue #12: Faust skipped 1-2 right after the first record without recording a gap.
 
-    assert log.reads == [(0, range(1, 3))]
-    assert consumer._filter_committable_offsets([tp]) == {tp: 4}
+    Its fetch loop reads a last-read offset of 0 as none, so it waited for acks of
+    1-2 forever and refused every later commit: the partition stayed at offset 1.
+    """
+    asyncio.run(committing.feed(3))
+
+    assert committing.log.reads == [(0, range(1, 3))]
+    assert committing.consumer._filter_committable_offsets([committing.tp]) == {committing.tp: 4}
+
+
+def test_a_range_read_back_across_a_rebalance_is_read_again_in_the_new_generation(
+    committing: Committing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebalance during the read-back: Faust dropped its bookkeeping of the partition.
+
+    Nothing is recorded for the old generation; the stage tracks the partition
+    afresh, so the next record shows the jump from the commit again.
+    """
+    pipeline, log = committing.pipeline, committing.log
+    read = log.read
+
+    def read_during_a_rebalance(partition: int, offsets: range) -> list[Any]:
+        if not log.reads:  # the first read-back only
+            pipeline.app.consumer_generation_id += 1
+        return read(partition, offsets)
+
+    monkeypatch.setattr(log, "read", read_during_a_rebalance)
+    asyncio.run(committing.feed(3, 4))
+
+    assert log.reads == [(0, range(1, 3)), (0, range(1, 4))]
+    assert committing.consumer._filter_committable_offsets([committing.tp]) == {committing.tp: 5}
