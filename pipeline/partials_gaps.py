@@ -22,7 +22,7 @@ commits to about one offset per commit).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
@@ -55,12 +55,72 @@ async def settle_range(consumer: Any, message: Any, offsets: range, generation: 
         return True
     if message.generation_id != generation or not assigned:
         return False
+    await _record_gap(consumer, tp, offsets)
+    return True
+
+
+class StallWatch:
+    """Finds partitions whose commit Faust holds for offsets the stage has merged.
+
+    Faust's head rule (``Consumer._new_offset``) commits nothing more of a
+    partition while the offsets between its committed one and its first acked
+    one are neither acked nor a gap. A rebalance can leave it so with no jump
+    the stage sees: records fetched for a kept partition before Faust's seek to
+    its commit are delivered while its bookkeeping of the partition is empty
+    (no gap recorded), and their read offset then makes it drop the records it
+    delivers again from the commit (the stage had merged them before the
+    rebalance). The partition stays committed where it was (issue #12: lag 57
+    in a ``backlog-join`` run without any read-back). The same wait seen twice
+    in a row, on offsets all below the stage's next expected offset of the
+    partition (every offset below it was merged, or read back and merged), is
+    recorded as a gap.
+    """
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._seen: dict[TP, range] = {}
+
+    async def settle(
+        self, consumer: Any, merged_below: Callable[[int], int | None]
+    ) -> list[tuple[TP, range]]:
+        """Record the waits seen at the last call too; returns them."""
+        try:
+            assignment = [tp for tp in consumer.assignment() if tp.topic == self.topic]
+        except ConsumerNotStarted:
+            return []
+        seen, self._seen, settled = self._seen, {}, []
+        for tp in assignment:
+            wait = _head_wait(consumer, tp)
+            below = merged_below(tp.partition)
+            if wait is None or below is None or wait.stop > below:
+                continue
+            if seen.get(tp) != wait:
+                self._seen[tp] = wait  # a moment in a rebalance, maybe: look again
+                continue
+            await _record_gap(consumer, tp, wait)
+            settled.append((tp, wait))
+        return settled
+
+
+def _head_wait(consumer: Any, tp: TP) -> range | None:
+    """The offsets Faust's head rule waits for before it commits ``tp`` again, if any."""
+    acked = consumer._acked.get(tp)
+    committed = consumer._committed_offset.get(tp)
+    if not acked or not committed:
+        return None
+    first = min(acked)
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        first = min([first, *(gap.begin for gap in gaps.overlap(0, max(acked)))])
+    return range(committed, first) if first - committed > 1 else None
+
+
+async def _record_gap(consumer: Any, tp: TP, offsets: range) -> None:
     acked = consumer._acked_index[tp]  # e.g. a record in hand acked across a rebalance
     for run in _runs([o for o in offsets if o not in acked]):
         added = consumer._add_gap(tp, run.start, run.stop - 1)
         if inspect.isawaitable(added):  # a coroutine in faust-streaming 0.15 (tests pin it)
             await added
-    return True
 
 
 def _runs(offsets: list[int]) -> list[range]:

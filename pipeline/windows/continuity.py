@@ -41,6 +41,10 @@ class PartitionContinuity:
         """Track the partition afresh from the group's commit, as if just assigned."""
         self._next.pop(partition, None)
 
+    def next_offset(self, partition: int) -> int | None:
+        """The next offset expected: every one below it was taken in (None: not tracked)."""
+        return self._next.get(partition)
+
     def expecting(self, partition: int) -> bool:
         """True once the partition's next offset is known."""
         return partition in self._next

@@ -462,3 +462,26 @@ def test_a_range_read_back_across_a_rebalance_is_read_again_in_the_new_generatio
 
     assert log.reads == [(0, range(1, 3)), (0, range(1, 4))]
     assert committing.consumer._filter_committable_offsets([committing.tp]) == {committing.tp: 5}
+
+
+def test_a_commit_faust_holds_for_offsets_merged_before_a_rebalance_is_released(
+    committing: Committing,
+) -> None:
+    """Issue #12, no jump seen: records delivered before Faust's seek, acks of 1-2 dropped.
+
+    Faust's revoke drops its acks of the kept partition; records fetched before
+    its seek come without a gap, and the ones it delivers again from its commit
+    are dropped (behind its read offset). Its head rule then holds the commit.
+    """
+    pipeline, consumer, tp = committing.pipeline, committing.consumer, committing.tp
+    asyncio.run(committing.feed(1, 2))
+    consumer._acked.pop(tp)  # the revoke; kept: the seek puts the commit back at 1
+    consumer._acked_index.pop(tp)
+    asyncio.run(committing.feed(3, 4))
+    assert consumer._filter_committable_offsets([tp]) == {}  # held
+
+    for _ in range(2):  # seen twice: not a moment in a rebalance
+        asyncio.run(pipeline._settle_stalled())
+
+    assert committing.log.reads == []  # merged already: nothing to read
+    assert consumer._filter_committable_offsets([tp]) == {tp: 5}

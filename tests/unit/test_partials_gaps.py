@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from pipeline.partials_gaps import settle_range
+from pipeline.partials_gaps import StallWatch, settle_range
 
 TOPIC = "partials"
 TP0 = TP(TOPIC, 0)
@@ -66,3 +66,34 @@ def test_nothing_is_recorded_for_a_partition_faust_sought_back_or_gave_away(
 
     assert not settle(consumer, message(69), range(1, 69), generation)
     assert not consumer._gap[TP0]
+
+
+def held(consumer: Any) -> None:
+    """Committed 1; 1-2 merged before a rebalance dropped their acks; 3-4 acked after it."""
+    consumer._committed_offset[TP0] = 1
+    for offset in (3, 4):
+        consumer.ack(message(offset))
+
+
+def test_a_held_commit_is_released_once_seen_twice_on_merged_offsets(consumer: Any) -> None:
+    held(consumer)
+    watch = StallWatch(TOPIC)
+    assert consumer._filter_committable_offsets([TP0]) == {}  # Faust's head rule
+
+    first = asyncio.run(watch.settle(consumer, lambda p: 5))
+    second = asyncio.run(watch.settle(consumer, lambda p: 5))
+
+    assert (first, second) == ([], [(TP0, range(1, 3))])
+    assert consumer._filter_committable_offsets([TP0]) == {TP0: 5}
+
+
+@pytest.mark.parametrize("merged_below", [None, 2], ids=["untracked", "not-merged"])
+def test_a_held_commit_on_offsets_not_known_merged_stays_held(
+    consumer: Any, merged_below: int | None
+) -> None:
+    held(consumer)
+    watch = StallWatch(TOPIC)
+
+    for _ in range(3):
+        assert asyncio.run(watch.settle(consumer, lambda p: merged_below)) == []
+    assert consumer._filter_committable_offsets([TP0]) == {}
