@@ -21,12 +21,13 @@ commits to about one offset per commit).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
-from faust.types import TP
+from faust.types import TP, tuples
 
 from pipeline.partials_log import Record
 
@@ -90,6 +91,7 @@ class StallWatch:
             return []
         seen, self._seen, settled = self._seen, {}, []
         for tp in assignment:
+            _drop_repeats(consumer, tp)
             wait = _head_wait(consumer, tp)
             below = merged_below(tp.partition)
             if wait is None or below is None or wait.stop > below:
@@ -100,6 +102,20 @@ class StallWatch:
             await _record_gap(consumer, tp, wait)
             settled.append((tp, wait))
         return settled
+
+
+def _drop_repeats(consumer: Any, tp: TP) -> None:
+    """Keep each acked offset once in Faust's acked list of ``tp``.
+
+    Faust adds a gap's offsets to that list without marking them acked, so an
+    offset it then delivers again (after a seek) is acked a second time; it
+    commits only up to the first repeat, about one offset per commit (the rest
+    of a partition's backlog then takes minutes to commit).
+    """
+    acked = consumer._acked.get(tp)
+    if acked and len(set(acked)) < len(acked):
+        with getattr(tuples, "ack_lock", contextlib.nullcontext()):  # faust-streaming's
+            acked[:] = sorted(set(acked))
 
 
 def _head_wait(consumer: Any, tp: TP) -> range | None:

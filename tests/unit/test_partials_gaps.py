@@ -97,3 +97,15 @@ def test_a_held_commit_on_offsets_not_known_merged_stays_held(
     for _ in range(3):
         assert asyncio.run(watch.settle(consumer, lambda p: merged_below)) == []
     assert consumer._filter_committable_offsets([TP0]) == {}
+
+
+def test_repeats_in_fausts_acked_list_are_dropped_so_the_commit_moves_in_one_step(
+    consumer: Any,
+) -> None:
+    consumer._committed_offset[TP0] = 1
+    consumer._acked[TP0].extend([1, 2, 2, 3, 3, 4])  # a gap's offsets, then acked again
+    watch = StallWatch(TOPIC)
+
+    asyncio.run(watch.settle(consumer, lambda p: 5))
+
+    assert consumer._filter_committable_offsets([TP0]) == {TP0: 5}
