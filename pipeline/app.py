@@ -32,7 +32,7 @@ from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, pr
 from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.otlp._heads import per_service
-from pipeline.partials_gaps import StallWatch, settle_read_back
+from pipeline.partials_gaps import STALL_CHECK_SECONDS, StallWatch, settle_read_back
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.sampling import (
     AnomalyFlags,
@@ -64,9 +64,6 @@ from pipeline.windows.partial import Partial
 from pipeline.windows.series import ClosedWindow
 
 log = logging.getLogger(__name__)
-
-#: How often the window stage looks for a partials commit Faust holds (pipeline.partials_gaps).
-STALL_CHECK_SECONDS = 5.0
 
 
 class Pipeline:
@@ -216,14 +213,7 @@ class Pipeline:
                 await asyncio.sleep(KAFKA_RETRY_SECONDS)
 
     async def _settle_stalled(self) -> None:
-        for tp, offsets in await self.stalls.settle(self.app.consumer, self.continuity.next_offset):
-            log.warning(
-                "%s[%d]: Faust held its commit for merged offsets %d-%d; counted them done",
-                tp.topic,
-                tp.partition,
-                offsets.start,
-                offsets.stop - 1,
-            )
+        await self.stalls.settle(self.app.consumer, self.continuity.next_offset)
 
     def _partials_log(self) -> PartialsLog:
         if self.partials_log is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,11 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, tuples
 
 from pipeline.partials_log import Record
+
+log = logging.getLogger(__name__)
+
+#: How often the window stage looks for a partials commit Faust holds (:class:`StallWatch`).
+STALL_CHECK_SECONDS = 5.0
 
 
 async def settle_read_back(app: Any, message: Any, read_back: Sequence[Record]) -> bool:
@@ -101,6 +107,13 @@ class StallWatch:
                 continue
             await _record_gap(consumer, tp, wait)
             settled.append((tp, wait))
+            log.warning(
+                "%s[%d]: Faust held its commit for merged offsets %d-%d; counted them done",
+                tp.topic,
+                tp.partition,
+                wait.start,
+                wait.stop - 1,
+            )
         return settled
 
 
