@@ -33,6 +33,7 @@ from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
 from pipeline.otlp._heads import per_service
+from pipeline.partials_gaps import STALL_CHECK_SECONDS, StallWatch, settle_read_back
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.query import QueryBusy, QueryLimits, QueryRefused, QueryRunner, open_reader
 from pipeline.sampling import (
@@ -145,6 +146,8 @@ class Pipeline:
         #: Built on first need (a skipped partial, a partition's first record): no broker before.
         self.partials_log: PartialsLog | None = None
         app.on_partitions_assigned.connect(self._on_assigned)
+        self.stalls = StallWatch(s.partials_topic)
+        app.timer(STALL_CHECK_SECONDS)(self._settle_stalled)
         app.timer(1.0)(self._close)
         app.service(_ingest_service(self))
 
@@ -180,8 +183,13 @@ class Pipeline:
         manual = stream.noack()
         async for event in manual.events():
             record = Record.of_faust(event.message)
-            for skipped in await self._skipped_before(record):
+            read_back = await self._skipped_before(record)
+            for skipped in read_back:
                 await self._take_in(skipped)
+            if not await settle_read_back(self.app, event.message, read_back):
+                # A rebalance since the fetch: unless Faust delivers the range again from
+                # its commit, the next record shows the jump again, in this generation.
+                self.continuity.forget(record.partition)
             series = await self._take_in(record)
             await manual.ack(event)
             if series is not None:
@@ -221,6 +229,9 @@ class Pipeline:
             except (KafkaException, ServiceUnavailable) as exc:
                 log.warning("re-reading %s[%d] failed, retrying: %s", record.topic, p, exc)
                 await asyncio.sleep(KAFKA_RETRY_SECONDS)
+
+    async def _settle_stalled(self) -> None:
+        await self.stalls.settle(self.app.consumer, self.continuity.next_offset)
 
     def _partials_log(self) -> PartialsLog:
         if self.partials_log is None:

@@ -19,6 +19,8 @@ True
 >>> c.assigned({4, 5}); c.observe(5, 903)  # kept through a rebalance: still tracked
 >>> c.assigned({4}); c.expecting(5)  # moved away: its next owner tracks it
 False
+>>> c.expect(4, 10); c.forget(4); c.expecting(4)  # Faust sought back: start over
+False
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class PartitionContinuity:
         """The partitions owned now: forget the others (kept ones stay tracked)."""
         for partition in set(self._next) - partitions:
             del self._next[partition]
+
+    def forget(self, partition: int) -> None:
+        """Track the partition afresh from the group's commit, as if just assigned."""
+        self._next.pop(partition, None)
+
+    def next_offset(self, partition: int) -> int | None:
+        """The next offset expected: every one below it was taken in (None: not tracked)."""
+        return self._next.get(partition)
 
     def expecting(self, partition: int) -> bool:
         """True once the partition's next offset is known."""

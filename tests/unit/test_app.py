@@ -19,8 +19,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust.agents.agent
 import pytest
-from faust.types import Message
+from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 from prometheus_client import REGISTRY
 
 from pipeline.app import Pipeline
@@ -543,3 +545,98 @@ def test_no_faust_codec_decodes_what_the_stage_reads(stage: Stage) -> None:
         assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
     for topic in (pipeline.partials_topic, pipeline.alerts_topic, pipeline.dlq_topic):
         assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
+
+
+@dataclass
+class Committing:
+    """The stage with Faust's consumer bookkeeping live (its thread not started)."""
+
+    pipeline: Pipeline
+    log: MemoryPartialsLog
+    consumer: Any
+    tp: TP
+    values: list[bytes]
+
+    async def feed(self, *offsets: int) -> None:
+        agent = self.pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            for offset in offsets:
+                test_agent.sent_offset = offset
+                await test_agent.put(self.values[offset])
+
+
+@pytest.fixture
+def committing(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> Committing:
+    """Partition 0 committed at 1 (offset 0 merged, acked, committed), offsets 0-4 in Kafka."""
+    pipeline = stage.pipeline
+    topic = pipeline.settings.partials_topic
+    values = [p.to_json() for i in range(5) for p in partials(i, [(1.0 + i, 10.0)])]
+    log = MemoryPartialsLog(topic, {0: values})
+    log.commits[0] = 1
+    pipeline.partials_log = log
+    consumer, tp = pipeline.app.consumer, TP(topic, 0)
+    consumer._committed_offset[tp] = 1
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp})
+    monkeypatch.setattr(pipeline.app.topics, "acks_enabled_for", lambda name: name == topic)
+    monkeypatch.setattr(faust.agents.agent, "Message", ConsumerMessage)  # acks reach it
+    return Committing(pipeline, log, consumer, tp, values)
+
+
+def test_a_range_read_back_after_a_partitions_first_record_is_committed_past(
+    committing: Committing,
+) -> None:
+    """Issue #12: Faust skipped 1-2 right after the first record without recording a gap.
+
+    Its fetch loop reads a last-read offset of 0 as none, so it waited for acks of
+    1-2 forever and refused every later commit: the partition stayed at offset 1.
+    """
+    asyncio.run(committing.feed(3))
+
+    assert committing.log.reads == [(0, range(1, 3))]
+    assert committing.consumer._filter_committable_offsets([committing.tp]) == {committing.tp: 4}
+
+
+def test_a_range_read_back_across_a_rebalance_is_read_again_in_the_new_generation(
+    committing: Committing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebalance during the read-back: Faust dropped its bookkeeping of the partition.
+
+    Nothing is recorded for the old generation; the stage tracks the partition
+    afresh, so the next record shows the jump from the commit again.
+    """
+    pipeline, log = committing.pipeline, committing.log
+    read = log.read
+
+    def read_during_a_rebalance(partition: int, offsets: range) -> list[Any]:
+        if not log.reads:  # the first read-back only
+            pipeline.app.consumer_generation_id += 1
+        return read(partition, offsets)
+
+    monkeypatch.setattr(log, "read", read_during_a_rebalance)
+    asyncio.run(committing.feed(3, 4))
+
+    assert log.reads == [(0, range(1, 3)), (0, range(1, 4))]
+    assert committing.consumer._filter_committable_offsets([committing.tp]) == {committing.tp: 5}
+
+
+def test_a_commit_faust_holds_for_offsets_merged_before_a_rebalance_is_released(
+    committing: Committing,
+) -> None:
+    """Issue #12, no jump seen: records delivered before Faust's seek, acks of 1-2 dropped.
+
+    Faust's revoke drops its acks of the kept partition; records fetched before
+    its seek come without a gap, and the ones it delivers again from its commit
+    are dropped (behind its read offset). Its head rule then holds the commit.
+    """
+    pipeline, consumer, tp = committing.pipeline, committing.consumer, committing.tp
+    asyncio.run(committing.feed(1, 2))
+    consumer._acked.pop(tp)  # the revoke; kept: the seek puts the commit back at 1
+    consumer._acked_index.pop(tp)
+    asyncio.run(committing.feed(3, 4))
+    assert consumer._filter_committable_offsets([tp]) == {}  # held
+
+    for _ in range(2):  # seen twice: not a moment in a rebalance
+        asyncio.run(pipeline._settle_stalled())
+
+    assert committing.log.reads == []  # merged already: nothing to read
+    assert consumer._filter_committable_offsets([tp]) == {tp: 5}

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.alerts import EpisodeTracker, Finding, WindowRef
 from pipeline.commands import alerts
-from pipeline.commands.alerts import format_alert, read_alert
+from pipeline.commands.alerts import read_alert
 
 # A service name that, printed raw, erases the line and forges a reassuring one,
 # retitles the terminal and reverses what follows.

@@ -348,6 +348,8 @@ def test_services_past_the_bound_are_keyed_by_overflow_but_stored_by_name(encodi
         "flood-2",
         "checkout",
     ]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [
