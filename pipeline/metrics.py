@@ -77,6 +77,7 @@ DLQ_DELIVERY_FAILURES = Counter(
 DLQ_UNSENT = Gauge(
     "spanstream_dlq_unsent_records",
     "Dead letters the DLQ has not acknowledged yet (each holds back its partition's commit)",
+)
 #: A changelog record is untrusted input: one that does not parse is skipped, never run.
 STATE_REJECTED = Counter(
     "spanstream_state_rejected_total",
