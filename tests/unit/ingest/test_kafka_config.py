@@ -30,7 +30,7 @@ def test_windows_wait_out_a_failover_before_counting_a_silent_partition_idle() -
 def test_the_consumer_bounds_what_a_zstd_batch_may_decompress_to() -> None:
     """librdkafka refuses receive.message.max.bytes < fetch.max.bytes + 512 at start; the
     bound is what keeps a zstd bomb from being decompressed (issue #12)."""
-    config = consumer_config("127.0.0.1:1", "g")
+    config = consumer_config("127.0.0.1:1", "g", KafkaSecurity())
     assert config["receive.message.max.bytes"] >= config["fetch.max.bytes"] + 512
     assert config["receive.message.max.bytes"] <= 64 * 1024 * 1024
     Consumer(config).close()
