@@ -466,6 +466,16 @@ class Rig:
         """The group's committed (offset, metadata) per input partition."""
         return kafka_reads.committed(self.bootstrap, self.topics.group, self.topics.input)
 
+    def wait_committed_to_end(self, timeout: float, what: str) -> None:
+        """Wait until the group has committed every input partition to its end."""
+
+        def all_committed() -> bool:
+            committed = self.committed()
+            ends = self.high_watermarks(self.topics.input)
+            return all(committed[p][0] == end for p, end in ends.items())
+
+        wait_until(all_committed, timeout, what)
+
     def producer(self) -> Producer:
         return Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 5})
 

@@ -20,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from pipeline.otlp.samples import deep_proto_request, proto_request, proto_span, sample_message
 from tests.faults.conftest import MakeRig
-from tests.faults.harness import TRACES, wait_until
+from tests.faults.harness import TRACES
 
 pytestmark = pytest.mark.faults
 
@@ -103,12 +103,7 @@ def test_bad_records_go_to_the_dlq_and_valid_spans_are_all_stored(make_rig: Make
 
     rig.drain()
 
-    def all_committed() -> bool:
-        committed = rig.committed()
-        ends = rig.high_watermarks(rig.topics.input)
-        return all(committed[p][0] == ends[p] for p in ends)
-
-    wait_until(all_committed, 120, "offsets committed to the end")
+    rig.wait_committed_to_end(120, "offsets committed to the end")
     dlq = rig.read_topic(rig.topics.dlq)
     got: dict[str, list[str]] = {}
     for msg in dlq:

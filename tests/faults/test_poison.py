@@ -132,12 +132,7 @@ def _run(rig: Rig, bad: Bad) -> tuple[dict[tuple[int, int], str], float]:
     recovery = time.monotonic() - injected
     rig.drain()
 
-    def all_committed() -> bool:
-        committed = rig.committed()
-        ends = rig.high_watermarks(rig.topics.input)
-        return all(committed[p][0] == ends[p] for p in ends)
-
-    wait_until(all_committed, 120, "offsets committed to the end")
+    rig.wait_committed_to_end(120, "offsets committed to the end")
     return placed, recovery
 
 

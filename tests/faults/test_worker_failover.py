@@ -61,13 +61,8 @@ def test_the_survivor_takes_over_a_killed_workers_partitions(make_rig: MakeRig) 
         "restarted; dup_rows across the two chdb stores (replay dedup is per store)",
     )
 
-    def all_committed() -> bool:
-        committed = rig.committed()
-        ends = rig.high_watermarks(rig.topics.input).items()
-        return all(committed[p][0] == end for p, end in ends)
-
     assert min(busy) > 0, f"a worker consumed nothing before the kill: {busy}"
-    wait_until(all_committed, 60, "every input partition committed to its end by the survivor")
+    rig.wait_committed_to_end(60, "every input partition committed to its end by the survivor")
     assert acc.lost == 0, f"{acc.lost} spans lost"
     assert acc.unexpected == 0
     assert acc.windows_equal, f"windows differ: {acc.extra.get('windows_by_start')}"
