@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, ServiceUnavailable, SinkUnavailable
+from pipeline.query import QueryLimits, Reader, open_reader
 from pipeline.store.base import Store, accepts_arrow
 
 SWITCH_ENV = "SPANSTREAM_OUTAGE_SWITCH"
@@ -74,6 +75,29 @@ class OutageStore:
         if message := self._down():
             raise SinkUnavailable(message, retry_after=1.0)
         return self.inner.insert(table, columns, dedup_token)
+
+    def reader(self, limits: QueryLimits) -> Reader:
+        """The inner store's read-only session (``/query``), down with the store."""
+        return _OutageReader(open_reader(self.inner, limits), self)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _OutageReader:
+    """A read-only session that refuses statements while its store is down."""
+
+    def __init__(self, inner: Reader, store: OutageStore) -> None:
+        self.inner = inner
+        self.store = store
+
+    def rows(self, sql: str, query_id: str) -> list[tuple[Any, ...]]:
+        if message := self.store._down():
+            raise ServiceUnavailable(message)
+        return self.inner.rows(sql, query_id)
+
+    def kill(self, query_id: str) -> None:
+        self.inner.kill(query_id)
 
     def close(self) -> None:
         self.inner.close()

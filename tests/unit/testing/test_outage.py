@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError, ServiceUnavailable, SinkUnavailable
+from pipeline.query import QueryLimits, open_reader
 from pipeline.testing.outage import SWITCH_ENV, OutageStore, main
 
 
@@ -32,6 +33,18 @@ class Recorder:
     def close(self) -> None:
         self.calls.append("close")
 
+    def reader(self, limits: QueryLimits) -> Any:
+        return RecordingReader(self.calls)
+
+
+class RecordingReader:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def rows(self, sql: str, query_id: str) -> list[tuple[Any, ...]]:
+        self.calls.append(sql)
+        return [(1,)]
+
 
 @pytest.mark.parametrize(
     ("call", "error"),
@@ -39,6 +52,8 @@ class Recorder:
         (lambda s: s.execute("CREATE TABLE t"), ServiceUnavailable),
         (lambda s: s.query("SELECT 1"), ServiceUnavailable),
         (lambda s: s.insert("t", {"a": [1, 2]}, "tok"), SinkUnavailable),
+        # /query's read-only session: the worker is not ready until /query answers.
+        (lambda s: open_reader(s, QueryLimits()).rows("SELECT 1", "q"), ServiceUnavailable),
     ],
 )
 def test_every_call_fails_while_the_switch_exists_and_passes_after(
