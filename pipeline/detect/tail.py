@@ -1,0 +1,310 @@
+"""A calibrated detector: the score is a tail probability under a self-scaling robust model.
+
+Per feature, in the feature's transformed space (``FeatureSpec.encode``):
+
+* **location**: the median of the last ``location_window`` values. A median has
+  bounded influence, so alarmed points are learnt too without dragging it, and a
+  level shift is absorbed after half the window (no rebaseline rule needed).
+* **scale**: from the last ``scale_window`` *residuals* (value minus the
+  location it was scored against), so a trend or a daily curve that the
+  location follows does not inflate it. It is the first non-zero of the
+  Gaussian-consistent quantile ranges ``IQR / 1.349``, ``(q90 - q10) / 2.563``,
+  ``(q97.5 - q2.5) / 3.92``: a mostly-constant or mostly-zero series still gets
+  the spread its non-constant points show instead of a scale of 0. It is never
+  below ``resolution / sqrt(12)``, the sd of rounding to the data's own
+  quantisation step, ``resolution`` being the smallest non-zero gap seen
+  between two consecutive values (1 for integer counts, 0.1 for a value kept
+  to one decimal). Neither floor depends on the level, so a sparse, stepped
+  or integer series cannot collapse its scale.
+* **score**: ``z`` = residual / scale in the feature's alerting direction; its
+  Gaussian tail probability ``p`` (two-sided for ``both``), in log space so it
+  never underflows; ``L = -log10 p`` is mapped to ``L / (L + L0)`` with ``L0``
+  the value of ``L`` at ``z = threshold``. So 0.5 means "as improbable as a
+  ``threshold``-sigma deviation" on every series, the score is monotone in
+  ``z`` and reaches 1.0 (to 6 decimals) only past ~3,000 scales.
+* **one alarm per onset**: after a score >= 0.5 the detector is *refractory*
+  for ``refractory`` points: it keeps learning and scoring but halves its
+  score, so the points of the same episode rank below a new onset and stay
+  below the alert threshold. It is the time the location needs to absorb a
+  lasting shift (half the location window), after which a new deviation is
+  news again. ``refractory = 0`` reports raw scores.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.checked import StateError, count, header, number, numbers, per_name, record
+from pipeline.detect.base import (
+    WARNING_SCORE,
+    WINDOW_SPECS,
+    Detector,
+    Deviation,
+    Features,
+    FeatureSpec,
+    read,
+)
+from pipeline.detect.expectation import MAX_VALUE
+
+_LN10 = math.log(10.0)
+_SQRT12 = math.sqrt(12.0)
+_LOG10_2 = math.log10(2.0)
+
+
+@dataclass(frozen=True)
+class TailConfig:
+    """Parameters of the tail-probability detector (windows are in points).
+
+    ``alert_probability`` is the tail probability that scores 0.5;
+    ``tail_fraction`` the share of the residual window whose largest values
+    fit the exponential tail.
+    """
+
+    alert_probability: float = 1e-4
+    location_window: int = 60
+    scale_window: int = 1000
+    tail_fraction: float = 0.1
+    warmup: int = 30
+    refractory: int = 30
+    change_view: int = 1
+    season_length: int = 0
+    season_cycles: int = 3
+
+
+def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) -> float:
+    """``-log10 P(D >= d)`` from the sorted window of past directed residuals ``D``.
+
+    Empirical, ``(m + 1) / (N + 1)`` with ``m`` past residuals at least ``d``,
+    while ``d`` is within the window's top ``k = frac * N``; beyond, the
+    exponential tail fitted to those ``k`` (peaks over threshold: excesses over
+    the ``k``-th largest ``u`` have mean ``sigma``, taken at its upper one-sd
+    bound and at least ``floor``), so the
+    result is unbounded, linear in ``d`` and never underflows.
+
+    >>> round(neg_log10_tail(0.5, [0.0, 1.0, 2.0, 3.0], 0.5, 0.1), 3)  # 3 of 4 >= 0.5
+    0.097
+    >>> # k = 2: u = 2.0, sigma = 0.5 (1 + 1/sqrt(2)) = 0.854: log10(5/2) + 11 / (0.854 ln 10)
+    >>> round(neg_log10_tail(13.0, [0.0, 1.0, 2.0, 3.0], 0.5, 0.1), 2)
+    5.99
+    """
+    n = len(ordered)
+    if d <= 0.0 or not n:
+        return 0.0
+    k = max(1, math.ceil(frac * n))
+    m = n - bisect.bisect_left(ordered, d)
+    if m >= k:
+        return math.log10((n + 1) / (m + 1))
+    top = ordered[n - k :]
+    u = top[0]
+    # The mean excess of k points is uncertain by ~1/sqrt(k): take its upper one-sd
+    # bound, so a short history under-alarms rather than over-alarms.
+    sigma = max((sum(top) / k - u) * (1.0 + 1.0 / math.sqrt(k)), floor)
+    return math.log10((n + 1) / k) + (d - u) / (sigma * _LN10)
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolated quantile of a sorted, non-empty list.
+
+    >>> quantile([0.0, 10.0], 0.25)
+    2.5
+    """
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
+
+
+VIEWS = ("level", "change", "season")
+"""What each residual is measured against: the recent median, the previous
+value, the median of the same point in the last ``season_cycles`` seasons."""
+
+
+@dataclass
+class _Window:
+    """A bounded window of directed residuals and its sorted twin."""
+
+    items: deque[float]
+    ordered: list[float] = field(default_factory=list)
+
+    def push(self, v: float) -> None:
+        if self.items.maxlen is not None and len(self.items) == self.items.maxlen:
+            self.ordered.pop(bisect.bisect_left(self.ordered, self.items[0]))
+        self.items.append(v)
+        bisect.insort(self.ordered, v)
+
+
+@dataclass
+class _Feature:
+    values: _Window
+    residuals: dict[str, _Window]
+    history: deque[float]
+    n: int = 0
+    resolution: float = 0.0
+    last: float = 0.0
+
+
+class TailDetector(Detector):
+    """Robust location/scale per feature; the score is a calibrated tail probability.
+
+    >>> d = TailDetector(TailConfig(warmup=5))
+    >>> for i in range(40):
+    ...     d.learn_one({"requests": 100 + i % 5, "error_ratio": 0.01, "p50_ms": 20 + i % 3,
+    ...                  "p95_ms": 80 + i % 4, "p99_ms": 120 + i % 7})
+    >>> d.score_one({"requests": 100, "error_ratio": 0.01, "p50_ms": 20,
+    ...              "p95_ms": 80, "p99_ms": 900}) > 0.8
+    True
+    """
+
+    name = "tail"
+    #: Format version of :meth:`to_state`.
+    STATE_VERSION = 1
+
+    def __init__(
+        self, config: TailConfig | None = None, specs: tuple[FeatureSpec, ...] = WINDOW_SPECS
+    ) -> None:
+        cfg = self.config = config or TailConfig()
+        self.specs = specs
+        self.quiet = 0
+        self.views = ("level",) + ("change",) * bool(cfg.change_view)
+        self.views += ("season",) * bool(cfg.season_length > 0 and cfg.season_cycles > 0)
+        self.states = {s.name: self._new_feature() for s in specs}
+        self._l0 = -math.log10(cfg.alert_probability)
+        # Bonferroni: the most improbable of several looks has its p multiplied by their number.
+        self._looks = math.log10(len(self.views))
+
+    def _new_feature(self) -> _Feature:
+        cfg = self.config
+        return _Feature(
+            _Window(deque(maxlen=cfg.location_window)),
+            {v: _Window(deque(maxlen=cfg.scale_window)) for v in self.views},
+            deque(maxlen=cfg.season_length * cfg.season_cycles if "season" in self.views else 0),
+        )
+
+    @staticmethod
+    def _floor(st: _Feature, v: float) -> float:
+        """The sd of rounding to the data's resolution: the tail can be no steeper.
+
+        A series constant so far has shown no resolution: its first change is
+        taken as its step, so it is a few floors away, not infinitely many.
+        """
+        return (st.resolution or abs(v - st.last) or 1.0) / _SQRT12
+
+    def _expected(self, st: _Feature) -> dict[str, float]:
+        """Each view's expected value for the next point (a view without history is absent)."""
+        out = {"level": quantile(st.values.ordered, 0.5), "change": st.last}
+        if "season" in self.views:
+            period, h = self.config.season_length, st.history
+            cycles = range(1, self.config.season_cycles + 1)
+            past = sorted(h[-period * j] for j in cycles if len(h) >= period * j)
+            if past:
+                out["season"] = quantile(past, 0.5)
+        return out
+
+    def _tail(self, spec: FeatureSpec, x: Features) -> tuple[float, float] | None:
+        """``-log10`` of the tail probability of ``x`` and the location, once warmed up."""
+        v = read(spec, x)
+        st = self.states[spec.name]
+        if v is None or st.n < max(self.config.warmup, 2):
+            return None
+        floor, frac = self._floor(st, v), self.config.tail_fraction
+        expected = self._expected(st)
+        worst = max(
+            neg_log10_tail(spec.directed(v - e), st.residuals[view].ordered, frac, floor)
+            for view, e in expected.items()
+            if view in st.residuals
+        )
+        return max(worst - self._looks, 0.0), expected["level"]
+
+    def _raw(self, x: Features) -> float:
+        worst = max((t[0] for s in self.specs if (t := self._tail(s, x))), default=0.0)
+        return worst / (worst + self._l0)
+
+    def score_one(self, x: Features) -> float:
+        """The calibrated score, halved while refractory after an alarm."""
+        raw = self._raw(x)
+        return 0.5 * raw if self.quiet > 0 else raw
+
+    def explain_one(self, x: Features) -> tuple[Deviation, ...]:
+        out = []
+        for spec in self.specs:
+            t = self._tail(spec, x)
+            if t and t[0] >= self._l0:
+                out.append(Deviation(spec.name, float(x[spec.name]), spec.decode(t[1])))
+        return tuple(out)
+
+    def learn_one(self, x: Features) -> None:
+        """Every point is learnt (medians bound its pull); an alarm starts the refractory."""
+        alarm = self._raw(x) >= WARNING_SCORE and self.quiet == 0
+        self.quiet = self.config.refractory if alarm else max(self.quiet - 1, 0)
+        for spec in self.specs:
+            v = read(spec, x)
+            if v is not None:
+                self._learn(spec, self.states[spec.name], v)
+
+    def _learn(self, spec: FeatureSpec, st: _Feature, v: float) -> None:
+        if st.n:
+            gap = abs(v - st.last)
+            if gap > 0.0 and (st.resolution == 0.0 or gap < st.resolution):
+                st.resolution = gap
+            for view, e in self._expected(st).items():
+                if view in st.residuals:
+                    st.residuals[view].push(spec.directed(v - e))
+        st.n += 1
+        st.last = v
+        st.values.push(v)
+        st.history.append(v)
+
+    def to_state(self) -> dict[str, Any]:
+        """Per feature: the windows, season history, point count, resolution and last value."""
+        return {
+            "kind": self.name,
+            "v": self.STATE_VERSION,
+            "quiet": self.quiet,
+            "features": {
+                name: {
+                    "values": list(st.values.items),
+                    "residuals": {k: list(w.items) for k, w in st.residuals.items()},
+                    "history": list(st.history),
+                    "n": st.n,
+                    "resolution": st.resolution,
+                    "last": st.last,
+                }
+                for name, st in self.states.items()
+            },
+        }
+
+    def load_state(self, state: object) -> None:
+        """Exactly this detector's features and views; windows no longer than configured."""
+        data = header(state, self.name, self.STATE_VERSION, ["quiet", "features"])
+        self.quiet = count(data["quiet"], "tail.quiet", self.config.refractory)
+        names = [s.name for s in self.specs]
+        self.states = per_name(data["features"], "features", names, self._load_feature)
+
+    def _load_feature(self, value: object, where: str) -> _Feature:
+        keys = ["values", "residuals", "history", "n", "resolution", "last"]
+        data = record(value, where, keys)
+        cfg, st = self.config, self._new_feature()
+        big = MAX_VALUE
+        for v in numbers(data["values"], f"{where}.values", cfg.location_window, -big, big):
+            st.values.push(v)
+        resid = record(data["residuals"], f"{where}.residuals", list(self.views))
+        for view, window in st.residuals.items():
+            at = f"{where}.residuals.{view}"
+            for r in numbers(resid[view], at, cfg.scale_window, 0.0, 2 * big):
+                window.push(r)
+        limit = st.history.maxlen or 0
+        st.history.extend(numbers(data["history"], f"{where}.history", limit, -big, big))
+        st.n = count(data["n"], f"{where}.n")
+        st.resolution = number(data["resolution"], f"{where}.resolution", 0.0, big)
+        st.last = number(data["last"], f"{where}.last", -big, big)
+        # Windows longer than the count of points seen cannot come from this detector.
+        sizes = [len(st.values.items), len(st.history)] + [
+            len(w.items) + 1 for w in st.residuals.values()
+        ]
+        if (st.n == 0) != (not st.values.items) or max(sizes) > max(st.n, 1):
+            raise StateError("schema", f"{where}: windows inconsistent with n={st.n}")
+        return st
