@@ -70,9 +70,10 @@ class TailConfig:
     tail_fraction: float = 0.1
     warmup: int = 30
     refractory: int = 30
-    change_view: int = 1
+    change_view: int = 0
     season_length: int = 0
     season_cycles: int = 3
+    sustain: int = 0
 
 
 def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) -> float:
@@ -118,7 +119,7 @@ def quantile(ordered: list[float], q: float) -> float:
     return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
 
 
-VIEWS = ("level", "change", "season")
+VIEWS = ("level", "change", "season", "sustained")
 """What each residual is measured against: the recent median, the previous
 value, the median of the same point in the last ``season_cycles`` seasons."""
 
@@ -142,6 +143,7 @@ class _Feature:
     values: _Window
     residuals: dict[str, _Window]
     history: deque[float]
+    recent: deque[float]
     n: int = 0
     resolution: float = 0.0
     last: float = 0.0
@@ -171,6 +173,7 @@ class TailDetector(Detector):
         self.quiet = 0
         self.views = ("level",) + ("change",) * bool(cfg.change_view)
         self.views += ("season",) * bool(cfg.season_length > 0 and cfg.season_cycles > 0)
+        self.views += ("sustained",) * bool(cfg.sustain > 1)
         self.states = {s.name: self._new_feature() for s in specs}
         self._l0 = -math.log10(cfg.alert_probability)
         # Bonferroni: the most improbable of several looks has its p multiplied by their number.
@@ -182,6 +185,7 @@ class TailDetector(Detector):
             _Window(deque(maxlen=cfg.location_window)),
             {v: _Window(deque(maxlen=cfg.scale_window)) for v in self.views},
             deque(maxlen=cfg.season_length * cfg.season_cycles if "season" in self.views else 0),
+            deque(maxlen=max(cfg.sustain - 1, 0)),
         )
 
     @staticmethod
@@ -211,13 +215,24 @@ class TailDetector(Detector):
         if v is None or st.n < max(self.config.warmup, 2):
             return None
         floor, frac = self._floor(st, v), self.config.tail_fraction
-        expected = self._expected(st)
         worst = max(
-            neg_log10_tail(spec.directed(v - e), st.residuals[view].ordered, frac, floor)
-            for view, e in expected.items()
-            if view in st.residuals
+            neg_log10_tail(d, st.residuals[view].ordered, frac, floor)
+            for view, d in self._deviations(spec, st, v).items()
         )
-        return max(worst - self._looks, 0.0), expected["level"]
+        return max(worst - self._looks, 0.0), quantile(st.values.ordered, 0.5)
+
+    def _deviations(self, spec: FeatureSpec, st: _Feature, v: float) -> dict[str, float]:
+        """Each view's directed deviation of ``v`` (a view without history is absent).
+
+        ``sustained`` is the mean of the last ``sustain`` level residuals: a shift
+        too small for any one point, but held, is improbable as a mean.
+        """
+        expected = self._expected(st)
+        out = {k: spec.directed(v - e) for k, e in expected.items() if k in st.residuals}
+        if "sustained" in st.residuals:
+            recent = (sum(st.recent) + v - expected["level"]) / (len(st.recent) + 1)
+            out["sustained"] = spec.directed(recent)
+        return out
 
     def _raw(self, x: Features) -> float:
         worst = max((t[0] for s in self.specs if (t := self._tail(s, x))), default=0.0)
@@ -250,9 +265,9 @@ class TailDetector(Detector):
             gap = abs(v - st.last)
             if gap > 0.0 and (st.resolution == 0.0 or gap < st.resolution):
                 st.resolution = gap
-            for view, e in self._expected(st).items():
-                if view in st.residuals:
-                    st.residuals[view].push(spec.directed(v - e))
+            for view, d in self._deviations(spec, st, v).items():
+                st.residuals[view].push(d)
+            st.recent.append(v - quantile(st.values.ordered, 0.5))
         st.n += 1
         st.last = v
         st.values.push(v)
@@ -269,6 +284,7 @@ class TailDetector(Detector):
                     "values": list(st.values.items),
                     "residuals": {k: list(w.items) for k, w in st.residuals.items()},
                     "history": list(st.history),
+                    "recent": list(st.recent),
                     "n": st.n,
                     "resolution": st.resolution,
                     "last": st.last,
@@ -285,7 +301,7 @@ class TailDetector(Detector):
         self.states = per_name(data["features"], "features", names, self._load_feature)
 
     def _load_feature(self, value: object, where: str) -> _Feature:
-        keys = ["values", "residuals", "history", "n", "resolution", "last"]
+        keys = ["values", "residuals", "history", "recent", "n", "resolution", "last"]
         data = record(value, where, keys)
         cfg, st = self.config, self._new_feature()
         big = MAX_VALUE
@@ -298,6 +314,8 @@ class TailDetector(Detector):
                 window.push(r)
         limit = st.history.maxlen or 0
         st.history.extend(numbers(data["history"], f"{where}.history", limit, -big, big))
+        limit = st.recent.maxlen or 0
+        st.recent.extend(numbers(data["recent"], f"{where}.recent", limit, -2 * big, 2 * big))
         st.n = count(data["n"], f"{where}.n")
         st.resolution = number(data["resolution"], f"{where}.resolution", 0.0, big)
         st.last = number(data["last"], f"{where}.last", -big, big)

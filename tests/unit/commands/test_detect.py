@@ -168,3 +168,19 @@ def test_each_kind_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str], ki
     assert len(scores) == 200 and all(0.0 <= s <= 1.0 for s in scores)
     if kind != "ratio":  # values near 100 are not a share: nothing to say about the spike
         assert scores[150] >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("seconds", "day"),
+    [
+        ([0, 300, 600, 900], 288),  # NAB's 5-minute series
+        ([0, 60, 120, 180, 600], 1440),  # a gap does not change the median step
+        ([0, 7, 14], 0),  # a day is not a whole number of 7 s steps
+        ([0, 1, 2], 0),  # 86,400 points a day: longer than the season kept
+        ([5, 5, 5], 0),  # no step at all
+    ],
+)
+def test_points_per_day_gives_tail_its_season(seconds: list[float], day: int) -> None:
+    from pipeline.commands.detect import points_per_day
+
+    assert points_per_day(seconds) == day

@@ -107,11 +107,24 @@ def test_tail_is_empirical_inside_the_window_and_exponential_beyond() -> None:
     assert far[1] - far[0] == pytest.approx((far[2] - far[1]) / 18.0)
 
 
-def test_the_change_view_catches_a_jump_on_a_smooth_curve() -> None:
-    """A daily sine the median lags behind: a jump of a tenth of its amplitude is a change."""
+def sine_with_jump(jump: float) -> list[float]:
+    """A daily curve (288 points a day) the recent median lags behind; a jump at 1200."""
     series = [10.0 * math.sin(2 * math.pi * i / 288) + 0.1 * g for i, g in enumerate(noise(1500))]
-    for i in range(1200, 1500):
-        series[i] += 1.0
-    with_change = scores(series)
-    level_only = scores(series, change_view="0")
-    assert with_change[1200] >= WARNING_SCORE > level_only[1200]
+    return series[:1200] + [v + jump for v in series[1200:]]
+
+
+@pytest.mark.parametrize("view", [{"change_view": "1"}, {"season_length": "288"}])
+def test_change_and_season_views_catch_a_jump_on_a_daily_curve(view: dict[str, str]) -> None:
+    """A jump of a tenth of the amplitude hides in the level view's lag residuals."""
+    series = sine_with_jump(1.0)
+    assert scores(series, **view)[1200] >= WARNING_SCORE > scores(series)[1200]
+
+
+def test_views_are_bonferroni_corrected() -> None:
+    """Plain noise: more views, no more alarms than one view alone (p times the looks)."""
+    series = noise(3000, seed=11)
+    alarms = [
+        sum(v >= WARNING_SCORE for v in scores(series, **p)[300:])
+        for p in ({}, {"change_view": "1"}, {"change_view": "1", "season_length": "288"})
+    ]
+    assert alarms[1] <= alarms[0] + 1 and alarms[2] <= alarms[0] + 1
