@@ -93,33 +93,28 @@ def parse_zone(name: str) -> tzinfo:
 def guess_kind(values: Sequence[float]) -> str:
     """The ``auto`` heuristic: what the values look like (see pipeline/detect/README.md).
 
-    Non-negative integers are counts; values all within [0, 1] a ratio;
-    positive values spanning at least a factor 10 between their 1st and 99th
-    percentile are log-scaled like a latency (but alert both ways); anything
-    else is read as is.
+    Non-negative integers are counts (square-root scale, Poisson noise); values
+    all within [0, 1] a ratio; anything else is read as is. A log scale is
+    never guessed: a wide positive range (CPU from 2 % to 99 %) is not by itself
+    multiplicative noise, and a log would compress the high values where such
+    series alarm; say ``--kind latency`` for a latency.
 
     >>> guess_kind([0, 3, 1]), guess_kind([0.1, 0.5]), guess_kind([1.5, 80.0]), guess_kind([-1.0])
-    ('count', 'ratio', 'positive', 'value')
+    ('count', 'ratio', 'value', 'value')
     """
     if all(v >= 0 and v == int(v) for v in values):
         return "count"
     if all(0.0 <= v <= 1.0 for v in values):
         return "ratio"
-    if all(v > 0 for v in values):
-        ordered = sorted(values)
-        lo, hi = ordered[len(ordered) // 100], ordered[-1 - len(ordered) // 100]
-        if hi >= 10.0 * lo:
-            return "positive"
     return "value"
 
 
 def specs_for(kind: str) -> tuple[FeatureSpec, ...]:
-    """The one-feature spec of a series kind (``positive`` is auto's log-scaled guess)."""
+    """The one-feature spec of a series kind."""
     transform, direction = {
         "count": ("sqrt", "both"),
         "latency": ("log", "up"),
         "ratio": ("ratio", "both"),
-        "positive": ("log", "both"),
     }.get(kind, ("identity", "both"))
     return (FeatureSpec("value", transform, direction),)  # type: ignore[arg-type]
 

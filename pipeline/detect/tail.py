@@ -1,33 +1,40 @@
 """A calibrated detector: the score is a tail probability under a self-scaling robust model.
 
-Per feature, in the feature's transformed space (``FeatureSpec.encode``):
+Per feature, in the feature's transformed space (``FeatureSpec.encode``), each
+point is compared with up to four *views* of what was expected:
 
-* **location**: the median of the last ``location_window`` values. A median has
+* ``level``: the median of the last ``location_window`` values. A median has
   bounded influence, so alarmed points are learnt too without dragging it, and a
-  level shift is absorbed after half the window (no rebaseline rule needed).
-* **scale**: from the last ``scale_window`` *residuals* (value minus the
-  location it was scored against), so a trend or a daily curve that the
-  location follows does not inflate it. It is the first non-zero of the
-  Gaussian-consistent quantile ranges ``IQR / 1.349``, ``(q90 - q10) / 2.563``,
-  ``(q97.5 - q2.5) / 3.92``: a mostly-constant or mostly-zero series still gets
-  the spread its non-constant points show instead of a scale of 0. It is never
-  below ``resolution / sqrt(12)``, the sd of rounding to the data's own
-  quantisation step, ``resolution`` being the smallest non-zero gap seen
-  between two consecutive values (1 for integer counts, 0.1 for a value kept
-  to one decimal). Neither floor depends on the level, so a sparse, stepped
-  or integer series cannot collapse its scale.
-* **score**: ``z`` = residual / scale in the feature's alerting direction; its
-  Gaussian tail probability ``p`` (two-sided for ``both``), in log space so it
-  never underflows; ``L = -log10 p`` is mapped to ``L / (L + L0)`` with ``L0``
-  the value of ``L`` at ``z = threshold``. So 0.5 means "as improbable as a
-  ``threshold``-sigma deviation" on every series, the score is monotone in
-  ``z`` and reaches 1.0 (to 6 decimals) only past ~3,000 scales.
-* **one alarm per onset**: after a score >= 0.5 the detector is *refractory*
-  for ``refractory`` points: it keeps learning and scoring but halves its
-  score, so the points of the same episode rank below a new onset and stay
-  below the alert threshold. It is the time the location needs to absorb a
-  lasting shift (half the location window), after which a new deviation is
-  news again. ``refractory = 0`` reports raw scores.
+  level shift is absorbed after half the window (no rebaseline rule needed);
+* ``season`` (``season_length > 0``): the median of the values one, two and
+  three seasons ago (``spanstream detect`` sets a day from the sampling interval);
+* ``change`` (``change_view = 1``): the previous value;
+* ``sustained`` (``sustain > 1``): the mean of the last ``sustain`` level residuals.
+
+Each view keeps the last ``scale_window`` of its *directed* residuals (only
+the alerting direction counts). The tail probability of a new residual ``d``
+is read from that window: empirically, ``(m + 1) / (N + 1)`` with ``m``
+residuals at least ``d``, while ``d`` is within the largest ``tail_fraction``
+of them; beyond, from an exponential tail fitted to those (peaks over
+threshold, the mean excess at its upper one-sd bound). So the scale is the
+series' own, a bimodal or heavy-tailed series is judged by its real tail, and
+the probability never underflows. The mean excess is floored at
+``resolution / sqrt(12)``, the sd of rounding to the data's own quantisation
+step (``resolution``: the smallest non-zero gap seen between consecutive
+values, 1 for integer counts): a sparse, stepped or integer series cannot
+collapse its scale, and nothing depends on the level.
+
+The score: ``L = -log10 p`` of the most improbable view, less ``log10`` of the
+number of views (Bonferroni), then ``L / (L + L0)`` with ``L0 = -log10
+alert_probability``. 0.5 means "as improbable as ``alert_probability``" on every
+series; the score is monotone in ``L`` and reaches 1.0 (to 6 decimals) only at
+``L`` a million times ``L0``.
+
+One alarm per onset: after a score >= 0.5 the detector is *refractory* for
+``refractory`` points: it keeps learning and scoring, but halves its score, so
+the rest of the episode ranks below a new onset and stays below the alert
+threshold; that is about the time the level view needs to absorb a lasting
+shift (half the location window). ``refractory = 0`` reports raw scores.
 """
 
 from __future__ import annotations
@@ -61,10 +68,12 @@ class TailConfig:
 
     ``alert_probability`` is the tail probability that scores 0.5;
     ``tail_fraction`` the share of the residual window whose largest values
-    fit the exponential tail.
+    fit the exponential tail. ``season_length`` is 0 (off) for the pipeline's
+    windows: a day of 60 s windows, three times, is 4,320 values per feature of
+    state; ``spanstream detect`` sets it to a day of the series' points.
     """
 
-    alert_probability: float = 1e-4
+    alert_probability: float = 1e-3
     location_window: int = 60
     scale_window: int = 1000
     tail_fraction: float = 0.1

@@ -148,7 +148,7 @@ def test_timezone_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     [
         ([0.0, 3.0, 1.0, 0.0], "count"),
         ([0.01, 0.5, 1.0], "ratio"),
-        ([1.5, 20.0, 300.0], "positive"),
+        ([1.5, 20.0, 300.0], "value"),  # a log scale is never guessed
         ([20.5, 21.0, 22.5], "value"),
         ([-1.0, 3.5], "value"),
     ],
