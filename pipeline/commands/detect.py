@@ -7,13 +7,19 @@ import csv
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from itertools import pairwise
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pipeline.detect.base import FeatureSpec
 from pipeline.errors import ConfigError, InputError
 
-DETECTOR_CHOICES = ("robust", "seasonal", "hst", "combined")
+DETECTOR_CHOICES = ("robust", "seasonal", "hst", "combined", "tail")
+SERIES_DEFAULT = "tail"
+"""Detector of ``spanstream detect``, chosen on NAB (see pipeline/detect/README.md)."""
+KINDS = ("auto", "count", "latency", "ratio", "value")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="detector (default: the pipeline's default)",
     )
     p.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="auto",
+        help="what the series is: count (square-root scale), latency (log scale, alerts "
+        "upwards), ratio (a share in [0, 1]), value (as is) or auto (guessed from the "
+        "values, see pipeline/detect/README.md)",
+    )
+    p.add_argument(
+        "--timezone",
+        default="UTC",
+        help="IANA zone of timestamps written without an offset (default UTC)",
+    )
+    p.add_argument(
         "--param",
         action="append",
         default=[],
@@ -43,11 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_timestamp(text: str) -> float:
-    """Unix seconds from ISO 8601 or a number of seconds.
+def parse_timestamp(text: str, zone: tzinfo = UTC) -> float:
+    """Unix seconds from ISO 8601 or a number of seconds; no offset means ``zone``.
 
     >>> parse_timestamp("1970-01-01T00:01:00Z"), parse_timestamp("60")
     (60.0, 60.0)
+    >>> parse_timestamp("1970-01-01 00:01:00")
+    60.0
     """
     try:
         return float(text)
@@ -55,11 +76,70 @@ def parse_timestamp(text: str) -> float:
         pass
     stamp = datetime.fromisoformat(text.strip())
     if stamp.tzinfo is None:
-        raise ValueError("naive timestamp") from None
+        stamp = stamp.replace(tzinfo=zone)
     return stamp.timestamp()
 
 
-def read_series(lines: Iterable[str], name: str) -> list[tuple[str, float, float]]:
+def parse_zone(name: str) -> tzinfo:
+    """An IANA time zone; ConfigError names the option and value."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--timezone {name!r}: not a known IANA time zone") from None
+
+
+def guess_kind(values: Sequence[float]) -> str:
+    """The ``auto`` heuristic: what the values look like (see pipeline/detect/README.md).
+
+    Non-negative integers are counts (square-root scale, Poisson noise); values
+    all within [0, 1] a ratio; anything else is read as is. A log scale is
+    never guessed: a wide positive range (CPU from 2 % to 99 %) is not by itself
+    multiplicative noise, and a log would compress the high values where such
+    series alarm; say ``--kind latency`` for a latency.
+
+    >>> guess_kind([0, 3, 1]), guess_kind([0.1, 0.5]), guess_kind([1.5, 80.0]), guess_kind([-1.0])
+    ('count', 'ratio', 'value', 'value')
+    """
+    if all(v >= 0 and v == int(v) for v in values):
+        return "count"
+    if all(0.0 <= v <= 1.0 for v in values):
+        return "ratio"
+    return "value"
+
+
+def specs_for(kind: str) -> tuple[FeatureSpec, ...]:
+    """The one-feature spec of a series kind."""
+    transform, direction = {
+        "count": ("sqrt", "both"),
+        "latency": ("log", "up"),
+        "ratio": ("ratio", "both"),
+    }.get(kind, ("identity", "both"))
+    return (FeatureSpec("value", transform, direction),)  # type: ignore[arg-type]
+
+
+#: Longest season ``tail`` is given (points per day): it keeps three of them per feature.
+MAX_SEASON = 5000
+
+
+def points_per_day(seconds: Sequence[float]) -> int:
+    """Points in a day at the series' median sampling interval (0 if not a whole number >= 2).
+
+    >>> points_per_day([0, 300, 600, 900]), points_per_day([0, 7, 14])
+    (288, 0)
+    """
+    steps = sorted(b - a for a, b in pairwise(seconds) if b > a)
+    if not steps:
+        return 0
+    per_day = 86400.0 / steps[len(steps) // 2]
+    whole = round(per_day)
+    return whole if 2 <= whole <= MAX_SEASON and abs(per_day - whole) < 1e-6 * per_day else 0
+
+
+def read_series(
+    lines: Iterable[str], name: str, zone: tzinfo = UTC
+) -> list[tuple[str, float, float]]:
     """Rows ``(timestamp text, unix seconds, value)``; InputError names the bad line.
 
     >>> read_series(["timestamp,value", "60,1.5"], "s.csv")
@@ -83,11 +163,10 @@ def read_series(lines: Iterable[str], name: str) -> list[tuple[str, float, float
             raise InputError(f"{name}:{line}: expected {len(columns)} columns, got {len(row)}")
         stamp, raw = row[t_col].strip(), row[v_col].strip()
         try:
-            seconds = parse_timestamp(stamp)
+            seconds = parse_timestamp(stamp, zone)
         except ValueError:
             raise InputError(
-                f"{name}:{line}: timestamp {stamp!r} is not ISO 8601 "
-                "with a time zone or unix seconds"
+                f"{name}:{line}: timestamp {stamp!r} is not ISO 8601 or unix seconds"
             ) from None
         try:
             value = float(raw)
@@ -113,14 +192,22 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
 
 
 def score_series(
-    values: Sequence[float], order: Sequence[int], detector: str, params: dict[str, str]
+    values: Sequence[float],
+    order: Sequence[int],
+    detector: str,
+    params: dict[str, str],
+    kind: str = "value",
+    day: int = 0,
 ) -> list[float]:
     """Scores per input row, computed in time order (score-then-learn)."""
-    from pipeline.detect.base import VALUE_SPECS
     from pipeline.detect.registry import build_detector
 
+    if kind == "auto":
+        kind = guess_kind(values)
+    if detector == "tail" and "season_length" not in params and day:
+        params = {**params, "season_length": str(day)}
     try:
-        model = build_detector(detector, params, specs=VALUE_SPECS)
+        model = build_detector(detector, params, specs=specs_for(kind))
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"detector {detector}: {exc}") from None
     scores = [0.0] * len(values)
@@ -143,18 +230,18 @@ def write_scores(
 
 def run(args: argparse.Namespace) -> int:
     """Read, score and write the series."""
-    from pipeline.detect.scorer import build_default
-
     try:
         with args.input.open(newline="", encoding="utf-8") as f:
-            rows = read_series(f, args.input.name)
+            rows = read_series(f, args.input.name, parse_zone(args.timezone))
     except OSError as exc:
         raise InputError(f"{args.input}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(f"{args.input}: not a UTF-8 text file") from None
-    detector = args.detector or build_default().config.detector
+    detector = args.detector or SERIES_DEFAULT
     order = sorted(range(len(rows)), key=lambda i: rows[i][1])
-    scores = score_series([r[2] for r in rows], order, detector, parse_params(args.param))
+    params = parse_params(args.param)
+    day = points_per_day([rows[i][1] for i in order])
+    scores = score_series([r[2] for r in rows], order, detector, params, args.kind, day)
     if args.output is None:
         write_scores(sys.stdout, rows, scores)
     else:

@@ -8,7 +8,7 @@ import time
 
 from pipeline.errors import ConfigError
 
-EVALUATED = ("robust", "seasonal", "hst", "combined", "random")
+EVALUATED = ("robust", "seasonal", "hst", "combined", "tail", "random")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

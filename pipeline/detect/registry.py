@@ -10,12 +10,14 @@ from pipeline.detect.base import WINDOW_SPECS, Detector, FeatureSpec
 from pipeline.detect.combined import CombinedConfig, CombinedDetector, RandomConfig, RandomDetector
 from pipeline.detect.hst import HstConfig, HstDetector
 from pipeline.detect.residual import RobustConfig, RobustDetector, SeasonalConfig, SeasonalDetector
+from pipeline.detect.tail import TailConfig, TailDetector
 
-DETECTORS = ("robust", "seasonal", "hst", "combined", "random")
+DETECTORS = ("robust", "seasonal", "hst", "combined", "tail", "random")
 CONFIGS: dict[str, type] = {
     "robust": RobustConfig,
     "seasonal": SeasonalConfig,
     "hst": HstConfig,
+    "tail": TailConfig,
     "random": RandomConfig,
 }
 COMBINED_MEMBERS = ("robust", "hst")
@@ -66,6 +68,8 @@ def build_detector(
         return SeasonalDetector(config, specs)
     if name == "hst":
         return HstDetector(config, specs)
+    if name == "tail":
+        return TailDetector(config, specs)
     return RandomDetector(config)
 
 

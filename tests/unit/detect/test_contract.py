@@ -17,6 +17,8 @@ VARIANTS = {
     "robust-no-cusum": ("robust", {"cusum_h": "0", "alarm_clip": "3"}),  # the point test only
     "robust-cusum-h1": ("robust", {"cusum_h": "1"}),  # CUSUM alarms and restarts often
     "seasonal-cusum": ("seasonal", {"cusum_h": "4", "alarm_clip": "0"}),
+    "tail-all-views": ("tail", {"change_view": "1", "sustain": "5"}),  # with the season view
+    "tail-raw": ("tail", {"refractory": "0", "season_length": "0"}),  # level view, no refractory
 }
 NAMES = (*DETECTORS, *VARIANTS)
 """Every registered detector, plus configurations that switch the CUSUM off and on."""
