@@ -1,6 +1,6 @@
 """Baseline for the NAB comparison: River's StandardAbsoluteDeviation, out of the box.
 
-    python tools/river_sad.py INPUT.csv OUTPUT.csv
+    python infra/nab/river_sad.py INPUT.csv OUTPUT.csv
 
 Reads ``timestamp,value`` and writes ``timestamp,value,anomaly_score`` in input
 order, score-then-learn. SAD's score is ``|x - mean| / sd`` (unbounded); it is
