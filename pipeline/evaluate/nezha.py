@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -225,7 +226,7 @@ class ReplayMessage:
 
 def _request(spans: Sequence[ClipSpan], shift_ns: int) -> ExportTraceServiceRequest:
     req = ExportTraceServiceRequest()
-    by_service = {}
+    by_service: dict[str, Any] = {}
     for s in spans:
         scope = by_service.get(s.service)
         if scope is None:
