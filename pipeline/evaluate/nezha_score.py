@@ -61,6 +61,19 @@ class Report:
     rows: tuple[FaultRow, ...]
     outside_onsets: int
     outside_hours: float
+    t0_ns: int = 0
+    total_hours: float = 0.0
+
+    @property
+    def other_per_hour(self) -> float:
+        """Onsets on services not under fault, over the whole replay (fault ranges included).
+
+        The clips are minutes around faults, so little time lies outside every fault
+        range; this rate is the steadier false-alarm figure (an upper bound: a fault
+        can show in its callers).
+        """
+        n = self.outside_onsets + sum(r.onsets_other for r in self.rows)
+        return n / self.total_hours if self.total_hours > 0 else 0.0
 
     @property
     def alerted(self) -> int:
@@ -144,7 +157,7 @@ def score(
         )
     outside = [a for a in starts if not any(_overlaps(a, lo, hi) for lo, hi in ranges)]
     hours = _outside_ns(ranges, t0_ns, t1_ns) / NS_PER_HOUR
-    return Report(tuple(rows), len(outside), hours)
+    return Report(tuple(rows), len(outside), hours, t0_ns, (t1_ns - t0_ns) / NS_PER_HOUR)
 
 
 COLUMNS = (
@@ -160,24 +173,25 @@ COLUMNS = (
 )
 
 
-def _cells(i: int, r: FaultRow) -> list[str]:
+def _cells(i: int, r: FaultRow, t0_ns: int) -> list[str]:
     f = r.fault
     delay = "-" if r.delay_s is None else f"{r.delay_s:.0f}"
     alerted = "yes" if r.alerted else "no"
-    return [str(i), f.label, f.service, f.kind, f"{f.clamped_s:.0f}", alerted, delay]
+    at = f"{(f.inject_ns - t0_ns) / NS_PER_S / 60:.1f}"
+    return [str(i), f.label, at, f.service, f.kind, f"{f.clamped_s:.0f}", alerted, delay]
 
 
 def format_report(report: Report, markdown: bool = False) -> str:
     """Per-fault rows and a totals row, as aligned text or Markdown."""
     cells = [
-        [*_cells(i + 1, r), str(r.onsets_service), str(r.onsets_other)]
+        [*_cells(i + 1, r, report.t0_ns), str(r.onsets_service), str(r.onsets_other)]
         for i, r in enumerate(report.rows)
     ]
     p50 = "-" if report.delay_p50_s is None else f"p50 {report.delay_p50_s:.0f}"
     n = len(report.rows)
     own = sum(r.onsets_service for r in report.rows)
     other = sum(r.onsets_other for r in report.rows)
-    cells.append(["total", "", "", "", "", f"{report.alerted}/{n}", p50, str(own), str(other)])
+    cells.append(["total", "", "", "", "", "", f"{report.alerted}/{n}", p50, str(own), str(other)])
     if markdown:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(c) + " |" for c in cells]
@@ -188,6 +202,7 @@ def format_report(report: Report, markdown: bool = False) -> str:
         table = "\n".join([fmt.format(*COLUMNS)] + [fmt.format(*c) for c in cells])
     outside = (
         f"alert onsets outside faults: {report.outside_onsets} in {report.outside_hours:.2f} h "
-        f"of replayed time = {report.outside_per_hour:.1f}/h"
+        f"of replayed time = {report.outside_per_hour:.1f}/h; on services not under fault, "
+        f"whole replay ({report.total_hours:.2f} h): {report.other_per_hour:.1f}/h"
     )
     return f"{table}\n\n{outside}"

@@ -60,6 +60,8 @@ def test_score_hand_computed() -> None:
     # Outside time: 3600 s less the two 240 s ranges.
     assert abs(report.outside_hours - 3120 / 3600) < 1e-9
     assert report.delay_p50_s == 80.0
+    # Not under fault: the frontend onset inside the first range and the two outside.
+    assert report.other_per_hour == 3.0
 
 
 def test_window_overlapping_the_injection_counts() -> None:
@@ -85,7 +87,7 @@ def test_format_report_markdown_has_rows_and_totals() -> None:
     text = format_report(report, markdown=True)
     lines = text.splitlines()
     assert lines[0].startswith("| # | injected | service |")
-    assert lines[2] == "| 1 | t100 | cart | cpu | 0 | yes | 80 | 1 | 0 |"
+    assert lines[2] == "| 1 | t100 | 1.7 | cart | cpu | 0 | yes | 80 | 1 | 0 |"
     assert lines[3].startswith("| total |") and "1/1" in lines[3]
     assert "alert onsets outside faults: 0" in text
     plain = format_report(report)
