@@ -73,4 +73,4 @@ def test_replay_counts_every_span_and_scores_each_fault(
         10.0,
     )
     # The injection, 10 s before the third clip, maps to its start: ~60 s into the replay.
-    assert abs(row.fault.inject_ns - (T0 + 60 * NS_PER_S)) < NS_PER_S // 10
+    assert abs(row.fault.inject_ns - (T0 + 60 * NS_PER_S)) < NS_PER_S // 2
