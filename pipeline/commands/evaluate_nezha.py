@@ -38,12 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
     """What was replayed and how, printed under the table."""
     late = result.late_spans
+    speed = f", speedup {options.speedup:g}" if options.pace == "live" else ""
     return "\n".join(
         [
             f"replay: {result.clips} clips, {result.spans} spans in {result.messages} traces "
             f"({result.skipped_rows} unreadable rows), gaps closed: {result.replay_s / 60:.1f} "
             f"min of event time in {result.wall_s / 60:.1f} min wall",
-            f"pace {options.pace}, speedup {options.speedup:g}, windows {options.window_seconds} s,"
+            f"pace {options.pace}{speed}, windows {options.window_seconds} s,"
             f" fault range = injection + {options.fault_seconds} s + 2 windows (to the next fault)",
             f"worker: default detector, {result.requests_counted} spans counted in windows, "
             f"{late} late; last window closed: {'yes' if result.windows_closed else 'NO'}",

@@ -163,6 +163,7 @@ def score(
 COLUMNS = (
     "#",
     "injected",
+    "replay_min",
     "service",
     "fault",
     "clamped_s",

@@ -86,9 +86,14 @@ def test_format_report_markdown_has_rows_and_totals() -> None:
     report = score([fault("cart", 100)], [win("cart", 120)], 0, 3600 * S, window_ns=W, fault_ns=0)
     text = format_report(report, markdown=True)
     lines = text.splitlines()
-    assert lines[0].startswith("| # | injected | service |")
+    assert lines[0] == (
+        "| # | injected | replay_min | service | fault | clamped_s | alerted | delay_s "
+        "| onsets | other |"
+    )
+    assert lines[1] == "|---|---|---|---|---|---|---|---|---|---|"
     assert lines[2] == "| 1 | t100 | 1.7 | cart | cpu | 0 | yes | 80 | 1 | 0 |"
     assert lines[3].startswith("| total |") and "1/1" in lines[3]
     assert "alert onsets outside faults: 0" in text
     plain = format_report(report)
     assert "total" in plain and "|" not in plain
+    assert plain.splitlines()[0].split() == lines[0].strip("| ").split(" | ")
