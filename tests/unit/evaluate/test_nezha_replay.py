@@ -37,7 +37,11 @@ def write_dataset(root: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("changes", "option"),
-    [({"pace": "fast"}, "--pace"), ({"speedup": 0.0}, "--speedup"), ({"window_seconds": 0}, "--window-seconds")],
+    [
+        ({"pace": "fast"}, "--pace"),
+        ({"speedup": 0.0}, "--speedup"),
+        ({"window_seconds": 0}, "--window-seconds"),
+    ],
 )
 def test_options_refuse_bad_values(changes: dict[str, object], option: str) -> None:
     options = ReplayOptions(Path("x"), **changes)  # type: ignore[arg-type]
