@@ -1,4 +1,5 @@
-"""``spanstream evaluate``: every detector on labelled synthetic scenarios, as a table."""
+"""``spanstream evaluate``: every detector on labelled synthetic scenarios, as a table
+(or, with ``--nezha``, the worker on real traces with labelled faults)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import functools
 import time
 
+from pipeline.commands import evaluate_nezha
 from pipeline.errors import ConfigError
 
 EVALUATED = ("robust", "seasonal", "hst", "combined", "tail", "random")
@@ -28,11 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detectors", default=",".join(EVALUATED), help="comma-separated detectors to evaluate"
     )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    evaluate_nezha.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the table."""
+    if args.nezha is not None:
+        return evaluate_nezha.run(args)
     from pipeline.detect.registry import build_detector
     from pipeline.evaluate.harness import evaluate, format_table
 

@@ -1,0 +1,70 @@
+"""``spanstream evaluate --nezha PATH``: replay real traces with labelled faults, score alerts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.evaluate.nezha_replay import PACES, ReplayOptions, ReplayResult
+from pipeline.evaluate.nezha_score import format_report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``--nezha`` options of ``spanstream evaluate``."""
+    g = p.add_argument_group(
+        "Nezha replay",
+        "Replay the Nezha Online Boutique clips (a .tar.xz or its extracted directory) "
+        "through a local Kafka broker and a real worker, then score its alerts per fault. "
+        "Needs the Kafka jars (SPANSTREAM_CACHE).",
+    )
+    g.add_argument("--nezha", type=Path, metavar="PATH", help="the data set; runs the replay")
+    g.add_argument(
+        "--speedup", type=float, default=10.0, help="event time per wall time (live pace)"
+    )
+    g.add_argument(
+        "--pace",
+        choices=PACES,
+        default="live",
+        help="live: each trace sent when it ends, sped up; backlog: everything at once "
+        "(windows then close before their spans arrive: see LateSpans)",
+    )
+    g.add_argument("--window-seconds", type=int, default=60, help="the worker's window size")
+    g.add_argument(
+        "--fault-seconds", type=int, default=120, help="how long a fault lasts, for scoring"
+    )
+    g.add_argument("--workdir", type=Path, help="keep broker, worker and data here (default: temp)")
+
+
+def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
+    """What was replayed and how, printed under the table."""
+    late = result.late_spans
+    speed = f", speedup {options.speedup:g}" if options.pace == "live" else ""
+    return "\n".join(
+        [
+            f"replay: {result.clips} clips, {result.spans} spans in {result.messages} traces "
+            f"({result.skipped_rows} unreadable rows), gaps closed: {result.replay_s / 60:.1f} "
+            f"min of event time in {result.wall_s / 60:.1f} min wall",
+            f"pace {options.pace}{speed}, windows {options.window_seconds} s,"
+            f" fault range = injection + {options.fault_seconds} s + 2 windows (to the next fault)",
+            f"worker: default detector, {result.requests_counted} spans counted in windows, "
+            f"{late} late; last window closed: {'yes' if result.windows_closed else 'NO'}",
+        ]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.evaluate.nezha_replay import run as replay
+
+    options = ReplayOptions(
+        args.nezha,
+        speedup=args.speedup,
+        pace=args.pace,
+        window_seconds=args.window_seconds,
+        fault_seconds=args.fault_seconds,
+        workdir=args.workdir,
+    )
+    result = replay(options)
+    print(format_report(result.report, markdown=args.markdown))
+    print()
+    print(settings_text(options, result))
+    return 0

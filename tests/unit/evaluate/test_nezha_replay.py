@@ -1,0 +1,90 @@
+"""The replay shell's local parts: options, finding and extracting the data set, fault mapping."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.evaluate import nezha
+from pipeline.evaluate.nezha_replay import (
+    ReplayOptions,
+    find_dataset,
+    load,
+    scored_faults,
+)
+
+T0_S = 1_661_140_000  # 2022-08-22 03:46:40 UTC
+FAULT = {
+    "inject_time": "2022-08-22 03:47:00",
+    "inject_timestamp": "0",
+    "inject_pod": "cartservice-579f59597d-wc2lz",
+    "inject_type": "return",
+}
+
+
+def write_dataset(root: Path) -> Path:
+    (root / "trace").mkdir(parents=True)
+    start = T0_S * 10**9
+    row = f"{'a' * 32},{'1' * 16},root,frontend-579b9bff58-t2dbm,op,{start},{start + 10**9},1\n"
+    (root / "trace" / "03_47_trace.csv").write_text(nezha.HEADER + row)
+    (root / "fault_list.json").write_text(json.dumps({"03": [FAULT]}))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"pace": "fast"}, "--pace"),
+        ({"speedup": 0.0}, "--speedup"),
+        ({"window_seconds": 0}, "--window-seconds"),
+    ],
+)
+def test_options_refuse_bad_values(changes: dict[str, object], option: str) -> None:
+    options = ReplayOptions(Path("x"), **changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=option):
+        options.check()
+
+
+def test_find_dataset_in_a_directory(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "nested" / "nezha")
+    assert find_dataset(tmp_path, tmp_path / "scratch") == root
+
+
+def test_find_dataset_extracts_a_tar_archive(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "src" / "nezha-x")
+    archive = tmp_path / "nezha.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(root, arcname="nezha-x")
+    found = find_dataset(archive, tmp_path / "scratch")
+    assert found == tmp_path / "scratch" / "nezha-x"
+    clips, faults = load(found)
+    assert [len(c.spans) for c in clips] == [1]
+    assert [f.service for f in faults] == ["cartservice"]
+
+
+def test_find_dataset_without_fault_list(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no fault_list\.json"):
+        find_dataset(tmp_path, tmp_path / "scratch")
+
+
+def test_load_without_clips(tmp_path: Path) -> None:
+    (tmp_path / "trace").mkdir()
+    (tmp_path / "fault_list.json").write_text("{}")
+    with pytest.raises(ConfigError, match="no readable"):
+        load(tmp_path)
+
+
+def test_scored_faults_are_on_the_replay_timeline(tmp_path: Path) -> None:
+    clips, faults = load(write_dataset(tmp_path))
+    (f,) = scored_faults(nezha.place(clips), faults)
+    # 03:47:00 lies after the only clip (03:46:40-03:46:41): mapped through its shift (0).
+    assert (f.label, f.service, f.kind, f.inject_ns) == (
+        "03:47:00",
+        "cartservice",
+        "return",
+        (T0_S + 20) * 10**9,
+    )
