@@ -79,8 +79,14 @@ def _origin_host(origin: str) -> str:
 
 
 def _bearer_matches(header: str, token: str) -> bool:
+    """Constant-time; bytes, since compare_digest raises on non-ASCII str (a 500, not a 401).
+
+    >>> _bearer_matches("Bearer \u00e9t\u00e9", "pw"), _bearer_matches("Bearer pw", "pw")
+    (False, True)
+    """
     scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+    given = value.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode())
 
 
 def middleware(guard: WebGuard) -> Callable[..., Awaitable[Any]]:

@@ -41,6 +41,8 @@ def test_the_token_is_checked_when_set() -> None:
     assert status(guard, Authorization="Bearer wrong") == 401
     assert status(guard, Authorization="Basic s3cret") == 401
     assert status(guard, Authorization="Bearer s3cret") == 200
+    # A non-ASCII token is refused like any wrong one (it used to raise: a 500).
+    assert status(guard, Authorization="Bearer s3cr\u00e9t") == 401
 
 
 def test_the_bind_host_passes_and_a_wildcard_bind_leaves_it_to_the_token() -> None:
