@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,13 @@ from pipeline.errors import SpanstreamError
 from pipeline.locked import LockedStore
 from pipeline.query import QueryLimits, QueryRunner, open_reader, run_readonly
 from pipeline.store import Store
+from tests.faults.harness import wait_until
 
 REFUSED = SpanstreamError  # QueryRefused (our check) or QueryError (the engine's)
 
 
 def count(store: Store) -> int:
     return int(store.query("SELECT count() FROM otel_traces")[0][0])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +166,7 @@ def test_a_query_holds_no_store_lock_and_is_killed_on_close(chdb_store: Store) -
 
     thread = threading.Thread(target=endless)
     thread.start()
-    wait_until(lambda: running(store), 10, "the query to run")
+    wait_until(lambda: running(store), 10, "the query to run", poll_s=0.02)
     started = time.monotonic()
     store.insert("spanstream_anomalies", {"AlertId": ["a1"]})  # ingestion goes on beside it
     assert time.monotonic() - started < 1
