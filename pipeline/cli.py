@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             "OpenTelemetry traces from the Collector's Kafka exporter -> tail-sampled spans, "
             "per-window RED metrics and anomaly alerts in ClickHouse and Kafka."
         ),
-        epilog="Settings come from SPANSTREAM_* environment variables; see README.md.",
+        epilog="Settings come from SPANSTREAM_* environment variables; see docs/settings.md.",
     )
     parser.add_argument("--version", action="version", version=f"spanstream {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -49,7 +49,7 @@ def tune_gc() -> None:
     A worker holds hundreds of thousands of live objects (traces waiting for
     their decision) and allocates a container per span attribute map; with
     CPython's defaults the collector walked that heap so often that it took
-    more time than decoding (``spanstream bench``, README *Throughput*). The
+    more time than decoding (``spanstream bench``, docs/performance.md). The
     pipeline makes little cyclic garbage, so collecting every 100,000
     allocations costs little memory; ``gc.freeze`` moves the objects of the
     app's start-up (modules, Faust) out of every later collection.

@@ -18,7 +18,7 @@ FETCH_MAX_BYTES = 16 * 1024 * 1024
 #: a 50 MB zstd bomb under a 32 MiB bound is a _BAD_COMPRESSION error, 48 MB peak RSS,
 #: where the 100 MB default hands the 50 MB over at 123 MB). gzip and lz4 batches are not
 #: bounded by it (a 200 MB gzip bomb still arrives whole, 409 MB peak): the input
-#: topic's max.message.bytes bounds their compressed size, see the README.
+#: topic's max.message.bytes bounds their compressed size (docs/reliability.md).
 RECEIVE_MAX_BYTES = 2 * FETCH_MAX_BYTES + 512
 
 
