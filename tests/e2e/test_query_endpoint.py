@@ -19,13 +19,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.worker import (
-    LocalWorker,
-    delete_topics,
-    prepare_topics,
-    run_generate,
-    unique_names,
-)
+from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
+from tests.harness.streams import run_generate
 
 pytestmark = pytest.mark.e2e
 
