@@ -30,14 +30,14 @@ faults: ## fault-injection suite (FAULTS_TRACES=5000 traces, ~100k spans per str
 	mkdir -p data; rm -f data/faults.jsonl; \
 	SPANSTREAM_FAULTS_TRACES=$(FAULTS_TRACES) SPANSTREAM_FAULTS_RESULTS=data/faults.jsonl \
 	$(PYTEST) -q -m faults tests/faults; \
-	status=$$?; $(PY) -m pipeline.testing.accounting summarize data/faults.jsonl; exit $$status
+	status=$$?; $(PY) -m tests.harness.accounting summarize data/faults.jsonl; exit $$status
 
 lint: ## ruff lint + format check
 	.venv/bin/ruff check $(SRC)
 	.venv/bin/ruff format --check $(SRC)
 
-typecheck: ## mypy (disallow_untyped_defs)
-	.venv/bin/mypy pipeline
+typecheck: ## mypy (disallow_untyped_defs) on the package and the test harness
+	.venv/bin/mypy pipeline tests/harness
 
 check: lint typecheck ## lint + typecheck
 

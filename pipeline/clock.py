@@ -1,12 +1,16 @@
-"""Processing-time clocks: the :class:`Clock` protocol and the real :class:`SystemClock`.
+"""Processing-time clocks: the :class:`Clock` protocol and two clocks that honour it.
 
 Stages that wait in processing time (idle window close, tail-sampling decision
-timers) take a ``Clock`` instead of calling :mod:`time`, so tests drive them
-with :class:`pipeline.testing.clock.ManualClock` and never sleep.
+timers) take a ``Clock`` instead of calling :mod:`time`: :class:`SystemClock` in the
+worker, :class:`ManualClock` in tests and the in-process benchmark, which never sleep.
 
 >>> clock: Clock = SystemClock()
 >>> clock.now() <= clock.now()
 True
+>>> manual = ManualClock()
+>>> manual.advance(2.5)
+>>> manual.now()
+2.5
 """
 
 from __future__ import annotations
@@ -32,3 +36,20 @@ class SystemClock:
     def now(self) -> float:
         """Seconds since an arbitrary, fixed point."""
         return time.monotonic()
+
+
+class ManualClock:
+    """A clock that stands still until :meth:`advance` moves it forward."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+
+    def now(self) -> float:
+        """The current manual time in seconds."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward; a negative step would break the monotonic contract."""
+        if seconds < 0:
+            raise ValueError(f"ManualClock cannot go backwards (advance({seconds}))")
+        self._now += seconds

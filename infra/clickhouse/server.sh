@@ -6,6 +6,7 @@
 #
 #   infra/clickhouse/server.sh install
 #   infra/clickhouse/server.sh start  --data-dir DIR [--port 9000] [--http-port 8123]
+#   infra/clickhouse/server.sh run    --data-dir DIR [...]  # the same server in the foreground
 #   infra/clickhouse/server.sh stop   --data-dir DIR
 #   infra/clickhouse/server.sh status --data-dir DIR
 #
@@ -81,10 +82,24 @@ XML
 XML
 }
 
-start() {
-  [[ -n $data_dir ]] || die "start needs --data-dir"
+prepare() {
+  [[ -n $data_dir ]] || die "$command needs --data-dir"
   [[ -x $SERVER_BIN ]] || die "$SERVER_BIN missing: run $0 install"
   mkdir -p "$data_dir"
+}
+
+# The server in the foreground (the caller captures its output and signals it):
+# this shell's pid is the server's after exec, so status and stop work on it too.
+run() {
+  prepare
+  if alive; then die "already running (pid $(pid_of))"; fi
+  write_config
+  echo $$ > "$data_dir/server.pid"
+  exec "$SERVER_BIN" --config-file="$data_dir/config.xml" < /dev/null
+}
+
+start() {
+  prepare
   if alive; then echo "already running (pid $(pid_of))"; return; fi
   write_config
   setsid "$SERVER_BIN" --config-file="$data_dir/config.xml" \
@@ -115,7 +130,8 @@ stop() {
 case $command in
   install) install ;;
   start) start ;;
+  run) run ;;
   stop) stop ;;
   status) if alive; then echo "running (pid $(pid_of))"; else echo "stopped"; exit 3; fi ;;
-  *) die "usage: $0 install|start|stop|status [--data-dir DIR] [--port N] [--http-port N]" ;;
+  *) die "usage: $0 install|start|run|stop|status [--data-dir DIR] [--port N] [--http-port N]" ;;
 esac

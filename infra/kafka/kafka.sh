@@ -4,6 +4,7 @@
 #
 #   infra/kafka/kafka.sh install                       # jars -> $SPANSTREAM_CACHE/kafka/<v>/libs
 #   infra/kafka/kafka.sh start [--port N] [--data-dir D] [--sasl-ssl-port N --tls-dir T]
+#   infra/kafka/kafka.sh run [options of start]        # the same broker in the foreground
 #   infra/kafka/kafka.sh status [--data-dir D]
 #   infra/kafka/kafka.sh stop [--data-dir D]
 #   infra/kafka/kafka.sh libs                          # print the libs dir (for other tools)
@@ -29,7 +30,7 @@ TLS_DIR="${TLS_DIR:-}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
-usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_opts() {
   while [[ $# -gt 0 ]]; do
@@ -181,10 +182,38 @@ metadata_ok() {
   [[ ${#hex} -eq 32 && $((16#${hex:24:8})) -gt 0 ]]
 }
 
-cmd_start() {
-  parse_opts "$@"
+check_installed() {
   [[ -f "$LIBS/.complete" ]] || die "kafka $KAFKA_VERSION jars missing in $LIBS: run infra/kafka/kafka.sh install"
   command -v java >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+}
+
+# The broker's JVM command line (after write_config and format_storage).
+java_command() {
+  # shellcheck disable=SC2206  # JVM options are word lists on purpose
+  JAVA_CMD=(java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -Djava.awt.headless=true
+    -Dorg.slf4j.simpleLogger.showDateTime=true
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS"
+    -cp "$LIBS/*" kafka.Kafka "$CONF_FILE")
+}
+
+# The broker in the foreground (the caller captures its output and signals it):
+# this shell's pid is the JVM's after exec, so status and stop work on it too.
+cmd_run() {
+  parse_opts "$@"
+  check_installed
+  if pid="$(running_pid)"; then
+    die "kafka already running (pid $pid) in $DATA_DIR"
+  fi
+  write_config "$(free_port)"
+  format_storage
+  java_command
+  echo $$ >"$PID_FILE"
+  exec "${JAVA_CMD[@]}" </dev/null
+}
+
+cmd_start() {
+  parse_opts "$@"
+  check_installed
   if pid="$(running_pid)"; then
     echo "kafka already running (pid $pid) on 127.0.0.1:$PORT; log $LOG_FILE"
     return
@@ -192,11 +221,8 @@ cmd_start() {
   local started=$SECONDS
   write_config "$(free_port)"
   format_storage
-  # shellcheck disable=SC2086  # JVM options are word lists on purpose
-  nohup java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -Djava.awt.headless=true \
-    -Dorg.slf4j.simpleLogger.showDateTime=true \
-    -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\'T\'HH:mm:ss.SSS \
-    -cp "$LIBS/*" kafka.Kafka "$CONF_FILE" >>"$LOG_FILE" 2>&1 </dev/null &
+  java_command
+  nohup "${JAVA_CMD[@]}" >>"$LOG_FILE" 2>&1 </dev/null &
   echo $! >"$PID_FILE"
   local deadline=$((SECONDS + READY_TIMEOUT))
   until metadata_ok; do
@@ -258,6 +284,7 @@ cmd_status() {
 case "${1:-help}" in
   install) shift; cmd_install "$@" ;;
   start) shift; cmd_start "$@" ;;
+  run) shift; cmd_run "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) shift; cmd_status "$@" ;;
   libs) echo "$LIBS" ;;

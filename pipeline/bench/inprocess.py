@@ -57,6 +57,7 @@ def in_process_rates(values: Sequence[bytes], passes: int = 3) -> dict[str, floa
 
 def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
     """Feed ``values`` through a fresh ingest core until all is decided; returns kept spans."""
+    from pipeline.clock import ManualClock
     from pipeline.enrich import Enricher
     from pipeline.ingest.core import IngestCore
     from pipeline.ingest.progress import Progress
@@ -68,7 +69,6 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         standard_policies,
     )
     from pipeline.sinks.clickhouse import trace_columns
-    from pipeline.testing.clock import ManualClock
 
     clock = ManualClock()
     exemplars = ExemplarRequests(clock)

@@ -31,7 +31,7 @@ def _broker(bootstrap: str | None, workdir: Path) -> Iterator[tuple[str, str]]:
     if bootstrap:
         yield bootstrap, f"Kafka at {bootstrap}"
         return
-    from pipeline.testing.kafka_broker import LocalKafka
+    from pipeline.local.kafka import LocalKafka
 
     kafka = LocalKafka(workdir / "kafka")
     log.info("no --bootstrap/SPANSTREAM_KAFKA: starting a local broker in %s", kafka.data_dir)

@@ -84,7 +84,7 @@ def measure_pipeline(
     bootstrap: str, names: BenchNames, filled: Filled, workdir: Path, options: BenchOptions
 ) -> PipelineRun:
     """Run one worker over the filled topic; see :mod:`pipeline.bench` for what is measured."""
-    from pipeline.testing.worker import LocalWorker
+    from pipeline.local.worker import LocalWorker
 
     worker = LocalWorker(
         workdir / "worker",

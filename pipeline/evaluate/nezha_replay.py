@@ -28,9 +28,9 @@ from pipeline.errors import ConfigError
 from pipeline.evaluate import nezha
 from pipeline.evaluate.nezha_score import AlertWindow, Report, ScoredFault, score
 from pipeline.generate.produce import KafkaSink
+from pipeline.local.kafka import LocalKafka
+from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
 from pipeline.settings import load_settings
-from pipeline.testing.kafka_broker import LocalKafka
-from pipeline.testing.worker import LocalWorker, delete_topics, prepare_topics, unique_names
 
 log = logging.getLogger(__name__)
 PACES = ("live", "backlog")

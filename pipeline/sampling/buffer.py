@@ -17,7 +17,7 @@ that arrive after their trace was decided follow the earlier decision, as a
 silently. A trace that fell out of that cache is buffered and decided afresh
 (the hash baseline still agrees; rule-based policies judge only the fragment).
 
->>> from pipeline.testing.clock import ManualClock
+>>> from pipeline.clock import ManualClock
 >>> from pipeline.sampling.errors import ErrorPolicy
 >>> clock = ManualClock()
 >>> buf = TraceBuffer(5.0, clock, [ErrorPolicy()])

@@ -9,7 +9,7 @@ request candidates as the partial aggregate admits them, not at window close
 Requests are bounded (oldest out first) and expire ``ttl_seconds`` after they
 were made, in processing time.
 
->>> from pipeline.testing.clock import ManualClock
+>>> from pipeline.clock import ManualClock
 >>> clock = ManualClock()
 >>> wanted = ExemplarRequests(clock, ttl_seconds=60)
 >>> wanted.request("ab" * 16)

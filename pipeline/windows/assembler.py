@@ -84,7 +84,7 @@ zero-request windows (traffic-drop detection needs them), at most
 nothing pending, is forgotten (its state deleted), and restarts with its next
 partial.
 
->>> from pipeline.testing.clock import ManualClock
+>>> from pipeline.clock import ManualClock
 >>> from pipeline.windows.partial import PartialAggregator
 >>> from pipeline.model import Span
 >>> def span(ts_s: float, ms: int) -> Span:

@@ -33,15 +33,15 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from pipeline.local.worker import LocalWorker
 from pipeline.settings import Settings, load_settings
-from pipeline.testing.collector import (
+from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from tests.harness.collector import (
     COLLECTOR_DIR,
     LocalCollector,
     collector_built,
     run_telemetrygen,
 )
-from pipeline.testing.worker import LocalWorker
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
 
 pytestmark = pytest.mark.e2e
 

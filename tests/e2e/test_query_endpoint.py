@@ -19,13 +19,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.worker import (
-    LocalWorker,
-    delete_topics,
-    prepare_topics,
-    run_generate,
-    unique_names,
-)
+from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
+from tests.harness.streams import run_generate
 
 pytestmark = pytest.mark.e2e
 
@@ -120,8 +115,8 @@ def test_a_huge_result_and_an_endless_query_are_bounded(worker: LocalWorker) -> 
     generator = threading.Thread(
         target=run_generate,
         args=(
-            worker._env["SPANSTREAM_KAFKA"],
-            worker._env["SPANSTREAM_INPUT_TOPIC"],
+            worker.env["SPANSTREAM_KAFKA"],
+            worker.env["SPANSTREAM_INPUT_TOPIC"],
             ["--rate", "50", "--duration", str(TIMEOUT + 4), "--spans-per-trace", "3"],
         ),
     )

@@ -28,15 +28,9 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.generate.manifest import Manifest, read_manifest, summarize
-from pipeline.testing.kafka_broker import REPO_ROOT
-from pipeline.testing.worker import (
-    LocalWorker,
-    consume,
-    delete_topics,
-    prepare_topics,
-    run_generate,
-    unique_names,
-)
+from pipeline.local.kafka import REPO_ROOT
+from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
+from tests.harness.streams import consume, run_generate
 
 pytestmark = pytest.mark.e2e
 

@@ -3,10 +3,10 @@
 A :class:`Rig` is what each fault scenario drives. It creates the test's own
 topics (names from ``topics/topics.yaml`` roles, with a unique suffix) on a
 real broker, runs ``spanstream generate`` in simulated mode with a manifest,
-starts/kills :class:`~pipeline.testing.worker.LocalWorker` processes on one
+starts/kills :class:`~pipeline.local.worker.LocalWorker` processes on one
 chdb directory, samples the worker's RSS in the background, and at the end
 reads ``otel_traces``, ``spanstream_red_metrics FINAL`` and the DLQ to build
-the :class:`~pipeline.testing.accounting.Accounting` row.
+the :class:`~tests.harness.accounting.Accounting` row.
 
 Every wait polls a condition with a deadline; nothing sleeps to synchronize.
 """
@@ -32,8 +32,11 @@ from confluent_kafka import Producer
 from pipeline.enrich import operation_for
 from pipeline.generate.manifest import Manifest, ManifestSpan, read_manifest
 from pipeline.kafka_client import KafkaSecurity
+from pipeline.local.worker import READ_BACK_LIMITS, LocalWorker
 from pipeline.settings import load_settings
-from pipeline.testing.accounting import (
+from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from tests.faults import diagnose, kafka_reads
+from tests.harness.accounting import (
     Accounting,
     account,
     append_result,
@@ -41,10 +44,8 @@ from pipeline.testing.accounting import (
     reference_windows,
     windows_by_start,
 )
-from pipeline.testing.worker import TEST_QUERY_LIMITS, LocalWorker
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
-from tests.faults import diagnose, kafka_reads
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Traces per scenario stream (about 20 spans each): ~100k spans by default.
 TRACES = int(os.environ.get("SPANSTREAM_FAULTS_TRACES", "5000"))
 #: The simulated stream's start; windows are 10 s, lateness 5 s (fast to close).
@@ -118,7 +119,7 @@ class Rig:
     workdir: Path
     results_file: Path
     env_overrides: dict[str, str] = field(default_factory=dict)
-    #: the module each worker runs (``pipeline.testing.outage`` for store outages)
+    #: the module each worker runs (``tests.harness.outage`` for store outages)
     entry: str = "pipeline.cli"
     topics: Topics = field(init=False)
     #: every worker of the rig, each on its own chdb directory; ``worker`` is the first
@@ -167,7 +168,7 @@ class Rig:
     ) -> Manifest:
         """Run ``spanstream generate`` to completion; its manifest joins the input set."""
         cmd = self.generate_cmd(name, count, *extra, start=start)
-        env = {**os.environ, **TEST_QUERY_LIMITS}  # whole tables come back
+        env = {**os.environ, **READ_BACK_LIMITS}  # whole tables come back
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return self._add_manifest(name)
@@ -224,11 +225,18 @@ class Rig:
             self.workdir / f"worker{suffix}",
             bootstrap=self.bootstrap,
             store_url=f"chdb:{self.workdir / f'chdb{suffix}'}",
-            env=self.env,
+            env=self._worker_env(),
             entry=self.entry,
         )
         self.workers.append(worker)
         return worker
+
+    def _worker_env(self) -> dict[str, str]:
+        if not self.entry.startswith("tests."):
+            return self.env
+        # A test-only entry (the outage rig) is imported from this checkout, whatever the cwd.
+        path = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**self.env, "PYTHONPATH": os.pathsep.join(path)}
 
     def start(self, worker: LocalWorker | None = None) -> Restart:
         """Start a worker; the recovery time is measured by :meth:`await_recovery`."""
@@ -319,7 +327,7 @@ class Rig:
             return worker.query(sql, timeout=300)
         cmd = [sys.executable, "-m", "pipeline.cli", "query", "--direct", "--url", worker.store_url]
         cmd.append(sql)
-        env = {**os.environ, **TEST_QUERY_LIMITS}  # whole tables come back
+        env = {**os.environ, **READ_BACK_LIMITS}  # whole tables come back
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]

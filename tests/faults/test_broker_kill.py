@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.kafka_broker import LocalKafka, kafka_installed
+from pipeline.local.kafka import LocalKafka, kafka_installed
 from tests.faults.conftest import MakeRig
 from tests.faults.harness import TRACES, Restart, wait_until
 

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from pipeline.generate.topology import SERVICES
+from pipeline.local.worker import LocalWorker
 from pipeline.otlp.samples import proto_request, proto_span
 from pipeline.settings import load_settings
-from pipeline.testing.worker import LocalWorker
 from tests.faults import kafka_reads
 from tests.faults.conftest import MakeRig
 from tests.faults.harness import TRACES, WINDOW_S, Rig, wait_until

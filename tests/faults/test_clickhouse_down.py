@@ -1,7 +1,7 @@
 """Scenario 4: ClickHouse unavailable for 30 s and for 5 minutes while traffic keeps coming.
 
 chdb runs inside the worker, so there is no server to stop: the workers run
-under ``python -m pipeline.testing.outage``, which wraps the store so that
+under ``python -m tests.harness.outage``, which wraps the store so that
 every call fails, as the native backend fails against a stopped server, while
 a switch file exists. Traffic is paced by the wall clock (RATE traces/s) and
 keeps flowing through the outage.
@@ -47,7 +47,7 @@ def test_clickhouse_outage_backpressures_and_loses_nothing(
 ) -> None:
     switch = tmp_path / "clickhouse-down"
     rig = make_rig(
-        entry="pipeline.testing.outage",
+        entry="tests.harness.outage",
         SPANSTREAM_OUTAGE_SWITCH=str(switch),
         SPANSTREAM_MAX_BUFFERED_TRACES=str(MAX_BUFFERED),
     )

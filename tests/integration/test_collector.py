@@ -20,14 +20,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from pipeline.testing.collector import (
+from pipeline.local.process import free_port
+from tests.harness.collector import (
     COLLECTOR_DIR,
     LocalCollector,
     collector_binary,
     collector_built,
     run_telemetrygen,
 )
-from pipeline.testing.kafka_broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as CKTopicPartition
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.kafka_broker import LocalKafka, kafka_installed
+from pipeline.local.kafka import LocalKafka, kafka_installed
 
 pytestmark = pytest.mark.integration
 

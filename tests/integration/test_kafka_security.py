@@ -1,7 +1,7 @@
 """Every Kafka client over SASL_SSL (SCRAM, client certificates, hostname verification) against
 a real broker with certificates made here; a refused login fails with one line.
 
-The broker (``LocalKafka`` with ``tls``) has a SASL_SSL listener that requires a client
+The broker (``SaslSslKafka``) has a SASL_SSL listener that requires a client
 certificate; its users log in with SCRAM-SHA-256/512 or PLAIN. The clients get nothing
 but ``SPANSTREAM_KAFKA_*`` settings, the passwords through ``..._FILE`` variables.
 """
@@ -24,19 +24,14 @@ from confluent_kafka import Producer
 from pipeline.generate.manifest import read_manifest
 from pipeline.ingest.kafka_config import producer_config
 from pipeline.kafka_client import aiokafka_kwargs
+from pipeline.local.kafka import REPO_ROOT, kafka_installed
+from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
 from pipeline.partials_log import KafkaPartialsLog
 from pipeline.settings import load_settings
-from pipeline.testing.kafka_broker import REPO_ROOT, LocalKafka, kafka_installed
-from pipeline.testing.tls import TlsFiles, make_tls_files
-from pipeline.testing.worker import (
-    LocalWorker,
-    consume,
-    delete_topics,
-    prepare_topics,
-    run_generate,
-    unique_names,
-)
 from tests.fixtures.kafka import unavailable
+from tests.harness.kafka_sasl import SaslSslKafka
+from tests.harness.streams import consume, run_generate
+from tests.harness.tls import TlsFiles, make_tls_files
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +42,7 @@ PROCESS_TIMEOUT = 120.0
 
 @dataclass(frozen=True)
 class SecureKafka:
-    broker: LocalKafka
+    broker: SaslSslKafka
     tls: TlsFiles
     password_file: Path
 
@@ -80,7 +75,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
     password = secrets.token_urlsafe(16)
     password_file = root / "kafka-password"
     password_file.write_text(password + "\n")
-    broker = LocalKafka(root / "kafka", tls=tls, users={USER: password})
+    broker = SaslSslKafka(root / "kafka", tls=tls, users={USER: password})
     broker.start()
     try:
         yield SecureKafka(broker, tls, password_file)

@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import MigrationError
+from pipeline.local.process import free_port
 from pipeline.migrate import HISTORY_TABLE, SCHEMA_DIR, load_migrations, migrate
 from pipeline.store import open_store
-from pipeline.testing.clickhouse_server import free_port
 
 pytestmark = pytest.mark.integration
 

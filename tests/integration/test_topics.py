@@ -12,8 +12,8 @@ from confluent_kafka.admin import AdminClient
 from pipeline.cli import main
 from pipeline.errors import TopicDriftError
 from pipeline.kafka_client import KafkaSecurity
+from pipeline.local.process import free_port
 from pipeline.settings import load_settings
-from pipeline.testing.kafka_broker import free_port
 from pipeline.topics import (
     DEFAULT_TOPICS_FILE,
     INTERNAL_ROLES,

@@ -26,13 +26,13 @@ from faust.types.tuples import ConsumerMessage
 from prometheus_client import REGISTRY
 
 from pipeline.app import Pipeline
+from pipeline.clock import ManualClock
 from pipeline.errors import SinkUnavailable
 from pipeline.model import Span
 from pipeline.partials_log import MemoryPartialsLog
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
 from pipeline.tables import key_bytes, key_of, raw_partition
-from pipeline.testing.clock import ManualClock
 from pipeline.windows.assembler import series_key
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial, PartialAggregator

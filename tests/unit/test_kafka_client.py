@@ -16,7 +16,7 @@ from pipeline.kafka_client import (
     ssl_context,
 )
 from pipeline.settings import KafkaSecurity, SecretStr
-from pipeline.testing.tls import TlsFiles, make_tls_files
+from tests.harness.tls import TlsFiles, make_tls_files
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import SecretStr, load_settings
-from pipeline.testing.tls import TlsFiles, make_tls_files
+from tests.harness.tls import TlsFiles, make_tls_files
 
 SASL = {
     "SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",

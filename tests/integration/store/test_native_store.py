@@ -19,7 +19,7 @@ from pipeline.errors import ServiceUnavailable, SinkUnavailable
 from pipeline.migrate import migrate
 from pipeline.query_check import QueryRefused
 from pipeline.store import QueryError, Store, open_store
-from pipeline.testing.clickhouse_server import LocalClickHouse, clickhouse_installed
+from tests.harness.clickhouse_server import LocalClickHouse, clickhouse_installed
 
 pytestmark = pytest.mark.integration
 

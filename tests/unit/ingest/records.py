@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from pipeline.clock import ManualClock
 from pipeline.enrich import Enricher
 from pipeline.ingest.core import IngestCore
 from pipeline.otlp.samples import START_NS, proto_request, proto_span
@@ -14,7 +15,6 @@ from pipeline.sampling import (
     TraceBuffer,
     standard_policies,
 )
-from pipeline.testing.clock import ManualClock
 
 WAIT = 5.0
 CUT_INTERVAL = 1.0

@@ -7,13 +7,13 @@ from collections.abc import Hashable
 import pytest
 from prometheus_client import REGISTRY
 
+from pipeline.clock import ManualClock
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.ingest.core import Cut, DeadLetter, IngestCore
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded
 from pipeline.otlp.heads import to_span
 from pipeline.sampling import Cause, DecidedTrace, Decision
-from pipeline.testing.clock import ManualClock
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, make_core, record, tid
 
 

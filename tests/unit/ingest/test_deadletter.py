@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
+from pipeline.clock import ManualClock
 from pipeline.errors import BatchRejected
 from pipeline.ingest.core import DeadLetter
 from pipeline.ingest.deadletter import MAX_HEADER_BYTES, DeadLetters, trace_letter
 from pipeline.ingest.progress import Progress
-from pipeline.testing.clock import ManualClock
 from tests.unit.ingest.records import WAIT, make_core, record, tid
 
 

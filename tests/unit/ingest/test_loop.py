@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import REGISTRY
 
+from pipeline.clock import ManualClock
 from pipeline.errors import SinkUnavailable
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
@@ -21,7 +22,6 @@ from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import table_writer
 from pipeline.store.base import Store
-from pipeline.testing.clock import ManualClock
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
 from tests.unit.ingest.fakes import Event, FakeConsumer, FakeProducer

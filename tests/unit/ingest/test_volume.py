@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from pipeline.clock import ManualClock
 from pipeline.ingest.volume import VolumeMeter, volume_delta, volume_line
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import Cause, DecidedTrace
 from pipeline.sampling.policy import Decision
 from pipeline.sampling.stats import SamplingStats, ServiceVolume
-from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span
 
 

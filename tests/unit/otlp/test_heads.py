@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from pipeline.clock import ManualClock
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
@@ -33,7 +34,6 @@ from pipeline.otlp.samples import (
     sample_message,
 )
 from pipeline.sampling import ErrorPolicy, LatencyPolicy, ProbabilisticPolicy, TraceBuffer
-from pipeline.testing.clock import ManualClock
 from pipeline.windows.partial import PartialAggregator
 from tests.unit.otlp.equivalence import assert_equivalent, head_outcome
 from tests.unit.otlp.reference_proto import spans_from_proto as reference_spans

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.clock import ManualClock
 from pipeline.sampling.buffer import Cause, DecidedTrace, TraceBuffer
 from pipeline.sampling.errors import ErrorPolicy
 from pipeline.sampling.latency import LatencyPolicy
 from pipeline.sampling.policy import Decision, Policy
 from pipeline.sampling.probabilistic import ProbabilisticPolicy
-from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span, tid
 
 WAIT = 5.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.clock import ManualClock
 from pipeline.sampling.exemplar import ExemplarPolicy, ExemplarRequests
 from pipeline.sampling.policy import Decision, TraceData
-from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import tid
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.clock import ManualClock
 from pipeline.sampling import (
     AnomalyFlags,
     Decision,
@@ -10,7 +11,6 @@ from pipeline.sampling import (
     PolicySet,
     standard_policies,
 )
-from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span, tid, trace_of
 
 

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
+from pipeline.clock import ManualClock
 from pipeline.sampling.buffer import TraceBuffer
 from pipeline.sampling.errors import ErrorPolicy
 from pipeline.sampling.tracker import MessageTracker
-from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span, tid
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from pipeline.clock import ManualClock
 from pipeline.model import Span
-from pipeline.testing.clock import ManualClock
 from pipeline.windows import (
     ClosedWindow,
     Hold,

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
+from pipeline.clock import ManualClock
 from pipeline.model import Span
-from pipeline.testing.clock import ManualClock
 from pipeline.windows import MergeResult, Partial, PartialAggregator, WindowAssembler
 
 NS = 1_000_000_000

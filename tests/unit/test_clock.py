@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clock import Clock, SystemClock
-from pipeline.testing.clock import ManualClock
+from pipeline.clock import Clock, ManualClock, SystemClock
 
 
 @pytest.mark.parametrize(

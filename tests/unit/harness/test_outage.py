@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import ConfigError, ServiceUnavailable, SinkUnavailable
 from pipeline.query import QueryLimits, open_reader
-from pipeline.testing.outage import SWITCH_ENV, OutageStore, main
+from tests.harness.outage import SWITCH_ENV, OutageStore, main
 
 
 class Recorder:

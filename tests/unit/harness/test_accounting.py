@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.generate.manifest import Manifest, ManifestSpan
-from pipeline.testing.accounting import (
+from tests.harness.accounting import (
     Accounting,
     account,
     append_result,

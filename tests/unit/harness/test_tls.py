@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pipeline.testing.tls import make_tls_files
+from tests.harness.tls import make_tls_files
 
 
 def test_certificates_chain_to_the_ca_and_name_the_loopback_address(tmp_path: Path) -> None:

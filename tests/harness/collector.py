@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,10 +22,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.testing.kafka_broker import free_port
+from pipeline.local.process import LocalProcess, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Configs and build script of the Collector.
@@ -79,23 +77,18 @@ def collector_built() -> bool:
     return True
 
 
-def port_open(host: str, port: int) -> bool:
-    """True when a TCP connection to ``host:port`` succeeds right now."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class LocalCollector:
+class LocalCollector(LocalProcess):
     """One ``otelcol-spanstream`` process on free local ports.
 
     The configs in infra/collector read their listen addresses from env vars
     (``SPANSTREAM_OTLP_GRPC`` ...); this class points them at free ports, so
     several Collectors and the developer's own can run at once. ``env`` is
-    applied on top (e.g. ``SPANSTREAM_KAFKA``).
+    applied on top (e.g. ``SPANSTREAM_KAFKA``). Ready means the OTLP gRPC port
+    accepts connections; :meth:`stop` sends SIGTERM, on which the Collector
+    drains its queue and batch.
     """
+
+    name = "collector"
 
     def __init__(
         self,
@@ -110,16 +103,18 @@ class LocalCollector:
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.metrics_port = free_port()
-        self._env = {
-            "SPANSTREAM_OTLP_GRPC": f"127.0.0.1:{self.grpc_port}",
-            "SPANSTREAM_OTLP_HTTP": f"127.0.0.1:{self.http_port}",
-            "SPANSTREAM_COLLECTOR_HEALTH": f"127.0.0.1:{free_port()}",
-            "SPANSTREAM_COLLECTOR_METRICS_PORT": str(self.metrics_port),
-            **(env or {}),
-        }
-        self.log_file = Path(log_dir or ".") / f"otelcol-{self.grpc_port}.log"
-        self.ready_timeout = ready_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            Path(log_dir or ".") / f"otelcol-{self.grpc_port}.log",
+            env={
+                "SPANSTREAM_OTLP_GRPC": f"127.0.0.1:{self.grpc_port}",
+                "SPANSTREAM_OTLP_HTTP": f"127.0.0.1:{self.http_port}",
+                "SPANSTREAM_COLLECTOR_HEALTH": f"127.0.0.1:{free_port()}",
+                "SPANSTREAM_COLLECTOR_METRICS_PORT": str(self.metrics_port),
+                **(env or {}),
+            },
+            ready_timeout=ready_timeout,
+            stop_timeout=STOP_TIMEOUT,
+        )
 
     @property
     def otlp_grpc_endpoint(self) -> str:
@@ -144,75 +139,8 @@ class LocalCollector:
             args += ["--config", str(path)]
         return args
 
-    def start(self) -> LocalCollector:
-        """Start the process and wait until its OTLP gRPC port accepts connections.
-
-        Raises :class:`ServiceUnavailable` (with the log's tail) if the process
-        exits or the port stays closed past ``ready_timeout``.
-        """
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self._env},
-                start_new_session=True,
-            )
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.ready_timeout
-        while not port_open("127.0.0.1", self.grpc_port):
-            if self._proc.poll() is not None:
-                raise ServiceUnavailable(
-                    f"collector exited with {self._proc.returncode}: {self.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServiceUnavailable(
-                    f"collector not listening on {self.otlp_grpc_endpoint} after "
-                    f"{self.ready_timeout}s: {self.log_tail()}"
-                )
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGTERM (the Collector drains its queue and batch), then SIGKILL after a timeout."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: nothing is drained or flushed."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines of the Collector's log, for error messages."""
-        if not self.log_file.exists():
-            return "(no log)"
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> LocalCollector:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        return port_open("127.0.0.1", self.grpc_port)
 
 
 def prometheus_sum(text: str, name: str) -> float:

@@ -1,7 +1,7 @@
-"""A real ``spanstream worker`` process for end-to-end and fault tests.
+"""A throwaway ``spanstream worker`` process, as ``spanstream bench`` and ``evaluate`` run it.
 
 Each worker runs in its own process on free local ports, with its own Faust
-data dir and log file, exactly as a user starts it. Tests talk to it as a user
+data dir and log file, exactly as a user starts it. Callers talk to it as a user
 would: rows come from its ``/query`` endpoint (the worker holds the embedded
 chdb directory, so nothing else may open it while it runs), and it is stopped
 with SIGTERM or killed with SIGKILL.
@@ -11,39 +11,34 @@ with SIGTERM or killed with SIGKILL.
         w.kill()
         w.start()
 
-Helpers for the tests around it: :func:`unique_names` (per-test topics and group),
-:func:`prepare_topics` (``spanstream topics apply`` plus the window stage's
-changelog topics), :func:`run_generate` (``spanstream generate`` as a process)
-and :func:`consume` (read a topic back with a deadline).
+Around it: :func:`unique_names` (per-run topics and group), :func:`prepare_topics`
+(``spanstream topics apply`` plus the window stage's changelog topics) and
+:func:`delete_topics`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable
-from pipeline.kafka_client import KafkaSecurity, librdkafka_config
-from pipeline.testing.kafka_broker import REPO_ROOT, free_port
+from pipeline.kafka_client import librdkafka_config
+from pipeline.local.process import LocalProcess, free_port
 
 #: Seconds a worker may take from start until its /query endpoint answers.
 READY_TIMEOUT = 90.0
 #: Seconds a graceful stop may take before SIGKILL.
 STOP_TIMEOUT = 60.0
-#: /query limits for tests, which read whole tables back (the defaults refuse such results).
-TEST_QUERY_LIMITS = {
+#: /query limits for callers that read whole tables back (the defaults refuse such results).
+READ_BACK_LIMITS = {
     "SPANSTREAM_QUERY_TIMEOUT_SECONDS": "300",
     "SPANSTREAM_QUERY_MAX_ROWS": "100000000",
     "SPANSTREAM_QUERY_MAX_BYTES": "10000000000",
@@ -52,12 +47,14 @@ TEST_QUERY_LIMITS = {
 }
 
 
-class LocalWorker:
+class LocalWorker(LocalProcess):
     """One ``spanstream worker`` subprocess; ``env`` adds ``SPANSTREAM_*`` settings.
 
     ``entry`` is the module run with ``python -m``: ``pipeline.cli`` (the
-    ``spanstream`` command) unless a test wraps it, e.g. ``pipeline.testing.outage``.
+    ``spanstream`` command) unless a caller wraps it (the fault suite's outage rig).
     """
+
+    name = "spanstream worker"
 
     def __init__(
         self,
@@ -69,93 +66,51 @@ class LocalWorker:
         entry: str = "pipeline.cli",
     ) -> None:
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.entry = entry
         self.store_url = store_url
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.web_port = free_port()
         self.metrics_port = free_port()
-        self.log_file = self.workdir / "worker.log"
-        self._env = {
-            **os.environ,
+        settings = {
             "SPANSTREAM_KAFKA": bootstrap,
             "SPANSTREAM_CLICKHOUSE": store_url,
             "SPANSTREAM_WEB_PORT": str(self.web_port),
             "SPANSTREAM_METRICS_PORT": str(self.metrics_port),
-            # Tests read whole tables back through /query (every stored span id, say).
-            **TEST_QUERY_LIMITS,
+            **READ_BACK_LIMITS,
             **(env or {}),
         }
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__(
+            self.workdir / "worker.log",
+            env=settings,
+            ready_timeout=READY_TIMEOUT,
+            stop_timeout=STOP_TIMEOUT,
+        )
 
-    # -- lifecycle ----------------------------------------------------------------------
-    def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
-        """Start the process and wait until its /query endpoint answers."""
-        if self.running:
-            raise RuntimeError("worker already running")
-        cmd = [sys.executable, "-m", self.entry, "worker", "--datadir", str(self.workdir)]
-        with self.log_file.open("ab") as log:
-            log.write(f"--- start {self.starts + 1} ---\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                cmd, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.starts += 1
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise ServiceUnavailable(f"worker exited during start: {self.log_tail()}")
-            if self._answers():
-                return
-            time.sleep(0.2)
-        self.kill()
-        raise ServiceUnavailable(f"worker not ready after {ready_timeout:.0f}s: {self.log_tail()}")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.entry, "worker", "--datadir", str(self.workdir)]
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM, wait for a clean exit (SIGKILL after ``timeout``); returns the exit code."""
-        return self._signal(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or an OOM kill would end it."""
-        self._signal(signal.SIGKILL, STOP_TIMEOUT)
-
-    def _signal(self, sig: signal.Signals, timeout: float) -> int:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return proc.returncode if proc is not None else 0
-        os.killpg(proc.pid, sig)
+    def ready(self) -> bool:
+        """The /query endpoint answers ``SELECT 1``."""
         try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+            self.query("SELECT 1", timeout=2)
+        except (OSError, ServiceUnavailable):
+            return False
+        return True
 
     def rss_bytes(self) -> int:
         """Resident memory of the worker process now (0 when not running)."""
-        if self.pid is None or not self.running:
+        if self.pid is None:
             return 0
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
 
-    def log_tail(self, lines: int = 15) -> str:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
     # -- what a user sees -----------------------------------------------------------------
     def query(self, sql: str, timeout: float = 60.0) -> list[list[Any]]:
         """Rows of a reading statement, through the worker's /query endpoint."""
         url = f"http://127.0.0.1:{self.web_port}/query?" + urllib.parse.urlencode({"sql": sql})
-        token = self._env.get("SPANSTREAM_WEB_TOKEN", "")
+        token = self.env.get("SPANSTREAM_WEB_TOKEN", "")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             request = urllib.request.Request(url, headers=headers)
@@ -197,25 +152,6 @@ class LocalWorker:
                 pass  # endpoint not up yet or briefly busy
             time.sleep(0.5)
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-    def _answers(self) -> bool:
-        try:
-            self.query("SELECT 1", timeout=2)
-        except (OSError, ServiceUnavailable):
-            return False
-        return True
-
-    def __enter__(self) -> LocalWorker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- around the worker ------------------------------------------------------------------
@@ -286,64 +222,3 @@ def delete_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0)
     if ours:
         for future in admin.delete_topics(ours, operation_timeout=timeout).values():
             future.result(timeout)
-
-
-def run_generate(
-    bootstrap: str,
-    topic: str,
-    args: Sequence[str],
-    timeout: float = 300.0,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """``spanstream generate`` to ``topic`` as a user runs it (``env`` adds settings);
-    raises if it fails."""
-    cmd = [sys.executable, "-m", "pipeline.cli", "generate", "--bootstrap", bootstrap]
-    cmd += ["--topic", topic, *args]
-    done = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"generate failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done
-
-
-def consume(
-    bootstrap: str,
-    topic: str,
-    until: Callable[[list[Any]], bool],
-    timeout: float = 60.0,
-    security: KafkaSecurity | None = None,
-) -> list[Any]:
-    """Messages of ``topic`` from the start until ``until(messages)`` holds (or ``timeout``).
-
-    Returns confluent-kafka ``Message`` objects; fails with what was read so far.
-    """
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            **librdkafka_config(bootstrap, security or KafkaSecurity()),
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while not until(messages):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: {len(messages)} messages after {timeout:.0f}s")
-            for msg in consumer.consume(500, 0.5):
-                if msg.error() is None:
-                    messages.append(msg)
-    finally:
-        consumer.close()
-    return messages

@@ -8,7 +8,7 @@ backend fails when its server is down: inserts raise
 :class:`~pipeline.errors.ServiceUnavailable`. Removing the file ends the
 outage; nothing else about the store changes.
 
-``python -m pipeline.testing.outage worker ...`` runs ``spanstream`` with
+``python -m tests.harness.outage worker ...`` runs ``spanstream`` with
 every store it opens wrapped, the switch path taken from
 ``SPANSTREAM_OUTAGE_SWITCH``:
 

@@ -9,7 +9,7 @@ read back from ``otel_traces`` are the output, and the difference is the loss.
   computed from the manifest, to compare with ``spanstream_red_metrics FINAL``.
 * :func:`account` -- one :class:`Accounting` row from the stored (TraceId, SpanId, rows)
   counts, the DLQ count, the window rows and the run's timings.
-* :func:`render_table` and ``python -m pipeline.testing.accounting summarize FILE``
+* :func:`render_table` and ``python -m tests.harness.accounting summarize FILE``
   print the rows written (JSON lines) by the fault tests.
 
 ``unique_out`` counts the distinct input spans that were *decided*: stored, or
@@ -272,7 +272,7 @@ def render_table(rows: Sequence[Accounting]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.testing.accounting")
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.accounting")
     sub = parser.add_subparsers(dest="command", required=True)
     summarize = sub.add_parser("summarize", help="print the results table of a JSON-lines file")
     summarize.add_argument("file")

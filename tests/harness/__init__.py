@@ -1,0 +1,1 @@
+"""Test-only services and tools: ClickHouse server, Collector, outage rig, accounting, TLS."""
