@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
             "Consume the Collector's kafka exporter topic, tail-sample traces into otel_traces, "
             "aggregate RED windows per service/operation, score them and publish alerts. "
             "Start more workers with the same SPANSTREAM_GROUP to share the partitions. "
-            "Settings: SPANSTREAM_* environment variables (README, pipeline/settings.py)."
+            "Settings: SPANSTREAM_* environment variables (README, pipeline/settings/)."
         ),
     )
     parser.add_argument(
