@@ -41,7 +41,9 @@ from pipeline.testing.collector import (
     run_telemetrygen,
 )
 from pipeline.testing.worker import LocalWorker
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from pipeline.topics.admin import TopicAdmin
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+from pipeline.topics.reconcile import apply
 
 pytestmark = pytest.mark.e2e
 

@@ -42,7 +42,9 @@ from pipeline.testing.accounting import (
     windows_by_start,
 )
 from pipeline.testing.worker import TEST_QUERY_LIMITS, LocalWorker
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from pipeline.topics.admin import TopicAdmin
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+from pipeline.topics.reconcile import apply
 from tests.faults import diagnose, kafka_reads
 
 #: Traces per scenario stream (about 20 spans each): ~100k spans by default.
