@@ -5,12 +5,12 @@ client, the partials reader, ``spanstream alerts tail``/``generate``/``topics``,
 the benchmark, and Faust/aiokafka in the window stage) is built from
 :func:`librdkafka_config` (confluent-kafka) or :func:`aiokafka_kwargs` /
 :func:`faust_kwargs` (aiokafka, Faust), so SASL and TLS apply to all of them
-or to none. Passwords stay in :class:`~pipeline.settings.SecretStr` until the
+or to none. Passwords stay in :class:`~pipeline.settings.secret.SecretStr` until the
 client is built and never reach a log line or argv.
 
 >>> librdkafka_config("k:9092", KafkaSecurity())
 {'bootstrap.servers': 'k:9092', 'security.protocol': 'PLAINTEXT'}
->>> from pipeline.settings import SecretStr
+>>> from pipeline.settings.secret import SecretStr
 >>> sasl = KafkaSecurity(protocol="SASL_PLAINTEXT", username="w", password=SecretStr("pw"))
 >>> sorted(librdkafka_config("k:9092", sasl))  # doctest: +NORMALIZE_WHITESPACE
 ['bootstrap.servers', 'sasl.mechanism', 'sasl.password', 'sasl.username',
@@ -23,7 +23,8 @@ import ssl
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.settings import KafkaSecurity, env_name
+from pipeline.settings.env import env_name
+from pipeline.settings.kafka import KafkaSecurity
 
 __all__ = [
     "KafkaSecurity",

@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.settings import Settings, is_loopback
+from pipeline.settings import Settings
+from pipeline.settings.web import is_loopback
 
 _WILDCARDS = ("0.0.0.0", "::", "")
 

@@ -33,7 +33,9 @@ def create_topics(bootstrap: str, names: BenchNames) -> int:
     finds every topic it needs, as a deployed one does after ``topics apply``.
     """
     from pipeline.settings import load_settings
-    from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+    from pipeline.topics.admin import TopicAdmin
+    from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+    from pipeline.topics.reconcile import apply
 
     settings = load_settings(
         kafka_bootstrap=bootstrap,

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detector",
         choices=DETECTOR_CHOICES,
         default=None,
-        help="detector (default: the pipeline's default)",
+        help=f"detector (default: {SERIES_DEFAULT})",
     )
     p.add_argument(
         "--kind",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipeline.topics import PlanItem
+    from pipeline.topics.planning import PlanItem
 
 HELP = """\
 Kafka topics as code. Each topic is declared once in topics/topics.yaml; entries with a
@@ -24,7 +24,7 @@ and SPANSTREAM_ALERT_TOPIC, so the worker and the topics always agree.
 
 def register(subparsers: Any) -> None:
     """Add ``topics`` with its ``apply``, ``check`` and ``list`` subcommands."""
-    from pipeline.topics import DEFAULT_TOPICS_FILE
+    from pipeline.topics.declarations import DEFAULT_TOPICS_FILE
 
     parser = subparsers.add_parser(
         "topics", help="create and check Kafka topics from topics/topics.yaml", description=HELP
@@ -68,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen action; returns 0 when every declared topic matches."""
     from pipeline.errors import TopicDriftError
     from pipeline.settings import load_settings
-    from pipeline.topics import TopicAdmin, apply, load_declarations, plan, problems
+    from pipeline.topics.admin import TopicAdmin
+    from pipeline.topics.declarations import load_declarations
+    from pipeline.topics.planning import plan, problems
+    from pipeline.topics.reconcile import apply
 
     settings = load_settings(kafka_bootstrap=args.bootstrap)
     decls = load_declarations(args.file, settings)

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
             "Consume the Collector's kafka exporter topic, tail-sample traces into otel_traces, "
             "aggregate RED windows per service/operation, score them and publish alerts. "
             "Start more workers with the same SPANSTREAM_GROUP to share the partitions. "
-            "Settings: SPANSTREAM_* environment variables (README, pipeline/settings.py)."
+            "Settings: SPANSTREAM_* environment variables (README, pipeline/settings/)."
         ),
     )
     parser.add_argument(
@@ -68,12 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.locked import LockedStore
     from pipeline.migrate import migrate
     from pipeline.store import open_store
-    from pipeline.topics import (
-        DEFAULT_TOPICS_FILE,
-        TopicAdmin,
-        load_declarations,
-        prepare_worker_topics,
-    )
+    from pipeline.topics.admin import TopicAdmin
+    from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+    from pipeline.topics.reconcile import prepare_worker_topics
 
     settings = load_settings(
         clickhouse_url=args.url,

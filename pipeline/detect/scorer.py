@@ -1,10 +1,12 @@
 """The pipeline's entry point: one anomaly model per (service, operation) series.
 
-The worker closes a window, calls :meth:`WindowScorer.score` with the window's
-RED features and gets a :class:`Verdict`; the model learns the window right
-after scoring it. :meth:`WindowScorer.dumps` / :meth:`WindowScorer.loads`
-persist every model so a restarted worker scores exactly as before, as
-versioned JSON checked field by field (``pipeline.checked``; never pickle).
+For each closed window the worker's judge (:mod:`pipeline.judge`) calls
+:meth:`WindowScorer.score` with the window's RED features and gets a
+:class:`Verdict`; the model learns the window right after scoring it.
+:meth:`WindowScorer.dumps` / :meth:`WindowScorer.loads` serialise every model as
+one versioned JSON blob checked field by field (``pipeline.checked``; never
+pickle), for offline use. The worker does not use them: it keeps each series'
+state in its ``detectors`` table (:mod:`pipeline.judge`).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class WindowScorer:
         )
 
     def dumps(self) -> bytes:
-        """Every series' model state as JSON, for the worker to persist."""
+        """Every series' model state as one JSON blob (the worker stores series one by one)."""
         return to_json(
             {
                 "v": _STATE_VERSION,

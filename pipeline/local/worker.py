@@ -180,7 +180,9 @@ def prepare_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from pipeline.settings import load_settings
-    from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+    from pipeline.topics.admin import TopicAdmin
+    from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+    from pipeline.topics.reconcile import apply
 
     settings = load_settings({**env, "SPANSTREAM_KAFKA": bootstrap})
     security = settings.kafka_security

@@ -9,7 +9,7 @@ pipeline.errors.ConfigError: SPANSTREAM_CLICKHOUSE='mysql://x': expected chdb:<d
 
 from __future__ import annotations
 
-from pipeline.settings import SecretStr
+from pipeline.settings.secret import SecretStr
 from pipeline.store.base import QueryError, Store
 from pipeline.store.url import ChdbTarget, NativeTarget, mask_url, parse_store_url
 

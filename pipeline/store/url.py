@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
-from pipeline.settings import SecretStr
+from pipeline.settings.secret import SecretStr
 
 NATIVE_SCHEMES = {"clickhouse": 9000, "clickhouses": 9440}
 #: ``scheme://user:`` then everything up to the last ``@``: the password, however written.

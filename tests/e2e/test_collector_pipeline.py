@@ -35,7 +35,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from pipeline.local.worker import LocalWorker
 from pipeline.settings import Settings, load_settings
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from pipeline.topics.admin import TopicAdmin
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+from pipeline.topics.reconcile import apply
 from tests.harness.collector import (
     COLLECTOR_DIR,
     LocalCollector,

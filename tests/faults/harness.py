@@ -34,7 +34,9 @@ from pipeline.generate.manifest import Manifest, ManifestSpan, read_manifest
 from pipeline.kafka_client import KafkaSecurity
 from pipeline.local.worker import READ_BACK_LIMITS, LocalWorker
 from pipeline.settings import load_settings
-from pipeline.topics import DEFAULT_TOPICS_FILE, TopicAdmin, apply, load_declarations
+from pipeline.topics.admin import TopicAdmin
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations
+from pipeline.topics.reconcile import apply
 from tests.faults import diagnose, kafka_reads
 from tests.harness.accounting import (
     Accounting,

@@ -14,13 +14,9 @@ from pipeline.errors import TopicDriftError
 from pipeline.kafka_client import KafkaSecurity
 from pipeline.local.process import free_port
 from pipeline.settings import load_settings
-from pipeline.topics import (
-    DEFAULT_TOPICS_FILE,
-    INTERNAL_ROLES,
-    TopicAdmin,
-    load_declarations,
-    prepare_worker_topics,
-)
+from pipeline.topics.admin import TopicAdmin
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, INTERNAL_ROLES, load_declarations
+from pipeline.topics.reconcile import prepare_worker_topics
 
 pytestmark = pytest.mark.integration
 

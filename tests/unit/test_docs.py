@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import metrics
-from pipeline.settings import Settings, env_name
+from pipeline.settings import Settings
+from pipeline.settings.env import env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

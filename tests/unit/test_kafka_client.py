@@ -15,7 +15,8 @@ from pipeline.kafka_client import (
     refusal,
     ssl_context,
 )
-from pipeline.settings import KafkaSecurity, SecretStr
+from pipeline.settings.kafka import KafkaSecurity
+from pipeline.settings.secret import SecretStr
 from tests.harness.tls import TlsFiles, make_tls_files
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"

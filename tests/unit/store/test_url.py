@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.settings import SecretStr, load_settings
+from pipeline.settings import load_settings
+from pipeline.settings.secret import SecretStr
 from pipeline.store.url import ChdbTarget, NativeTarget, mask_url, parse_store_url, with_password
 
 

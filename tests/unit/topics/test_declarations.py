@@ -1,4 +1,4 @@
-"""Topic declarations (parsing, validation) and the pure plan/drift computation."""
+"""Topic declarations: parsing, validation, names taken from the settings."""
 
 from __future__ import annotations
 
@@ -9,17 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import load_settings
-from pipeline.topics import (
-    DEFAULT_TOPICS_FILE,
-    Drift,
-    PlanItem,
-    TopicDecl,
-    TopicState,
-    load_declarations,
-    parse_declarations,
-    plan,
-    problems,
-)
+from pipeline.topics.declarations import DEFAULT_TOPICS_FILE, load_declarations, parse_declarations
 
 SETTINGS = load_settings({})
 
@@ -122,71 +112,3 @@ def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
     bad.write_text("topics: [\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid YAML"):
         load_declarations(bad, SETTINGS)
-
-
-DECL = TopicDecl(
-    "t",
-    partitions=6,
-    replication_factor=1,
-    config=(("cleanup.policy", "compact,delete"), ("retention.ms", "1000")),
-)
-MATCHING = {"cleanup.policy": "delete,compact", "retention.ms": "1000", "segment.ms": "5"}
-
-
-@pytest.mark.parametrize(
-    ("state", "action", "drifts"),
-    [
-        (None, "create", ()),
-        (TopicState("t", 6, 1, MATCHING), "ok", ()),
-        (
-            TopicState("t", 3, 1, MATCHING),
-            "drift",
-            (Drift("partitions", "6", "3", fixable=True),),
-        ),
-        (
-            TopicState("t", 8, 1, MATCHING),
-            "drift",
-            (Drift("partitions", "6", "8", fixable=False),),
-        ),
-        (
-            TopicState("t", 6, 3, MATCHING),
-            "drift",
-            (Drift("replication_factor", "1", "3", fixable=False),),
-        ),
-        (
-            TopicState("t", 6, 1, {**MATCHING, "retention.ms": "5"}),
-            "drift",
-            (Drift("retention.ms", "1000", "5", fixable=True),),
-        ),
-        (
-            TopicState("t", 6, 1, {"retention.ms": "1000"}),
-            "drift",
-            (Drift("cleanup.policy", "compact,delete", "unset", fixable=True),),
-        ),
-    ],
-)
-def test_plan_compares_declaration_with_broker_state(
-    state: TopicState | None, action: str, drifts: tuple[Drift, ...]
-) -> None:
-    existing = {} if state is None else {"t": state}
-    (item,) = plan([DECL], existing)
-    assert (item.action, item.drifts) == (action, drifts)
-
-
-def test_plan_ignores_undeclared_topics_and_keeps_declaration_order() -> None:
-    other = TopicDecl("a", 1, 1)
-    existing = {"zz-internal": TopicState("zz-internal", 1, 1, {})}
-    assert [i.decl.name for i in plan([DECL, other], existing)] == ["t", "a"]
-
-
-def test_problems_lists_missing_and_drifted_only() -> None:
-    drift = Drift("partitions", "6", "3", fixable=True)
-    items = [
-        PlanItem(TopicDecl("ok", 1, 1), "ok"),
-        PlanItem(TopicDecl("gone", 1, 1), "create"),
-        PlanItem(DECL, "drift", (drift,)),
-    ]
-    assert problems(items) == [
-        "'gone' missing",
-        "'t' drifted (partitions: expected 6, actual 3 (fixable))",
-    ]
