@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-import ports  # noqa: E402
+import ports
 
 
 def cpu(fn: Callable[[], object]) -> float:
@@ -111,7 +111,7 @@ def replays(values: list[bytes], calls: dict[str, list[tuple[Any, ...]]]) -> dic
     def observe(fn: Callable[..., Any]) -> Callable[[], None]:
         def run() -> None:
             state = LatencyState()
-            for ops, spans, _ in calls["latency_observe"]:
+            for _ops, spans, _ in calls["latency_observe"]:
                 fn(state._ops, spans, state._new_op)
 
         return run
@@ -219,14 +219,27 @@ def main() -> None:
         f"median {1e6 * base_med / spans:.3f} min {1e6 * base_min / spans:.3f} "
         f"max {1e6 * max(pipeline) / spans:.3f}"
     )
-    head = ["port", "native_us", "python_us", "saves_us", "saves_us_min", "spread_us", "share_pct", "share_pct_min"]
+    head = [
+        "port",
+        "native_us",
+        "python_us",
+        "saves_us",
+        "saves_us_min",
+        "spread_us",
+        "share_pct",
+        "share_pct_min",
+    ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in rows:
-        cells = [row["port"]] + [f"{row[k]:.3f}" if "us" in k else f"{row[k]:.1f}" for k in head[1:]]
+        cells = [row["port"]] + [
+            f"{row[k]:.3f}" if "us" in k else f"{row[k]:.1f}" for k in head[1:]
+        ]
         print("| " + " | ".join(cells) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "pipeline_s": pipeline}))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "rows": rows, "pipeline_s": pipeline})
+        )
 
 
 if __name__ == "__main__":
