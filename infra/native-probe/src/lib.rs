@@ -57,7 +57,10 @@ fn decode(value: &[u8]) -> Result<ExportTraceServiceRequest, prost::DecodeError>
 fn heads(request: ExportTraceServiceRequest) -> Vec<Head> {
     let mut out = Vec::new();
     for rs in request.resource_spans {
-        let service = rs.resource.as_ref().map_or("", |r| service_name(&r.attributes));
+        let service = rs
+            .resource
+            .as_ref()
+            .map_or("", |r| service_name(&r.attributes));
         for ss in rs.scope_spans {
             for span in ss.spans {
                 out.push(Head {
@@ -65,7 +68,9 @@ fn heads(request: ExportTraceServiceRequest) -> Vec<Head> {
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),
                     start_ns: span.start_time_unix_nano,
-                    duration_ns: span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano)
+                    duration_ns: span
+                        .end_time_unix_nano
+                        .wrapping_sub(span.start_time_unix_nano)
                         as i64,
                     service: service.to_owned(),
                     name: span.name,
@@ -94,7 +99,9 @@ fn subset_heads(request: subset::Request) -> Vec<Head> {
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),
                     start_ns: span.start_time_unix_nano,
-                    duration_ns: span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano)
+                    duration_ns: span
+                        .end_time_unix_nano
+                        .wrapping_sub(span.start_time_unix_nano)
                         as i64,
                     service: service.to_owned(),
                     name: span.name,
