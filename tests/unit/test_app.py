@@ -160,7 +160,7 @@ def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> No
     results = asyncio.run(feed_with_hold())
 
     assert results == [("shop", "GET /cart")] * 2  # the marker is not a partial
-    assert pipeline.assembler._sources[0].held_at is not None
+    assert pipeline.assembler.watermark.held_at(0) is not None
     assert len(stage.changelog) == 2  # and changes no table
 
 
