@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from pipeline.faust.partials_log import KafkaPartialsLog
 from pipeline.generate.manifest import read_manifest
 from pipeline.ingest.kafka_config import producer_config
 from pipeline.kafka_client import aiokafka_kwargs
-from pipeline.partials_log import KafkaPartialsLog
 from pipeline.settings import load_settings
 from pipeline.testing.kafka_broker import REPO_ROOT, LocalKafka, kafka_installed
 from pipeline.testing.tls import TlsFiles, make_tls_files

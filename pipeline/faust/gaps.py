@@ -6,7 +6,7 @@ acked only when its fetch loop recorded the jump. It does not always: it reads
 a last-read offset of 0 as "none" (``if gap > 1 and r_offset`` in
 ``Consumer._drain_messages``), so a jump right after a partition's first record
 is never recorded. The window stage reads such a range back and merges it (see
-:mod:`pipeline.windows.continuity`), but Faust still waits for acks of those
+:mod:`pipeline.faust.continuity`), but Faust still waits for acks of those
 offsets; and once it has committed offset 1, ``Consumer._new_offset`` refuses
 any later commit whose first acked offset is further on. The partition stays
 committed at 1 for good, and every restart replays it (issue #12: lag 1,509
@@ -30,7 +30,7 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, tuples
 
-from pipeline.partials_log import Record
+from pipeline.windows.stage import Record
 
 log = logging.getLogger(__name__)
 
