@@ -16,14 +16,12 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
 from pipeline import metrics
 from pipeline.clock import SystemClock
 from pipeline.enrich import EnrichConfig, Enricher
-from pipeline.errors import SinkUnavailable, SpanstreamError
 from pipeline.faust.app import WindowApp
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.kafka_config import consumer_config, producer_config
@@ -41,13 +39,8 @@ from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sampling.stats import row_bytes
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
-from pipeline.sinks.clickhouse import (
-    stored_span_ids,
-    table_writer,
-    trace_arrays,
-    trace_columns,
-)
-from pipeline.store.base import Store, accepts_arrow
+from pipeline.sinks.clickhouse import TraceWriter
+from pipeline.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -128,21 +121,8 @@ class Pipeline:
             dlq_max_value_bytes=s.dlq_max_value_bytes,
         )
 
-    def _span_writer(self, core: IngestCore) -> Any:
-        to_columns = trace_arrays if accepts_arrow(self.store) else trace_columns
-        insert = table_writer(self.store, "otel_traces", to_columns)
-
-        def write(traces: Sequence[DecidedTrace], token: str) -> None:
-            replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]
-            try:
-                stored = stored_span_ids(self.store, replayed) if replayed else set()
-            except SpanstreamError as exc:  # back off and retry, like a failed insert
-                raise SinkUnavailable(f"replay check on otel_traces failed: {exc}") from exc
-            spans = [s for t in traces for s in t.heads if (s.trace_id, s.span_id) not in stored]
-            if spans:
-                insert(spans, token)
-
-        return write
+    def _span_writer(self, core: IngestCore) -> TraceWriter:
+        return TraceWriter(self.store, core.in_replay_zone)
 
     def start_ingest(self) -> None:
         self.loop = self._ingest_loop()
