@@ -52,23 +52,14 @@ class WindowApp:
         *,
         datadir: str,
     ) -> None:
-        s = self.settings = settings
-        self.queries = queries
-        app = self.app = _faust_app(settings, datadir)
-        topic = self._topic
-        self.partials_topic, self.alerts_topic = topic(s.partials_topic), topic(s.alert_topic)
-        self.dlq_topic = topic(s.dlq_topic)
-        n = s.partials_partitions
-        opts: dict[str, Any] = {"partitions": n, "use_partitioner": True, **_TYPES}
-        self.windows = app.Table("windows", **opts)
-        self.detectors = app.Table("detectors", **opts)
-        self.window_view = OwnedView(self.windows, n, self._owned, "windows")
-        self.detector_view = OwnedView(self.detectors, n, self._owned, "detectors")
+        self.settings, self.queries = settings, queries
+        self.app = _faust_app(settings, datadir)
+        self._tables(settings)
         self.assembler = WindowAssembler(
-            s.window_seconds,
-            s.allowed_lateness_seconds,
+            settings.window_seconds,
+            settings.allowed_lateness_seconds,
             clock,
-            idle_close_seconds=idle_close_seconds(s.window_seconds),
+            idle_close_seconds=idle_close_seconds(settings.window_seconds),
             store=self.window_view,
         )
         self.stage = WindowStage(
@@ -83,8 +74,9 @@ class WindowApp:
             settled=self._settled,
         )
         self.readback = ReadBack(settings)
-        self.stalls = StallWatch(s.partials_topic)
+        self.stalls = StallWatch(settings.partials_topic)
         self._owned_before: set[int] = set()
+        app = self.app
         app.agent(self.partials_topic, name="assemble")(self._assemble)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(STALL_CHECK_SECONDS)(self.settle_stalled)
@@ -97,8 +89,17 @@ class WindowApp:
 
         app.page("/query")(query_page)
 
-    def _topic(self, name: str) -> Any:
-        return self.app.topic(name, **_BYTES)
+    def _tables(self, s: Settings) -> None:
+        """The topics (raw bytes) and the two state tables with their owned views."""
+        app, n = self.app, s.partials_partitions
+        self.partials_topic = app.topic(s.partials_topic, **_BYTES)
+        self.alerts_topic = app.topic(s.alert_topic, **_BYTES)
+        self.dlq_topic = app.topic(s.dlq_topic, **_BYTES)
+        opts: dict[str, Any] = {"partitions": n, "use_partitioner": True, **_TYPES}
+        self.windows = app.Table("windows", **opts)
+        self.detectors = app.Table("detectors", **opts)
+        self.window_view = OwnedView(self.windows, n, self._owned, "windows")
+        self.detector_view = OwnedView(self.detectors, n, self._owned, "detectors")
 
     def beside(self, start: Callable[[], None], stop: Callable[[], None]) -> None:
         """Run ``start`` when the app has started and ``stop`` (in a thread) when it stops."""

@@ -73,7 +73,13 @@ class Record:
 class Topic(Protocol):
     """Where the stage sends: ``send`` returns once queued, its result once Kafka acked."""
 
-    def send(self, *, key: bytes | None, value: bytes, **kwargs: Any) -> Awaitable[Any]: ...
+    def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Awaitable[Any]]: ...
 
 
 class StagedTable(MutableMapping[str, Any]):
