@@ -39,7 +39,7 @@ from pipeline.rejections import Rejections
 from pipeline.windows.assembler import series_key
 from pipeline.windows.series import ClosedWindow
 
-#: Per-series state as JSON values: the worker's table view encodes them (``pipeline.tables``).
+#: Per-series state as JSON values, encoded by the table view (``pipeline.faust.tables``).
 StateStore = MutableMapping[str, Any]
 #: Format version of a series' value; 1 was base64(pickle) and is rejected, never read.
 STATE_VERSION = 2

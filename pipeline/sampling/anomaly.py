@@ -8,9 +8,16 @@ alert's exemplars.
 Expiry is in *event time*: a span matches while ``span.timestamp_ns <=
 until_ns``, the same Unix-nanosecond axis as window bounds, so a replay of a
 backlog keeps the same traces a live run would have (given the same flags), and
-the shell can derive ``until_ns`` from the window end plus a hold time. Flags
-leave memory through :meth:`AnomalyFlags.prune` (call it with the window
-watermark) or, past ``max_flags``, the soonest-expiring goes first.
+the shell can derive ``until_ns`` from the window end plus a hold time.
+
+Owner and threads: the window stage (:mod:`pipeline.windows.stage`) is the only
+writer. On the Faust event loop thread it flags the operation of each firing
+alert and, after each successful close, prunes the flags whose windows every
+series has closed (:meth:`AnomalyFlags.prune`); past ``max_flags`` the
+soonest-expiring flag goes first. The ingest thread only reads
+(:meth:`~AnomalyFlags.matches` and ``len``, each one dict operation, atomic
+under the GIL and in free-threaded builds). Writers take a lock, so a prune
+never iterates the dict while a flag is added.
 
 >>> flags = AnomalyFlags()
 >>> flags.flag("pay", "POST /pay", until_ns=100)
@@ -22,6 +29,8 @@ watermark) or, past ``max_flags``, the soonest-expiring goes first.
 
 from __future__ import annotations
 
+import threading
+
 from pipeline.sampling.policy import Decision, TraceData
 
 
@@ -31,14 +40,16 @@ class AnomalyFlags:
     def __init__(self, max_flags: int = 10_000) -> None:
         self.max_flags = max_flags
         self._until: dict[tuple[str, str], int] = {}
+        self._writing = threading.Lock()
 
     def flag(self, service: str, operation: str, until_ns: int) -> None:
         """Flag an operation until ``until_ns``; re-flagging only ever extends a flag."""
         key = (service, operation)
-        self._until[key] = max(until_ns, self._until.get(key, until_ns))
-        if len(self._until) > self.max_flags:
-            soonest = min(self._until, key=self._until.__getitem__)
-            del self._until[soonest]
+        with self._writing:
+            self._until[key] = max(until_ns, self._until.get(key, until_ns))
+            if len(self._until) > self.max_flags:
+                soonest = min(self._until, key=self._until.__getitem__)
+                del self._until[soonest]
 
     def matches(self, service: str, operation: str, timestamp_ns: int) -> bool:
         """Whether a span of this operation starting at ``timestamp_ns`` is flagged."""
@@ -47,9 +58,10 @@ class AnomalyFlags:
 
     def prune(self, now_ns: int) -> int:
         """Forget flags that ended before ``now_ns``; returns how many went."""
-        expired = [key for key, until in self._until.items() if until < now_ns]
-        for key in expired:
-            del self._until[key]
+        with self._writing:
+            expired = [key for key, until in self._until.items() if until < now_ns]
+            for key in expired:
+                del self._until[key]
         return len(expired)
 
     def __len__(self) -> int:

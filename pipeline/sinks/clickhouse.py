@@ -13,7 +13,7 @@ import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -23,8 +23,11 @@ from pipeline.errors import BatchRejected, SinkUnavailable, SpanstreamError
 from pipeline.model import Span
 from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_columns, to_span
 from pipeline.store.arrow import column_array, from_layout
-from pipeline.store.base import Store
+from pipeline.store.base import Store, accepts_arrow
 from pipeline.windows.series import ClosedWindow
+
+if TYPE_CHECKING:
+    from pipeline.sampling.buffer import DecidedTrace
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
@@ -235,3 +238,28 @@ def stored_span_ids(store: Store, trace_ids: Iterable[str]) -> set[tuple[str, st
         )
         found.update((str(r[0]), str(r[1])) for r in rows)
     return found
+
+
+class TraceWriter:
+    """The ``otel_traces`` writer of the trace sink: skips spans a replay already stored.
+
+    ``in_replay_zone`` says whether a trace holds records at or below a write
+    mark (spans of them may have landed before a crash); only those traces are
+    looked up (:func:`stored_span_ids`), and their stored spans are left out.
+    """
+
+    def __init__(self, store: Store, in_replay_zone: Callable[[DecidedTrace], bool]) -> None:
+        self.store = store
+        self.in_replay_zone = in_replay_zone
+        to_columns = trace_arrays if accepts_arrow(store) else trace_columns
+        self._insert = table_writer(store, TRACES_TABLE, to_columns)
+
+    def __call__(self, traces: Sequence[DecidedTrace], token: str) -> None:
+        replayed = [t.trace_id for t in traces if self.in_replay_zone(t)]
+        try:
+            stored = stored_span_ids(self.store, replayed) if replayed else set()
+        except SpanstreamError as exc:  # back off and retry, like a failed insert
+            raise SinkUnavailable(f"replay check on otel_traces failed: {exc}") from exc
+        spans = [s for t in traces for s in t.heads if (s.trace_id, s.span_id) not in stored]
+        if spans:
+            self._insert(spans, token)

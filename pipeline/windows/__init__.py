@@ -1,9 +1,10 @@
 """Tumbling-window RED metrics: sketch, per-source partials, exactly-once final assembly.
 
 The path: :class:`PartialAggregator` (one per input partition) ->
-:class:`Partial` (repartitioned by series) -> :class:`WindowAssembler` ->
-:class:`ClosedWindow` (to the detectors and ClickHouse). All pure code; the
-Faust shell feeds spans and offsets in and carries partials and states around.
+:class:`Partial` (repartitioned by series) -> :class:`WindowAssembler` (closing
+by :class:`Watermark`) -> :class:`ClosedWindow` (to the detectors and
+ClickHouse, by :mod:`pipeline.windows.stage`). All plain code; the Faust shell
+(:mod:`pipeline.faust`) feeds partials in and keeps the state tables.
 """
 
 from pipeline.windows.assembler import MergeResult, WindowAssembler, series_key
@@ -12,6 +13,7 @@ from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
 from pipeline.windows.series import ClosedWindow, SeriesState
 from pipeline.windows.sketch import LatencySketch
 from pipeline.windows.stats import Exemplar, WindowStats
+from pipeline.windows.watermark import Watermark
 
 __all__ = [
     "ClosedWindow",
@@ -22,6 +24,7 @@ __all__ = [
     "Partial",
     "PartialAggregator",
     "SeriesState",
+    "Watermark",
     "WindowAssembler",
     "WindowStats",
     "series_key",

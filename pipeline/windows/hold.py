@@ -1,6 +1,6 @@
 """The marker a paused ingest source sends so that its windows wait for it.
 
-See "Holding" in :mod:`pipeline.windows.assembler`.
+See rule 8 ("Holding") in :mod:`pipeline.windows.watermark`.
 """
 
 from __future__ import annotations

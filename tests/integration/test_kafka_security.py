@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from pipeline.faust.partials_log import KafkaPartialsLog
 from pipeline.generate.manifest import read_manifest
 from pipeline.ingest.kafka_config import producer_config
 from pipeline.kafka_client import aiokafka_kwargs
 from pipeline.local.kafka import REPO_ROOT, kafka_installed
 from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
-from pipeline.partials_log import KafkaPartialsLog
 from pipeline.settings import load_settings
 from tests.fixtures.kafka import unavailable
 from tests.harness.kafka_sasl import SaslSslKafka

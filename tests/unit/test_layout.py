@@ -9,7 +9,7 @@ MAX_LINES = 400
 
 #: Modules still over the limit while their split is under way. This list must shrink to
 #: empty: a module leaves it once split, and nothing is ever added to it.
-KNOWN_OVER = frozenset({"app.py", "windows/assembler.py", "ingest/loop.py"})
+KNOWN_OVER = frozenset({"ingest/loop.py"})
 
 
 def _line_counts() -> dict[str, int]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer
 
-from pipeline.app import idle_close_seconds
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
 from pipeline.kafka_client import KafkaSecurity
+from pipeline.windows.stage import idle_close_seconds
 
 
 def test_the_consumer_commits_only_by_hand_and_fails_over_within_the_session_timeout() -> None:

@@ -15,6 +15,8 @@ from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.otlp import decode_message
 from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_of, to_span
 from pipeline.otlp.samples import proto_request, proto_span
+from pipeline.sampling.buffer import Cause, DecidedTrace
+from pipeline.sampling.policy import Decision
 from pipeline.sinks import clickhouse
 from pipeline.sinks.clickhouse import span_columns, trace_arrays, trace_columns
 from pipeline.store.arrow import arrow_type, column_array
@@ -206,3 +208,42 @@ def test_only_errors_about_the_rows_are_permanent(error: Exception, rejected: bo
     expected: type[Exception] = BatchRejected if rejected else SinkUnavailable
     with pytest.raises(expected):
         write([next(iter(_heads(1)))], "t")
+
+
+class ReplayStore:
+    """A store holding some (TraceId, SpanId) pairs already: a crash after an insert landed."""
+
+    def __init__(self, stored: set[tuple[str, str]]) -> None:
+        self.stored = stored
+        self.queried: list[list[str]] = []
+        self.inserted: list[dict[str, Any]] = []
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[str, str]]:
+        self.queried.append(list(params["ids"]))
+        return [pair for pair in self.stored if pair[0] in params["ids"]]
+
+    def insert(self, table: str, columns: Any, dedup_token: str | None = None) -> int:
+        self.inserted.append(dict(columns))
+        return len(next(iter(columns.values())))
+
+
+def test_the_trace_writer_leaves_out_only_replayed_spans_already_stored() -> None:
+    heads = _heads(8)
+    by_trace: dict[str, list[SpanFacts]] = {}
+    for head in heads:
+        by_trace.setdefault(head.trace_id, []).append(head)
+    (replayed, replayed_heads), (fresh, fresh_heads) = list(by_trace.items())[:2]
+    store = ReplayStore({(replayed, replayed_heads[0].span_id)})
+    traces = [
+        DecidedTrace(replayed, Decision.KEEP, "p", tuple(replayed_heads), frozenset(), Cause.TIMER),
+        DecidedTrace(fresh, Decision.KEEP, "p", tuple(fresh_heads), frozenset(), Cause.TIMER),
+    ]
+    writer = clickhouse.TraceWriter(cast(Store, store), lambda t: t.trace_id == replayed)
+
+    writer(traces, "token")
+
+    assert store.queried == [[replayed]]  # only traces in the replay zone are looked up
+    (columns,) = store.inserted
+    written = set(zip(columns["TraceId"], columns["SpanId"], strict=True))
+    expected = {(h.trace_id, h.span_id) for h in [*replayed_heads[1:], *fresh_heads]}
+    assert written == expected

@@ -132,9 +132,9 @@ def test_idle_sources_let_the_last_windows_close(span: SpanFactory) -> None:
     asm = assembler(clock, idle_close_seconds=20)
     Feed(asm, 0).cut(span(10, 5), span(50, 5))
     clock.advance(19)
-    assert asm.watermark_ns() == 0  # one cut, not idle yet: its lowest window start
+    assert asm.watermark.global_ns() == 0  # one cut, not idle yet: its lowest window start
     clock.advance(1)
-    assert asm.watermark_ns() == 70 * NS
+    assert asm.watermark.global_ns() == 70 * NS
     assert asm.close_ready() == []  # 70 s < window end 60 + lateness 30
     clock.advance(20)
     assert summary(asm.close_ready()) == [("GET /cart", 0, 2, 0, 0)]
@@ -147,16 +147,16 @@ def test_lagging_active_source_holds_the_watermark(span: SpanFactory) -> None:
     slow.cut(span(5, 5))
     fast.cut(span(400, 5))
     fast.cut(span(500, 5))
-    assert asm.watermark_ns() == 0  # slow's first cut vouches for window 0 only
+    assert asm.watermark.global_ns() == 0  # slow's first cut vouches for window 0 only
     slow.cut(span(6, 5))
-    assert asm.watermark_ns() == 5 * NS
+    assert asm.watermark.global_ns() == 5 * NS
     assert asm.close_ready() == []
     slow.cut(span(40, 5))
     assert slow.results == [MergeResult.MERGED]  # caught up in time: not late
     clock.advance(25)
     fast.cut(span(510, 5))
     clock.advance(10)  # slow is idle now, fast is not: watermark 500 s
-    assert asm.watermark_ns() == 500 * NS
+    assert asm.watermark.global_ns() == 500 * NS
     assert summary(asm.close_ready())[:2] == [("GET /cart", 0, 3, 0, 0), ("GET /cart", 60, 0, 0, 0)]
 
 
@@ -169,9 +169,9 @@ def test_startup_hold_waits_for_every_source(span: SpanFactory) -> None:
     clock.advance(5)
     slow.cut(span(5, 5))
     assert slow.results == [MergeResult.MERGED]
-    assert asm.watermark_ns() is None
+    assert asm.watermark.global_ns() is None
     clock.advance(5)
-    assert asm.watermark_ns() == 0
+    assert asm.watermark.global_ns() == 0
     assert asm.close_ready() == []
 
 
@@ -256,7 +256,7 @@ def test_a_restart_with_nothing_recovered_keeps_no_watermark() -> None:
     clock = ManualClock()
     asm = assembler(clock)
     clock.advance(3600)
-    assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
+    assert (asm.watermark.global_ns(), asm.close_ready()) == (None, [])
 
 
 @pytest.mark.parametrize("held", [True, False])
@@ -288,7 +288,7 @@ def test_a_hold_before_anything_was_heard_changes_nothing(span: SpanFactory) -> 
     asm = assembler(clock)
     asm.hold(Hold(4))
     clock.advance(3600)
-    assert (asm.watermark_ns(), asm.close_ready()) == (None, [])
+    assert (asm.watermark.global_ns(), asm.close_ready()) == (None, [])
 
 
 def test_a_source_held_before_its_first_partial_holds_the_watermark(span: SpanFactory) -> None:

@@ -148,7 +148,7 @@ def test_a_stall_of_the_window_stage_does_not_turn_a_lagging_source_late(
             for p in agg.cut():
                 asm.merge(p)
     clock.advance(12)  # nothing arrives for a while: e.g. a slow ClickHouse write
-    watermark = asm.watermark_ns()
+    watermark = asm.watermark.global_ns()
     assert watermark is not None and watermark <= (110 + 12) * NS
     assert all(w.window_start_ns < 110 * NS for w in asm.close_ready())
     slow.add(span(120, 5), 2)  # the slow partition's backlog, in order: on time
@@ -198,7 +198,7 @@ def test_a_quiet_partition_at_wall_clock_pace_stops_holding_the_watermark(
         for p in busy.cut():
             asm.merge(p)
         clock.advance(1)
-    watermark = asm.watermark_ns()
+    watermark = asm.watermark.global_ns()
     assert watermark is not None and watermark >= 25 * NS
     assert [w.window_start_ns // NS for w in asm.close_ready()][:2] == [0, 10]
 

@@ -1,6 +1,6 @@
 """Direct reads of the partials topic, for the records the window stage's consumer skipped.
 
-See :mod:`pipeline.windows.continuity` for why. :class:`KafkaPartialsLog` reads
+See :mod:`pipeline.faust.continuity` for why. :class:`KafkaPartialsLog` reads
 with its own confluent-kafka consumer (assigned, never subscribed, so it never
 joins or disturbs the window stage's group; it only looks up that group's
 committed offsets). :class:`MemoryPartialsLog` is the same contract on a list,
@@ -12,29 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.errors import ServiceUnavailable
 from pipeline.kafka_client import KafkaSecurity, librdkafka_config
-
-
-@dataclass(frozen=True)
-class Record:
-    """One record of the partials topic, wherever it was read from."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-    @classmethod
-    def of_faust(cls, message: Any) -> Record:
-        """From a Faust :class:`~faust.types.Message`."""
-        return cls(message.topic, message.partition, message.offset, message.key, message.value)
+from pipeline.windows.stage import Record
 
 
 class PartialsLog(Protocol):

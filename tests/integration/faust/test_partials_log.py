@@ -8,8 +8,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.faust.partials_log import KafkaPartialsLog
 from pipeline.kafka_client import KafkaSecurity
-from pipeline.partials_log import KafkaPartialsLog
 
 pytestmark = pytest.mark.integration
 

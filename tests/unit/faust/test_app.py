@@ -28,8 +28,8 @@ from prometheus_client import REGISTRY
 from pipeline.app import Pipeline
 from pipeline.clock import ManualClock
 from pipeline.errors import SinkUnavailable
+from pipeline.faust.partials_log import MemoryPartialsLog
 from pipeline.model import Span
-from pipeline.partials_log import MemoryPartialsLog
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import METRICS_TABLE
 from pipeline.tables import key_bytes, key_of, raw_partition
@@ -106,9 +106,9 @@ def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stage:
         sent = raw_partition(key, PARTITIONS) if partition is None else partition
         return SimpleNamespace(message=SimpleNamespace(partition=sent))
 
-    monkeypatch.setattr(stage.pipeline.windows, "send_changelog", send_changelog)
+    monkeypatch.setattr(stage.pipeline.faust.windows, "send_changelog", send_changelog)
     # No broker: nothing committed yet, and a read of a skipped offset must be declared.
-    stage.pipeline.partials_log = MemoryPartialsLog(settings.partials_topic, {})
+    stage.pipeline.faust.readback.log = MemoryPartialsLog(settings.partials_topic, {})
     return stage
 
 
@@ -136,13 +136,13 @@ def test_assemble_merges_partials_of_all_sources_into_the_windows_table(stage: S
 
     assert results == [("shop", "GET /cart")] * 4
     key = series_key("shop", "GET /cart")
-    state = SeriesState.from_dict(table_value(pipeline.windows, key))
+    state = SeriesState.from_dict(table_value(pipeline.faust.windows, key))
     assert {start // NS: w.requests for start, w in state.windows.items()} == {0: 3, 60: 1}
     assert state.windows[0].max_ns == 30 * 1_000_000
     assert state.through == {0: (2, (0, 60 * NS)), 1: (0, (0,))}
-    assert pipeline.assembler.duplicates == 1
+    assert pipeline.faust.assembler.duplicates == 1
     assert [k for k, _ in stage.changelog] == [key] * 3  # the duplicate wrote nothing
-    assert stage.changelog[-1][1] == pipeline.windows[key_bytes(key)]
+    assert stage.changelog[-1][1] == pipeline.faust.windows[key_bytes(key)]
 
 
 def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> None:
@@ -160,7 +160,7 @@ def test_a_hold_marker_holds_its_source_and_yields_no_series(stage: Stage) -> No
     results = asyncio.run(feed_with_hold())
 
     assert results == [("shop", "GET /cart")] * 2  # the marker is not a partial
-    assert pipeline.assembler._sources[0].held_at is not None
+    assert pipeline.faust.assembler.watermark.held_at(0) is not None
     assert len(stage.changelog) == 2  # and changes no table
 
 
@@ -210,17 +210,17 @@ def make_closing(
         writes.append(key_of(key))
         return SimpleNamespace(message=SimpleNamespace(partition=raw_partition(key, PARTITIONS)))
 
-    for table in (pipeline.windows, pipeline.detectors):
+    for table in (pipeline.faust.windows, pipeline.faust.detectors):
         monkeypatch.setattr(table, "send_changelog", send_changelog)
 
     def owned() -> set[int]:  # no broker, no assignment: this worker owns every partition
         return set(range(PARTITIONS))
 
-    for holder in (pipeline, pipeline.window_view, pipeline.detector_view):
+    for holder in (pipeline.faust, pipeline.faust.window_view, pipeline.faust.detector_view):
         monkeypatch.setattr(holder, "_owned", owned)
-    pipeline.partials_log = MemoryPartialsLog(settings.partials_topic, {})
+    pipeline.faust.readback.log = MemoryPartialsLog(settings.partials_topic, {})
     clock = ManualClock(1_000.0)
-    pipeline.assembler.clock = clock
+    pipeline.faust.assembler.clock = clock
     cut = partials(0, [(1.0, 10.0), (2.0, 30.0)], operations)
     asyncio.run(feed(pipeline, [p.to_json() for p in cut]))
     clock.advance(600)  # idle long past the window's end: it is due
@@ -232,19 +232,22 @@ def test_a_failed_close_changes_no_table_and_the_retry_closes_the_same_windows(
     closing: Closing,
 ) -> None:
     pipeline, store = closing.pipeline, closing.store
-    before = (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors))
+    before = (pipeline.faust.windows[key_bytes(closing.key)], dict(pipeline.faust.detectors))
     store.down = True
-    asyncio.run(pipeline._close())
+    asyncio.run(pipeline.faust.stage.close())
     assert closing.writes == []  # neither the windows nor the detectors table moved
-    assert (pipeline.windows[key_bytes(closing.key)], dict(pipeline.detectors)) == before
+    assert (
+        pipeline.faust.windows[key_bytes(closing.key)],
+        dict(pipeline.faust.detectors),
+    ) == before
 
     store.down = False
-    asyncio.run(pipeline._close())
+    asyncio.run(pipeline.faust.stage.close())
     (rows,) = store.inserted[METRICS_TABLE]
     requests = list(rows["Requests"])
     # The window that failed to close closes now, once (then empty windows follow it).
     assert (requests[0], sum(requests)) == (2, 2)
-    assert closing.key in closing.writes and key_bytes(closing.key) in pipeline.detectors
+    assert closing.key in closing.writes and key_bytes(closing.key) in pipeline.faust.detectors
 
 
 def test_an_unexpected_error_in_a_close_loses_no_window(
@@ -252,17 +255,17 @@ def test_an_unexpected_error_in_a_close_loses_no_window(
 ) -> None:
     """A bug in judging (not an outage) must not drop the windows it had closed in memory."""
     pipeline, store = closing.pipeline, closing.store
-    judge = pipeline._judge
+    judge = pipeline.faust.stage.judge_windows
 
     def broken(closed: Any) -> Any:
         raise RuntimeError("a detector bug")
 
-    monkeypatch.setattr(pipeline, "_judge", broken)
-    asyncio.run(pipeline._close())  # logged, not raised: the timer must go on
+    monkeypatch.setattr(pipeline.faust.stage, "judge_windows", broken)
+    asyncio.run(pipeline.faust.stage.close())  # logged, not raised: the timer must go on
     assert closing.writes == []
 
-    monkeypatch.setattr(pipeline, "_judge", judge)
-    asyncio.run(pipeline._close())
+    monkeypatch.setattr(pipeline.faust.stage, "judge_windows", judge)
+    asyncio.run(pipeline.faust.stage.close())
     # Written twice under the same token (ClickHouse drops the repeat): same rows.
     first, second = store.inserted[METRICS_TABLE]
     assert list(second["Requests"]) == list(first["Requests"])
@@ -275,22 +278,22 @@ def test_a_failed_alert_publish_undoes_the_detector_state_too(
 ) -> None:
     pipeline, store = closing.pipeline, closing.store
 
-    publish, refusing = pipeline._publish, [True]
+    publish, refusing = pipeline.faust.stage.publish, [True]
 
     async def flaky_publish(alerts: Sequence[Any]) -> None:
         if refusing[0]:
             raise SinkUnavailable("alert topic: broker down")
         await publish(alerts)
 
-    monkeypatch.setattr(pipeline, "_publish", flaky_publish)
-    asyncio.run(pipeline._close())
+    monkeypatch.setattr(pipeline.faust.stage, "publish", flaky_publish)
+    asyncio.run(pipeline.faust.stage.close())
     assert closing.writes == []  # scored, but no detector or window state was kept
-    assert key_bytes(closing.key) not in pipeline.detectors
+    assert key_bytes(closing.key) not in pipeline.faust.detectors
     refusing[0] = False
-    asyncio.run(pipeline._close())
+    asyncio.run(pipeline.faust.stage.close())
     first, retry = store.inserted[METRICS_TABLE]
     assert first == retry and store.tokens[0] == store.tokens[1]  # deduplicated by ClickHouse
-    assert key_bytes(closing.key) in pipeline.detectors
+    assert key_bytes(closing.key) in pipeline.faust.detectors
 
 
 def test_a_partial_in_hand_when_the_agent_stops_is_not_acked(stage: Stage) -> None:
@@ -306,11 +309,13 @@ def test_a_partial_in_hand_when_the_agent_stops_is_not_acked(stage: Stage) -> No
     async def stop_while_waiting() -> tuple[bool, bool]:
         agent = pipeline.app.agents["assemble"]
         async with agent.test_context() as test_agent:
-            await pipeline.lock.acquire()  # a window close in progress
+            await pipeline.faust.stage.lock.acquire()  # a window close in progress
             event = await test_agent.put(first, wait=False)
-            await wait_for(lambda: pipeline.lock._waiters, "the agent waiting for the lock")
-        pipeline.lock.release()
-        return event.message.acked, series_key("shop", "GET /cart") in pipeline.windows
+            await wait_for(
+                lambda: pipeline.faust.stage.lock._waiters, "the agent waiting for the lock"
+            )
+        pipeline.faust.stage.lock.release()
+        return event.message.acked, series_key("shop", "GET /cart") in pipeline.faust.windows
 
     acked, merged = asyncio.run(stop_while_waiting())
 
@@ -330,7 +335,7 @@ def test_a_merged_partial_is_acked(stage: Stage) -> None:
             return bool(event.message.acked)
 
     assert asyncio.run(merge_one())
-    assert key_bytes(series_key("shop", "GET /cart")) in pipeline.windows
+    assert key_bytes(series_key("shop", "GET /cart")) in pipeline.faust.windows
 
 
 async def wait_for(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
@@ -385,7 +390,7 @@ def test_an_unusable_partial_goes_to_the_dlq_counted_and_acked(
         done.set_result(None)
         return done
 
-    monkeypatch.setattr(pipeline.dlq_topic, "send", send)
+    monkeypatch.setattr(pipeline.faust.dlq_topic, "send", send)
     before = REGISTRY.get_sample_value("spanstream_dlq_records_total", {"reason": "bad_partial"})
     (good,) = (p.to_json() for p in partials(0, [(1.0, 10.0)]))
 
@@ -425,7 +430,7 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     log = MemoryPartialsLog(pipeline.settings.partials_topic, {0: values})
     if committed is not None:
         log.commits[0] = committed
-    pipeline.partials_log = log
+    pipeline.faust.readback.log = log
     before = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
 
     async def feed_with_skips() -> None:
@@ -438,7 +443,9 @@ def test_partials_the_consumer_skipped_are_read_back_and_merged(
     asyncio.run(feed_with_skips())
 
     assert log.reads == reread
-    state = SeriesState.from_dict(table_value(pipeline.windows, series_key("shop", "GET /cart")))
+    state = SeriesState.from_dict(
+        table_value(pipeline.faust.windows, series_key("shop", "GET /cart"))
+    )
     assert sum(w.requests for w in state.windows.values()) == 3  # every partial merged once
     after = REGISTRY.get_sample_value("spanstream_partials_reread_total") or 0
     assert after - before == sum(len(r) for _, r in reread)
@@ -490,18 +497,18 @@ def test_a_tampered_detectors_record_is_never_run_and_windows_keep_closing(
     closing = make_closing(tmp_path, monkeypatch, ("GET /cart", "POST /pay"))
     pipeline, marker = closing.pipeline, tmp_path / "owned"
     evil = series_key("shop", "POST /pay")
-    restore(pipeline.detectors, key_bytes(evil), make_value(marker))
+    restore(pipeline.faust.detectors, key_bytes(evil), make_value(marker))
     before = rejected("detectors", reason)
 
-    asyncio.run(pipeline._close())
+    asyncio.run(pipeline.faust.stage.close())
 
     assert not marker.exists()
     assert rejected("detectors", reason) == before + 1
     (rows,) = closing.store.inserted[METRICS_TABLE]
     closed = {(op, n) for op, n in zip(rows["SpanName"], rows["Requests"], strict=True) if n}
     assert closed == {("GET /cart", 2), ("POST /pay", 2)}  # both series closed their window
-    assert json.loads(pipeline.detectors[key_bytes(evil)])["v"] == 2  # replaced, warming up
-    asyncio.run(pipeline._close())
+    assert json.loads(pipeline.faust.detectors[key_bytes(evil)])["v"] == 2  # replaced, warming up
+    asyncio.run(pipeline.faust.stage.close())
     assert rejected("detectors", reason) == before + 1
 
 
@@ -511,12 +518,12 @@ def test_a_tampered_windows_record_is_counted_deleted_and_the_other_series_close
     closing = make_closing(tmp_path, monkeypatch, ("GET /cart", "POST /pay"))
     pipeline, marker = closing.pipeline, tmp_path / "owned"
     evil = series_key("shop", "POST /pay")
-    restore(pipeline.windows, key_bytes(evil), marker_pickle(marker))
-    restore(pipeline.windows, b"\xff not a key", b"{}")
+    restore(pipeline.faust.windows, key_bytes(evil), marker_pickle(marker))
+    restore(pipeline.faust.windows, b"\xff not a key", b"{}")
     before = rejected("windows", "bad_json"), rejected("windows", "bad_key")
-    pipeline.assembler.reload()  # as after the recovery
+    pipeline.faust.assembler.reload()  # as after the recovery
 
-    asyncio.run(pipeline._close())
+    asyncio.run(pipeline.faust.stage.close())
 
     assert not marker.exists()
     assert (rejected("windows", "bad_json"), rejected("windows", "bad_key")) == (
@@ -527,8 +534,8 @@ def test_a_tampered_windows_record_is_counted_deleted_and_the_other_series_close
     assert {op for op, n in zip(rows["SpanName"], rows["Requests"], strict=True) if n} == {
         "GET /cart"
     }
-    assert key_bytes(evil) not in pipeline.windows  # a tombstone: compacted away
-    pipeline.assembler.reload()
+    assert key_bytes(evil) not in pipeline.faust.windows  # a tombstone: compacted away
+    pipeline.faust.assembler.reload()
     assert rejected("windows", "bad_key") == before[1] + 1  # counted once, not per reload
     logged = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert len(logged) == 2 and all(m.isprintable() and m.isascii() for m in logged)
@@ -539,11 +546,15 @@ def test_no_faust_codec_decodes_what_the_stage_reads(stage: Stage) -> None:
     pipeline = stage.pipeline
     conf = pipeline.app.conf
     assert (conf.key_serializer, conf.value_serializer) == ("raw", "raw")
-    for table in (pipeline.windows, pipeline.detectors):
+    for table in (pipeline.faust.windows, pipeline.faust.detectors):
         assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
         topic = table.changelog_topic
         assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
-    for topic in (pipeline.partials_topic, pipeline.alerts_topic, pipeline.dlq_topic):
+    for topic in (
+        pipeline.faust.partials_topic,
+        pipeline.faust.alerts_topic,
+        pipeline.faust.dlq_topic,
+    ):
         assert (topic.key_serializer, topic.value_serializer) == ("raw", "raw")
 
 
@@ -573,7 +584,7 @@ def committing(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> Committing:
     values = [p.to_json() for i in range(5) for p in partials(i, [(1.0 + i, 10.0)])]
     log = MemoryPartialsLog(topic, {0: values})
     log.commits[0] = 1
-    pipeline.partials_log = log
+    pipeline.faust.readback.log = log
     consumer, tp = pipeline.app.consumer, TP(topic, 0)
     consumer._committed_offset[tp] = 1
     monkeypatch.setattr(consumer, "assignment", lambda: {tp})
@@ -636,7 +647,7 @@ def test_a_commit_faust_holds_for_offsets_merged_before_a_rebalance_is_released(
     assert consumer._filter_committable_offsets([tp]) == {}  # held
 
     for _ in range(2):  # seen twice: not a moment in a rebalance
-        asyncio.run(pipeline._settle_stalled())
+        asyncio.run(pipeline.faust.settle_stalled())
 
     assert committing.log.reads == []  # merged already: nothing to read
     assert consumer._filter_committable_offsets([tp]) == {tp: 5}

@@ -6,11 +6,10 @@ acked only when its fetch loop recorded the jump. It does not always: it reads
 a last-read offset of 0 as "none" (``if gap > 1 and r_offset`` in
 ``Consumer._drain_messages``), so a jump right after a partition's first record
 is never recorded. The window stage reads such a range back and merges it (see
-:mod:`pipeline.windows.continuity`), but Faust still waits for acks of those
+:mod:`pipeline.faust.continuity`), but Faust still waits for acks of those
 offsets; and once it has committed offset 1, ``Consumer._new_offset`` refuses
 any later commit whose first acked offset is further on. The partition stays
-committed at 1 for good, and every restart replays it (issue #12: lag 1,509
-after shutdown).
+committed at 1 for good, and every restart replays it.
 
 :func:`settle_read_back` records the range as a gap, Faust's own mark for
 offsets it will never deliver, once the records are merged. Faust merges
@@ -30,7 +29,7 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, tuples
 
-from pipeline.partials_log import Record
+from pipeline.windows.stage import Record
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,8 @@ class StallWatch:
     its commit are delivered while its bookkeeping of the partition is empty
     (no gap recorded), and their read offset then makes it drop the records it
     delivers again from the commit (the stage had merged them before the
-    rebalance). The partition stays committed where it was (issue #12: lag 57
-    in a ``backlog-join`` run without any read-back). The same wait seen twice
+    rebalance). The partition stays committed where it was (the ``backlog-join``
+    fault scenario shows it without any read-back). The same wait seen twice
     in a row, on offsets all below the stage's next expected offset of the
     partition (every offset below it was merged, or read back and merged), is
     recorded as a gap.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.windows.continuity import PartitionContinuity
+from pipeline.faust.continuity import PartitionContinuity
 
 #: (committed offset at assignment, offsets the stage sees, skipped ranges reported)
 CASES = [

@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from pipeline.partials_gaps import StallWatch, settle_range
+from pipeline.faust.gaps import StallWatch, settle_range
 
 TOPIC = "partials"
 TP0 = TP(TOPIC, 0)
