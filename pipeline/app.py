@@ -26,13 +26,13 @@ from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.clock import SystemClock
 from pipeline.enrich import EnrichConfig, Enricher
-from pipeline.errors import ServiceUnavailable, SinkUnavailable, SpanstreamError
+from pipeline.errors import ServiceUnavailable, SinkUnavailable
+from pipeline.ingest.commit import CommitProtocol, TraceWriter
 from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, producer_config
 from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
-from pipeline.otlp._heads import per_service
 from pipeline.partials_gaps import STALL_CHECK_SECONDS, StallWatch, settle_read_back
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.query import QueryBusy, QueryLimits, QueryRefused, QueryRunner, open_reader
@@ -44,20 +44,16 @@ from pipeline.sampling import (
     standard_policies,
 )
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import row_bytes
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import (
     ANOMALIES_TABLE,
     METRICS_TABLE,
     anomaly_columns,
-    stored_span_ids,
     table_writer,
-    trace_arrays,
-    trace_columns,
     window_columns,
 )
-from pipeline.store.base import Store, accepts_arrow
+from pipeline.store.base import Store
 from pipeline.tables import OwnedView
 from pipeline.web_guard import WebGuard, middleware
 from pipeline.windows.assembler import WindowAssembler
@@ -85,7 +81,6 @@ class Pipeline:
         self._late_counted = 0
         self._faust_app(datadir)
         self.core = self._ingest_core()
-        self.sink = self._trace_sink(self.core)
         #: Built by :meth:`start_ingest`: the app (and its agent tests) need no broker before.
         self.loop: IngestLoop | None = None
         self._thread: threading.Thread | None = None
@@ -388,24 +383,26 @@ class Pipeline:
             exemplars=self.exemplars,
         )
 
-    def _trace_sink(self, core: IngestCore) -> BatchingSink[DecidedTrace]:
+    def _trace_sink(self, commits: CommitProtocol) -> BatchingSink[DecidedTrace]:
         return BatchingSink(
             "otel_traces",
-            self._span_writer(core),
+            TraceWriter(self.store, commits),
             _trace_identity,
             max_rows=self.settings.batch_max_traces,
-            on_written=lambda traces: _written(core, traces),
             # Inserts run beside consumption; their rows count against the fetch bound.
             background=True,
         )
 
     def _ingest_loop(self) -> IngestLoop:
         s = self.settings
+        consumer = Consumer(consumer_config(s.kafka_bootstrap, s.group, s.kafka_security))
+        commits = CommitProtocol(consumer, s.input_topic)
         return IngestLoop(
             core=self.core,
-            consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group, s.kafka_security)),
+            commits=commits,
+            consumer=consumer,
             producer=Producer(producer_config(s.kafka_bootstrap, s.kafka_security)),
-            sink=self.sink,
+            sink=self._trace_sink(commits),
             input_topic=s.input_topic,
             partials_topic=s.partials_topic,
             dlq_topic=s.dlq_topic,
@@ -414,22 +411,6 @@ class Pipeline:
             partials_partitions=s.partials_partitions,
             dlq_max_value_bytes=s.dlq_max_value_bytes,
         )
-
-    def _span_writer(self, core: IngestCore) -> Any:
-        to_columns = trace_arrays if accepts_arrow(self.store) else trace_columns
-        insert = table_writer(self.store, "otel_traces", to_columns)
-
-        def write(traces: Sequence[DecidedTrace], token: str) -> None:
-            replayed = [t.trace_id for t in traces if core.in_replay_zone(t)]
-            try:
-                stored = stored_span_ids(self.store, replayed) if replayed else set()
-            except SpanstreamError as exc:  # back off and retry, like a failed insert
-                raise SinkUnavailable(f"replay check on otel_traces failed: {exc}") from exc
-            spans = [s for t in traces for s in t.heads if (s.trace_id, s.span_id) not in stored]
-            if spans:
-                insert(spans, token)
-
-        return write
 
     def start_ingest(self) -> None:
         self.loop = self._ingest_loop()
@@ -489,13 +470,6 @@ def idle_close_seconds(window_seconds: int) -> float:
 
 def _trace_identity(trace: DecidedTrace) -> str:
     return trace.trace_id + ":" + ",".join(s.span_id for s in trace.heads)
-
-
-def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
-    for trace in traces:
-        core.resolve(list(trace.refs))
-        for service, (n, _) in per_service(trace.heads, row_bytes).items():
-            metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
 
 
 def _window_token(closed: Sequence[ClosedWindow]) -> str:

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from pipeline.ingest.tracker import MessageTracker
 from pipeline.sampling.buffer import TraceBuffer
 from pipeline.sampling.errors import ErrorPolicy
-from pipeline.sampling.tracker import MessageTracker
 from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span, tid
 
