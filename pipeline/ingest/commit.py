@@ -47,7 +47,7 @@ that replays the record after a crash knows what may already have happened.
    sample or write them again: it may write to another store (chdb is one per
    worker), where the check of step 6 would not find them.
 
-Steps 2 and 5 commit synchronously and raise KafkaException when the commit
+Every commit is synchronous. Steps 2 and 5 raise KafkaException when theirs
 fails: the side effect they guard must not happen then. A failed step 7 is
 repeated the next round.
 

@@ -31,9 +31,10 @@ Headers = Sequence[tuple[str, bytes]]
 class DeadLetter:
     """A record that could not be decoded (or a trace that could not be stored), with why.
 
-    A record goes to the DLQ unchanged (cut if too long to carry, see the loop);
-    ``refs`` are the (partition, offset) refs it holds back, the record itself
-    when empty. The loop counts ``attempts`` and waits until ``retry_at``.
+    A record goes to the DLQ unchanged (cut if too long to carry, see
+    :mod:`pipeline.ingest.deadletter`, which counts ``attempts`` and waits until
+    ``retry_at``); ``refs`` are the (partition, offset) refs it holds back, the
+    record itself when empty.
     """
 
     partition: int

@@ -50,7 +50,7 @@ __all__ = ["IngestLoop", "dlq_headers"]
 
 
 class IngestLoop:
-    """Consume, decide, write, send partials and commit, in that order, until stopped."""
+    """Consume, decide, send partials, write and commit, in that order, until stopped."""
 
     def __init__(
         self,

@@ -460,3 +460,22 @@ def test_after_a_clean_hand_over_the_next_owner_writes_nothing_twice_to_another_
     stored = world.stored()
     assert set(stored) == expected and max(stored.values()) == 1
     assert sum(world.window_counts().values()) == len(expected)
+
+
+def test_a_crash_while_partials_cannot_be_delivered_loses_no_span_of_the_windows() -> None:
+    """Step 7 takes the lower of done and ``d``: written records whose partials never
+    reached the topic are read again after a crash."""
+    world = World()
+    for value in LOG:
+        world.consumer.append(0, value)
+    world.producer.down.add(PARTIALS)
+    first = world.worker()
+    first.run(rounds=30, advance=0.5, batch=1)  # everything decided and written...
+    assert set(world.stored()) == SPANS
+    assert world.consumer.committed_offset(0) == 0  # ...but no partial delivered
+    world.producer.down.clear()
+    second = world.worker()  # the first one is gone: killed, as good as
+    second.run(rounds=30, advance=0.5, batch=500)
+    assert world.consumer.committed_offset(0) == len(LOG)
+    assert sum(world.window_counts().values()) == len(SPANS)
+    assert max(world.stored().values()) == 1
