@@ -15,18 +15,16 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
 
 from confluent_kafka import Consumer, Producer
 
-from pipeline import metrics
 from pipeline.clock import SystemClock
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.faust.app import WindowApp
+from pipeline.ingest.commit import CommitProtocol
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.kafka_config import consumer_config, producer_config
 from pipeline.ingest.loop import IngestLoop
-from pipeline.otlp._heads import per_service
 from pipeline.query import QueryLimits, QueryRunner, open_reader
 from pipeline.sampling import (
     AnomalyFlags,
@@ -36,7 +34,6 @@ from pipeline.sampling import (
     standard_policies,
 )
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import row_bytes
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import TraceWriter
@@ -62,7 +59,6 @@ class Pipeline:
         self.app = self.faust.app
         self.faust.beside(self.start_ingest, self.stop)
         self.core = self._ingest_core()
-        self.sink = self._trace_sink(self.core)
         #: Built by :meth:`start_ingest`: the app (and its agent tests) need no broker before.
         self.loop: IngestLoop | None = None
         self._thread: threading.Thread | None = None
@@ -94,24 +90,26 @@ class Pipeline:
             exemplars=self.exemplars,
         )
 
-    def _trace_sink(self, core: IngestCore) -> BatchingSink[DecidedTrace]:
+    def _trace_sink(self, commits: CommitProtocol) -> BatchingSink[DecidedTrace]:
         return BatchingSink(
             "otel_traces",
-            self._span_writer(core),
+            TraceWriter(self.store, commits.in_replay_zone),
             _trace_identity,
             max_rows=self.settings.batch_max_traces,
-            on_written=lambda traces: _written(core, traces),
             # Inserts run beside consumption; their rows count against the fetch bound.
             background=True,
         )
 
     def _ingest_loop(self) -> IngestLoop:
         s = self.settings
+        consumer = Consumer(consumer_config(s.kafka_bootstrap, s.group, s.kafka_security))
+        commits = CommitProtocol(consumer, s.input_topic)
         return IngestLoop(
             core=self.core,
-            consumer=Consumer(consumer_config(s.kafka_bootstrap, s.group, s.kafka_security)),
+            commits=commits,
+            consumer=consumer,
             producer=Producer(producer_config(s.kafka_bootstrap, s.kafka_security)),
-            sink=self.sink,
+            sink=self._trace_sink(commits),
             input_topic=s.input_topic,
             partials_topic=s.partials_topic,
             dlq_topic=s.dlq_topic,
@@ -120,9 +118,6 @@ class Pipeline:
             partials_partitions=s.partials_partitions,
             dlq_max_value_bytes=s.dlq_max_value_bytes,
         )
-
-    def _span_writer(self, core: IngestCore) -> TraceWriter:
-        return TraceWriter(self.store, core.in_replay_zone)
 
     def start_ingest(self) -> None:
         self.loop = self._ingest_loop()
@@ -153,10 +148,3 @@ class Pipeline:
 
 def _trace_identity(trace: DecidedTrace) -> str:
     return trace.trace_id + ":" + ",".join(s.span_id for s in trace.heads)
-
-
-def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
-    for trace in traces:
-        core.resolve(list(trace.refs))
-        for service, (n, _) in per_service(trace.heads, row_bytes).items():
-            metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)

@@ -2,15 +2,15 @@
 
 Three rates on the messages the ceiling read: ``FromString`` alone, the
 pipeline's ``decode_message`` (decode + enrich), and :class:`IngestCore` as the
-worker runs it (decode, enrich, tail sampling, window partials and cuts, and the
-``otel_traces`` columns of kept traces), on a manual clock. The
+worker runs it (decode, enrich, tail sampling, window partials and cuts, the
+done-offset tracking of the commit protocol and the ``otel_traces`` columns of
+kept traces), on a manual clock. The
 gap between the core and the worker is what Kafka, the window stage, the store
 and the process around them cost.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -61,6 +61,7 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
     from pipeline.enrich import Enricher
     from pipeline.ingest.core import IngestCore
     from pipeline.ingest.progress import Progress
+    from pipeline.ingest.tracker import MessageTracker
     from pipeline.sampling import (
         AnomalyFlags,
         ExemplarRequests,
@@ -81,14 +82,9 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         max_message_bytes=1 << 24,
         exemplars=exemplars,
     )
-    quiet = logging.getLogger("pipeline.ingest.core")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # no "assigned partition" lines in the bench's output
-    try:
-        for p in range(partitions):
-            core.assign(p, Progress(), 0)
-    finally:
-        quiet.setLevel(level)
+    tracker = MessageTracker()
+    for p in range(partitions):
+        core.assign(p, Progress())
     kept = 0
 
     def tick() -> int:
@@ -97,11 +93,12 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         for trace in core.decided():
             if trace.kept:
                 stored += len(trace_columns(trace.heads)["SpanId"])
-            core.resolve(list(trace.refs))
+            tracker.resolve(trace.refs)
         return stored
 
     for offset, value in enumerate(values):
-        core.on_record(offset % partitions, offset, None, value, ())
+        _, traces = core.on_record(offset % partitions, offset, None, value, ())
+        tracker.track(offset % partitions, offset, traces)
         clock.advance(_CLOCK_STEP_S)
         if offset % _TICK_EVERY == _TICK_EVERY - 1:
             kept += tick()

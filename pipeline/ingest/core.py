@@ -1,19 +1,14 @@
 """The pure heart of the ingest stage: one worker's view of its input partitions.
 
 For each record it decodes the spans, feeds the partition's window partials
-and the trace buffer, and tracks the record until every trace it touched is
-decided and handled. It never talks to Kafka or ClickHouse: the shell in
-:mod:`pipeline.ingest.loop` performs the I/O in the order this class asks for
-(announce a cut, send it, mark it delivered; mark writes, insert, resolve).
-
-A record may be committed once (a) all its traces are decided and their kept
-spans written, and (b) the window partials covering it were delivered. The
-commit position is therefore ``min(tracker.committable, delivered) + 1``.
+and the trace buffer, and says how many traces the record waits for; it hands
+out decided traces and due cuts of window partials. It never talks to Kafka or
+ClickHouse and keeps no commit state: :mod:`pipeline.ingest.loop` performs the
+I/O and :mod:`pipeline.ingest.commit` decides when a record may be committed.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,10 +22,8 @@ from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded, decode_message
 from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
 from pipeline.sampling.exemplar import ExemplarRequests
-from pipeline.sampling.tracker import MessageTracker
 from pipeline.windows.partial import Partial, PartialAggregator
 
-log = logging.getLogger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -38,9 +31,10 @@ Headers = Sequence[tuple[str, bytes]]
 class DeadLetter:
     """A record that could not be decoded (or a trace that could not be stored), with why.
 
-    A record goes to the DLQ unchanged (cut if too long to carry, see the loop);
-    ``refs`` are the (partition, offset) refs it holds back, the record itself
-    when empty. The loop counts ``attempts`` and waits until ``retry_at``.
+    A record goes to the DLQ unchanged (cut if too long to carry, see
+    :mod:`pipeline.ingest.deadletter`, which counts ``attempts`` and waits until
+    ``retry_at``); ``refs`` are the (partition, offset) refs it holds back, the
+    record itself when empty.
     """
 
     partition: int
@@ -57,7 +51,8 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class Cut:
-    """Window partials of one partition up to ``offset``; ``announced`` if its intent is known."""
+    """Window partials of one partition up to ``offset``; ``announced`` if its intent is
+    already committed (a cut repeated at the intent a previous owner left)."""
 
     partition: int
     offset: int
@@ -68,12 +63,7 @@ class Cut:
 @dataclass
 class _Partition:
     aggregator: PartialAggregator
-    progress: Progress
-    #: the write mark recovered at assignment: replayed traces at or below it are checked
-    replay_zone: int
     last_cut_at: float
-    #: the commit position when assigned; commits never go below it
-    base_position: int = 0
     last_offset: int = -1
     #: a cut announced by the previous owner, to repeat at exactly this offset
     recovered_intent: int | None = None
@@ -86,7 +76,7 @@ class _Partition:
 
 
 class IngestCore:
-    """Decode, sample, aggregate and track the records of the partitions this worker owns."""
+    """Decode, sample and aggregate the records of the partitions this worker owns."""
 
     def __init__(
         self,
@@ -105,7 +95,6 @@ class IngestCore:
         self.wall_ns = wall_ns
         self.buffer = buffer
         self.exemplars = exemplars
-        self.tracker = MessageTracker()
         self.enricher = enricher
         self.clock = clock
         self.window_seconds = window_seconds
@@ -116,18 +105,12 @@ class IngestCore:
         self.orphaned_traces = 0
 
     # -- assignment -----------------------------------------------------------------
-    def assign(
-        self,
-        partition: int,
-        progress: Progress,
-        position: int,
-        replay_through: int | None = None,
-        recut_through: int | None = None,
-    ) -> None:
-        """Take a partition over at commit ``position`` with the marks its last owner left.
+    def assign(self, partition: int, marks: Progress, recut_through: int = -1) -> None:
+        """Take a partition over with the marks its last owner left.
 
-        Records at or below the replay zone (the write mark, or ``replay_through`` when
-        the caller knows better) are checked against the store before being written.
+        Records at or below ``d`` are not aggregated again, a cut announced at ``i``
+        is repeated at exactly that offset, and records in ``x`` are aggregated but
+        not sampled (:mod:`pipeline.ingest.commit`, steps 2, 3 and 8).
 
         Records up to ``recut_through`` (given when offsets were reset without commit
         metadata, so the first run's cut boundaries are unknown) are cut one by one:
@@ -136,37 +119,26 @@ class IngestCore:
         ones late. That costs a commit and a flush per record, so a new group (no
         commit at all, nothing merged before) is not given it.
         """
-        # Whatever this worker tracked for the partition before is void: it restarts
-        # from the commit position (a revoke that did not finish leaves it behind).
-        self.tracker.release(partition)
         agg = PartialAggregator(
-            self.window_seconds, partition, self.max_exemplars, skip_through=progress.delivered
+            self.window_seconds, partition, self.max_exemplars, skip_through=marks.delivered
         )
         self._parts[partition] = _Partition(
             agg,
-            replace(progress, done=()),
-            progress.write_mark if replay_through is None else replay_through,
             self.clock.now(),
-            base_position=position,
-            last_offset=progress.delivered,
-            recovered_intent=progress.intent,
+            last_offset=marks.delivered,
+            recovered_intent=marks.intent,
             exemplar_budget=ExemplarBudget(self.max_exemplars),
-            ahead=progress,
-            recut_through=-1 if recut_through is None else recut_through,
+            ahead=marks,
+            recut_through=recut_through,
         )
-        log.info("assigned partition %d (resume marks %s)", partition, progress.render())
 
     def revoke(self, partition: int) -> None:
         """Forget a partition; its undecided traces will be replayed by the next owner."""
         self._parts.pop(partition, None)
-        self.tracker.release(partition)
 
     @property
     def partitions(self) -> list[int]:
         return sorted(self._parts)
-
-    def progress(self, partition: int) -> Progress:
-        return self._parts[partition].progress
 
     # -- records ----------------------------------------------------------------------
     def on_record(
@@ -177,11 +149,12 @@ class IngestCore:
         value: bytes | None,
         headers: Headers,
         failed: DecodeError | None = None,
-    ) -> Decoded | DeadLetter:
-        """Take one record in; a DeadLetter stays tracked until :meth:`dead_lettered`.
+    ) -> tuple[Decoded | DeadLetter, int]:
+        """Take one record in; returns what it decoded to and how many traces it waits for.
 
-        ``failed``: the consumer could not deliver the record (e.g. its batch did not
-        decompress): it is dead-lettered with that error, never skipped silently.
+        A DeadLetter waits for one thing: the DLQ's acknowledgement. ``failed``: the
+        consumer could not deliver the record (e.g. its batch did not decompress): it is
+        dead-lettered with that error, never skipped silently.
         """
         part = self._parts[partition]
         intent = part.recovered_intent
@@ -196,8 +169,7 @@ class IngestCore:
                 value, headers, max_bytes=self.max_message_bytes, enricher=self.enricher
             )
         except DecodeError as exc:
-            self.tracker.track(partition, offset, 1)
-            return DeadLetter(partition, offset, key, value, headers, exc.reason, exc.detail)
+            return DeadLetter(partition, offset, key, value, headers, exc.reason, exc.detail), 1
         # Spans from a clock running more than a window ahead of ours still count in
         # their window, but do not move the watermark (on-time spans would turn late).
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
@@ -208,18 +180,7 @@ class IngestCore:
             n_traces = 0  # decided and handled by the previous owner: windows only
         else:
             n_traces = self.buffer.add(decoded.spans, (partition, offset))
-        self.tracker.track(partition, offset, n_traces)
-        return decoded
-
-    def next_offset(self, partition: int) -> int:
-        """The lowest offset not taken in yet: after the last one, never below the commit
-        position the partition was assigned at."""
-        part = self._parts[partition]
-        return max(part.base_position, self.tracker.last_tracked(partition) + 1)
-
-    def dead_lettered(self, letter: DeadLetter) -> None:
-        """The DLQ has the record: it no longer holds back the commit."""
-        self.tracker.resolve(letter.refs or [(letter.partition, letter.offset)])
+        return decoded, n_traces
 
     # -- sampling decisions -------------------------------------------------------------
     def decided(self) -> list[DecidedTrace]:
@@ -231,32 +192,6 @@ class IngestCore:
             else:
                 self.orphaned_traces += 1
         return out
-
-    def in_replay_zone(self, trace: DecidedTrace) -> bool:
-        """True if some of the trace's records may already have had spans written."""
-        for ref in trace.refs:
-            part = self._parts.get(_partition(ref))
-            if part is not None and _offset(ref) <= part.replay_zone:
-                return True
-        return False
-
-    def mark_writes(self, refs: Sequence[Hashable]) -> dict[int, Progress]:
-        """Raise write marks to cover ``refs``; returns the partitions whose marks moved."""
-        highest: dict[int, int] = {}
-        for ref in refs:
-            p, o = _partition(ref), _offset(ref)
-            highest[p] = max(o, highest.get(p, -1))
-        moved = {}
-        for p, o in highest.items():
-            part = self._parts.get(p)
-            if part is not None and o > part.progress.write_mark:
-                part.progress = replace(part.progress, write_mark=o)
-                moved[p] = part.progress
-        return moved
-
-    def resolve(self, refs: Sequence[Hashable]) -> None:
-        """The traces carrying these refs are handled (written or dropped)."""
-        self.tracker.resolve(refs)
 
     # -- window partials ------------------------------------------------------------------
     def due_cuts(self, force: bool = False) -> list[Cut]:
@@ -274,18 +209,6 @@ class IngestCore:
             ):
                 cuts.append(self._cut(p, part, part.last_offset, announced=False))
         return cuts
-
-    def announce(self, cut: Cut) -> Progress:
-        """Record the intent of ``cut``; commit the returned marks before sending it."""
-        part = self._parts[cut.partition]
-        part.progress = replace(part.progress, intent=cut.offset)
-        return part.progress
-
-    def delivered(self, cut: Cut) -> None:
-        """The partials of ``cut`` are on the partials topic."""
-        part = self._parts.get(cut.partition)
-        if part is not None and cut.offset > part.progress.delivered:
-            part.progress = replace(part.progress, delivered=cut.offset, intent=None)
 
     def _cut(self, p: int, part: _Partition, offset: int, announced: bool) -> Cut:
         """Cut partials and ask the sampler to keep their exemplars.
@@ -329,46 +252,7 @@ class IngestCore:
             self.exemplars.request(exemplar.trace_id)
         return replace(partial, exemplars=admitted)
 
-    # -- commits ------------------------------------------------------------------------
-    def commit_positions(self, handover: bool = False) -> dict[int, tuple[int, Progress]]:
-        """Per partition, the Kafka commit position (next offset to read) and its marks.
-
-        ``handover`` (the last commit before a partition leaves) adds the ``x`` mark:
-        what is decided ahead of the position, so the next owner does not redo it.
-        """
-        out = {}
-        for p, part in self._parts.items():
-            done = self.tracker.committable(p)
-            safe = -1 if done is None else min(done, part.progress.delivered)
-            position = max(part.base_position, safe + 1)
-            progress = part.progress
-            if handover:
-                ahead = self.tracker.done_ranges(p, position)
-                unread = max(position, part.last_offset + 1)
-                progress = replace(progress, done=_merge(ahead, part.ahead.done, unread))
-            out[p] = (position, progress)
-        unacked = sum(self.tracker.outstanding(p) for p in self._parts)
-        metrics.UNACKED_MESSAGES.set(unacked)
-        return out
-
-
-def _merge(
-    ahead: tuple[tuple[int, int], ...], inherited: tuple[tuple[int, int], ...], unread: int
-) -> tuple[tuple[int, int], ...]:
-    """This owner's decided-ahead runs plus the inherited ones it has not read yet.
-
-    >>> _merge(((10, 12),), ((8, 9), (11, 20)), unread=13)
-    ((10, 12), (13, 20))
-    """
-    kept = [(max(first, unread), last) for first, last in inherited if last >= unread]
-    return (*ahead, *kept)
-
 
 def _partition(ref: Hashable) -> int:
     assert isinstance(ref, tuple)
     return int(ref[0])
-
-
-def _offset(ref: Hashable) -> int:
-    assert isinstance(ref, tuple)
-    return int(ref[1])

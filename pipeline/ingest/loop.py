@@ -1,4 +1,4 @@
-"""The ingest shell: a confluent-kafka consumer around :class:`~pipeline.ingest.core.IngestCore`.
+"""The ingest shell: a confluent-kafka consumer around the ingest core and the commit protocol.
 
 Why not a Faust agent for this topic: Faust acks an event when the agent
 moves on or raises and commits contiguous acks on its own schedule, while tail
@@ -6,10 +6,13 @@ sampling must hold records for seconds and commit them only once their spans
 are durably decided; and Faust's per-event overhead alone held a trivial agent
 near 25% of a bare consumer (measured before this module, see README). A
 librdkafka consumer with manual commits does both: commit positions and the
-delivery marks of :mod:`pipeline.ingest.progress` go out together.
+marks of :mod:`pipeline.ingest.progress` go out together.
 
-The loop runs in its own thread (everything here blocks); the Faust app in
-the main thread consumes the partials this loop produces.
+Each round reads records into :class:`~pipeline.ingest.core.IngestCore`, then
+runs the steps of :mod:`pipeline.ingest.commit` that are due: decide traces,
+send cuts of window partials, write kept traces, commit. The loop runs in its
+own thread (everything here blocks); the Faust app in the main thread consumes
+the partials this loop produces.
 """
 
 from __future__ import annotations
@@ -25,15 +28,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pipeline import metrics
 from pipeline.clock import Clock
 from pipeline.errors import BatchRejected, DecodeError, SinkUnavailable
-from pipeline.ingest.core import Cut, DeadLetter, IngestCore
+from pipeline.ingest.backpressure import FetchGate
+from pipeline.ingest.commit import CommitProtocol
+from pipeline.ingest.core import DeadLetter, IngestCore
+from pipeline.ingest.cuts import CutSender
 from pipeline.ingest.deadletter import DeadLetters, dlq_headers, trace_letter
-from pipeline.ingest.progress import Progress
 from pipeline.ingest.volume import VolumeMeter
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
-from pipeline.tables import key_bytes
-from pipeline.windows.assembler import series_key
-from pipeline.windows.hold import Hold
 
 log = logging.getLogger(__name__)
 TraceSink = BatchingSink[DecidedTrace]
@@ -41,21 +43,20 @@ TraceSink = BatchingSink[DecidedTrace]
 LAG_INTERVAL = 5.0
 #: Seconds to wait after a Kafka error before the next round.
 KAFKA_RETRY_SECONDS = 1.0
-#: Seconds between Hold markers while fetching is paused (well below any idle close).
-HOLD_INTERVAL = 5.0
 #: Consumer errors about one fetched batch (it did not decompress within
 #: ``receive.message.max.bytes``, or is corrupt): its records are dead-lettered.
 UNDELIVERABLE = frozenset({KafkaError._BAD_COMPRESSION, KafkaError._BAD_MSG})
-__all__ = ["IngestLoop", "dlq_headers", "partial_key"]
+__all__ = ["IngestLoop", "dlq_headers"]
 
 
 class IngestLoop:
-    """Consume, decide, write, send partials and commit, in that order, until stopped."""
+    """Consume, decide, send partials, write and commit, in that order, until stopped."""
 
     def __init__(
         self,
         *,
         core: IngestCore,
+        commits: CommitProtocol,
         consumer: Consumer,
         producer: Producer,
         sink: TraceSink,
@@ -69,8 +70,7 @@ class IngestLoop:
         dlq_max_value_bytes: int = 524_288,
     ) -> None:
         self.core = core
-        self.partials_partitions = partials_partitions
-        self.max_buffered_traces = max_buffered_traces
+        self.commits = commits
         self.consumer = consumer
         self.producer = producer
         self.sink = sink
@@ -82,22 +82,33 @@ class IngestLoop:
         self.clock = core.clock if clock is None else clock
         self.volume = VolumeMeter(core.buffer.stats, self.clock)
         self.stop_event = threading.Event()
-        self._unsent: list[Cut] = []
-        self._committed: dict[int, tuple[int, str]] = {}
         self._last_flush = self.clock.now()
-        self._paused_until = 0.0
-        self._paused = False
-        self._held_at = float("-inf")
         self._lag_at = float("-inf")
-        self._delivery_errors: list[str] = []
         #: partitions sought past a bad batch in the current round
         self._sought: set[int] = set()
+        self.gate = FetchGate(
+            consumer=consumer,
+            core=core,
+            sink=sink,
+            clock=self.clock,
+            produce=self._produce,
+            partials_topic=partials_topic,
+            partials_partitions=partials_partitions,
+            max_buffered_traces=max_buffered_traces,
+        )
+        self.cuts = CutSender(
+            core=core,
+            commits=commits,
+            producer=producer,
+            produce=self._produce,
+            topic=partials_topic,
+        )
         self.dead_letters = DeadLetters(
             produce=self._produce,
             topic=dlq_topic,
             source_topic=input_topic,
             clock=self.clock,
-            on_delivered=core.dead_lettered,
+            on_delivered=commits.dead_lettered,
             max_value_bytes=dlq_max_value_bytes,
         )
         # A trace the store refuses (a value it cannot hold) is dead-lettered, not retried.
@@ -110,44 +121,22 @@ class IngestLoop:
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=30)
-        for tp in committed:
-            low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
-            position = tp.offset if tp.offset >= 0 else int(low)
-            progress = Progress.parse(tp.metadata)
-            # No marks (a new group, or offsets reset by kafka-consumer-groups, which drops
-            # commit metadata): rows of any record in the topic may already be stored, so
-            # all of them are checked against otel_traces before they are written again.
-            replay_through = int(high) - 1 if progress.write_mark < 0 else None
-            # An offset committed without any mark was reset by hand: the window stage
-            # has merged those records before, under cut boundaries nobody knows now.
-            # (Marks with no write yet, e.g. ``d=217;w=-1``, still tell where cuts were.)
-            reset = tp.offset >= 0 and progress == Progress()
-            self.core.assign(
-                tp.partition,
-                progress,
-                position,
-                replay_through=replay_through,
-                recut_through=replay_through if reset else None,
-            )
+        for resume in self.commits.resume(partitions):
+            self.core.assign(resume.partition, resume.marks, resume.recut_through)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Hand over cleanly: write what is decided, send partials, commit, then forget."""
         log.info("partitions revoked: %s", [tp.partition for tp in partitions])
         try:
             self._decide()
-            self._send_cuts(force=True)
+            self.cuts.send(force=True)
             self._flush_sink(force=True)
-            self._commit(handover=True)
+            self.commits.hand_over()
         except SinkUnavailable as exc:
             log.warning("revoked while ClickHouse is unavailable; next owner replays: %s", exc)
         except KafkaException as exc:  # e.g. the group moved on while the broker was away
             log.warning("revoked without a final commit; next owner replays: %s", exc)
-        if self._paused:
-            # librdkafka keeps a partition's pause flag across re-assignment; resume (while
-            # still assigned) what leaves, or it could come back paused for good.
-            with contextlib.suppress(KafkaException):
-                self.consumer.resume(partitions)
+        self.gate.release(partitions)  # while still assigned
         gone = {tp.partition for tp in partitions}
         # Kept traces still waiting to be written belong to the next owner now, which
         # replays their records. (A sealed batch stays: its retry must keep its token.)
@@ -156,13 +145,13 @@ class IngestLoop:
         dropped = self.sink.discard(lambda trace: _partitions_of(trace) <= gone)
         if dropped:
             log.info("left %d unwritten traces of revoked partitions to their next owner", dropped)
+        self.commits.revoke(gone)
         for p in gone:
             self.core.revoke(p)
-            self._committed.pop(p, None)
             _forget_lag(p)
-        # The next owner re-cuts and dead-letters these itself: sending them from here
-        # too would only add duplicates.
-        self._unsent = [c for c in self._unsent if c.partition not in gone]
+        # The next owner dead-letters these itself: sending them from here too would
+        # only add duplicates.
+        self.cuts.forget(gone)
         self.dead_letters.forget(gone)
 
     # -- main loop ----------------------------------------------------------------------
@@ -183,7 +172,7 @@ class IngestLoop:
 
     def step(self, batch: int = 500, timeout: float = 0.1) -> int:
         """One poll-and-tick round; returns the records consumed (for tests and benchmarks)."""
-        self._hold_fetching()
+        self.gate.update()
         # Paused partitions yield no records, but consume() still serves rebalance
         # callbacks and keeps the group membership alive, and it waits ``timeout``.
         records = self.consumer.consume(batch, timeout)
@@ -197,31 +186,6 @@ class IngestLoop:
         self._tick()
         return len(records)
 
-    def _buffer_full(self) -> bool:
-        """Memory bound: traces wait ``decision_wait`` in memory, and kept ones then wait
-        for their insert, so a fast backlog (or a ClickHouse outage) would otherwise hold
-        ever more of them; fetching resumes as they are decided and written."""
-        held = len(self.core.buffer) + self.sink.pending_rows
-        return held >= self.max_buffered_traces
-
-    def _backing_off(self) -> bool:
-        return self.clock.now() < self._paused_until
-
-    def _hold_fetching(self) -> None:
-        """Pause fetching during a sink backoff or while the trace buffer is full.
-
-        Pausing (not skipping consume, nor polling and discarding what poll
-        returns) is what keeps records safe: librdkafka purges the prefetched
-        ones and refetches from the last record handed to us on resume.
-        """
-        if self._backing_off() or self._buffer_full():
-            # Every round: partitions assigned during the backoff must pause too.
-            self.consumer.pause(self.consumer.assignment())
-            self._paused = True
-        elif self._paused:
-            self.consumer.resume(self.consumer.assignment())
-            self._paused = False
-
     def _on_record(self, record: Message) -> None:
         err = record.error()
         if err is not None:
@@ -234,7 +198,8 @@ class IngestLoop:
     ) -> None:
         key, value = (record.key(), record.value()) if record is not None else (None, None)
         headers = _headers(record) if record is not None else []
-        result = self.core.on_record(partition, offset, key, value, headers, failed)
+        result, traces = self.core.on_record(partition, offset, key, value, headers, failed)
+        self.commits.track(partition, offset, traces)
         if isinstance(result, DeadLetter):
             metrics.DECODE_ERRORS.labels(result.reason).inc()
             # Cut now: a decompression bomb's value is not held while its send waits.
@@ -269,7 +234,7 @@ class IngestLoop:
         assert p is not None and offset is not None
         # Reported again (the batch's first offset) while the fetch is inside the batch:
         # the record still in the way is the first one not taken in yet.
-        offset = max(offset, self.core.next_offset(p))
+        offset = max(offset, self.commits.next_offset(p))
         self._take(p, offset, None, DecodeError("undeliverable", f"{err.name()}: {err.str()}"))
         self._sought.add(p)
         try:
@@ -281,32 +246,14 @@ class IngestLoop:
         self.dead_letters.retry_due()
         try:
             self._decide()
-            self._send_cuts()
-            if not self._backing_off():  # retry the write only once the backoff is over
+            self.cuts.send()
+            if not self.gate.backing_off():  # retry the write only once the backoff is over
                 self._flush_sink()
         except SinkUnavailable as exc:
-            self._back_off(exc)
-        self._commit()
-        self._hold()
+            self.gate.back_off(exc)
+        self.commits.commit()
+        self.gate.hold()
         self._report()
-
-    def _hold(self) -> None:
-        """While fetching is paused, tell every window-stage partition we are alive.
-
-        No record means no partial, and a window stage that hears nothing from a
-        source for long enough takes the stream as stopped and closes its windows
-        by the wall clock; the records waiting in Kafka would then count late.
-        """
-        now = self.clock.now()
-        if not self._paused or now - self._held_at < HOLD_INTERVAL:
-            return
-        if now - self._held_at > 2 * HOLD_INTERVAL:
-            log.info("fetching paused: holding the windows of %s", self.core.partitions)
-        self._held_at = now
-        for source in self.core.partitions:
-            marker = Hold(source).to_json()
-            for partition in range(self.partials_partitions):
-                self._produce(self.partials_topic, value=marker, partition=partition)
 
     def _report(self) -> None:
         metrics.BUFFERED_TRACES.set(len(self.core.buffer))
@@ -322,7 +269,7 @@ class IngestLoop:
         partitions = [TopicPartition(self.input_topic, p) for p in self.core.partitions]
         if not partitions:
             return
-        committed = self.core.commit_positions()
+        committed = self.commits.positions()
         try:
             positions = {tp.partition: tp.offset for tp in self.consumer.position(partitions)}
             for tp in partitions:
@@ -338,6 +285,7 @@ class IngestLoop:
 
     # -- stages ---------------------------------------------------------------------------
     def _decide(self) -> None:
+        """Step 4: kept traces to the sink, dropped ones are done."""
         decided = self.core.decided()
         if decided:
             self.volume.record_decided(decided)
@@ -345,64 +293,28 @@ class IngestLoop:
             if trace.kept:
                 self.sink.add(trace)
             else:
-                self.core.resolve(list(trace.refs))
-
-    def _send_cuts(self, force: bool = False) -> None:
-        """Send due cuts; at most one announced cut per partition is in flight.
-
-        The commit metadata holds ONE intent per partition, so a partition's
-        next cut is announced only after the previous one was delivered; and
-        cuts that failed are resent before anything new is cut (the aggregator
-        keeps collecting meanwhile, so nothing is lost, the next cut is larger).
-        """
-        if not self._unsent:
-            self._unsent = self.core.due_cuts(force)
-        while self._unsent:
-            wave, rest = _one_per_partition(self._unsent)
-            if not self._send_wave(wave):
-                self._unsent = [*(_announced(c) for c in wave), *rest]
-                return
-            self._unsent = rest
-
-    def _send_wave(self, wave: list[Cut]) -> bool:
-        """Announce (commit the intent), produce and flush; True once every partial is delivered."""
-        to_announce = [c for c in wave if c.partials and not c.announced]
-        for cut in to_announce:
-            self.core.announce(cut)
-        if to_announce:  # the intent must be durable before any partial of it is sent
-            self._commit(only={c.partition for c in to_announce}, required=True)
-        for cut in wave:
-            for partial in cut.partials:
-                self._produce(
-                    self.partials_topic,
-                    key=partial_key(partial.series),
-                    value=partial.to_json(),
-                    on_delivery=self._on_delivery,
-                )
-        if self.producer.flush(30) or self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            log.warning("partials not delivered, will resend: %s", errors[:3])
-            return False
-        for cut in wave:
-            self.core.delivered(cut)
-        return True
+                self.commits.resolve(trace.refs)
 
     def _flush_sink(self, force: bool = False) -> None:
-        """Write kept traces when due, in the sink's writer thread (``force``: all, waiting)."""
-        if not force and self.sink.busy():
-            return
+        """Steps 5 and 6: write kept traces when due, in the sink's writer thread
+        (``force``: all, waiting for each write)."""
+        if not force:
+            self._written(self.sink.poll())
+            if self.sink.writing:
+                return
         now = self.clock.now()
         due = force or self.sink.full or self.sink.splitting
         due = due or now - self._last_flush >= self.flush_interval
         while due and self.sink.pending_rows:
-            refs = [ref for trace in self.sink.pending() for ref in trace.refs]
-            self.core.mark_writes(refs)
-            # The write marks must be durable before the insert; a no-op when an earlier
-            # round already committed them (a failed commit leaves them pending here).
-            self._commit(required=True)
-            self.sink.flush(background=not force)
+            self.commits.mark_writes(self.sink.pending())
+            self._written(self.sink.flush(background=not force))
             self._last_flush = self.clock.now()
             due = force
+
+    def _written(self, traces: Sequence[DecidedTrace]) -> None:
+        if traces:
+            self.commits.written(traces)
+            self.volume.record_written(traces)
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         """To the DLQ; the record's commit waits for its acknowledgement (never raises)."""
@@ -414,40 +326,6 @@ class IngestLoop:
         for trace in traces:
             self._dead_letter(self.dead_letters.fit(trace_letter(trace, exc)))
 
-    def _commit(
-        self, only: set[int] | None = None, required: bool = False, handover: bool = False
-    ) -> None:
-        """Commit positions and marks that changed; ``required`` raises if that fails.
-
-        A plain commit that fails is simply repeated next round. A required one
-        guards a side effect (sending a cut, inserting rows) that must not happen
-        before its marks are durable, so its failure aborts the round. A
-        ``handover`` commit (revoke, shutdown) also names what is decided ahead.
-        """
-        offsets = []
-        for p, (position, progress) in self.core.commit_positions(handover).items():
-            if only is not None and p not in only:
-                continue
-            marks = progress.render()
-            if self._committed.get(p) != (position, marks):
-                offsets.append(TopicPartition(self.input_topic, p, position, metadata=marks))
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:  # nothing moved: the next round commits again
-            if required:
-                raise
-            log.warning("commit of %d partitions failed, retrying: %s", len(offsets), exc)
-            return
-        for tp in offsets:
-            self._committed[tp.partition] = (tp.offset, tp.metadata or "")
-
-    def _back_off(self, exc: SinkUnavailable) -> None:
-        self._paused_until = self.clock.now() + exc.retry_after
-        self._hold_fetching()
-        log.warning("backpressure: pausing consumption for %.1fs (%s)", exc.retry_after, exc)
-
     def _produce(self, topic: str, **kwargs: Any) -> None:
         """Produce, waiting for room when librdkafka's local queue is full."""
         while True:
@@ -457,40 +335,16 @@ class IngestLoop:
             except BufferError:
                 self.producer.poll(0.5)  # serves delivery callbacks, which frees the queue
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(str(err))
-
     def _shutdown(self) -> None:
         try:
             self._decide()
-            self._send_cuts(force=True)
+            self.cuts.send(force=True)
             self._flush_sink(force=True)
         except SinkUnavailable as exc:
             log.warning("stopping with unwritten spans; they will be replayed: %s", exc)
-        self._commit(handover=True)
+        self.commits.hand_over()
         self.consumer.close()
         self.producer.flush(10)
-
-
-def partial_key(series: tuple[str, str]) -> bytes:
-    """The key of a series' partials: the bytes of its window-table key.
-
-    Same bytes, same murmur2 partition: a series' partials and its table state
-    (``windows``, ``detectors``, keyed by :func:`series_key` through Faust's json
-    key serializer) sit on the same partition number, so the worker that owns a
-    series' partials after a rebalance also owns, and reloads, its state.
-
-    >>> from aiokafka.partitioner import murmur2
-    >>> from pipeline.tables import partition_of
-    >>> import json
-    >>> key = partial_key(("shop", "GET /"))
-    >>> json.loads(key) == series_key("shop", "GET /")
-    True
-    >>> (murmur2(key) & 0x7FFFFFFF) % 6 == partition_of(series_key("shop", "GET /"), 6)
-    True
-    """
-    return key_bytes(series_key(*series))
 
 
 def _headers(record: Message) -> list[tuple[str, bytes]]:
@@ -502,26 +356,6 @@ def _headers(record: Message) -> list[tuple[str, bytes]]:
 def _partitions_of(trace: DecidedTrace) -> set[int]:
     """Input partitions of a trace's records (one, when the Collector keys by trace id)."""
     return {int(ref[0]) for ref in trace.refs if isinstance(ref, tuple)}
-
-
-def _announced(cut: Cut) -> Cut:
-    return Cut(cut.partition, cut.offset, cut.partials, announced=True)
-
-
-def _one_per_partition(cuts: list[Cut]) -> tuple[list[Cut], list[Cut]]:
-    """The first cut of each partition, and the rest in their order.
-
-    >>> a, b, c = Cut(0, 5, (), False), Cut(0, 9, (), False), Cut(1, 3, (), False)
-    >>> _one_per_partition([a, b, c]) == ([a, c], [b])
-    True
-    """
-    wave: list[Cut] = []
-    rest: list[Cut] = []
-    seen: set[int] = set()
-    for cut in cuts:
-        (rest if cut.partition in seen else wave).append(cut)
-        seen.add(cut.partition)
-    return wave, rest
 
 
 def _forget_lag(partition: int) -> None:

@@ -1,25 +1,20 @@
-"""Per-partition delivery progress, stored in the consumer group's commit metadata.
+"""The marks of one input partition: their format in the consumer group's commit metadata.
 
-Kafka keeps a metadata string next to each committed offset. spanstream puts
-three marks there, committed *before* the side effect they announce, so a
-worker that takes the partition over after a crash knows exactly what may
-already have happened:
+Kafka keeps a metadata string next to each committed offset; spanstream keeps
+the partition's marks there. When each mark is committed, and why, is the
+commit protocol (:mod:`pipeline.ingest.commit`); workers of another version
+read the same string during a rolling upgrade, so the format stays as it is:
+``;``-separated ``key=value`` items, unknown keys ignored.
 
 ``d`` (delivered)
     window partials of every offset up to ``d`` reached the partials topic.
 ``i`` (intent)
-    a cut at offset ``i`` was announced; its partials may or may not have been
-    sent. The next owner cuts at exactly ``i`` again, so a resend is
-    byte-identical and the window assembler drops it as a duplicate.
+    a cut at offset ``i`` was announced; its partials may or may not have been sent.
 ``w`` (write mark)
-    kept spans of offsets up to ``w`` may already be in ``otel_traces``; a
-    replayed trace touching those offsets is checked against the table first.
+    kept spans of offsets up to ``w`` may already be in ``otel_traces``.
 ``x`` (decided ahead, only in the commit of a clean hand-over)
     offset ranges at or after the commit position whose traces are already
-    decided and handled (written or dropped). The next owner still aggregates
-    those records into window partials but does not sample or write them again:
-    it may write to another store (chdb is one per worker), where the replay
-    check of ``w`` would not find them.
+    decided and handled (written or dropped).
 
 >>> p = Progress.parse("d=41;i=57;w=60")
 >>> p

@@ -10,6 +10,9 @@ What is counted where:
     (:func:`~pipeline.sampling.stats.span_size`), counted at the decision.
 ``spanstream_sampling_keep_ratio``
     Spans kept / spans decided per service, since the worker started.
+``spanstream_spans_kept_total``
+    Spans of kept traces per service and policy, counted once ``otel_traces``
+    acknowledged their insert.
 
 The log line compares like with like: spans in vs. kept and estimated row
 bytes in vs. kept (both from :class:`~pipeline.sampling.stats.SamplingStats`),
@@ -148,6 +151,12 @@ class VolumeMeter:
             metrics.SPANS_DROPPED.labels(service).inc(n)
         for service, (total, kept) in self._decided.items():
             metrics.KEEP_RATIO.labels(service).set(kept / total if total else 0.0)
+
+    def record_written(self, traces: Sequence[DecidedTrace]) -> None:
+        """Count the spans of kept traces whose rows the store acknowledged."""
+        for trace in traces:
+            for service, (n, _) in per_service(trace.heads, row_bytes).items():
+                metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
 
     def _count_decided(self, decided: Sequence[DecidedTrace]) -> dict[str, int]:
         """Add to the decided and kept spans per service; returns the dropped ones."""

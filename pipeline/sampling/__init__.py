@@ -4,8 +4,9 @@ In the style of the Collector's tail-sampling processor: one policy per module
 (:mod:`.errors`, :mod:`.latency`, :mod:`.anomaly`, :mod:`.exemplar`,
 :mod:`.probabilistic`), combined by :class:`~.policy.PolicySet` (first KEEP wins
 and names the reason); :mod:`.buffer` holds the decision timer and decision
-cache; :mod:`.tracker` turns decided traces into safe commit offsets;
-:mod:`.stats` counts volume in and kept. All pure: no Kafka, no storage.
+cache; :mod:`.stats` counts volume in and kept. All pure: no Kafka, no storage.
+Which offsets the decisions make safe to commit is the ingest stage's business
+(:mod:`pipeline.ingest.commit`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pipeline.sampling.latency import LatencyPolicy, LatencyState
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.probabilistic import ProbabilisticPolicy
 from pipeline.sampling.stats import SamplingStats
-from pipeline.sampling.tracker import MessageTracker
 
 __all__ = [
     "AnomalyFlags",
@@ -33,7 +33,6 @@ __all__ = [
     "ExemplarRequests",
     "LatencyPolicy",
     "LatencyState",
-    "MessageTracker",
     "Policy",
     "PolicySet",
     "ProbabilisticPolicy",

@@ -127,7 +127,7 @@ class TraceBuffer:
         a message added again while its traces are pending adds no spans twice.
 
         Every one of those traces later comes out of :meth:`due` exactly once
-        carrying ``ref``, which is what :class:`~pipeline.sampling.tracker.MessageTracker`
+        carrying ``ref``, which is what :class:`~pipeline.ingest.tracker.MessageTracker`
         counts on.
         """
         # by_trace: groups.setdefault(span.trace_id, []).append(span), natively

@@ -1,4 +1,4 @@
-"""The batching sink contract: add, flush at commit, write one batch, back off on failure.
+"""The batching sink contract: add, flush one batch, return what was written, back off on failure.
 
 >>> written = []
 >>> sink = BatchingSink("t", lambda rows, tok: written.append((list(rows), tok)), str, max_rows=2)
@@ -7,7 +7,7 @@ False
 >>> sink.add("b"); sink.full
 True
 >>> sink.flush()
-2
+['a', 'b']
 >>> written
 [(['a', 'b'], 't-2-ad2fbbf2e07b42c7')]
 """
@@ -70,11 +70,14 @@ class BatchingSink(Generic[T]):
     the ingest loop dead-letters it) and the others are written. Without
     ``on_rejected`` a rejection is retried like an outage.
 
+    :meth:`flush` and :meth:`poll` return the rows the store acknowledged in that
+    call: only then has the caller's input been handled.
+
     ``background=True`` lets :meth:`flush` hand the batch to a writer thread and
     return at once (a ClickHouse insert spends most of its time outside the GIL,
     so the caller keeps consuming meanwhile); :meth:`poll` then finishes it. One
     batch is in flight at most, and it is written, retried and acknowledged
-    (``on_written``) exactly as a synchronous one.
+    exactly as a synchronous one.
     """
 
     def __init__(
@@ -83,12 +86,10 @@ class BatchingSink(Generic[T]):
         writer: Writer[T],
         identity: Callable[[T], str],
         max_rows: int = 10_000,
-        on_written: Callable[[Sequence[T]], None] | None = None,
         background: bool = False,
         on_rejected: Rejected[T] | None = None,
     ) -> None:
         self.name = name
-        self._on_written = on_written
         self.on_rejected = on_rejected
         #: Parts of a rejected batch still to write, in order (each sealed in turn).
         self._split: list[list[T]] = []
@@ -144,26 +145,21 @@ class BatchingSink(Generic[T]):
         """A batch is being written in the background (finished or not)."""
         return self._inflight is not None
 
-    def busy(self) -> bool:
-        """:meth:`poll`, then whether a background write is still in flight."""
-        self.poll()
-        return self.writing
-
-    def poll(self) -> int:
-        """Finish a background write that is done; returns its rows (0: none, or still busy).
+    def poll(self) -> list[T]:
+        """Finish a background write that is done; returns its rows (none, or still busy: []).
 
         Raises SinkUnavailable, as :meth:`flush` does, when that write failed.
         """
         if self._inflight is None or not self._inflight.done():
-            return 0
+            return []
         return self._finish()
 
-    def flush(self, background: bool = False) -> int:
-        """Write everything pending; returns rows written. Raises SinkUnavailable to back off.
+    def flush(self, background: bool = False) -> list[T]:
+        """Write one batch; returns its rows once written. Raises SinkUnavailable to back off.
 
         A background write in flight is waited for first (and is the batch this
         call writes). ``background`` starts the write in the writer thread and
-        returns 0 (a sink made with ``background=False`` always writes here).
+        returns [] (a sink made with ``background=False`` always writes here).
         """
         if self._inflight is not None:
             return self._finish()
@@ -171,13 +167,13 @@ class BatchingSink(Generic[T]):
             if self._split:
                 self._sealed = self._split.pop(0)
             elif not self._pending:
-                return 0
+                return []
             else:
                 self._sealed, self._pending = self._pending, []
             self._token = self._digest(self._sealed)
         if background and self._executor is not None:
             self._inflight = self._executor.submit(self._writer, self._sealed, self._token)
-            return 0
+            return []
         try:
             self._writer(self._sealed, self._token)
         except SinkUnavailable as exc:
@@ -187,7 +183,7 @@ class BatchingSink(Generic[T]):
             return self._rejected(exc)
         return self._written()
 
-    def _finish(self) -> int:
+    def _finish(self) -> list[T]:
         assert self._inflight is not None
         future, self._inflight = self._inflight, None
         try:
@@ -211,8 +207,8 @@ class BatchingSink(Generic[T]):
             exc,
         )
 
-    def _rejected(self, exc: BatchRejected) -> int:
-        """Split the sealed batch, or hand its one row to ``on_rejected``; 0 rows written."""
+    def _rejected(self, exc: BatchRejected) -> list[T]:
+        """Split the sealed batch, or hand its one row to ``on_rejected``; nothing written."""
         assert self._sealed is not None
         if self.on_rejected is None:
             retry = SinkUnavailable(f"rows rejected, nobody to take them: {exc}")
@@ -223,7 +219,7 @@ class BatchingSink(Generic[T]):
         if len(sealed) == 1:
             log.error("%s: row rejected by the store, handing it over: %s", self.name, exc)
             self.on_rejected(sealed, exc)
-            return 0
+            return []
         half = len(sealed) // 2
         self._split[:0] = [sealed[:half], sealed[half:]]
         log.warning(
@@ -232,15 +228,13 @@ class BatchingSink(Generic[T]):
             len(sealed),
             exc,
         )
-        return 0
+        return []
 
-    def _written(self) -> int:
+    def _written(self) -> list[T]:
         assert self._sealed is not None
         sealed, self._sealed = self._sealed, None
-        if self._on_written is not None:
-            self._on_written(sealed)
         self._backoff.reset()
-        return len(sealed)
+        return sealed
 
     def _digest(self, rows: Sequence[T]) -> str:
         h = hashlib.blake2b(digest_size=8)

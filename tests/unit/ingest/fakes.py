@@ -99,6 +99,13 @@ class FakeConsumer:
         for p in partitions:
             self.positions.pop(p, None)
 
+    def restart(self) -> None:
+        """A new worker process: the logs and the group's commits stay, the rest goes."""
+        self.positions.clear()
+        self.paused.clear()
+        self.resumed.clear()
+        self._on_assign = self._on_revoke = None
+
     def committed_offset(self, partition: int) -> int:
         stored = self.stored.get(partition)
         return OFFSET_INVALID if stored is None else int(stored.offset)
@@ -189,6 +196,10 @@ class FakeProducer:
         self.delivered: dict[str, list[FakeMessage]] = {}
         self.failed = 0
         self._queue: list[tuple[FakeMessage, Callable[[Any, Any], None] | None]] = []
+
+    def restart(self) -> None:
+        """A new worker process: what was delivered stays, the local queue is gone."""
+        self._queue.clear()
 
     def produce(
         self,

@@ -15,8 +15,10 @@ from prometheus_client import REGISTRY
 
 from pipeline.clock import ManualClock
 from pipeline.errors import SinkUnavailable
+from pipeline.ingest.backpressure import HOLD_INTERVAL
+from pipeline.ingest.commit import CommitProtocol
 from pipeline.ingest.core import IngestCore
-from pipeline.ingest.loop import HOLD_INTERVAL, IngestLoop
+from pipeline.ingest.loop import IngestLoop
 from pipeline.ingest.progress import Progress
 from pipeline.sampling.buffer import DecidedTrace
 from pipeline.sinks.base import BatchingSink
@@ -89,15 +91,11 @@ def rig() -> Rig:
     events: list[Event] = []
     core = make_core(clock)
     writer = Writer(events)
-    sink = BatchingSink(
-        "otel_traces",
-        writer,
-        lambda t: t.trace_id,
-        on_written=lambda traces: core.resolve([r for t in traces for r in t.refs]),
-    )
+    sink = BatchingSink("otel_traces", writer, lambda t: t.trace_id)
     consumer, producer = FakeConsumer(INPUT, events), FakeProducer(events)
     loop = IngestLoop(
         core=core,
+        commits=CommitProtocol(cast(Consumer, consumer), INPUT),
         consumer=cast(Consumer, consumer),
         producer=cast(Producer, producer),
         sink=sink,
@@ -150,7 +148,7 @@ def test_unavailable_sink_pauses_consumption_and_holds_the_commit(rig: Rig) -> N
 
 
 def test_traces_waiting_for_a_down_sink_count_toward_the_memory_bound(rig: Rig) -> None:
-    rig.loop.max_buffered_traces = 2
+    rig.loop.gate.max_buffered_traces = 2
     rig.writer.down = True
     for i in range(2):
         rig.consumer.append(0, record(tid(i)))
@@ -214,10 +212,10 @@ def test_undelivered_partials_are_resent_unchanged_before_a_new_cut(rig: Rig) ->
     rig.producer.down.clear()
     rig.step()
     assert [p.last_offset for p in delivered_partials(rig)] == [0]
-    assert rig.core.progress(0).delivered == 0
+    assert rig.loop.commits.marks(0).delivered == 0
     rig.step(1.0)
     assert [p.last_offset for p in delivered_partials(rig)] == [0, 1]
-    assert rig.core.progress(0).delivered == 1
+    assert rig.loop.commits.marks(0).delivered == 1
 
 
 def delivered_partials(rig: Rig) -> list[Partial]:
@@ -346,7 +344,7 @@ def test_sink_discard_keeps_the_sealed_batch() -> None:
 
 
 def test_a_full_trace_buffer_pauses_fetching_until_traces_are_decided(rig: Rig) -> None:
-    rig.loop.max_buffered_traces = 2
+    rig.loop.gate.max_buffered_traces = 2
     for i in range(4):
         rig.consumer.append(0, record(tid(i)))
     assert rig.step(batch=1) == 1
@@ -364,7 +362,9 @@ def test_without_marks_every_record_already_in_the_topic_is_checked_before_writi
     from types import SimpleNamespace
 
     def in_zone(offset: int) -> bool:
-        return rig.core.in_replay_zone(cast(DecidedTrace, SimpleNamespace(refs={(0, offset)})))
+        return rig.loop.commits.in_replay_zone(
+            cast(DecidedTrace, SimpleNamespace(refs={(0, offset)}))
+        )
 
     rig.consumer.revoke(0)
     for i in range(3):
@@ -447,7 +447,7 @@ def holds(rig: Rig) -> list[tuple[int, int]]:
 
 
 def test_while_fetching_is_paused_holds_reach_every_window_partition(rig: Rig) -> None:
-    rig.loop.partials_partitions = 3
+    rig.loop.gate.partials_partitions = 3
     rig.consumer.append(0, record(tid(0)))
     rig.step()
     assert holds(rig) == []  # flowing: partials say enough
@@ -500,7 +500,7 @@ def test_bisection_tokens_depend_only_on_the_rows() -> None:
         core = make_core(clock)
         writer = Writer(events, poison={tid(5)})
         sink = BatchingSink("otel_traces", writer, lambda t: t.trace_id, on_rejected=_keep)
-        core.assign(0, Progress(), 0)
+        core.assign(0, Progress())
         for i in range(8):
             core.on_record(0, i, None, record(tid(i)), [])
         clock.advance(WAIT)

@@ -34,8 +34,8 @@ def test_retry_resends_the_same_sealed_batch_with_the_same_token() -> None:
         with pytest.raises(SinkUnavailable):
             sink.flush()
     sink.add("c")  # arrives during the outage: must not join the sealed batch
-    assert sink.flush() == 2
-    assert sink.flush() == 1
+    assert sink.flush() == ["a", "b"]
+    assert sink.flush() == ["c"]
     batches = [(rows, token) for rows, token in writer.calls]
     assert [rows for rows, _ in batches] == [["a", "b"]] * 3 + [["c"]]
     assert len({token for _, token in batches[:3]}) == 1
@@ -52,7 +52,7 @@ def test_backoff_grows_while_failing_and_resets_after_success() -> None:
             sink.flush()
         delays.append(info.value.retry_after)
     assert delays == sorted(delays) and delays[0] < delays[-1]
-    assert sink.flush() == 1
+    assert sink.flush() == ["a"]
     writer.failures = 1
     sink.add("b")
     with pytest.raises(SinkUnavailable) as info:
@@ -80,7 +80,7 @@ def test_token_depends_on_content_not_on_a_counter(
 def test_flush_with_nothing_pending_writes_nothing() -> None:
     writer = FlakyWriter(failures=0)
     sink = BatchingSink("spans", writer, str, max_rows=1)
-    assert sink.flush() == 0 and not sink.full
+    assert sink.flush() == [] and not sink.full
     sink.add("x")
     assert sink.full and sink.pending_rows == 1
     assert writer.calls == []
@@ -100,7 +100,7 @@ class GatedWriter(FlakyWriter):
         super().__call__(rows, token)
 
 
-def _poll_until_done(sink: BatchingSink[str]) -> int:
+def _poll_until_done(sink: BatchingSink[str]) -> list[str]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         written = sink.poll()
@@ -111,18 +111,15 @@ def _poll_until_done(sink: BatchingSink[str]) -> int:
 
 def test_background_write_is_acknowledged_only_when_it_finished() -> None:
     writer = GatedWriter(failures=0)
-    acked: list[list[str]] = []
-    sink = BatchingSink(
-        "spans", writer, str, on_written=lambda r: acked.append(list(r)), background=True
-    )
+    sink = BatchingSink("spans", writer, str, background=True)
     sink.extend(["a", "b"])
-    assert sink.flush(background=True) == 0
+    assert sink.flush(background=True) == []
     assert writer.started.wait(10)
     sink.add("c")  # arrives while the batch is written: the next batch
-    assert sink.writing and sink.poll() == 0 and sink.pending_rows == 3 and acked == []
+    assert sink.writing and sink.poll() == [] and sink.pending_rows == 3
     writer.gate.set()
-    assert _poll_until_done(sink) == 2
-    assert acked == [["a", "b"]] and sink.pending_rows == 1
+    assert _poll_until_done(sink) == ["a", "b"]
+    assert sink.pending_rows == 1
 
 
 def test_background_failure_surfaces_at_poll_and_the_retry_keeps_the_token() -> None:
@@ -135,7 +132,7 @@ def test_background_failure_surfaces_at_poll_and_the_retry_keeps_the_token() -> 
         _poll_until_done(sink)
     assert failed.value.retry_after > 0 and sink.pending_rows == 2
     sink.flush(background=True)
-    assert _poll_until_done(sink) == 2
+    assert _poll_until_done(sink) == ["a", "b"]
     assert [rows for rows, _ in writer.calls] == [["a", "b"]] * 2
     assert writer.calls[0][1] == writer.calls[1][1]
 
@@ -146,7 +143,7 @@ def test_a_plain_flush_waits_for_the_write_in_flight() -> None:
     sink.extend(["a"])
     sink.flush(background=True)
     threading.Timer(0.05, writer.gate.set).start()
-    assert sink.flush() == 1 and not sink.writing
+    assert sink.flush() == ["a"] and not sink.writing
 
 
 class PoisonWriter:
@@ -174,19 +171,19 @@ def test_a_rejected_batch_is_split_until_each_bad_row_is_alone(background: bool)
         "spans",
         writer,
         str,
-        on_written=lambda rows: None,
         background=background,
         on_rejected=lambda rows, exc: rejected.extend(rows),
     )
     rows = [f"r{i}" for i in range(16)]
     sink.extend(rows)
     rounds = 0
+    acked: list[str] = []
     while sink.pending_rows and rounds < 100:
         rounds += 1
-        sink.flush(background=background)
-        sink.flush()  # waits for a background write, like the loop's next round
+        acked += sink.flush(background=background)
+        acked += sink.flush()  # waits for a background write, like the loop's next round
     assert sorted(rejected) == ["r12", "r3"]
-    assert sorted(writer.written) == sorted(set(rows) - {"r3", "r12"})
+    assert sorted(writer.written) == sorted(acked) == sorted(set(rows) - {"r3", "r12"})
     assert len(writer.calls) <= 2 * 2 * 4 + 1  # log2(16) levels, two bad rows
     replay = PoisonWriter({"r3", "r12"})
     again = BatchingSink("spans", replay, str, on_rejected=lambda rows, exc: None)

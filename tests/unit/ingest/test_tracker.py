@@ -7,9 +7,9 @@ import random
 import pytest
 
 from pipeline.clock import ManualClock
+from pipeline.ingest.tracker import MessageTracker
 from pipeline.sampling.buffer import TraceBuffer
 from pipeline.sampling.errors import ErrorPolicy
-from pipeline.sampling.tracker import MessageTracker
 from tests.unit.sampling.spans import span, tid
 
 

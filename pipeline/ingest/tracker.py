@@ -2,16 +2,17 @@
 
 A message may hold spans of several traces, and a trace may take spans from
 several messages, so a message is done only when every trace it contributed to
-has been decided *and* handled (kept spans written, or dropped). The shell
-calls :meth:`MessageTracker.track` right after :meth:`TraceBuffer.add
-<pipeline.sampling.buffer.TraceBuffer.add>` with the number of traces it
-returned, and :meth:`MessageTracker.resolve` with a decided trace's refs once
-that trace is handled. :meth:`MessageTracker.committable` then gives, per
-partition, the highest offset below which everything is done; Kafka's commit
-position is that offset + 1.
+has been decided *and* handled (kept spans written, or dropped). The commit
+protocol (:mod:`pipeline.ingest.commit`) calls :meth:`MessageTracker.track`
+with the number of traces :meth:`TraceBuffer.add
+<pipeline.sampling.buffer.TraceBuffer.add>` returned for the message, and
+:meth:`MessageTracker.resolve` with a decided trace's refs once that trace is
+handled. :meth:`MessageTracker.committable` then gives, per partition, the
+highest offset below which everything is done; Kafka's commit position is that
+offset + 1.
 
-A message with nothing to wait for (dead-lettered, empty) is tracked with
-``n_traces=0`` once the caller is done with it, and counts as done at once.
+A message with nothing to wait for (its traces decided by a previous owner) is
+tracked with ``n_traces=0`` and counts as done at once.
 
 >>> tracker = MessageTracker()
 >>> tracker.track(0, 10, n_traces=2)
