@@ -32,7 +32,6 @@ from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS, consumer_config, pr
 from pipeline.ingest.loop import KAFKA_RETRY_SECONDS, IngestLoop, dlq_headers
 from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
-from pipeline.otlp._heads import per_service
 from pipeline.partials_gaps import STALL_CHECK_SECONDS, StallWatch, settle_read_back
 from pipeline.partials_log import KafkaPartialsLog, PartialsLog, Record
 from pipeline.query import QueryBusy, QueryLimits, QueryRefused, QueryRunner, open_reader
@@ -44,7 +43,7 @@ from pipeline.sampling import (
     standard_policies,
 )
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import row_bytes
+from pipeline.sampling.stats import per_service
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import (
@@ -494,7 +493,7 @@ def _trace_identity(trace: DecidedTrace) -> str:
 def _written(core: IngestCore, traces: Sequence[DecidedTrace]) -> None:
     for trace in traces:
         core.resolve(list(trace.refs))
-        for service, (n, _) in per_service(trace.heads, row_bytes).items():
+        for service, (n, _) in per_service(trace.heads).items():
             metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
 
 

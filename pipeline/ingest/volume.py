@@ -27,10 +27,9 @@ from collections.abc import Mapping, Sequence
 
 from pipeline import metrics
 from pipeline.clock import Clock
-from pipeline.otlp._heads import per_service
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import SamplingStats, ServiceVolume, row_bytes
+from pipeline.sampling.stats import SamplingStats, ServiceVolume, per_service
 
 #: Seconds between two volume log lines.
 REPORT_INTERVAL = 30.0
@@ -130,7 +129,7 @@ class VolumeMeter:
         self._messages[decoded.encoding] = self._messages.get(decoded.encoding, 0) + 1
         total = len(decoded.spans)
         pending = self._in
-        for service, (n, _) in per_service(decoded.spans, row_bytes).items():
+        for service, (n, _) in per_service(decoded.spans).items():
             counts = pending.get(service)
             if counts is None:
                 counts = pending[service] = [0, 0.0]
@@ -155,7 +154,7 @@ class VolumeMeter:
         totals = self._decided
         for trace in decided:
             kept = trace.kept
-            for service, (n, _) in per_service(trace.heads, row_bytes).items():
+            for service, (n, _) in per_service(trace.heads).items():
                 counts = totals.get(service)
                 if counts is None:
                     counts = totals[service] = [0, 0]

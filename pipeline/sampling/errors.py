@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from pipeline.otlp._heads import any_error
 from pipeline.sampling.policy import Decision, TraceData
 
 
@@ -19,6 +18,6 @@ class ErrorPolicy:
 
     def evaluate(self, trace: TraceData) -> Decision:
         """KEEP on the first error span found."""
-        if any_error(trace.spans):  # any(span.is_error ...), natively
+        if any(span.is_error for span in trace.spans):
             return Decision.KEEP
         return Decision.DROP

@@ -33,8 +33,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.otlp._heads import latency_observe
-from pipeline.otlp.heads import SpanFacts
+from pipeline import native
+from pipeline.model import SpanHead
 from pipeline.sampling.policy import Decision, TraceData
 from pipeline.sampling.sketch import DecayingHistogram
 
@@ -90,10 +90,10 @@ class LatencyState:
         op.hist.add(float(duration_ns))
         op.since_refresh += 1
 
-    def observe_spans(self, spans: Sequence[SpanFacts]) -> None:
+    def observe_spans(self, spans: Sequence[SpanHead]) -> None:
         """:meth:`observe` every span in order, grouped by operation when that is exact.
 
-        Grouped (:func:`~pipeline.otlp._heads.latency_observe`, one native call per
+        Grouped (:func:`pipeline.native.latency_groups`, one native call per
         trace), each operation is looked up once and its durations go into its
         histogram together; each histogram sees its own values in the same
         order, and visiting operations in the order of their last span leaves the
@@ -105,10 +105,18 @@ class LatencyState:
             for span in spans:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
-        latency_observe(self._ops, spans, self._new_op)
-
-    def _new_op(self) -> _OpLatency:
-        return _OpLatency(DecayingHistogram(self.accuracy, self.horizon, self.max_bins))
+        ops = self._ops
+        groups: list[tuple[tuple[str, str], list[float]]] = native.latency_groups(spans)
+        for key, durations in groups:
+            op = ops.get(key)
+            if op is None:
+                op = ops[key] = _OpLatency(
+                    DecayingHistogram(self.accuracy, self.horizon, self.max_bins)
+                )
+            else:
+                ops.move_to_end(key)
+            op.hist.add_many(durations)
+            op.since_refresh += len(durations)
 
     def samples(self, service: str, operation: str) -> float:
         """The operation's current (decayed) sample weight; 0.0 if never seen."""
@@ -159,6 +167,27 @@ class LatencyState:
             hist = DecayingHistogram.from_dict(entry["hist"])
             state._ops[(str(entry["service"]), str(entry["operation"]))] = _OpLatency(hist)
         return state
+
+
+def latency_groups_of(
+    spans: Sequence[SpanHead],
+) -> list[tuple[tuple[str, str], list[int]]]:
+    """The reference of ``native.latency_groups``: each ``(service, operation)`` with its
+    durations in span order, the groups in the order of their last span.
+
+    >>> from pipeline.model import SpanHead
+    >>> def head(op: str, ns: int) -> SpanHead:
+    ...     return SpanHead("t", "s", "", 0, ns, "api", op, False, 0, b"", 0, 0, None, None)
+    >>> latency_groups_of([head("a", 1), head("b", 2), head("a", 3)])
+    [(('api', 'b'), [2]), (('api', 'a'), [1, 3])]
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for span in spans:
+        key = (span.service_name, span.operation)
+        durations = groups.pop(key, [])
+        durations.append(span.duration_ns)
+        groups[key] = durations
+    return list(groups.items())
 
 
 class LatencyPolicy:

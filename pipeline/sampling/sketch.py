@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline.otlp._heads import hist_extend
+from pipeline import native
 
 _MIN_VALUE = 1.0
 
@@ -59,12 +59,26 @@ class DecayingHistogram:
             self._halve()
 
     def add_many(self, values: list[float]) -> None:
-        """:meth:`add` each value in order (the same result), the loop in native code.
+        """:meth:`add` each value in order (the same result), runs of it in native code.
 
-        :func:`~pipeline.otlp._heads.hist_extend` calls :meth:`_fold` and
-        :meth:`_halve` whenever they are due, before the next value goes in.
+        :func:`pipeline.native.hist_add_run` adds values until a fold or a halving
+        is due; those stay here, so their float sums are this class's.
         """
-        hist_extend(self, values)
+        done, n = 0, len(values)
+        while done < n:
+            done, self.count = native.hist_add_run(
+                self._bins,
+                values,
+                done,
+                self._inv_log_gamma,
+                self.count,
+                self.max_bins,
+                self.horizon,
+            )
+            if len(self._bins) > self.max_bins:
+                self._fold()
+            if self.count >= self.horizon:
+                self._halve()
 
     def _fold(self) -> None:
         keys = sorted(self._bins)
@@ -109,3 +123,32 @@ class DecayingHistogram:
         h._bins = {int(k): float(w) for k, w in data["bins"].items()}
         h.count = sum(h._bins.values())
         return h
+
+
+def hist_add_run_of(
+    bins: dict[int, float],
+    values: list[float],
+    start: int,
+    inv_log_gamma: float,
+    count: float,
+    max_bins: int,
+    horizon: float,
+) -> tuple[int, float]:
+    """The reference of ``native.hist_add_run``: :meth:`DecayingHistogram.add`'s counting
+    of ``values[start:]`` until a fold or halving is due; ``(next index, count)``.
+
+    >>> bins: dict[int, float] = {}
+    >>> hist_add_run_of(bins, [1.0, 1.0, 50.0], 0, 1.0, 0.0, 1, 100.0)
+    (3, 3.0)
+    >>> bins
+    {0: 2.0, 4: 1.0}
+    """
+    i = max(start, 0)
+    while i < len(values):
+        key = math.ceil(math.log(max(float(values[i]), _MIN_VALUE)) * inv_log_gamma)
+        bins[key] = bins.get(key, 0.0) + 1.0
+        count += 1.0
+        i += 1
+        if len(bins) > max_bins or count >= horizon:
+            break
+    return i, count
