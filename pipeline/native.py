@@ -28,11 +28,13 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Final, NamedTuple, cast
 
 from pipeline.enrich import DERIVE_ATTRIBUTES
 from pipeline.model import SpanHead as PySpanHead
 
+_extension: ModuleType | None
 try:
     from pipeline.otlp import _heads as _extension
 except ImportError:  # a source tree without the built extension: references only

@@ -164,7 +164,14 @@ def _layout(array: pa.Array) -> tuple[Any, ...]:
         return ("list_" + child[0], raw(array.offsets, 1), *child[1:])
     if pa.types.is_map(t):
         keys, items = array.keys, array.items
-        return ("map", raw(array.offsets, 1), raw(keys, 1), raw(keys, 2), raw(items, 1), raw(items, 2))
+        return (
+            "map",
+            raw(array.offsets, 1),
+            raw(keys, 1),
+            raw(keys, 2),
+            raw(items, 1),
+            raw(items, 2),
+        )
     if pa.types.is_string(t):
         return ("str", raw(array, 1), raw(array, 2))
     return ("ts" if pa.types.is_timestamp(t) else "u64", raw(array, 1))

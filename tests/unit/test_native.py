@@ -118,7 +118,7 @@ class _Recording(dict[str, str]):
         super().__init__(data)
         self.seen = seen
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.seen.add(key)
         return super().get(key, default)
 

@@ -10,7 +10,8 @@ from pipeline.model import SpanEvent, SpanLink
 from pipeline.sampling.stats import SamplingStats, span_size
 from tests.unit.sampling.spans import span
 
-BASE = span()
+BASE = span().span
+assert BASE is not None
 
 
 @pytest.mark.parametrize(
