@@ -32,12 +32,16 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import groupby
+from operator import attrgetter
 
 from pipeline.clock import Clock
 from pipeline.model import Span, SpanHead
 from pipeline.otlp.heads import to_span
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.stats import SamplingStats
+
+_trace_id = attrgetter("trace_id")
 
 
 class Cause(enum.Enum):
@@ -130,8 +134,9 @@ class TraceBuffer:
         counts on.
         """
         groups: dict[str, list[SpanHead]] = {}
-        for span in spans:
-            groups.setdefault(span.trace_id, []).append(span)
+        # A message's spans of one trace mostly come together: one step per run.
+        for trace_id, run in groupby(spans, _trace_id):
+            groups.setdefault(trace_id, []).extend(run)
         now = self._clock.now()
         for trace_id, group in groups.items():
             verdict = self._decided.get(trace_id)

@@ -106,17 +106,17 @@ class LatencyState:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
         ops = self._ops
-        groups: list[tuple[tuple[str, str], list[float]]] = native.latency_groups(spans)
-        for key, durations in groups:
+        for key, durations in native.latency_groups(spans):
             op = ops.get(key)
             if op is None:
-                op = ops[key] = _OpLatency(
-                    DecayingHistogram(self.accuracy, self.horizon, self.max_bins)
-                )
+                op = ops[key] = self._new_op()
             else:
                 ops.move_to_end(key)
             op.hist.add_many(durations)
             op.since_refresh += len(durations)
+
+    def _new_op(self) -> _OpLatency:
+        return _OpLatency(DecayingHistogram(self.accuracy, self.horizon, self.max_bins))
 
     def samples(self, service: str, operation: str) -> float:
         """The operation's current (decayed) sample weight; 0.0 if never seen."""

@@ -64,21 +64,21 @@ class DecayingHistogram:
         :func:`pipeline.native.hist_add_run` adds values until a fold or a halving
         is due; those stay here, so their float sums are this class's.
         """
-        done, n = 0, len(values)
-        while done < n:
-            done, self.count = native.hist_add_run(
-                self._bins,
-                values,
-                done,
-                self._inv_log_gamma,
-                self.count,
-                self.max_bins,
-                self.horizon,
-            )
+        done, count = native.hist_add_run(
+            self._bins, values, 0, self._inv_log_gamma, self.count, self.max_bins, self.horizon
+        )
+        self.count = count
+        while True:  # a fold or halving is due, or all values are in
             if len(self._bins) > self.max_bins:
                 self._fold()
             if self.count >= self.horizon:
                 self._halve()
+            if done >= len(values):
+                return
+            done, self.count = native.hist_add_run(
+                self._bins, values, done, self._inv_log_gamma, self.count, self.max_bins,
+                self.horizon,
+            )  # fmt: skip
 
     def _fold(self) -> None:
         keys = sorted(self._bins)
