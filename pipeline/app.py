@@ -43,7 +43,7 @@ from pipeline.sampling import (
     standard_policies,
 )
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import per_service
+from pipeline.sampling.counters import per_service
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import (

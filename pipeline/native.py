@@ -59,10 +59,10 @@ PORTS: Final = (
     Port("columns", "pipeline.sinks.clickhouse:columns_of"),
     Port("arrow_columns", "pipeline.sinks.clickhouse:arrow_columns_of"),
     Port("window_add", "pipeline.windows.partial:window_add_of"),
-    Port("per_service", "pipeline.sampling.stats:per_service_of"),
+    Port("per_service", "pipeline.sampling.counters:per_service_of"),
     Port("representative", "pipeline.sampling.policy:representative_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
-    Port("hist_add_run", "pipeline.sampling.sketch:hist_add_run_of"),
+    Port("hist_add_run", "pipeline.sampling.decaying_histogram:hist_add_run_of"),
     Port("latency_groups", "pipeline.sampling.latency:latency_groups_of"),
 )
 

@@ -7,16 +7,16 @@ What is counted where:
     (a record's bytes cannot be attributed span by span without re-encoding).
 ``spanstream_bytes_kept_total``
     Estimated ``otel_traces`` row bytes of kept spans
-    (:func:`~pipeline.sampling.stats.span_size`), counted at the decision.
+    (:func:`~pipeline.sampling.counters.span_size`), counted at the decision.
 ``spanstream_sampling_keep_ratio``
     Spans kept / spans decided per service, since the worker started.
 
 The log line compares like with like: spans in vs. kept and estimated row
-bytes in vs. kept (both from :class:`~pipeline.sampling.stats.SamplingStats`),
+bytes in vs. kept (both from :class:`~pipeline.sampling.counters.SamplingStats`),
 so its percentages are the storage reduction over the last interval. Wire
 bytes are not in it: protobuf payload and row size differ by encoding alone.
 
->>> from pipeline.sampling.stats import ServiceVolume
+>>> from pipeline.sampling.counters import ServiceVolume
 >>> volume_line({"api": ServiceVolume(1000, 2_000_000, 50, 120_000)}, 30.0)
 'volume in 30s: api spans 1000->50 (5.0%) bytes 2.0MB->120.0kB (6.0%)'
 """
@@ -29,7 +29,7 @@ from pipeline import metrics
 from pipeline.clock import Clock
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import SamplingStats, ServiceVolume, per_service
+from pipeline.sampling.counters import SamplingStats, ServiceVolume, per_service
 
 #: Seconds between two volume log lines.
 REPORT_INTERVAL = 30.0

@@ -1,8 +1,8 @@
 /* Tail-sampling loops for _heads.c, per span.
  *
- * hist_add_run() is the loop of DecayingHistogram.add_many (pipeline.sampling.sketch)
+ * hist_add_run() is the loop of DecayingHistogram.add_many (pipeline.sampling.decaying_histogram)
  * on values the caller passes, with the same float arithmetic; per_service() counts
- * heads and row bytes per service (pipeline.sampling.stats.per_service).
+ * heads and row bytes per service (pipeline.sampling.counters.per_service).
  */
 #ifndef SPANSTREAM_SAMPLING_H
 #define SPANSTREAM_SAMPLING_H

@@ -2,9 +2,9 @@
  *
  * window_add() files each span into its (service, operation, window start)
  * accumulator, a RedAcc: requests, errors, the largest duration, the latency
- * sketch's counts (pipeline.windows.sketch.LatencySketch: zero bucket, min, max and
+ * sketch's counts (pipeline.windows.latency_sketch.LatencySketch: zero bucket, min, max and
  * the bucket dict, keyed exactly as LatencySketch.add keys them) and the ranked
- * exemplars (pipeline.windows.stats.best_exemplars). pipeline.windows.partial turns a
+ * exemplars (pipeline.windows.red_stats.best_exemplars). pipeline.windows.partial turns a
  * RedAcc into a Partial at the cut; tests/unit/test_native.py holds this file to its
  * Python definition (pipeline.windows.partial.window_add), span for span.
  *
@@ -22,7 +22,7 @@
 
 #include "_sampling.h"
 
-/* pipeline.windows.sketch.MIN_VALUE_MS: values at or below it count as zero. */
+/* pipeline.windows.latency_sketch.MIN_VALUE_MS: values at or below it count as zero. */
 #define MIN_VALUE_MS 1e-9
 
 typedef struct {

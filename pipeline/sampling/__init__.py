@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 from pipeline.sampling.anomaly import AnomalyFlags, AnomalyPolicy
 from pipeline.sampling.buffer import Cause, DecidedTrace, TraceBuffer
+from pipeline.sampling.counters import SamplingStats
 from pipeline.sampling.errors import ErrorPolicy
 from pipeline.sampling.exemplar import ExemplarPolicy, ExemplarRequests
 from pipeline.sampling.latency import LatencyPolicy, LatencyState
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.probabilistic import ProbabilisticPolicy
-from pipeline.sampling.stats import SamplingStats
 from pipeline.sampling.tracker import MessageTracker
 
 __all__ = [

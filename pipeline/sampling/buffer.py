@@ -38,8 +38,8 @@ from operator import attrgetter
 from pipeline.clock import Clock
 from pipeline.model import Span, SpanHead
 from pipeline.otlp.heads import to_span
+from pipeline.sampling.counters import SamplingStats
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
-from pipeline.sampling.stats import SamplingStats
 
 _trace_id = attrgetter("trace_id")
 

@@ -35,8 +35,8 @@ from typing import Any
 
 from pipeline import native
 from pipeline.model import SpanHead
+from pipeline.sampling.decaying_histogram import DecayingHistogram
 from pipeline.sampling.policy import Decision, TraceData
-from pipeline.sampling.sketch import DecayingHistogram
 
 STATE_VERSION = 1
 #: The cached threshold of an operation is recomputed after this many new spans.

@@ -8,10 +8,10 @@ Faust shell feeds spans and offsets in and carries partials and states around.
 
 from pipeline.windows.assembler import MergeResult, WindowAssembler, series_key
 from pipeline.windows.hold import Hold
+from pipeline.windows.latency_sketch import LatencySketch
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
+from pipeline.windows.red_stats import Exemplar, WindowStats
 from pipeline.windows.series import ClosedWindow, SeriesState
-from pipeline.windows.sketch import LatencySketch
-from pipeline.windows.stats import Exemplar, WindowStats
 
 __all__ = [
     "ClosedWindow",

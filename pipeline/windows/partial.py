@@ -45,8 +45,8 @@ from typing import Any
 from pipeline import native
 from pipeline.checked import StateError, count, int64, number, parse_json, record, text
 from pipeline.model import SpanHead
-from pipeline.windows.sketch import DEFAULT_MAX_BINS, LatencySketch
-from pipeline.windows.stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
+from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS, LatencySketch
+from pipeline.windows.red_stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
 
 NS_PER_S = 1_000_000_000
 # The window sketch's bucket scale, computed as LatencySketch computes it.

@@ -30,19 +30,19 @@ from pipeline.errors import DecodeError
 from pipeline.model import SpanHead
 from pipeline.otlp.otlp_proto import parse_request, upb_accepts
 from pipeline.otlp.samples import deep_proto_request, key_values, proto_request, proto_span
+from pipeline.sampling.counters import per_service_of
+from pipeline.sampling.decaying_histogram import DecayingHistogram, hist_add_run_of
 from pipeline.sampling.latency import LatencyState, latency_groups_of
 from pipeline.sampling.policy import representative_of
 from pipeline.sampling.probabilistic import trace_hash_of
-from pipeline.sampling.sketch import DecayingHistogram, hist_add_run_of
-from pipeline.sampling.stats import per_service_of
+from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS
 from pipeline.windows.partial import (
     _SKETCH_INV_LOG_GAMMA,
     PartialAggregator,
     window_add_of,
     window_start_ns,
 )
-from pipeline.windows.sketch import DEFAULT_MAX_BINS
-from pipeline.windows.stats import WindowStats
+from pipeline.windows.red_stats import WindowStats
 from tests.unit.otlp.equivalence import assert_equivalent
 from tests.unit.otlp.test_heads import _field, _wrap_span, generated
 from tests.unit.sampling.spans import MS, span

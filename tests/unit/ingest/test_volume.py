@@ -8,8 +8,8 @@ from prometheus_client import REGISTRY
 from pipeline.ingest.volume import VolumeMeter, volume_delta, volume_line
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import Cause, DecidedTrace
+from pipeline.sampling.counters import SamplingStats, ServiceVolume
 from pipeline.sampling.policy import Decision
-from pipeline.sampling.stats import SamplingStats, ServiceVolume
 from pipeline.testing.clock import ManualClock
 from tests.unit.sampling.spans import span
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.model import Span
+from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
-from pipeline.windows.sketch import DEFAULT_MAX_BINS
-from pipeline.windows.stats import Exemplar, WindowStats
+from pipeline.windows.red_stats import Exemplar, WindowStats
 from tests.unit.windows.conftest import make_span
 
 NS = 1_000_000_000

@@ -1,7 +1,7 @@
 """A small log-bucket histogram with exponential forgetting, for online latency quantiles.
 
 Values fall in buckets ``ceil(log_gamma(v))`` (relative error ``a``, as in
-DDSketch). Unlike the mergeable window sketch in :mod:`pipeline.windows.sketch`,
+DDSketch). Unlike the mergeable window sketch in :mod:`pipeline.windows.latency_sketch`,
 this one must *forget*: once the total weight reaches ``horizon``, every weight
 is halved, so a latency regime older than a few horizons stops counting and a
 deploy that changes an operation's latency moves its threshold within a few

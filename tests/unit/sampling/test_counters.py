@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from pipeline.model import SpanEvent, SpanLink
-from pipeline.sampling.stats import SamplingStats, span_size
+from pipeline.sampling.counters import SamplingStats, span_size
 from tests.unit.sampling.spans import span
 
 BASE = span().span
