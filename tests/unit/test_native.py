@@ -22,19 +22,24 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from pipeline import native
-from pipeline.enrich import DERIVE_ATTRIBUTES, http_server_error, operation_for
+from pipeline.enrich import DERIVE_ATTRIBUTES, Enricher, http_server_error, operation_for
 from pipeline.errors import DecodeError
-from pipeline.model import SpanHead
-from pipeline.otlp.otlp_proto import parse_request, upb_accepts
+from pipeline.model import SpanEvent, SpanHead, SpanLink
+from pipeline.otlp.decode import decode_message
+from pipeline.otlp.heads import head_buffers, head_columns
+from pipeline.otlp.otlp_proto import any_string, fields_of, parse_request, upb_accepts
 from pipeline.otlp.samples import deep_proto_request, key_values, proto_request, proto_span
 from pipeline.sampling.counters import per_service_of
 from pipeline.sampling.decaying_histogram import DecayingHistogram, hist_add_run_of
 from pipeline.sampling.latency import LatencyState, latency_groups_of
 from pipeline.sampling.policy import representative_of
 from pipeline.sampling.probabilistic import trace_hash_of
+from pipeline.sinks.clickhouse import TRACE_COLUMNS, arrow_columns_of, columns_of
+from pipeline.store.arrow import from_layout
 from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS
 from pipeline.windows.partial import (
     _SKETCH_INV_LOG_GAMMA,
@@ -44,7 +49,7 @@ from pipeline.windows.partial import (
 )
 from pipeline.windows.red_stats import WindowStats
 from tests.unit.otlp.equivalence import assert_equivalent
-from tests.unit.otlp.test_heads import _field, _wrap_span, generated
+from tests.unit.otlp.test_heads import EDGE_SPANS, _field, _wrap_span, generated
 from tests.unit.sampling.spans import MS, span
 from tests.unit.windows.conftest import make_span
 
@@ -574,3 +579,37 @@ def test_adversarial_records_decode_as_the_python_decoder_does(name: str) -> Non
     if native.valid(value):
         assert upb_accepts(value)
     assert_equivalent([value])
+
+
+def _scanned_heads() -> list[SpanHead]:
+    """Heads the native scan made (bytes behind them), ordinary and unusual spans."""
+    enricher = Enricher()
+    values = generated(8, 40) + [
+        proto_request([factory()]).SerializeToString() for factory in EDGE_SPANS.values()
+    ]
+    heads = []
+    for value in values:
+        try:
+            heads += decode_message(value, None, max_bytes=1 << 24, enricher=enricher).spans
+        except DecodeError:
+            continue
+    return [h for h in heads if h.span is None]
+
+
+@needs_extension
+def test_fields_columns_and_arrow_columns() -> None:
+    heads = _scanned_heads()
+    assert len(heads) > 100
+
+    def kv_string(raw: bytes) -> str:
+        return any_string(AnyValue.FromString(raw))
+
+    for h in heads:
+        args = (h.value, h.offset, h.length, kv_string, SpanEvent, SpanLink)
+        assert native.fields(*args) == fields_of(*args)
+    assert head_columns(heads) == columns_of(heads)
+    ours, theirs = head_buffers(heads), arrow_columns_of(heads)
+    for name in TRACE_COLUMNS:
+        assert from_layout(ours[name], len(heads)).equals(from_layout(theirs[name], len(heads))), (
+            name
+        )
