@@ -63,7 +63,7 @@ PORTS: Final = (
     Port("representative", "pipeline.sampling.policy:representative_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
     Port("hist_add_run", "pipeline.sampling.decaying_histogram:hist_add_run_of"),
-    Port("latency_groups", "pipeline.sampling.latency:latency_groups_of"),
+    Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
 )
 
 #: False when ``SPANSTREAM_NATIVE=0`` or the extension is not built.
@@ -130,7 +130,7 @@ per_service = _choose("per_service")
 representative = _choose("representative")
 trace_hash = _choose("trace_hash")
 hist_add_run = _choose("hist_add_run")
-latency_groups = _choose("latency_groups")
+latency_observe = _choose("latency_observe")
 
 __all__ = [
     "ENABLED",
@@ -142,7 +142,7 @@ __all__ = [
     "exported",
     "fields",
     "hist_add_run",
-    "latency_groups",
+    "latency_observe",
     "native",
     "per_service",
     "reference",

@@ -455,8 +455,9 @@ static PyMethodDef methods[] = {
     {"hist_add_run", hist_add_run, METH_VARARGS,
      PyDoc_STR("hist_add_run(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
                "-> (next index, count)")},
-    {"latency_groups", latency_groups, METH_O,
-     PyDoc_STR("latency_groups(heads) -> [((service, operation), [duration_ns, ...])]")},
+    {"latency_observe", latency_observe, METH_VARARGS,
+     PyDoc_STR("latency_observe(ops, heads, new_op, inv_log_gamma, max_bins, horizon): "
+               "LatencyState.observe_spans, grouped")},
     {"configure", configure, METH_O,
      PyDoc_STR("configure(derive_attributes): the attributes Enricher.derive reads")},
     {NULL, NULL, 0, NULL}};
@@ -469,8 +470,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__heads(void)
 {
-    if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0
-)
+    if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0 || init_latency() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

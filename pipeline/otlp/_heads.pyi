@@ -122,7 +122,15 @@ def hist_add_run(
     horizon: float,
     /,
 ) -> tuple[int, float]: ...
-def latency_groups(spans: Sequence[SpanHead], /) -> list[tuple[tuple[str, str], list[int]]]: ...
+def latency_observe(
+    ops: dict[Any, Any],
+    spans: Sequence[SpanHead],
+    new_op: Callable[[], Any],
+    inv_log_gamma: float,
+    max_bins: int,
+    horizon: float,
+    /,
+) -> None: ...
 def per_service(spans: Sequence[SpanHead], /) -> dict[str, list[int]]: ...
 def configure(derive_attributes: tuple[str, ...], /) -> None: ...
 def columns(

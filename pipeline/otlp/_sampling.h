@@ -26,6 +26,35 @@ as_head(PyObject *span)
     return NULL;
 }
 
+/* Adds values[i:] to `bins` until one makes len(bins) > max_bins or *count >=
+ * horizon; the index after the last value added, or -1 on error. */
+static Py_ssize_t
+add_run_values(PyObject *bins, PyObject *values, Py_ssize_t i, double inv_log_gamma,
+               double *count, Py_ssize_t max_bins, double horizon)
+{
+    i = i < 0 ? 0 : i;
+    while (i < PyList_GET_SIZE(values)) {
+        double v = PyFloat_AsDouble(PyList_GET_ITEM(values, i));
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        PyObject *key = PyLong_FromDouble(ceil(log(v > HIST_MIN_VALUE ? v : HIST_MIN_VALUE)
+                                               * inv_log_gamma));
+        PyObject *w = key ? PyDict_GetItemWithError(bins, key) : NULL;
+        double weight = w ? PyFloat_AsDouble(w) : 0.0;
+        PyObject *next = PyErr_Occurred() ? NULL : PyFloat_FromDouble(weight + 1.0);
+        int rc = next == NULL ? -1 : PyDict_SetItem(bins, key, next);
+        Py_XDECREF(next);
+        Py_XDECREF(key);
+        if (rc < 0)
+            return -1;
+        *count += 1.0;
+        i++;
+        if (PyDict_GET_SIZE(bins) > max_bins || *count >= horizon)
+            break;
+    }
+    return i;
+}
+
 /* hist_add_run(bins, values, start, inv_log_gamma, count, max_bins, horizon)
  *   -> (next index, count)
  *
@@ -40,27 +69,8 @@ hist_add_run(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!nddnd:hist_add_run", &PyDict_Type, &bins, &PyList_Type,
                           &values, &i, &inv_log_gamma, &count, &max_bins, &horizon))
         return NULL;
-    i = i < 0 ? 0 : i;
-    while (i < PyList_GET_SIZE(values)) {
-        double v = PyFloat_AsDouble(PyList_GET_ITEM(values, i));
-        if (v == -1.0 && PyErr_Occurred())
-            return NULL;
-        PyObject *key = PyLong_FromDouble(ceil(log(v > HIST_MIN_VALUE ? v : HIST_MIN_VALUE)
-                                               * inv_log_gamma));
-        PyObject *w = key ? PyDict_GetItemWithError(bins, key) : NULL;
-        double weight = w ? PyFloat_AsDouble(w) : 0.0;
-        PyObject *next = PyErr_Occurred() ? NULL : PyFloat_FromDouble(weight + 1.0);
-        int rc = next == NULL ? -1 : PyDict_SetItem(bins, key, next);
-        Py_XDECREF(next);
-        Py_XDECREF(key);
-        if (rc < 0)
-            return NULL;
-        count += 1.0;
-        i++;
-        if (PyDict_GET_SIZE(bins) > max_bins || count >= horizon)
-            break;
-    }
-    return Py_BuildValue("(nd)", i, count);
+    i = add_run_values(bins, values, i, inv_log_gamma, &count, max_bins, horizon);
+    return i < 0 ? NULL : Py_BuildValue("(nd)", i, count);
 }
 
 /* Adds a run of `n` spans, `size` row bytes, to out[service]; 0 on success. */

@@ -29,8 +29,9 @@ optional ``ceiling_ns`` keeps anything slower than it, even before learning.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline import native
@@ -44,6 +45,9 @@ REFRESH_EVERY = 32
 
 
 class _OpLatency:
+    """One operation's histogram; ``hist`` and ``since_refresh`` are what
+    ``native.latency_observe`` reads and writes."""
+
     __slots__ = ("hist", "since_refresh", "threshold")
 
     def __init__(self, hist: DecayingHistogram) -> None:
@@ -74,6 +78,8 @@ class LatencyState:
         self.horizon = horizon
         self.max_bins = max_bins
         self.max_keys = max_keys
+        # Every histogram's bucket scale, computed as DecayingHistogram computes it.
+        self._inv_log_gamma = 1.0 / math.log((1.0 + accuracy) / (1.0 - accuracy))
         self._ops: OrderedDict[tuple[str, str], _OpLatency] = OrderedDict()
 
     def observe(self, service: str, operation: str, duration_ns: int) -> None:
@@ -93,7 +99,7 @@ class LatencyState:
     def observe_spans(self, spans: Sequence[SpanHead]) -> None:
         """:meth:`observe` every span in order, grouped by operation when that is exact.
 
-        Grouped (:func:`pipeline.native.latency_groups`, one native call per
+        Grouped (:func:`pipeline.native.latency_observe`, one native call per
         trace), each operation is looked up once and its durations go into its
         histogram together; each histogram sees its own values in the same
         order, and visiting operations in the order of their last span leaves the
@@ -105,15 +111,9 @@ class LatencyState:
             for span in spans:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
-        ops = self._ops
-        for key, durations in native.latency_groups(spans):
-            op = ops.get(key)
-            if op is None:
-                op = ops[key] = self._new_op()
-            else:
-                ops.move_to_end(key)
-            op.hist.add_many(durations)
-            op.since_refresh += len(durations)
+        native.latency_observe(
+            self._ops, spans, self._new_op, self._inv_log_gamma, self.max_bins, self.horizon
+        )
 
     def _new_op(self) -> _OpLatency:
         return _OpLatency(DecayingHistogram(self.accuracy, self.horizon, self.max_bins))
@@ -165,6 +165,12 @@ class LatencyState:
         )
         for entry in data["ops"]:
             hist = DecayingHistogram.from_dict(entry["hist"])
+            if (hist.accuracy, hist.horizon, hist.max_bins) != (
+                state.accuracy,
+                state.horizon,
+                state.max_bins,
+            ):
+                raise ValueError("latency state: a histogram's parameters differ from the state's")
             state._ops[(str(entry["service"]), str(entry["operation"]))] = _OpLatency(hist)
         return state
 
@@ -188,6 +194,29 @@ def latency_groups_of(
         durations.append(span.duration_ns)
         groups[key] = durations
     return list(groups.items())
+
+
+def latency_observe_of(
+    ops: OrderedDict[tuple[str, str], _OpLatency],
+    spans: Sequence[SpanHead],
+    new_op: Callable[[], _OpLatency],
+    inv_log_gamma: float,
+    max_bins: int,
+    horizon: float,
+) -> None:
+    """The reference of ``native.latency_observe``: each group of
+    :func:`latency_groups_of`, found in ``ops`` or added by ``new_op()``, moved to the
+    end, learns its durations value by value (the histograms' own parameters, which
+    the native code gets as ``inv_log_gamma``, ``max_bins`` and ``horizon``)."""
+    for key, durations in latency_groups_of(spans):
+        op = ops.get(key)
+        if op is None:
+            op = ops[key] = new_op()
+        else:
+            ops.move_to_end(key)
+        for duration in durations:
+            op.hist.add(float(duration))
+        op.since_refresh += len(durations)
 
 
 class LatencyPolicy:

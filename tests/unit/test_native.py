@@ -16,7 +16,9 @@ import os
 import random
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,7 +37,7 @@ from pipeline.otlp.otlp_proto import any_string, fields_of, parse_request, upb_a
 from pipeline.otlp.samples import deep_proto_request, key_values, proto_request, proto_span
 from pipeline.sampling.counters import per_service_of
 from pipeline.sampling.decaying_histogram import DecayingHistogram, hist_add_run_of
-from pipeline.sampling.latency import LatencyState, latency_groups_of
+from pipeline.sampling.latency import LatencyState, latency_observe_of
 from pipeline.sampling.policy import representative_of
 from pipeline.sampling.probabilistic import trace_hash_of
 from pipeline.sinks.clickhouse import TRACE_COLUMNS, arrow_columns_of, columns_of
@@ -228,7 +230,7 @@ def test_representative_without_root_is_the_earliest_longest(
 
 
 @needs_extension
-@pytest.mark.parametrize("port", ["per_service", "representative", "latency_groups"])
+@pytest.mark.parametrize("port", ["per_service", "representative"])
 def test_ports_over_spans_take_heads_only(port: str) -> None:
     built = span()
     assert built.span is not None
@@ -292,10 +294,56 @@ def test_add_many_on_ints_and_overflow_matches_add() -> None:
         hist_add_run_of({}, [10**400], 0, 1.0, 0.0, 1, 2.0)
 
 
+def _learnt(observe: Any, traces: list[list[SpanHead]], horizon: float) -> Any:
+    state = LatencyState(horizon=horizon, max_bins=3)
+    for spans in traces:
+        observe(state._ops, spans, state._new_op, state._inv_log_gamma, 3, horizon)
+    return state.to_dict(), [(k, op.since_refresh) for k, op in state._ops.items()]
+
+
 @settings(max_examples=200, deadline=None)
-@given(_spans)
-def test_latency_groups(spans: list[SpanHead]) -> None:
-    assert native.latency_groups(spans) == latency_groups_of(spans)
+@given(st.lists(_spans, min_size=1, max_size=5), st.sampled_from([4.0, 16.0, 1e4]))
+def test_latency_observe(traces: list[list[SpanHead]], horizon: float) -> None:
+    got = _learnt(native.latency_observe, traces, horizon)
+    assert got == _learnt(latency_observe_of, traces, horizon)
+
+
+def test_latency_observe_goes_through_the_attribute_protocol() -> None:
+    """Ops and histograms are read by attribute: any object with them works alike."""
+
+    class Counting(DecayingHistogram):
+        __slots__ = ("_count", "reads")
+
+        def __init__(self, *args: Any) -> None:
+            self.reads = 0
+            super().__init__(*args)
+
+        @property  # type: ignore[override]
+        def count(self) -> float:
+            self.reads += 1
+            return self._count
+
+        @count.setter
+        def count(self, value: float) -> None:
+            self._count = value
+
+    spans = [head(duration_ns=d) for d in range(1, 40)]
+    inv = 1.0 / math.log(1.02 / 0.98)
+    learnt = []
+    for observe in (native.latency_observe, latency_observe_of):
+        ops: OrderedDict[Any, Any] = OrderedDict()
+        observe(
+            ops,
+            spans,
+            lambda: SimpleNamespace(hist=Counting(0.02, 8.0, 4), since_refresh=0),
+            inv,
+            4,
+            8.0,
+        )
+        (op,) = ops.values()
+        assert op.hist.reads > 0
+        learnt.append((op.hist.to_dict(), op.hist.count, op.since_refresh))
+    assert learnt[0] == learnt[1]
 
 
 @settings(max_examples=200, deadline=None)
