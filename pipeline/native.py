@@ -15,9 +15,11 @@ References are named as ``"module:function"`` and imported on first use: they li
 in the module that owns the behaviour (the sketch, the policy, the decoder), which
 itself imports its native twin from here.
 
-The extension reads nothing private of Python objects: what it needs comes as
-arguments, and the attributes the enricher reads come from
-:data:`pipeline.enrich.DERIVE_ATTRIBUTES` through ``configure`` below.
+The extension reads nothing private of Python objects: parameters come as
+arguments, the attributes the enricher reads come from
+:data:`pipeline.enrich.DERIVE_ATTRIBUTES` through ``configure`` below, and the one
+port that updates Python objects (``latency_observe``) uses only the members
+:mod:`pipeline.sampling.latency` declares for it.
 
 >>> sorted(port.name for port in PORTS)[:3]
 ['arrow_columns', 'columns', 'fields']
