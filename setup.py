@@ -1,8 +1,8 @@
 """Build the native span scanner (pipeline/otlp/_heads.c) at ``pip install [-e] .``.
 
 Everything else is declared in pyproject.toml; setuptools has no declarative
-form for C extensions, hence this file. A failed compile fails the install:
-there is no pure-Python stand-in for the extension.
+form for C extensions, hence this file. A failed compile fails the install;
+``pipeline.native`` holds the Python definition of every native function.
 """
 
 from setuptools import Extension, setup
@@ -24,7 +24,6 @@ setup(
                     "_sampling",
                     "_latency",
                     "_policies",
-                    "_slots",
                     "_columns",
                     "_buffers",
                     "_arrow",

@@ -52,6 +52,27 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+#: Every span attribute :func:`operation_for` and :func:`http_server_error` read, and
+#: nothing else: the native scan (``pipeline/otlp/_derive.h``) memoises
+#: :meth:`Enricher.derive` on these, by position, so the order is part of the contract.
+DERIVE_ATTRIBUTES: Final = (
+    "http.request.method",
+    "http.method",
+    "http.route",
+    "url.path",
+    "http.target",
+    "url.full",
+    "http.url",
+    "rpc.system",
+    "rpc.service",
+    "rpc.method",
+    "db.system.name",
+    "db.system",
+    "db.operation.name",
+    "db.operation",
+    "http.response.status_code",
+    "http.status_code",
+)
 DROPPED_ATTRIBUTES_KEY: Final = "spanstream.dropped_attributes"
 TRUNCATED_VALUES_KEY: Final = "spanstream.truncated_values"
 
@@ -147,6 +168,8 @@ def url_path(url: str) -> str:
 def operation_for(span_name: str, attributes: dict[str, str]) -> str:
     """The uncapped operation name of a span (rules in the module docstring).
 
+    Reads only the attributes :data:`DERIVE_ATTRIBUTES` lists.
+
     >>> operation_for("GET", {"http.request.method": "GET", "http.route": "/users/:id"})
     'GET /users/:id'
     >>> operation_for("GET", {"http.request.method": "GET", "url.path": "/users/77"})
@@ -186,7 +209,7 @@ def _http_operation(method: str, span_name: str, attributes: dict[str, str]) -> 
 
 
 def http_server_error(attributes: dict[str, str]) -> bool:
-    """True when the span's HTTP response status is >= 500.
+    """True when the span's HTTP response status is >= 500 (reads :data:`DERIVE_ATTRIBUTES`).
 
     >>> http_server_error({"http.response.status_code": "503"})
     True

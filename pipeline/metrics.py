@@ -26,7 +26,7 @@ SPANS_KEPT = Counter(
 SPANS_DROPPED = Counter(
     "spanstream_spans_sampled_out_total", "Spans deliberately sampled out", ["service"]
 )
-#: Estimated otel_traces row bytes (sampling.stats.span_size), not wire bytes.
+#: Estimated otel_traces row bytes (sampling.counters.span_size), not wire bytes.
 BYTES_KEPT = Counter("spanstream_bytes_kept_total", "Approximate bytes of kept spans", ["service"])
 KEEP_RATIO = Gauge("spanstream_sampling_keep_ratio", "Spans kept / spans decided", ["service"])
 #: No service label: the assembler counts one total; per series, see LateSpans in

@@ -1,9 +1,19 @@
-"""Values that flow between the stages: a decoded span and where it came from.
+"""Values that flow between the stages: a span as the stages read it, as it is stored, and
+where it came from.
 
-A :class:`Span` carries exactly the columns of the Collector ClickHouse
-exporter's ``otel_traces`` table, plus the few fields spanstream derives in
-``enrich`` (normalized operation, error flag, ingest encoding). Stages take and
-return these frozen values; nothing here talks to Kafka or ClickHouse.
+Two span types, one story:
+
+* :class:`SpanHead` is what every stage reads (enrichment's results, sampling,
+  windows, volume counters): ids, times, the series service, the operation, the
+  error flag and the estimated row size, plus where the span's bytes are. The
+  decoders make one per span; the stages take nothing else.
+* :class:`Span` is the stored row: exactly the columns of the Collector ClickHouse
+  exporter's ``otel_traces`` table, plus the few fields spanstream derives in
+  ``enrich`` (normalized operation, error flag, ingest encoding). Only kept spans
+  become one (:func:`pipeline.otlp.heads.to_span`); a Span built another way (the
+  JSON decoder, tests) becomes a head by :func:`pipeline.otlp.heads.head_of`.
+
+Nothing here talks to Kafka or ClickHouse.
 
 Kind and status strings follow the current Collector ClickHouse exporter
 (``traceutil.SpanKindStr`` / ``StatusCodeStr``): ``Server``, ``Client``,
@@ -15,6 +25,7 @@ Kind and status strings follow the current Collector ClickHouse exporter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -85,3 +96,64 @@ class SourceRef:
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class SpanHead:
+    """What the stages read of one span, and where its bytes are (read-only).
+
+    The native extension defines the type the pipeline uses
+    (``pipeline.native.SpanHead``); this class is its Python definition, used
+    without the extension. ``service_name`` is the series service
+    (``Enricher.series_service``); ``row_bytes`` the estimated ``otel_traces`` row
+    size; ``value[offset:offset + length]`` the span's protobuf bytes under ``ctx``
+    (a ``pipeline.otlp.heads.ScopeContext``), or ``span`` the Span already built.
+    """
+
+    __slots__ = (
+        "ctx",
+        "duration_ns",
+        "is_error",
+        "length",
+        "offset",
+        "operation",
+        "parent_span_id",
+        "row_bytes",
+        "service_name",
+        "span",
+        "span_id",
+        "timestamp_ns",
+        "trace_id",
+        "value",
+    )
+
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_span_id: str,
+        timestamp_ns: int,
+        duration_ns: int,
+        service_name: str,
+        operation: str,
+        is_error: bool,
+        row_bytes: int,
+        value: bytes,
+        offset: int,
+        length: int,
+        ctx: Any,
+        span: Span | None,
+    ) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.timestamp_ns = timestamp_ns
+        self.duration_ns = duration_ns
+        self.service_name = service_name
+        self.operation = operation
+        self.is_error = is_error
+        self.row_bytes = row_bytes
+        self.value = value
+        self.offset = offset
+        self.length = length
+        self.ctx = ctx
+        self.span = span

@@ -11,7 +11,7 @@ are the best of the admitted ones, so every exemplar an alert names was kept.
 The number admitted grows like ``limit * ln(n)`` for ``n`` traces per window
 (record-breaking values), not like ``n``.
 
->>> from pipeline.windows.stats import Exemplar
+>>> from pipeline.windows.red_stats import Exemplar
 >>> budget = ExemplarBudget(limit=1)
 >>> key = ("cart", "GET /", 0)
 >>> budget.admit(key, (Exemplar("a" * 32, 50, False),))
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
-from pipeline.windows.stats import Exemplar, best_exemplars
+from pipeline.windows.red_stats import Exemplar, best_exemplars
 
 
 class ExemplarBudget:

@@ -7,7 +7,7 @@ What is counted where:
     (a record's bytes cannot be attributed span by span without re-encoding).
 ``spanstream_bytes_kept_total``
     Estimated ``otel_traces`` row bytes of kept spans
-    (:func:`~pipeline.sampling.stats.span_size`), counted at the decision.
+    (:func:`~pipeline.sampling.counters.span_size`), counted at the decision.
 ``spanstream_sampling_keep_ratio``
     Spans kept / spans decided per service, since the worker started.
 ``spanstream_spans_kept_total``
@@ -15,11 +15,11 @@ What is counted where:
     acknowledged their insert.
 
 The log line compares like with like: spans in vs. kept and estimated row
-bytes in vs. kept (both from :class:`~pipeline.sampling.stats.SamplingStats`),
+bytes in vs. kept (both from :class:`~pipeline.sampling.counters.SamplingStats`),
 so its percentages are the storage reduction over the last interval. Wire
 bytes are not in it: protobuf payload and row size differ by encoding alone.
 
->>> from pipeline.sampling.stats import ServiceVolume
+>>> from pipeline.sampling.counters import ServiceVolume
 >>> volume_line({"api": ServiceVolume(1000, 2_000_000, 50, 120_000)}, 30.0)
 'volume in 30s: api spans 1000->50 (5.0%) bytes 2.0MB->120.0kB (6.0%)'
 """
@@ -30,10 +30,9 @@ from collections.abc import Mapping, Sequence
 
 from pipeline import metrics
 from pipeline.clock import Clock
-from pipeline.otlp._heads import per_service
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import DecidedTrace
-from pipeline.sampling.stats import SamplingStats, ServiceVolume, row_bytes
+from pipeline.sampling.counters import SamplingStats, ServiceVolume, per_service
 
 #: Seconds between two volume log lines.
 REPORT_INTERVAL = 30.0
@@ -133,7 +132,7 @@ class VolumeMeter:
         self._messages[decoded.encoding] = self._messages.get(decoded.encoding, 0) + 1
         total = len(decoded.spans)
         pending = self._in
-        for service, (n, _) in per_service(decoded.spans, row_bytes).items():
+        for service, (n, _) in per_service(decoded.spans).items():
             counts = pending.get(service)
             if counts is None:
                 counts = pending[service] = [0, 0.0]
@@ -155,7 +154,7 @@ class VolumeMeter:
     def record_written(self, traces: Sequence[DecidedTrace]) -> None:
         """Count the spans of kept traces whose rows the store acknowledged."""
         for trace in traces:
-            for service, (n, _) in per_service(trace.heads, row_bytes).items():
+            for service, (n, _) in per_service(trace.heads).items():
                 metrics.SPANS_KEPT.labels(service, trace.policy or "").inc(n)
 
     def _count_decided(self, decided: Sequence[DecidedTrace]) -> dict[str, int]:
@@ -164,7 +163,7 @@ class VolumeMeter:
         totals = self._decided
         for trace in decided:
             kept = trace.kept
-            for service, (n, _) in per_service(trace.heads, row_bytes).items():
+            for service, (n, _) in per_service(trace.heads).items():
                 counts = totals.get(service)
                 if counts is None:
                     counts = totals[service] = [0, 0]

@@ -4,7 +4,9 @@
  * columns() appends, per head, what to_span() and span_columns() would give: the
  * head's ids, start and duration, its ScopeContext's service, resource attributes
  * and scope, and what fields() reads from the span's bytes (name, kind, status,
- * attributes, events, links). tests/unit/otlp/test_columns.py holds the two equal.
+ * attributes, events, links). The column names are pipeline.sinks.clickhouse.TRACE_TYPES
+ * (the SQL's); tests/unit/test_native.py and tests/unit/sinks/test_clickhouse.py hold
+ * the two equal.
  */
 #ifndef SPANSTREAM_COLUMNS_H
 #define SPANSTREAM_COLUMNS_H

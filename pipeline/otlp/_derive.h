@@ -5,7 +5,8 @@
  * per-service operation sets only grow, an admitted service stays admitted and a
  * full services bound stays full), so answers are memoised by their inputs.
  * The key holds only the inputs derive actually reads, mirroring
- * pipeline.enrich.operation_for and http_server_error (the equivalence tests and
+ * pipeline.enrich.operation_for and http_server_error, which read only the attributes
+ * pipeline.enrich.DERIVE_ATTRIBUTES declares (the equivalence tests and
  * the fuzz test hold the two together): a server span's url.path beside its
  * http.route, or a client span's name beside its url.path, does not split entries.
  * Keeping an input that is not read is always safe; dropping one that is would not
@@ -16,7 +17,7 @@
 
 #include "_span.h"
 
-/* Indexes into RELEVANT (_values.h). */
+/* Indexes into pipeline.enrich.DERIVE_ATTRIBUTES, as configure() (_values.h) got them. */
 enum {
     HTTP_REQUEST_METHOD, HTTP_METHOD, HTTP_ROUTE, URL_PATH, HTTP_TARGET, URL_FULL, HTTP_URL,
     RPC_SYSTEM, RPC_SERVICE, RPC_METHOD, DB_SYSTEM_NAME, DB_SYSTEM, DB_OPERATION_NAME,

@@ -17,6 +17,10 @@
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
  * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
  * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials'.
+ *
+ * pipeline.native is the only importer: it lists every function here beside its
+ * Python definition. Everything the C code needs from Python comes as an argument
+ * (or through configure()); it reads only the fields of its own types.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -359,7 +363,8 @@ scan(PyObject *Py_UNUSED(module), PyObject *args)
     Scan w;
     if (!PyArg_ParseTuple(args, "O!OO!O!OOOnnn:scan", &PyBytes_Type, &w.value, &w.context,
                           &PyDict_Type, &w.contexts, &PyDict_Type, &w.memo, &w.derive, &w.slow,
-                          &w.kv_string, &w.max_attributes, &w.max_value_length, &w.memo_limit))
+                          &w.kv_string, &w.max_attributes, &w.max_value_length, &w.memo_limit)
+        || !relevant_configured())
         return NULL;
     w.last_trace_id = NULL;
     w.scratch = PyMem_Calloc(1, sizeof(Scratch)); /* zeroed: no relevant values yet */
@@ -441,20 +446,20 @@ static PyMethodDef methods[] = {
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
-    {"per_service", per_service, METH_VARARGS,
-     PyDoc_STR("per_service(spans, row_bytes) -> {service: [spans, row bytes]}")},
-    {"by_trace", by_trace, METH_O,
-     PyDoc_STR("by_trace(spans) -> {trace_id: [span, ...]} in first-seen order")},
-    {"any_error", any_error, METH_O,
-     PyDoc_STR("any_error(spans) -> any(span.is_error for span in spans)")},
+    {"per_service", per_service, METH_O,
+     PyDoc_STR("per_service(heads) -> {service: [spans, row bytes]}")},
     {"representative", representative, METH_O,
-     PyDoc_STR("representative(spans) -> the root span, else the longest, else None")},
+     PyDoc_STR("representative(heads) -> the root span, else the longest, else None")},
     {"trace_hash", trace_hash, METH_VARARGS,
      PyDoc_STR("trace_hash(trace_id, salt) -> the probabilistic policy's 64-bit hash")},
-    {"hist_extend", hist_extend, METH_VARARGS,
-     PyDoc_STR("hist_extend(hist, values): DecayingHistogram.add_many")},
+    {"hist_add_run", hist_add_run, METH_VARARGS,
+     PyDoc_STR("hist_add_run(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
+               "-> (next index, count)")},
     {"latency_observe", latency_observe, METH_VARARGS,
-     PyDoc_STR("latency_observe(ops, spans, new_op): LatencyState.observe_spans, grouped")},
+     PyDoc_STR("latency_observe(ops, heads, new_op, inv_log_gamma, max_bins, horizon): "
+               "LatencyState.observe_spans, grouped")},
+    {"configure", configure, METH_O,
+     PyDoc_STR("configure(derive_attributes): the attributes Enricher.derive reads")},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {
@@ -465,8 +470,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__heads(void)
 {
-    if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0
-        || init_relevant() < 0 || init_latency() < 0)
+    if (PyType_Ready(&SpanHeadType) < 0 || PyType_Ready(&RedAccType) < 0 || init_latency() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

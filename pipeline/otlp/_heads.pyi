@@ -1,6 +1,6 @@
-"""Type stubs of the native span scanner (pipeline/otlp/_heads.c)."""
+"""Type stubs of the native extension (pipeline/otlp/_heads.c); import it via pipeline.native."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 from pipeline.model import Span
@@ -100,7 +100,7 @@ class RedAcc:
     def exemplars(self) -> tuple[tuple[str, int, bool], ...]: ...
 
 def window_add(
-    spans: Sequence[Any],
+    spans: Sequence[SpanHead],
     accumulators: dict[tuple[str, str, int], RedAcc],
     window_ns: int,
     watermark_cap_ns: int | None,
@@ -110,17 +110,29 @@ def window_add(
     max_bins: int,
     /,
 ) -> int | None: ...
-def by_trace(spans: Iterable[Any], /) -> dict[str, list[Any]]: ...
-def any_error(spans: Sequence[Any], /) -> bool: ...
-def representative(spans: Sequence[Any], /) -> Any: ...
+def representative(spans: Sequence[SpanHead], /) -> SpanHead | None: ...
 def trace_hash(trace_id: str, salt: bytes, /) -> int: ...
-def hist_extend(hist: Any, values: list[float], /) -> None: ...
+def hist_add_run(
+    bins: dict[int, float],
+    values: list[float],
+    start: int,
+    inv_log_gamma: float,
+    count: float,
+    max_bins: int,
+    horizon: float,
+    /,
+) -> tuple[int, float]: ...
 def latency_observe(
-    ops: dict[Any, Any], spans: Sequence[Any], new_op: Callable[[], Any], /
+    ops: dict[Any, Any],
+    spans: Sequence[SpanHead],
+    new_op: Callable[[], Any],
+    inv_log_gamma: float,
+    max_bins: int,
+    horizon: float,
+    /,
 ) -> None: ...
-def per_service(
-    spans: Sequence[Any], row_bytes: Callable[[Any], int], /
-) -> dict[str, list[int]]: ...
+def per_service(spans: Sequence[SpanHead], /) -> dict[str, list[int]]: ...
+def configure(derive_attributes: tuple[str, ...], /) -> None: ...
 def columns(
     heads: list[SpanHead],
     kv_string: Callable[[bytes], str],

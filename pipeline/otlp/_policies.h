@@ -1,8 +1,9 @@
 /* Per-trace checks of the sampling policies for _heads.c.
  *
- * Each is the Python expression named in its comment, evaluated the same way
- * (truthiness, `>` on durations, bytes.fromhex) on heads without attribute lookups:
- * a trace is judged by every policy, so these run once per span per trace.
+ * Each is the Python definition named in its comment (pipeline.native lists them),
+ * evaluated the same way (truthiness, `>` on durations, bytes.fromhex) on heads
+ * without attribute lookups: a trace is judged by every policy, so these run once per
+ * span per trace.
  */
 #ifndef SPANSTREAM_POLICIES_H
 #define SPANSTREAM_POLICIES_H
@@ -12,25 +13,6 @@
 
 #include "_sampling.h"
 
-/* any_error(spans) -> any(span.is_error for span in spans) */
-static PyObject *
-any_error(PyObject *self, PyObject *spans)
-{
-    (void)self;
-    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
-    int found = seq ? 0 : -1;
-    for (Py_ssize_t i = 0; found == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
-        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        int is_head = Py_IS_TYPE(span, &SpanHeadType);
-        PyObject *flag = head_attr(span, is_head ? ((SpanHead *)span)->is_error : NULL,
-                                   "is_error");
-        found = flag ? PyObject_IsTrue(flag) : -1;
-        Py_XDECREF(flag);
-    }
-    Py_XDECREF(seq);
-    return found < 0 ? NULL : PyBool_FromLong(found);
-}
-
 /* The first span whose parent_span_id is falsy, else max(spans, key=duration_ns)
  * (the earliest of equals), else None. The caller holds `seq`. */
 static PyObject *
@@ -38,29 +20,22 @@ pick_representative(PyObject *seq)
 {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        int is_head = Py_IS_TYPE(span, &SpanHeadType);
-        PyObject *parent = head_attr(
-            span, is_head ? ((SpanHead *)span)->parent_span_id : NULL, "parent_span_id");
-        int root = parent ? PyObject_Not(parent) : -1;
-        Py_XDECREF(parent);
+        SpanHead *h = as_head(PySequence_Fast_GET_ITEM(seq, i));
+        int root = h ? PyObject_Not(h->parent_span_id) : -1;
         if (root != 0)
-            return root < 0 ? NULL : Py_NewRef(span);
+            return root < 0 ? NULL : Py_NewRef((PyObject *)h);
     }
     PyObject *best = NULL, *best_key = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        int is_head = Py_IS_TYPE(span, &SpanHeadType);
-        PyObject *key = head_attr(span, is_head ? ((SpanHead *)span)->duration_ns : NULL,
-                                  "duration_ns");
+        SpanHead *h = as_head(span);
+        PyObject *key = h ? h->duration_ns : NULL;
         int gt = key == NULL ? -1 : best_key == NULL ? 1
                                   : PyObject_RichCompareBool(key, best_key, Py_GT);
         if (gt > 0) {
             best = span;
-            Py_XSETREF(best_key, key);
+            Py_XSETREF(best_key, Py_NewRef(key));
         }
-        else
-            Py_XDECREF(key);
         if (gt < 0) {
             Py_XDECREF(best_key);
             return NULL;

@@ -11,37 +11,57 @@
 
 #define MAX_KV 256
 
-/* The attributes pipeline.enrich reads (operation_for, http_server_error), in the
- * order of the derive memo key. */
+/* The attributes pipeline.enrich reads (pipeline.enrich.DERIVE_ATTRIBUTES), in that
+ * order: _derive.h names them by index. configure() receives them from Python; until
+ * then no key is relevant and scan() refuses to run. */
 #define N_RELEVANT 16
-static const char *RELEVANT[N_RELEVANT] = {
-    "http.request.method", "http.method", "http.route", "url.path", "http.target",
-    "url.full", "http.url", "rpc.system", "rpc.service", "rpc.method", "db.system.name",
-    "db.system", "db.operation.name", "db.operation", "http.response.status_code",
-    "http.status_code"};
+static const char *relevant_text[N_RELEVANT]; /* UTF-8 of relevant_names[i] */
 static Py_ssize_t relevant_lengths[N_RELEVANT];
 static PyObject *relevant_names[N_RELEVANT];
+static Py_ssize_t relevant_min = 1, relevant_max = 0; /* key lengths worth comparing */
+
+/* configure(attributes) -> None: the derive attributes, a tuple of N_RELEVANT strs. */
+static PyObject *
+configure(PyObject *Py_UNUSED(module), PyObject *names)
+{
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != N_RELEVANT)
+        return PyErr_Format(PyExc_ValueError, "configure takes a tuple of %d attribute names",
+                            N_RELEVANT);
+    for (int i = 0; i < N_RELEVANT; i++)
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(names, i)))
+            return PyErr_Format(PyExc_TypeError, "attribute names must be str");
+    relevant_min = PY_SSIZE_T_MAX;
+    relevant_max = 0;
+    for (int i = 0; i < N_RELEVANT; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        const char *text = PyUnicode_AsUTF8AndSize(name, &relevant_lengths[i]);
+        if (text == NULL)
+            return NULL;
+        Py_XSETREF(relevant_names[i], Py_NewRef(name)); /* keeps `text` alive */
+        relevant_text[i] = text;
+        relevant_min = Py_MIN(relevant_min, relevant_lengths[i]);
+        relevant_max = Py_MAX(relevant_max, relevant_lengths[i]);
+    }
+    Py_RETURN_NONE;
+}
 
 static int
-init_relevant(void)
+relevant_configured(void)
 {
-    for (int i = 0; i < N_RELEVANT; i++) {
-        relevant_lengths[i] = (Py_ssize_t)strlen(RELEVANT[i]);
-        if ((relevant_names[i] = PyUnicode_InternFromString(RELEVANT[i])) == NULL)
-            return -1;
-    }
+    if (relevant_names[0] != NULL)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "configure() the derive attributes first");
     return 0;
 }
 
-/* Index of `key` in RELEVANT, or -1; every span's every key comes through here. */
+/* Index of `key` among the relevant names, or -1; every span's every key comes here. */
 static inline int
 relevant_index(Slice key)
 {
-    if (key.n < 8 || key.n > 25 || (key.p[0] != 'h' && key.p[0] != 'u' && key.p[0] != 'r'
-                                    && key.p[0] != 'd'))
+    if (key.n < relevant_min || key.n > relevant_max)
         return -1;
     for (int i = 0; i < N_RELEVANT; i++)
-        if (relevant_lengths[i] == key.n && memcmp(RELEVANT[i], key.p, key.n) == 0)
+        if (relevant_lengths[i] == key.n && memcmp(relevant_text[i], key.p, key.n) == 0)
             return i;
     return -1;
 }

@@ -2,14 +2,14 @@
  *
  * window_add() files each span into its (service, operation, window start)
  * accumulator, a RedAcc: requests, errors, the largest duration, the latency
- * sketch's counts (pipeline.windows.sketch.LatencySketch: zero bucket, min, max and
+ * sketch's counts (pipeline.windows.latency_sketch.LatencySketch: zero bucket, min, max and
  * the bucket dict, keyed exactly as LatencySketch.add keys them) and the ranked
- * exemplars (pipeline.windows.stats.best_exemplars). pipeline.windows.partial turns a
- * RedAcc into a Partial at the cut; tests/unit/windows/test_native_window.py holds
- * this file to the Python definitions, span for span.
+ * exemplars (pipeline.windows.red_stats.best_exemplars). pipeline.windows.partial turns a
+ * RedAcc into a Partial at the cut; tests/unit/test_native.py holds this file to its
+ * Python definition (pipeline.windows.partial.window_add), span for span.
  *
- * Span fields are read straight from a SpanHead, by attribute from anything else
- * (a pipeline.model.Span). Timestamps and durations are Python ints of any size: the
+ * The window and sketch parameters come as arguments. Timestamps and durations are
+ * Python ints of any size: the
  * int64 fast path covers real traffic, Python arithmetic covers the rest, so a span
  * from a broken clock is counted, never an error.
  */
@@ -20,9 +20,9 @@
 #include <math.h>
 #include <structmember.h>
 
-#include "_head_type.h"
+#include "_sampling.h"
 
-/* pipeline.windows.sketch.MIN_VALUE_MS: values at or below it count as zero. */
+/* pipeline.windows.latency_sketch.MIN_VALUE_MS: values at or below it count as zero. */
 #define MIN_VALUE_MS 1e-9
 
 typedef struct {
@@ -256,28 +256,16 @@ facts_release(Facts *f)
 static int
 facts_of(PyObject *span, Facts *f)
 {
-    PyObject *err;
-    if (Py_IS_TYPE(span, &SpanHeadType)) {
-        SpanHead *h = (SpanHead *)span;
-        f->trace_id = Py_NewRef(h->trace_id);
-        f->service = Py_NewRef(h->service_name);
-        f->operation = Py_NewRef(h->operation);
-        f->timestamp_ns = Py_NewRef(h->timestamp_ns);
-        f->duration_ns = Py_NewRef(h->duration_ns);
-        err = Py_NewRef(h->is_error);
-    }
-    else {
-        f->trace_id = PyObject_GetAttrString(span, "trace_id");
-        f->service = PyObject_GetAttrString(span, "service_name");
-        f->operation = PyObject_GetAttrString(span, "operation");
-        f->timestamp_ns = PyObject_GetAttrString(span, "timestamp_ns");
-        f->duration_ns = PyObject_GetAttrString(span, "duration_ns");
-        err = PyObject_GetAttrString(span, "is_error");
-    }
-    f->is_error = err ? PyObject_IsTrue(err) : -1;
-    Py_XDECREF(err);
-    if (!f->trace_id || !f->service || !f->operation || !f->timestamp_ns || !f->duration_ns
-        || f->is_error < 0) {
+    SpanHead *h = as_head(span);
+    if (h == NULL)
+        return -1;
+    f->trace_id = Py_NewRef(h->trace_id);
+    f->service = Py_NewRef(h->service_name);
+    f->operation = Py_NewRef(h->operation);
+    f->timestamp_ns = Py_NewRef(h->timestamp_ns);
+    f->duration_ns = Py_NewRef(h->duration_ns);
+    f->is_error = PyObject_IsTrue(h->is_error);
+    if (f->is_error < 0) {
         facts_release(f);
         return -1;
     }

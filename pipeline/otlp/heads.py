@@ -1,23 +1,23 @@
 """Span heads: what every stage reads of a span, with the full span built only when kept.
 
 Enrichment, tail sampling and window aggregation read eight fields of a span
-(:class:`SpanFacts`); only spans of kept traces are stored, and those need every
+(:class:`~pipeline.model.SpanHead`); only spans of kept traces are stored, and those need every
 ``otel_traces`` column. Building the full :class:`~pipeline.model.Span` (attribute
 maps, events, links) for every span cost ~12 us of Python per span, twenty times
 the upb parse, and most spans are dropped. So an ``otlp_proto`` record becomes a
-list of :class:`SpanHead` values:
+list of :class:`~pipeline.model.SpanHead` values (natives, see :mod:`pipeline.native`):
 
 1. the record is validated (UTF-8, nesting depth, wire format) as upb would:
-   natively by :func:`pipeline.otlp._heads.valid`, which vouches only for bytes
+   natively by :func:`pipeline.native.valid`, which vouches only for bytes
    upb must accept (``_validate.h``), else by upb itself (``parse_request``),
    whose verdict and error text stand; the parsed message is then dropped.
-2. the native :func:`pipeline.otlp._heads.scan` walks the same bytes: one
+2. the native :func:`pipeline.native.scan` walks the same bytes: one
    :class:`ScopeContext` per resource and scope (resource attributes, scope name
    and version), and one head per span: hex ids, start, duration, the enricher's
    ``(operation, is_error, series service)`` (memoised, see ``_heads.c``) and the
    estimated row size (:func:`span_size`), plus where the span's bytes are.
 3. :func:`to_span` builds the full span when it is needed (a kept trace):
-   :func:`pipeline.otlp._heads.fields` reads the attribute map, events and links
+   :func:`pipeline.native.fields` reads the attribute map, events and links
    from those bytes, and the columns are put together here.
 
 Spans the native scan does not read itself (non-canonical encodings, invalid ids,
@@ -29,26 +29,25 @@ decoder builds full spans directly; :func:`head_of` wraps them.
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from weakref import WeakKeyDictionary
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
+from pipeline import native
 from pipeline.enrich import Enricher
-from pipeline.model import Span, SpanEvent, SpanLink
-from pipeline.otlp._heads import SpanHead, arrow_columns, columns, fields, scan, valid
+from pipeline.model import Span, SpanEvent, SpanHead, SpanLink
 from pipeline.otlp.ids import KINDS, STATUSES
 from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_request
 
 __all__ = [
     "ScopeContext",
-    "SpanFacts",
-    "SpanHead",
     "head_buffers",
     "head_columns",
     "head_of",
     "heads_from_proto",
+    "no_scan",
     "to_span",
 ]
 
@@ -57,30 +56,6 @@ __all__ = [
 MEMO_LIMIT: Final = 100_000
 # Fixed-width columns (timestamps, ids, duration) of one otel_traces row.
 _FIXED_ROW_BYTES: Final = 8 + 32 + 16 + 16 + 8
-
-
-class SpanFacts(Protocol):
-    """The fields of a span that enrichment, sampling and windows read.
-
-    Both :class:`SpanHead` and :class:`~pipeline.model.Span` have them.
-    """
-
-    @property
-    def trace_id(self) -> str: ...
-    @property
-    def span_id(self) -> str: ...
-    @property
-    def parent_span_id(self) -> str: ...
-    @property
-    def timestamp_ns(self) -> int: ...
-    @property
-    def duration_ns(self) -> int: ...
-    @property
-    def service_name(self) -> str: ...
-    @property
-    def operation(self) -> str: ...
-    @property
-    def is_error(self) -> bool: ...
 
 
 class ScopeContext:
@@ -119,15 +94,15 @@ class ScopeContext:
 def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
     """Decode one ``otlp_proto`` record into span heads (may be empty); raises DecodeError.
 
-    upb parses the record only when :func:`~pipeline.otlp._heads.valid` cannot vouch
+    upb parses the record only when :func:`~pipeline.native.valid` cannot vouch
     for it (its verdict and error then stand) or the native scan gives up.
     """
-    request = None if valid(value) else parse_request(value)
+    request = None if native.valid(value) else parse_request(value)
     state = _scanners.get(enricher)
     if state is None:
         state = _scanners[enricher] = _Scanner(enricher)
     config = enricher.config
-    heads = scan(
+    heads: list[SpanHead] | None = native.scan(
         value,
         state.make_context,
         state.contexts,
@@ -144,15 +119,21 @@ def heads_from_proto(value: bytes, enricher: Enricher) -> list[SpanHead]:
     return heads
 
 
-def to_span(head: SpanFacts) -> Span:
-    """The full enriched span of a head (a :class:`Span` is returned as it is)."""
-    if isinstance(head, Span):
-        return head
-    assert isinstance(head, SpanHead)
+def no_scan(value: bytes, *_: Any) -> None:
+    """The reference of the native scan: none, every record decodes in Python.
+
+    The native scan's heads are those :func:`_heads_in_python` makes (the
+    equivalence tests hold them equal); ``None`` is its answer for a layout it
+    leaves to Python.
+    """
+
+
+def to_span(head: SpanHead) -> Span:
+    """The full enriched span of a head: the one it carries, else read from its bytes."""
     if head.span is not None:
         return head.span
     ctx: ScopeContext = head.ctx
-    span_attributes, events, links, name, trace_state, kind, status, message = fields(
+    span_attributes, events, links, name, trace_state, kind, status, message = native.fields(
         head.value, head.offset, head.length, _kv_string, SpanEvent, SpanLink
     )
     # The column mapping of otlp_proto.build_span, from the scanned values.
@@ -188,7 +169,8 @@ def head_columns(heads: list[SpanHead]) -> dict[str, list[Any]]:
     The same values as ``span_columns(map(to_span, heads))``, read in one native
     pass from the records' bytes without a Span per head.
     """
-    return columns(heads, _kv_string, KINDS, STATUSES)
+    found: dict[str, list[Any]] = native.columns(heads, _kv_string, KINDS, STATUSES)
+    return found
 
 
 def head_buffers(heads: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
@@ -197,7 +179,8 @@ def head_buffers(heads: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
     :func:`pipeline.store.arrow.from_layout` makes each an array. Raises
     OverflowError when a column passes Arrow's int32 offsets (split the heads).
     """
-    return arrow_columns(heads, _kv_string, KINDS, STATUSES)
+    found: dict[str, tuple[Any, ...]] = native.arrow_columns(heads, _kv_string, KINDS, STATUSES)
+    return found
 
 
 def head_of(
@@ -208,12 +191,14 @@ def head_of(
     ctx: Any = None,
     service: str | None = None,
 ) -> SpanHead:
-    """A head carrying an already built span (JSON records, spans decoded in Python).
+    """A head carrying an already built span: how a :class:`Span` becomes what the stages read.
+
+    JSON records, spans the native scan leaves to Python, and tests come this way.
 
     ``service`` is the series service (``Enricher.series_service``), the span's own
     by default; the span itself keeps its real one for storage.
     """
-    return SpanHead(
+    return native.SpanHead(
         span.trace_id,
         span.span_id,
         span.parent_span_id,

@@ -10,10 +10,12 @@ backend (C), which also validates every record in full.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
@@ -50,6 +52,59 @@ def parse_request(value: bytes) -> Any:
         if "UTF-8" in text:
             raise DecodeError("bad_utf8", text) from None
         raise DecodeError("bad_proto", text) from None
+
+
+def upb_accepts(value: bytes) -> bool:
+    """Whether upb parses ``value`` as a request: the reference of ``native.valid``.
+
+    >>> upb_accepts(b""), upb_accepts(b"\\x0a\\x05")
+    (True, False)
+    """
+    try:
+        _parse(value)
+    except ProtobufDecodeError:
+        return False
+    return True
+
+
+def fields_of(
+    value: bytes,
+    offset: int,
+    length: int,
+    kv_string: Callable[[bytes], str],
+    event_cls: Callable[..., Any],
+    link_cls: Callable[..., Any],
+) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]:
+    """The columns of the span at ``value[offset:offset + length]`` that a head lacks.
+
+    The reference of ``native.fields``: ``(attributes, events, links, name,
+    trace_state, kind, status code, status message)``, values as :func:`build_span`
+    maps them (``kv_string`` is what the native code renders unusual values with;
+    here :func:`any_string` renders every value).
+    """
+    span = ProtoSpan.FromString(value[offset : offset + length])
+    events = tuple(
+        event_cls(check_event_time(e.time_unix_nano), e.name, attributes(e.attributes))
+        for e in span.events
+    )
+    links = tuple(
+        link_cls(
+            link_id(lk.trace_id, 16), link_id(lk.span_id, 8), lk.trace_state,
+            attributes(lk.attributes),
+        )
+        for lk in span.links
+    )  # fmt: skip
+    status = span.status
+    return (
+        attributes(span.attributes),
+        events,
+        links,
+        span.name,
+        span.trace_state,
+        span.kind,
+        status.code,
+        status.message,
+    )
 
 
 def build_span(span: Any, scope: Scope, derived: tuple[str, bool] | None = None) -> Span:

@@ -4,7 +4,7 @@ In the style of the Collector's tail-sampling processor: one policy per module
 (:mod:`.errors`, :mod:`.latency`, :mod:`.anomaly`, :mod:`.exemplar`,
 :mod:`.probabilistic`), combined by :class:`~.policy.PolicySet` (first KEEP wins
 and names the reason); :mod:`.buffer` holds the decision timer and decision
-cache; :mod:`.stats` counts volume in and kept. All pure: no Kafka, no storage.
+cache; :mod:`.counters` counts volume in and kept. All pure: no Kafka, no storage.
 Which offsets the decisions make safe to commit is the ingest stage's business
 (:mod:`pipeline.ingest.commit`).
 """
@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 from pipeline.sampling.anomaly import AnomalyFlags, AnomalyPolicy
 from pipeline.sampling.buffer import Cause, DecidedTrace, TraceBuffer
+from pipeline.sampling.counters import SamplingStats
 from pipeline.sampling.errors import ErrorPolicy
 from pipeline.sampling.exemplar import ExemplarPolicy, ExemplarRequests
 from pipeline.sampling.latency import LatencyPolicy, LatencyState
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
 from pipeline.sampling.probabilistic import ProbabilisticPolicy
-from pipeline.sampling.stats import SamplingStats
 
 __all__ = [
     "AnomalyFlags",

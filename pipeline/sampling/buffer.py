@@ -32,13 +32,16 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import groupby
+from operator import attrgetter
 
 from pipeline.clock import Clock
-from pipeline.model import Span
-from pipeline.otlp._heads import by_trace
-from pipeline.otlp.heads import SpanFacts, to_span
+from pipeline.model import Span, SpanHead
+from pipeline.otlp.heads import to_span
+from pipeline.sampling.counters import SamplingStats
 from pipeline.sampling.policy import Decision, Policy, PolicySet, TraceData, Verdict
-from pipeline.sampling.stats import SamplingStats
+
+_trace_id = attrgetter("trace_id")
 
 
 class Cause(enum.Enum):
@@ -59,7 +62,7 @@ class DecidedTrace:
     #: Name of the policy that kept it; None when dropped.
     policy: str | None
     #: What sampling read of each span (heads, as decoded).
-    heads: tuple[SpanFacts, ...]
+    heads: tuple[SpanHead, ...]
     refs: frozenset[Hashable]
     cause: Cause
 
@@ -120,7 +123,7 @@ class TraceBuffer:
         """The cached decision of a recently decided trace, if any."""
         return self._decided.get(trace_id)
 
-    def add(self, spans: Iterable[SpanFacts], ref: Hashable) -> int:
+    def add(self, spans: Iterable[SpanHead], ref: Hashable) -> int:
         """File one message's spans; returns how many distinct traces they belong to.
 
         ``ref`` must identify the message uniquely (e.g. ``(partition, offset)``):
@@ -130,8 +133,10 @@ class TraceBuffer:
         carrying ``ref``, which is what :class:`~pipeline.ingest.tracker.MessageTracker`
         counts on.
         """
-        # by_trace: groups.setdefault(span.trace_id, []).append(span), natively
-        groups: dict[str, list[SpanFacts]] = by_trace(spans)
+        groups: dict[str, list[SpanHead]] = {}
+        # A message's spans of one trace mostly come together: one step per run.
+        for trace_id, run in groupby(spans, _trace_id):
+            groups.setdefault(trace_id, []).extend(run)
         now = self._clock.now()
         for trace_id, group in groups.items():
             verdict = self._decided.get(trace_id)
@@ -162,7 +167,7 @@ class TraceBuffer:
         ready, self._ready = self._ready, []
         return ready
 
-    def _buffer(self, trace_id: str, spans: list[SpanFacts], ref: Hashable, now: float) -> None:
+    def _buffer(self, trace_id: str, spans: list[SpanHead], ref: Hashable, now: float) -> None:
         trace = self._pending.get(trace_id)
         if trace is None:
             trace = TraceData(trace_id, first_arrival=now)
@@ -204,7 +209,7 @@ class TraceBuffer:
         )
 
     def _late(
-        self, trace_id: str, spans: list[SpanFacts], ref: Hashable, verdict: Verdict
+        self, trace_id: str, spans: list[SpanHead], ref: Hashable, verdict: Verdict
     ) -> DecidedTrace:
         fragment = TraceData(trace_id, spans, refs={ref})
         # Late spans are still traffic: learning policies see them too.
@@ -220,7 +225,7 @@ class TraceBuffer:
         if len(self._decided) > self.max_decided:
             self._decided.popitem(last=False)
 
-    def _count(self, verdict: Verdict, spans: Sequence[SpanFacts]) -> None:
+    def _count(self, verdict: Verdict, spans: Sequence[SpanHead]) -> None:
         if verdict.policy is None:
             self.stats.traces_dropped += 1
         else:

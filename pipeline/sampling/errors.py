@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
-from pipeline.otlp._heads import any_error
+from operator import attrgetter
+
 from pipeline.sampling.policy import Decision, TraceData
+
+_is_error = attrgetter("is_error")
 
 
 class ErrorPolicy:
@@ -19,6 +22,6 @@ class ErrorPolicy:
 
     def evaluate(self, trace: TraceData) -> Decision:
         """KEEP on the first error span found."""
-        if any_error(trace.spans):  # any(span.is_error ...), natively
+        if any(map(_is_error, trace.spans)):
             return Decision.KEEP
         return Decision.DROP

@@ -29,14 +29,15 @@ optional ``ceiling_ns`` keeps anything slower than it, even before learning.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.otlp._heads import latency_observe
-from pipeline.otlp.heads import SpanFacts
+from pipeline import native
+from pipeline.model import SpanHead
+from pipeline.sampling.decaying_histogram import DecayingHistogram
 from pipeline.sampling.policy import Decision, TraceData
-from pipeline.sampling.sketch import DecayingHistogram
 
 STATE_VERSION = 1
 #: The cached threshold of an operation is recomputed after this many new spans.
@@ -44,6 +45,9 @@ REFRESH_EVERY = 32
 
 
 class _OpLatency:
+    """One operation's histogram; ``hist`` and ``since_refresh`` are what
+    ``native.latency_observe`` reads and writes."""
+
     __slots__ = ("hist", "since_refresh", "threshold")
 
     def __init__(self, hist: DecayingHistogram) -> None:
@@ -74,6 +78,8 @@ class LatencyState:
         self.horizon = horizon
         self.max_bins = max_bins
         self.max_keys = max_keys
+        # Every histogram's bucket scale, computed as DecayingHistogram computes it.
+        self._inv_log_gamma = 1.0 / math.log((1.0 + accuracy) / (1.0 - accuracy))
         self._ops: OrderedDict[tuple[str, str], _OpLatency] = OrderedDict()
 
     def observe(self, service: str, operation: str, duration_ns: int) -> None:
@@ -90,10 +96,10 @@ class LatencyState:
         op.hist.add(float(duration_ns))
         op.since_refresh += 1
 
-    def observe_spans(self, spans: Sequence[SpanFacts]) -> None:
+    def observe_spans(self, spans: Sequence[SpanHead]) -> None:
         """:meth:`observe` every span in order, grouped by operation when that is exact.
 
-        Grouped (:func:`~pipeline.otlp._heads.latency_observe`, one native call per
+        Grouped (:func:`pipeline.native.latency_observe`, one native call per
         trace), each operation is looked up once and its durations go into its
         histogram together; each histogram sees its own values in the same
         order, and visiting operations in the order of their last span leaves the
@@ -105,7 +111,9 @@ class LatencyState:
             for span in spans:
                 self.observe(span.service_name, span.operation, span.duration_ns)
             return
-        latency_observe(self._ops, spans, self._new_op)
+        native.latency_observe(
+            self._ops, spans, self._new_op, self._inv_log_gamma, self.max_bins, self.horizon
+        )
 
     def _new_op(self) -> _OpLatency:
         return _OpLatency(DecayingHistogram(self.accuracy, self.horizon, self.max_bins))
@@ -157,8 +165,58 @@ class LatencyState:
         )
         for entry in data["ops"]:
             hist = DecayingHistogram.from_dict(entry["hist"])
+            if (hist.accuracy, hist.horizon, hist.max_bins) != (
+                state.accuracy,
+                state.horizon,
+                state.max_bins,
+            ):
+                raise ValueError("latency state: a histogram's parameters differ from the state's")
             state._ops[(str(entry["service"]), str(entry["operation"]))] = _OpLatency(hist)
         return state
+
+
+def latency_groups_of(
+    spans: Sequence[SpanHead],
+) -> list[tuple[tuple[str, str], list[int]]]:
+    """The reference of ``native.latency_groups``: each ``(service, operation)`` with its
+    durations in span order, the groups in the order of their last span.
+
+    >>> from pipeline.model import SpanHead
+    >>> def head(op: str, ns: int) -> SpanHead:
+    ...     return SpanHead("t", "s", "", 0, ns, "api", op, False, 0, b"", 0, 0, None, None)
+    >>> latency_groups_of([head("a", 1), head("b", 2), head("a", 3)])
+    [(('api', 'b'), [2]), (('api', 'a'), [1, 3])]
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for span in spans:
+        key = (span.service_name, span.operation)
+        durations = groups.pop(key, [])
+        durations.append(span.duration_ns)
+        groups[key] = durations
+    return list(groups.items())
+
+
+def latency_observe_of(
+    ops: OrderedDict[tuple[str, str], _OpLatency],
+    spans: Sequence[SpanHead],
+    new_op: Callable[[], _OpLatency],
+    inv_log_gamma: float,
+    max_bins: int,
+    horizon: float,
+) -> None:
+    """The reference of ``native.latency_observe``: each group of
+    :func:`latency_groups_of`, found in ``ops`` or added by ``new_op()``, moved to the
+    end, learns its durations value by value (the histograms' own parameters, which
+    the native code gets as ``inv_log_gamma``, ``max_bins`` and ``horizon``)."""
+    for key, durations in latency_groups_of(spans):
+        op = ops.get(key)
+        if op is None:
+            op = ops[key] = new_op()
+        else:
+            ops.move_to_end(key)
+        for duration in durations:
+            op.hist.add(float(duration))
+        op.since_refresh += len(durations)
 
 
 class LatencyPolicy:

@@ -25,8 +25,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from pipeline.otlp._heads import representative
-from pipeline.otlp.heads import SpanFacts
+from pipeline import native
+from pipeline.model import SpanHead
 
 
 class Decision(enum.Enum):
@@ -42,12 +42,11 @@ class TraceData:
 
     ``first_arrival``/``last_arrival`` are :class:`~pipeline.clock.Clock` readings
     in seconds; ``refs`` names the source messages that contributed spans. The
-    spans are heads (:class:`~pipeline.otlp.heads.SpanHead`) in the pipeline:
-    policies read only :class:`~pipeline.otlp.heads.SpanFacts`.
+    spans are heads (:class:`~pipeline.model.SpanHead`).
     """
 
     trace_id: str
-    spans: list[SpanFacts] = field(default_factory=list)
+    spans: list[SpanHead] = field(default_factory=list)
     first_arrival: float = 0.0
     last_arrival: float = 0.0
     refs: set[Hashable] = field(default_factory=set)
@@ -57,11 +56,11 @@ class TraceData:
         """How many spans have arrived for this trace."""
         return len(self.spans)
 
-    def root(self) -> SpanFacts | None:
+    def root(self) -> SpanHead | None:
         """The span without a parent, if it has arrived."""
         return next((s for s in self.spans if not s.parent_span_id), None)
 
-    def representative(self) -> SpanFacts | None:
+    def representative(self) -> SpanHead | None:
         """The span that stands for the whole trace: its root, else its longest span.
 
         A slow trace's root ends (and is exported) last, so it is often missing
@@ -69,16 +68,16 @@ class TraceData:
         Ties go to the earliest-arrived span so the choice is deterministic.
         Computed natively; :func:`representative_of` is the definition.
         """
-        found: SpanFacts | None = representative(self.spans)
+        found: SpanHead | None = native.representative(self.spans)
         return found
 
 
-def representative_of(trace: TraceData) -> SpanFacts | None:
+def representative_of(spans: list[SpanHead]) -> SpanHead | None:
     """What :meth:`TraceData.representative` returns, in Python (the reference)."""
-    root = trace.root()
+    root = next((s for s in spans if not s.parent_span_id), None)
     if root is not None:
         return root
-    return max(trace.spans, key=lambda s: s.duration_ns, default=None)
+    return max(spans, key=lambda s: s.duration_ns, default=None)
 
 
 class Policy(Protocol):

@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from pipeline.otlp._heads import trace_hash as native_trace_hash
+from pipeline import native
 from pipeline.sampling.policy import Decision, TraceData
 
 #: The Collector's default ``hash_salt``, so equal settings give equal decisions.
@@ -51,10 +51,21 @@ def fmix64(h: int) -> int:
 def trace_hash(trace_id: str, salt: bytes = DEFAULT_SALT.encode()) -> int:
     """The 64-bit sampling hash of a trace id: ``fmix64(fnv1a_64(salt + id bytes))``.
 
-    Computed natively (:func:`~pipeline.otlp._heads.trace_hash`): the byte loop
-    in Python cost more than all the other policies of a trace together.
+    Computed natively (:func:`pipeline.native.trace_hash`): the byte loop in
+    Python cost more than all the other policies of a trace together.
+    :func:`trace_hash_of` is the definition.
     """
-    return native_trace_hash(trace_id, salt)
+    h: int = native.trace_hash(trace_id, salt)
+    return h
+
+
+def trace_hash_of(trace_id: str, salt: bytes) -> int:
+    """The reference of :func:`trace_hash`.
+
+    >>> trace_hash_of("ab", b"") == fmix64(fnv1a_64(bytes([0xAB])))
+    True
+    """
+    return fmix64(fnv1a_64(salt + trace_id_bytes(trace_id)))
 
 
 def trace_id_bytes(trace_id: str) -> bytes:

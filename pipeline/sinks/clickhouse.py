@@ -20,9 +20,9 @@ import pyarrow as pa
 from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.errors import BatchRejected, SinkUnavailable, SpanstreamError
-from pipeline.model import Span
-from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_columns, to_span
-from pipeline.store.arrow import column_array, from_layout
+from pipeline.model import Span, SpanHead
+from pipeline.otlp.heads import head_buffers, head_columns, to_span
+from pipeline.store.arrow import arrow_type, column_array, from_layout
 from pipeline.store.base import Store, accepts_arrow
 from pipeline.windows.series import ClosedWindow
 
@@ -35,6 +35,37 @@ NS_PER_MS = 1_000_000
 TRACES_TABLE = "otel_traces"
 METRICS_TABLE = "spanstream_red_metrics"
 ANOMALIES_TABLE = "spanstream_anomalies"
+
+
+#: The ``otel_traces`` columns spanstream writes, in insert order, with their ClickHouse
+#: types: ``schemas/clickhouse/0001_otel_traces.sql`` (Nested columns as their arrays).
+#: ``span_columns``, the native ``columns`` and ``arrow_columns`` (``_columns.h``,
+#: ``_arrow.h``) write these; tests/unit/sinks/test_clickhouse.py fails if one drifts.
+TRACE_TYPES: dict[str, str] = {
+    "Timestamp": "DateTime64(9)",
+    "TraceId": "String",
+    "SpanId": "String",
+    "ParentSpanId": "String",
+    "TraceState": "String",
+    "SpanName": "LowCardinality(String)",
+    "SpanKind": "LowCardinality(String)",
+    "ServiceName": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeName": "String",
+    "ScopeVersion": "String",
+    "SpanAttributes": "Map(LowCardinality(String), String)",
+    "Duration": "UInt64",
+    "StatusCode": "LowCardinality(String)",
+    "StatusMessage": "String",
+    "Events.Timestamp": "Array(DateTime64(9))",
+    "Events.Name": "Array(LowCardinality(String))",
+    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
+    "Links.TraceId": "Array(String)",
+    "Links.SpanId": "Array(String)",
+    "Links.TraceState": "Array(String)",
+    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
+}
+TRACE_COLUMNS = tuple(TRACE_TYPES)
 
 
 def span_columns(spans: Sequence[Span]) -> dict[str, list[Any]]:
@@ -65,11 +96,7 @@ def span_columns(spans: Sequence[Span]) -> dict[str, list[Any]]:
     }
 
 
-#: The ``otel_traces`` columns spanstream writes, in insert order.
-TRACE_COLUMNS = tuple(span_columns([]))
-
-
-def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
+def trace_columns(spans: Sequence[SpanHead]) -> dict[str, list[Any]]:
     """:func:`span_columns` of kept spans, heads included, without building every Span.
 
     Heads the native scan made are read straight from their record's bytes
@@ -85,7 +112,7 @@ def trace_columns(spans: Sequence[SpanFacts]) -> dict[str, list[Any]]:
     return columns
 
 
-def trace_arrays(spans: Sequence[SpanFacts]) -> dict[str, pa.Array]:
+def trace_arrays(spans: Sequence[SpanHead]) -> dict[str, pa.Array]:
     """:func:`trace_columns` as pyarrow arrays, for stores that take them (chdb).
 
     Native heads become Arrow buffers in one pass (:func:`~pipeline.otlp.heads.head_buffers`)
@@ -99,15 +126,58 @@ def trace_arrays(spans: Sequence[SpanFacts]) -> dict[str, pa.Array]:
     return arrays
 
 
-def _split_heads(spans: Sequence[SpanFacts]) -> tuple[list[SpanHead], list[Span]]:
+def _split_heads(spans: Sequence[SpanHead]) -> tuple[list[SpanHead], list[Span]]:
+    """Heads still as bytes (the native scan's), and the Spans the others carry."""
     native: list[SpanHead] = []
     rest: list[Span] = []
     for s in spans:
-        if type(s) is SpanHead and s.span is None:
+        if s.span is None:
             native.append(s)
         else:
-            rest.append(to_span(s))
+            rest.append(s.span)
     return native, rest
+
+
+def columns_of(heads: list[SpanHead], *_: Any) -> dict[str, list[Any]]:
+    """The reference of ``native.columns``: :func:`span_columns` of the full spans."""
+    return span_columns([to_span(h) for h in heads])
+
+
+def arrow_columns_of(heads: list[SpanHead], *_: Any) -> dict[str, tuple[Any, ...]]:
+    """The reference of ``native.arrow_columns``: :func:`columns_of` as Arrow layouts.
+
+    Each column is its layout name and buffers, as :func:`~pipeline.store.arrow.from_layout`
+    reads them (``str``, ``map``, ``ts``, ``u64``, ``list_`` + one of those).
+    """
+    columns = columns_of(heads)
+    return {
+        name: _layout(column_array(columns[name], arrow_type(ch_type)))
+        for name, ch_type in TRACE_TYPES.items()
+    }
+
+
+def _layout(array: pa.Array) -> tuple[Any, ...]:
+    def raw(a: pa.Array, i: int) -> bytes:
+        buffer = a.buffers()[i]
+        return b"" if buffer is None else buffer.to_pybytes()
+
+    t = array.type
+    if pa.types.is_list(t):
+        child = _layout(array.values)
+        return ("list_" + child[0], raw(array.offsets, 1), *child[1:])
+    if pa.types.is_map(t):
+        keys, items = array.keys, array.items
+        return (
+            "map",
+            raw(array.offsets, 1),
+            raw(keys, 1),
+            raw(keys, 2),
+            raw(items, 1),
+            raw(items, 2),
+        )
+    if pa.types.is_string(t):
+        return ("str", raw(array, 1), raw(array, 2))
+    return ("ts" if pa.types.is_timestamp(t) else "u64", raw(array, 1))
 
 
 def _head_arrays(heads: list[SpanHead]) -> dict[str, pa.Array]:

@@ -9,10 +9,10 @@ ClickHouse, by :mod:`pipeline.windows.stage`). All plain code; the Faust shell
 
 from pipeline.windows.assembler import MergeResult, WindowAssembler, series_key
 from pipeline.windows.hold import Hold
+from pipeline.windows.latency_sketch import LatencySketch
 from pipeline.windows.partial import Partial, PartialAggregator, window_start_ns
+from pipeline.windows.red_stats import Exemplar, WindowStats
 from pipeline.windows.series import ClosedWindow, SeriesState
-from pipeline.windows.sketch import LatencySketch
-from pipeline.windows.stats import Exemplar, WindowStats
 from pipeline.windows.watermark import Watermark
 
 __all__ = [

@@ -22,9 +22,10 @@ rules, each marked ``# Rule N`` where it is implemented:
 >>> from pipeline.clock import ManualClock
 >>> from pipeline.windows.partial import PartialAggregator
 >>> from pipeline.model import Span
+>>> from pipeline.otlp.heads import head_of
 >>> def span(ts_s: float, ms: int) -> Span:
-...     return Span(int(ts_s * 1e9), "ab" * 16, "cd" * 8, "", "", "GET /", "Server",
-...                 "shop", {}, "", "", {}, ms * 1_000_000, "Unset", "", operation="GET /")
+...     return head_of(Span(int(ts_s * 1e9), "ab" * 16, "cd" * 8, "", "", "GET /", "Server",
+...                    "shop", {}, "", "", {}, ms * 1_000_000, "Unset", "", operation="GET /"))
 >>> agg = PartialAggregator(window_seconds=60, source_partition=0)
 >>> for offset, ts in enumerate([1.0, 2.0, 95.0]):
 ...     _ = agg.add(span(ts, 10), offset)

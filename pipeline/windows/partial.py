@@ -19,10 +19,11 @@ Exactly-once merge over at-least-once delivery rests on two rules:
 Spans of one Kafka record share its offset: cut only between records.
 
 >>> from pipeline.model import Span
->>> def span(ts_s: float, ms: int, err: bool = False) -> Span:
-...     return Span(int(ts_s * 1e9), "ab" * 16, "cd" * 8, "", "", "GET /", "Server",
-...                 "shop", {}, "", "", {}, ms * 1_000_000, "Unset", "",
-...                 operation="GET /", is_error=err)
+>>> from pipeline.otlp.heads import head_of
+>>> def span(ts_s: float, ms: int, err: bool = False) -> SpanHead:
+...     return head_of(Span(int(ts_s * 1e9), "ab" * 16, "cd" * 8, "", "", "GET /", "Server",
+...                    "shop", {}, "", "", {}, ms * 1_000_000, "Unset", "",
+...                    operation="GET /", is_error=err))
 >>> agg = PartialAggregator(window_seconds=60, source_partition=0)
 >>> for offset, s in enumerate([span(1.0, 10), span(2.0, 30, err=True), span(61.0, 5)]):
 ...     _ = agg.add(s, offset)
@@ -36,19 +37,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import native
 from pipeline.checked import StateError, count, int64, number, parse_json, record, text
-from pipeline.otlp._heads import RedAcc, window_add
-from pipeline.otlp.heads import SpanFacts
-from pipeline.windows.sketch import DEFAULT_MAX_BINS, LatencySketch
-from pipeline.windows.stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
+from pipeline.model import SpanHead
+from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS, LatencySketch
+from pipeline.windows.red_stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
 
 NS_PER_S = 1_000_000_000
 # The window sketch's bucket scale, computed as LatencySketch computes it.
-_SKETCH_INV_LOG_GAMMA = LatencySketch()._inv_log_gamma
+_SKETCH_INV_LOG_GAMMA = 1.0 / math.log(LatencySketch().gamma)
 
 
 def window_start_ns(timestamp_ns: int, window_ns: int) -> int:
@@ -176,7 +178,7 @@ class PartialAggregator:
         self.max_exemplars = max_exemplars
         self._through = skip_through
         self._cut_known = skip_through >= 0
-        self._acc: dict[tuple[str, str, int], RedAcc] = {}
+        self._acc: dict[tuple[str, str, int], Any] = {}
         self._first_offset: int | None = None
         self._last_offset: int | None = None
         self._watermark_ns: int | None = None
@@ -191,7 +193,7 @@ class PartialAggregator:
         """The last offset aggregated since the previous cut, or None."""
         return self._last_offset
 
-    def add(self, span: SpanFacts, offset: int, watermark_cap_ns: int | None = None) -> bool:
+    def add(self, span: SpanHead, offset: int, watermark_cap_ns: int | None = None) -> bool:
         """Aggregate one span read at ``offset``; False when skipped as already cut.
 
         A span starting after ``watermark_cap_ns`` (a clock running ahead) still
@@ -201,14 +203,12 @@ class PartialAggregator:
         return self.add_record((span,), offset, watermark_cap_ns)
 
     def add_record(
-        self, spans: Sequence[SpanFacts], offset: int, watermark_cap_ns: int | None = None
+        self, spans: Sequence[SpanHead], offset: int, watermark_cap_ns: int | None = None
     ) -> bool:
         """:meth:`add` for every span of one record (all read at ``offset``), in one call.
 
         The per-span loop is the hot path of the ingest stage, so it runs natively
-        (:func:`pipeline.otlp._heads.window_add`): each span counts as
-        ``WindowStats.add(max(duration, 0), is_error, trace_id)`` would count it,
-        in a :class:`~pipeline.otlp._heads.RedAcc` per (service, operation, window).
+        (:func:`pipeline.native.window_add`; :func:`window_add_of` is the definition).
         """
         if offset <= self._through:
             return False
@@ -219,7 +219,7 @@ class PartialAggregator:
         elif offset < self._last_offset:
             raise ValueError(f"offset {offset} < previous offset {self._last_offset}")
         self._last_offset = offset
-        self._watermark_ns = window_add(
+        self._watermark_ns = native.window_add(
             spans,
             self._acc,
             self.window_ns,
@@ -254,7 +254,7 @@ class PartialAggregator:
         self._first_offset = self._last_offset = self._watermark_ns = None
         return partials
 
-    def _partial(self, key: tuple[str, str, int], acc: RedAcc, first: int, last: int) -> Partial:
+    def _partial(self, key: tuple[str, str, int], acc: Any, first: int, last: int) -> Partial:
         service, operation, start = key
         assert self._watermark_ns is not None  # set by the add() that created acc
         return Partial(
@@ -272,3 +272,57 @@ class PartialAggregator:
             last_offset=last,
             watermark_ns=self._watermark_ns,
         )
+
+
+class RedAcc:
+    """RED counts of one series in one window: the reference of the native ``RedAcc``.
+
+    What :func:`window_add_of` fills; :meth:`PartialAggregator.cut` reads these
+    fields (``bins`` keyed as :meth:`LatencySketch.add` keys them).
+    """
+
+    __slots__ = ("stats",)
+
+    def __init__(self, max_exemplars: int, max_bins: int) -> None:
+        self.stats = WindowStats(max_exemplars, LatencySketch(max_bins=max_bins))
+
+    requests = property(lambda self: self.stats.requests)
+    errors = property(lambda self: self.stats.errors)
+    max_ns = property(lambda self: self.stats.max_ns)
+    exemplars = property(lambda self: self.stats.exemplars)
+    zeros = property(lambda self: self.stats.sketch.zeros)
+    bins = property(lambda self: self.stats.sketch.bins)
+    min = property(lambda self: self.stats.sketch.min)
+    max = property(lambda self: self.stats.sketch.max)
+
+
+def window_add_of(
+    spans: Sequence[SpanHead],
+    accumulators: dict[tuple[str, str, int], Any],
+    window_ns: int,
+    watermark_cap_ns: int | None,
+    watermark: int | None,
+    max_exemplars: int,
+    inv_log_gamma: float,
+    max_bins: int,
+) -> int | None:
+    """The reference of ``native.window_add``: each span into its accumulator; the watermark.
+
+    Every span counts as ``WindowStats.add(max(duration, 0), is_error, trace_id)``
+    in the :class:`RedAcc` of its (service, operation, window start), created as
+    needed; the watermark rises to each start time, at most to ``watermark_cap_ns``.
+    ``inv_log_gamma`` is that of the default :class:`LatencySketch`, which keys the buckets.
+    """
+    if window_ns <= 0 or max_bins < 1:
+        raise ValueError("window_ns must be > 0 and max_bins >= 1")
+    assert inv_log_gamma == _SKETCH_INV_LOG_GAMMA
+    for span in spans:
+        ts = span.timestamp_ns
+        key = (span.service_name, span.operation, window_start_ns(ts, window_ns))
+        acc = accumulators.get(key)
+        if acc is None:
+            acc = accumulators[key] = RedAcc(max_exemplars, max_bins)
+        mark = ts if watermark_cap_ns is None else min(ts, watermark_cap_ns)
+        watermark = mark if watermark is None else max(watermark, mark)
+        acc.stats.add(max(span.duration_ns, 0), bool(span.is_error), span.trace_id)
+    return watermark

@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.checked import StateError, count, int64, items, record, text
 from pipeline.windows.partial import Partial
-from pipeline.windows.stats import WindowStats
+from pipeline.windows.red_stats import WindowStats
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from pipeline.ingest.exemplars import ExemplarBudget
-from pipeline.windows.stats import Exemplar, best_exemplars
+from pipeline.windows.red_stats import Exemplar, best_exemplars
 
 
 def _cuts(seed: int, cuts: int, per_cut: int, error_rate: float) -> list[list[Exemplar]]:

@@ -9,8 +9,8 @@ from pipeline.clock import ManualClock
 from pipeline.ingest.volume import VolumeMeter, volume_delta, volume_line
 from pipeline.otlp.decode import Decoded
 from pipeline.sampling.buffer import Cause, DecidedTrace
+from pipeline.sampling.counters import SamplingStats, ServiceVolume
 from pipeline.sampling.policy import Decision
-from pipeline.sampling.stats import SamplingStats, ServiceVolume
 from tests.unit.sampling.spans import span
 
 

@@ -289,7 +289,8 @@ def _decode_with_heads(value: bytes, enricher: Enricher) -> list[Any]:
 
 
 def _decode_with_reference(value: bytes, enricher: Enricher) -> list[Any]:
-    return list(reference_spans(value, enricher))
+    spans = reference_spans(value, enricher)
+    return [head_of(s, service=enricher.series_service(s.service_name)) for s in spans]
 
 
 def test_the_services_bound_holds_identically_on_both_paths() -> None:

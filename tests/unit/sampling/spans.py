@@ -1,8 +1,9 @@
-"""Span and trace builders shared by the sampling tests."""
+"""Span and trace builders shared by the sampling tests: heads, as the sampler takes them."""
 
 from __future__ import annotations
 
-from pipeline.model import Span
+from pipeline.model import Span, SpanHead
+from pipeline.otlp.heads import head_of
 from pipeline.sampling.policy import TraceData
 
 MS = 1_000_000
@@ -17,9 +18,9 @@ def span(
     duration_ms: float = 10.0,
     error: bool = False,
     start_ns: int = 0,
-) -> Span:
-    """A minimal enriched span; only the fields sampling reads vary."""
-    return Span(
+) -> SpanHead:
+    """The head of a minimal enriched span; only the fields sampling reads vary."""
+    return head_of(Span(
         timestamp_ns=start_ns,
         trace_id=trace,
         span_id=span_id,
@@ -37,10 +38,10 @@ def span(
         status_message="",
         operation=operation,
         is_error=error,
-    )
+    ))  # fmt: skip
 
 
-def trace_of(*spans: Span, trace_id: str = "a" * 32) -> TraceData:
+def trace_of(*spans: SpanHead, trace_id: str = "a" * 32) -> TraceData:
     """A TraceData holding ``spans``."""
     return TraceData(trace_id, list(spans))
 

@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from pipeline import native
 from pipeline.enrich import Enricher
 from pipeline.errors import BatchRejected, SinkUnavailable
 from pipeline.generate.messages import Framing, to_messages
 from pipeline.generate.schedule import StreamSpec, generate_traces
+from pipeline.model import SpanHead
 from pipeline.otlp import decode_message
-from pipeline.otlp.heads import SpanFacts, SpanHead, head_buffers, head_of, to_span
+from pipeline.otlp.heads import head_buffers, head_columns, head_of, to_span
 from pipeline.otlp.samples import proto_request, proto_span
 from pipeline.sampling.buffer import Cause, DecidedTrace
 from pipeline.sampling.policy import Decision
 from pipeline.sinks import clickhouse
-from pipeline.sinks.clickhouse import span_columns, trace_arrays, trace_columns
-from pipeline.store.arrow import arrow_type, column_array
+from pipeline.sinks.clickhouse import (
+    TRACE_COLUMNS,
+    TRACE_TYPES,
+    arrow_columns_of,
+    span_columns,
+    trace_arrays,
+    trace_columns,
+)
+from pipeline.store.arrow import arrow_type, column_array, from_layout
 from pipeline.store.base import QueryError, Store
 from tests.unit.otlp.test_heads import EDGE_SPANS
 
 
-def _heads(count: int) -> list[SpanFacts]:
+def _heads(count: int) -> list[SpanHead]:
     spec = StreamSpec(seed=4, start_ns=1_700_000_000 * 10**9, rate=50.0, count=count)
     enricher = Enricher()
     return [
@@ -47,45 +58,56 @@ def test_generated_heads_give_the_rows_their_spans_give() -> None:
 
 def test_built_spans_and_python_heads_mix_with_native_heads() -> None:
     heads = _heads(20)
-    mixed: list[SpanFacts] = [
-        to_span(h) if i % 3 == 0 else head_of(to_span(h)) if i % 3 == 1 else h
-        for i, h in enumerate(heads)
-    ]
+    mixed = [head_of(to_span(h)) if i % 2 else h for i, h in enumerate(heads)]
     columns = trace_columns(mixed)
     assert list(columns) == list(span_columns([]))
-    assert _rows(columns) == _rows(span_columns([to_span(h) for h in heads]))  # type: ignore[arg-type]
+    assert _rows(columns) == _rows(span_columns([to_span(h) for h in heads]))
 
 
-# The ClickHouse types of the otel_traces columns (schemas/clickhouse/0001_otel_traces.sql,
-# Nested columns as chdb lists them), whose Arrow types the native arrays must have.
-OTEL_TRACES_TYPES = {
-    "Timestamp": "DateTime64(9)",
-    "TraceId": "String",
-    "SpanId": "String",
-    "ParentSpanId": "String",
-    "TraceState": "String",
-    "SpanName": "LowCardinality(String)",
-    "SpanKind": "LowCardinality(String)",
-    "ServiceName": "LowCardinality(String)",
-    "ResourceAttributes": "Map(LowCardinality(String), String)",
-    "ScopeName": "String",
-    "ScopeVersion": "String",
-    "SpanAttributes": "Map(LowCardinality(String), String)",
-    "Duration": "UInt64",
-    "StatusCode": "LowCardinality(String)",
-    "StatusMessage": "String",
-    "Events.Timestamp": "Array(DateTime64(9))",
-    "Events.Name": "Array(LowCardinality(String))",
-    "Events.Attributes": "Array(Map(LowCardinality(String), String))",
-    "Links.TraceId": "Array(String)",
-    "Links.SpanId": "Array(String)",
-    "Links.TraceState": "Array(String)",
-    "Links.Attributes": "Array(Map(LowCardinality(String), String))",
-}
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "clickhouse" / "0001_otel_traces.sql"
+
+
+def _sql_columns() -> dict[str, str]:
+    """The otel_traces columns the SQL declares (Nested ones as arrays; no ALIAS columns)."""
+    body = SCHEMA.read_text().split("CREATE TABLE IF NOT EXISTS otel_traces (", 1)[1]
+    columns: dict[str, str] = {}
+    nested = ""
+    for line in body.splitlines():
+        line = re.sub(r"\s*CODEC\(.*\)\s*,?$|,$", "", line.strip())
+        if not line or line.startswith(("INDEX", ")")) or " ALIAS " in line:
+            if line.startswith(")"):
+                nested = ""
+            if line.startswith(") ENGINE"):
+                break
+            continue
+        name, _, ch_type = line.partition(" ")
+        if ch_type.startswith("Nested"):
+            nested = name
+        else:
+            columns[f"{nested}.{name}" if nested else name] = (
+                f"Array({ch_type})" if nested else ch_type
+            )
+    return columns
+
+
+def test_the_otel_traces_columns_are_the_sqls_everywhere() -> None:
+    """Declared once (TRACE_TYPES, checked against the SQL): the Python rows, the native
+    rows (_columns.h) and the native Arrow layouts (_arrow.h) write exactly these."""
+    assert _sql_columns() == TRACE_TYPES
+    assert list(span_columns([])) == list(TRACE_COLUMNS)
+    assert list(head_columns([])) == list(TRACE_COLUMNS)
+    layouts = head_buffers([])
+    assert set(layouts) == set(TRACE_COLUMNS)
+    for name, ch_type in TRACE_TYPES.items():
+        expected = arrow_type(ch_type)
+        assert from_layout(layouts[name], 0).type == expected, name
+    assert [layouts[n][0] for n in TRACE_COLUMNS] == [
+        arrow_columns_of([])[n][0] for n in TRACE_COLUMNS
+    ]
 
 
 def _as_arrays(columns: dict[str, list[Any]]) -> dict[str, pa.Array]:
-    return {k: column_array(v, arrow_type(OTEL_TRACES_TYPES[k])) for k, v in columns.items()}
+    return {k: column_array(v, arrow_type(TRACE_TYPES[k])) for k, v in columns.items()}
 
 
 def _equal(got: dict[str, pa.Array], expected: dict[str, pa.Array]) -> list[str]:
@@ -101,10 +123,7 @@ def test_native_arrays_equal_the_list_columns_as_arrow() -> None:
 
 def test_native_arrays_of_mixed_heads_hold_the_same_rows() -> None:
     heads = _heads(20)
-    mixed: list[SpanFacts] = [
-        to_span(h) if i % 3 == 0 else head_of(to_span(h)) if i % 3 == 1 else h
-        for i, h in enumerate(heads)
-    ]
+    mixed = [head_of(to_span(h)) if i % 2 else h for i, h in enumerate(heads)]
     got = pa.Table.from_pydict(trace_arrays(mixed)).sort_by([("SpanId", "ascending")])
     reference = _as_arrays(span_columns([to_span(h) for h in heads]))
     expected = pa.Table.from_pydict(reference).sort_by([("SpanId", "ascending")])
@@ -113,12 +132,12 @@ def test_native_arrays_of_mixed_heads_hold_the_same_rows() -> None:
 
 def test_no_spans_give_empty_typed_arrays() -> None:
     arrays = trace_arrays([])
-    assert {k: len(v) for k, v in arrays.items()} == dict.fromkeys(OTEL_TRACES_TYPES, 0)
+    assert {k: len(v) for k, v in arrays.items()} == dict.fromkeys(TRACE_TYPES, 0)
     assert _equal(arrays, _as_arrays(span_columns([]))) == []
 
 
 def test_a_batch_past_int32_offsets_is_split_and_joined(monkeypatch: pytest.MonkeyPatch) -> None:
-    heads = [h for h in _heads(10) if isinstance(h, SpanHead)]
+    heads = _heads(10)
     calls: list[int] = []
 
     def small_offsets(batch: list[SpanHead]) -> dict[str, tuple[Any, ...]]:
@@ -135,8 +154,8 @@ def test_a_batch_past_int32_offsets_is_split_and_joined(monkeypatch: pytest.Monk
 
 
 def test_a_timestamp_past_int64_is_an_error_not_a_wrong_row() -> None:
-    head = next(h for h in _heads(1) if isinstance(h, SpanHead))
-    late = SpanHead(
+    head = _heads(1)[0]
+    late = native.SpanHead(
         head.trace_id, head.span_id, head.parent_span_id, 2**63, head.duration_ns,
         head.service_name, head.operation, head.is_error, head.row_bytes, head.value,
         head.offset, head.length, head.ctx, None,
@@ -153,11 +172,11 @@ def test_rows_needing_python_mid_batch_are_rolled_back_and_rewritten() -> None:
     plain = _heads(6)
     spans = [EDGE_SPANS[name]() for name in ("non-string attributes", "nested attributes")]
     spans += [EDGE_SPANS["NaN inside an array"](), proto_span(kind=12, status=Status(code=9))]
-    odd: list[SpanFacts] = []
+    odd: list[SpanHead] = []
     for span in spans:
         value = proto_request([span]).SerializeToString()
         odd += decode_message(value, None, max_bytes=1 << 24, enricher=enricher).spans
-    assert all(isinstance(h, SpanHead) and h.span is None for h in odd)
+    assert all(h.span is None for h in odd)
     mixed = [h for pair in zip(plain, odd * len(plain), strict=False) for h in pair] + plain
     assert _equal(trace_arrays(mixed), _as_arrays(trace_columns(mixed))) == []
 
@@ -177,8 +196,8 @@ class _Store:
 
 
 def _late_head() -> SpanHead:
-    head = next(h for h in _heads(1) if isinstance(h, SpanHead))
-    return SpanHead(
+    head = _heads(1)[0]
+    return native.SpanHead(
         head.trace_id, head.span_id, head.parent_span_id, 2**63, head.duration_ns,
         head.service_name, head.operation, head.is_error, head.row_bytes, head.value,
         head.offset, head.length, head.ctx, None,
@@ -229,7 +248,7 @@ class ReplayStore:
 
 def test_the_trace_writer_leaves_out_only_replayed_spans_already_stored() -> None:
     heads = _heads(8)
-    by_trace: dict[str, list[SpanFacts]] = {}
+    by_trace: dict[str, list[SpanHead]] = {}
     for head in heads:
         by_trace.setdefault(head.trace_id, []).append(head)
     (replayed, replayed_heads), (fresh, fresh_heads) = list(by_trace.items())[:2]

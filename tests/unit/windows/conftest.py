@@ -1,4 +1,4 @@
-"""Span factory for the window tests."""
+"""Span factory for the window tests: heads, as the aggregator takes them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.model import Span
+from pipeline.model import Span, SpanHead
+from pipeline.otlp.heads import head_of
 
 NS = 1_000_000_000
-SpanFactory = Callable[..., Span]
+SpanFactory = Callable[..., SpanHead]
 
 
 def make_span(
@@ -20,10 +21,10 @@ def make_span(
     service: str = "shop",
     operation: str = "GET /cart",
     trace: str = "",
-) -> Span:
-    """A server span starting at ``ts_s`` seconds lasting ``ms`` milliseconds."""
+) -> SpanHead:
+    """The head of a server span starting at ``ts_s`` seconds lasting ``ms`` milliseconds."""
     ts_ns = round(ts_s * NS)
-    return Span(
+    return head_of(Span(
         timestamp_ns=ts_ns,
         trace_id=trace or f"{ts_ns:032x}",
         span_id="cd" * 8,
@@ -41,7 +42,7 @@ def make_span(
         status_message="",
         operation=operation,
         is_error=error,
-    )
+    ))  # fmt: skip
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A small log-bucket histogram with exponential forgetting, for online latency quantiles.
 
 Values fall in buckets ``ceil(log_gamma(v))`` (relative error ``a``, as in
-DDSketch). Unlike the mergeable window sketch in :mod:`pipeline.windows.sketch`,
+DDSketch). Unlike the mergeable window sketch in :mod:`pipeline.windows.latency_sketch`,
 this one must *forget*: once the total weight reaches ``horizon``, every weight
 is halved, so a latency regime older than a few horizons stops counting and a
 deploy that changes an operation's latency moves its threshold within a few
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline.otlp._heads import hist_extend
+from pipeline import native
 
 _MIN_VALUE = 1.0
 
@@ -30,7 +30,7 @@ _MIN_VALUE = 1.0
 class DecayingHistogram:
     """Quantiles of positive values with relative accuracy and bounded memory."""
 
-    __slots__ = ("_bins", "_inv_log_gamma", "accuracy", "count", "gamma", "horizon", "max_bins")
+    __slots__ = ("_inv_log_gamma", "accuracy", "bins", "count", "gamma", "horizon", "max_bins")
 
     def __init__(
         self, accuracy: float = 0.02, horizon: float = 10_000.0, max_bins: int = 256
@@ -44,38 +44,55 @@ class DecayingHistogram:
         self._inv_log_gamma = 1.0 / math.log(self.gamma)
         self.horizon = horizon
         self.max_bins = max_bins
-        self._bins: dict[int, float] = {}
+        #: Bucket key -> weight; the native learning (``native.latency_observe``) adds here.
+        self.bins: dict[int, float] = {}
         #: Current total weight: the number of values seen, less what was forgotten.
         self.count = 0.0
 
     def add(self, value: float) -> None:
         """Count one value; values below 1 (e.g. 0 ns) count in the lowest bucket."""
         key = math.ceil(math.log(max(value, _MIN_VALUE)) * self._inv_log_gamma)
-        self._bins[key] = self._bins.get(key, 0.0) + 1.0
+        self.bins[key] = self.bins.get(key, 0.0) + 1.0
         self.count += 1.0
-        if len(self._bins) > self.max_bins:
-            self._fold()
+        if len(self.bins) > self.max_bins:
+            self.fold()
         if self.count >= self.horizon:
-            self._halve()
+            self.halve()
 
     def add_many(self, values: list[float]) -> None:
-        """:meth:`add` each value in order (the same result), the loop in native code.
+        """:meth:`add` each value in order (the same result), runs of it in native code.
 
-        :func:`~pipeline.otlp._heads.hist_extend` calls :meth:`_fold` and
-        :meth:`_halve` whenever they are due, before the next value goes in.
+        :func:`pipeline.native.hist_add_run` adds values until a fold or a halving
+        is due; those stay here, so their float sums are this class's.
         """
-        hist_extend(self, values)
+        done, count = native.hist_add_run(
+            self.bins, values, 0, self._inv_log_gamma, self.count, self.max_bins, self.horizon
+        )
+        self.count = count
+        while True:  # a fold or halving is due, or all values are in
+            if len(self.bins) > self.max_bins:
+                self.fold()
+            if self.count >= self.horizon:
+                self.halve()
+            if done >= len(values):
+                return
+            done, self.count = native.hist_add_run(
+                self.bins, values, done, self._inv_log_gamma, self.count, self.max_bins,
+                self.horizon,
+            )  # fmt: skip
 
-    def _fold(self) -> None:
-        keys = sorted(self._bins)
+    def fold(self) -> None:
+        """Fold the lowest buckets upward until ``max_bins`` remain (called when over)."""
+        keys = sorted(self.bins)
         excess = len(keys) - self.max_bins
-        folded = sum(self._bins.pop(k) for k in keys[:excess])
-        self._bins[keys[excess]] += folded
+        folded = sum(self.bins.pop(k) for k in keys[:excess])
+        self.bins[keys[excess]] += folded
 
-    def _halve(self) -> None:
+    def halve(self) -> None:
+        """Halve every weight, dropping buckets under 0.01 (called at ``horizon``)."""
         # Buckets that decay below a hundredth of a value would only cost memory.
-        self._bins = {k: w / 2 for k, w in self._bins.items() if w / 2 >= 0.01}
-        self.count = sum(self._bins.values())
+        self.bins = {k: w / 2 for k, w in self.bins.items() if w / 2 >= 0.01}
+        self.count = sum(self.bins.values())
 
     def quantile(self, q: float) -> float:
         """Upper bound of the bucket holding quantile ``q``; 0.0 when empty.
@@ -87,8 +104,8 @@ class DecayingHistogram:
             raise ValueError(f"quantile must be in [0, 1], got {q}")
         target = q * self.count
         seen = 0.0
-        for key in sorted(self._bins):
-            seen += self._bins[key]
+        for key in sorted(self.bins):
+            seen += self.bins[key]
             if seen >= target:
                 return float(self.gamma**key)
         return 0.0
@@ -99,13 +116,42 @@ class DecayingHistogram:
             "accuracy": self.accuracy,
             "horizon": self.horizon,
             "max_bins": self.max_bins,
-            "bins": {str(k): w for k, w in sorted(self._bins.items())},
+            "bins": {str(k): w for k, w in sorted(self.bins.items())},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecayingHistogram:
         """Rebuild a histogram from :meth:`to_dict` output."""
         h = cls(float(data["accuracy"]), float(data["horizon"]), int(data["max_bins"]))
-        h._bins = {int(k): float(w) for k, w in data["bins"].items()}
-        h.count = sum(h._bins.values())
+        h.bins = {int(k): float(w) for k, w in data["bins"].items()}
+        h.count = sum(h.bins.values())
         return h
+
+
+def hist_add_run_of(
+    bins: dict[int, float],
+    values: list[float],
+    start: int,
+    inv_log_gamma: float,
+    count: float,
+    max_bins: int,
+    horizon: float,
+) -> tuple[int, float]:
+    """The reference of ``native.hist_add_run``: :meth:`DecayingHistogram.add`'s counting
+    of ``values[start:]`` until a fold or halving is due; ``(next index, count)``.
+
+    >>> bins: dict[int, float] = {}
+    >>> hist_add_run_of(bins, [1.0, 1.0, 50.0], 0, 1.0, 0.0, 1, 100.0)
+    (3, 3.0)
+    >>> bins
+    {0: 2.0, 4: 1.0}
+    """
+    i = max(start, 0)
+    while i < len(values):
+        key = math.ceil(math.log(max(float(values[i]), _MIN_VALUE)) * inv_log_gamma)
+        bins[key] = bins.get(key, 0.0) + 1.0
+        count += 1.0
+        i += 1
+        if len(bins) > max_bins or count >= horizon:
+            break
+    return i, count

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.checked import StateError
-from pipeline.windows.sketch import LatencySketch
+from pipeline.windows.latency_sketch import LatencySketch
 
 values = st.lists(
     st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False),

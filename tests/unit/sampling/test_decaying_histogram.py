@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.sampling.sketch import DecayingHistogram
+from pipeline.sampling.decaying_histogram import DecayingHistogram
 
 
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.99])

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from pipeline.checked import StateError, count, flag, items, record
-from pipeline.windows.sketch import LatencySketch
+from pipeline.windows.latency_sketch import LatencySketch
 
 NS_PER_MS = 1_000_000
 #: Bounds on what a stored or received window may claim (the pipeline keeps 3 exemplars

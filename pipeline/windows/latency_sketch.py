@@ -71,13 +71,18 @@ class LatencySketch:
         self.min = math.inf
         self.max = -math.inf
 
+    @property
+    def bins(self) -> dict[int, int]:
+        """The non-empty buckets: key ``ceil(log_gamma(v))`` -> count (do not modify)."""
+        return self._bins
+
     @classmethod
     def from_counts(
         cls, bins: dict[int, int], count: int, zeros: int, low: float, high: float
     ) -> LatencySketch:
         """A default-accuracy sketch holding these counts (takes ``bins`` over).
 
-        The native window aggregation (``pipeline.otlp._heads.RedAcc``) keys its
+        The native window aggregation (``pipeline.native.window_add``) keys its
         buckets as :meth:`add` does; this is how its counts become a sketch.
         """
         sketch = cls()

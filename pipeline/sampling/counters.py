@@ -17,19 +17,38 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.model import Span
-from pipeline.otlp._heads import per_service
-from pipeline.otlp.heads import SpanFacts, SpanHead, span_size
+from pipeline import native
+from pipeline.model import SpanHead
+from pipeline.otlp.heads import span_size
 
-__all__ = ["SamplingStats", "ServiceVolume", "row_bytes", "span_size"]
+__all__ = ["SamplingStats", "ServiceVolume", "per_service", "per_service_of", "span_size"]
 
 
-def row_bytes(span: SpanFacts) -> int:
-    """:func:`span_size` of a span; a head carries it, computed while decoding."""
-    if isinstance(span, SpanHead):
-        return span.row_bytes
-    assert isinstance(span, Span)
-    return span_size(span)
+def per_service(spans: Sequence[SpanHead]) -> dict[str, list[int]]:
+    """``{series service: [spans, row bytes]}`` in first-seen order: the one place spans
+    are counted per service (the sampler, the volume meter and the kept-spans metric).
+
+    Natively (:func:`pipeline.native.per_service`); :func:`per_service_of` is the definition.
+    """
+    counts: dict[str, list[int]] = native.per_service(spans)
+    return counts
+
+
+def per_service_of(spans: Sequence[SpanHead]) -> dict[str, list[int]]:
+    """The reference of :func:`per_service`; ``row_bytes`` is :func:`span_size`, from decoding.
+
+    >>> from pipeline.model import SpanHead
+    >>> heads = [SpanHead("t", "s", "", 0, 1, svc, "op", False, 10, b"", 0, 0, None, None)
+    ...          for svc in ("api", "db", "api")]
+    >>> per_service_of(heads)
+    {'api': [2, 20], 'db': [1, 10]}
+    """
+    out: dict[str, list[int]] = {}
+    for span in spans:
+        entry = out.setdefault(span.service_name, [0, 0])
+        entry[0] += 1
+        entry[1] += span.row_bytes
+    return out
 
 
 @dataclass(slots=True)
@@ -58,16 +77,16 @@ class SamplingStats:
     #: Spans that arrived after their trace was decided and followed the cached decision.
     late_spans: int = 0
 
-    def record_in(self, spans: Sequence[SpanFacts]) -> None:
+    def record_in(self, spans: Sequence[SpanHead]) -> None:
         """Count spans entering the sampler."""
-        for service, (n, size) in per_service(spans, row_bytes).items():
+        for service, (n, size) in per_service(spans).items():
             volume = self.services[service]
             volume.spans_in += n
             volume.bytes_in += size
 
-    def record_kept(self, spans: Sequence[SpanFacts]) -> None:
+    def record_kept(self, spans: Sequence[SpanHead]) -> None:
         """Count spans leaving the sampler to be stored."""
-        for service, (n, size) in per_service(spans, row_bytes).items():
+        for service, (n, size) in per_service(spans).items():
             volume = self.services[service]
             volume.spans_kept += n
             volume.bytes_kept += size

@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 
 from pipeline.model import SpanEvent, SpanLink
-from pipeline.sampling.stats import SamplingStats, span_size
+from pipeline.sampling.counters import SamplingStats, span_size
 from tests.unit.sampling.spans import span
 
-BASE = span()
+BASE = span().span
+assert BASE is not None
 
 
 @pytest.mark.parametrize(
