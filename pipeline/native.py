@@ -22,7 +22,7 @@ port that updates Python objects (``latency_observe``) uses only the members
 :mod:`pipeline.sampling.latency` declares for it.
 
 >>> sorted(port.name for port in PORTS)[:3]
-['arrow_columns', 'columns', 'fields']
+['arrow_columns', 'columns', 'latency_observe']
 """
 
 from __future__ import annotations
@@ -57,14 +57,11 @@ class Port(NamedTuple):
 PORTS: Final = (
     Port("valid", "pipeline.otlp.otlp_proto:upb_accepts"),
     Port("scan", "pipeline.otlp.heads:no_scan"),
-    Port("fields", "pipeline.otlp.otlp_proto:fields_of"),
     Port("columns", "pipeline.sinks.clickhouse:columns_of"),
     Port("arrow_columns", "pipeline.sinks.clickhouse:arrow_columns_of"),
     Port("window_add", "pipeline.windows.partial:window_add_of"),
     Port("per_service", "pipeline.sampling.counters:per_service_of"),
-    Port("representative", "pipeline.sampling.policy:representative_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
-    Port("hist_add_run", "pipeline.sampling.decaying_histogram:hist_add_run_of"),
     Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
 )
 
@@ -124,14 +121,11 @@ else:
 
 valid = _choose("valid")
 scan = _choose("scan")
-fields = _choose("fields")
 columns = _choose("columns")
 arrow_columns = _choose("arrow_columns")
 window_add = _choose("window_add")
 per_service = _choose("per_service")
-representative = _choose("representative")
 trace_hash = _choose("trace_hash")
-hist_add_run = _choose("hist_add_run")
 latency_observe = _choose("latency_observe")
 
 __all__ = [
@@ -142,13 +136,10 @@ __all__ = [
     "arrow_columns",
     "columns",
     "exported",
-    "fields",
-    "hist_add_run",
     "latency_observe",
     "native",
     "per_service",
     "reference",
-    "representative",
     "scan",
     "trace_hash",
     "valid",

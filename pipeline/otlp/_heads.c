@@ -13,7 +13,6 @@
  * None so the caller decodes the whole message that way. Attribute values that are
  * not plain strings, ints or bools are rendered by the `kv_string` callback.
  *
- * fields() reads the rest of a span the scan accepted, the columns to_span() needs.
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
  * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
  * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials'.
@@ -385,59 +384,12 @@ scan(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* ---------------------------------------------------------------- full columns */
-
-static PyObject *
-fields(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    PyObject *value, *kv_string, *event_cls, *link_cls, *attrs = NULL, *out = NULL;
-    Py_ssize_t offset, length;
-    if (!PyArg_ParseTuple(args, "O!nnOOO:fields", &PyBytes_Type, &value, &offset, &length,
-                          &kv_string, &event_cls, &link_cls))
-        return NULL;
-    if (offset < 0 || length < 0 || offset + length > PyBytes_GET_SIZE(value))
-        return PyErr_Format(PyExc_ValueError, "span bytes out of range");
-    Scratch *scratch = PyMem_Malloc(sizeof(Scratch));
-    if (scratch == NULL)
-        return PyErr_NoMemory();
-    SpanFields *s = &scratch->span;
-    Slice raw = {(const uint8_t *)PyBytes_AS_STRING(value) + offset, length};
-    if (read_span(raw, s) || attr_dict(s->kvs, s->n_kvs, kv_string, &attrs)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "not a span the scan accepted");
-        goto done;
-    }
-    PyObject *events = build_parts(s->events, s->n_events, event_cls, kv_string, build_event,
-                                   &scratch->part);
-    PyObject *links = events ? build_parts(s->links, s->n_links, link_cls, kv_string,
-                                           build_link, &scratch->part)
-                             : NULL;
-    PyObject *name = links ? utf8_text(s->name) : NULL;
-    PyObject *state = name ? utf8_text(s->trace_state) : NULL;
-    PyObject *message = state ? utf8_text(s->status_message) : NULL;
-    if (message != NULL)
-        out = Py_BuildValue("(OOOOOiiO)", attrs, events, links, name, state, (int)s->kind,
-                            (int)s->status, message);
-    Py_XDECREF(events);
-    Py_XDECREF(links);
-    Py_XDECREF(name);
-    Py_XDECREF(state);
-    Py_XDECREF(message);
-done:
-    Py_XDECREF(attrs);
-    PyMem_Free(scratch);
-    return out;
-}
-
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      PyDoc_STR("scan(value, context, memo, derive, slow, kv_string, max_attributes, "
                "max_value_length, memo_limit) -> list[SpanHead] | None")},
     {"valid", valid, METH_O,
      PyDoc_STR("valid(value) -> True only if upb accepts value as an ExportTraceServiceRequest")},
-    {"fields", fields, METH_VARARGS,
-     PyDoc_STR("fields(value, offset, length, kv_string, event_cls, link_cls) -> (attributes, "
-               "events, links, name, trace_state, kind, status, status_message)")},
     {"columns", columns, METH_VARARGS,
      PyDoc_STR("columns(heads, kv_string, kinds, statuses) -> {otel_traces column: values}")},
     {"arrow_columns", arrow_columns, METH_VARARGS,
@@ -448,13 +400,8 @@ static PyMethodDef methods[] = {
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
     {"per_service", per_service, METH_O,
      PyDoc_STR("per_service(heads) -> {service: [spans, row bytes]}")},
-    {"representative", representative, METH_O,
-     PyDoc_STR("representative(heads) -> the root span, else the longest, else None")},
     {"trace_hash", trace_hash, METH_VARARGS,
      PyDoc_STR("trace_hash(trace_id, salt) -> the probabilistic policy's 64-bit hash")},
-    {"hist_add_run", hist_add_run, METH_VARARGS,
-     PyDoc_STR("hist_add_run(bins, values, start, inv_log_gamma, count, max_bins, horizon) "
-               "-> (next index, count)")},
     {"latency_observe", latency_observe, METH_VARARGS,
      PyDoc_STR("latency_observe(ops, heads, new_op, inv_log_gamma, max_bins, horizon): "
                "LatencyState.observe_spans, grouped")},

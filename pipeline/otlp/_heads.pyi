@@ -68,15 +68,6 @@ def scan(
     memo_limit: int,
     /,
 ) -> list[SpanHead] | None: ...
-def fields(
-    value: bytes,
-    offset: int,
-    length: int,
-    kv_string: Callable[[bytes], str],
-    event_cls: Callable[[int, str, dict[str, str]], Any],
-    link_cls: Callable[[str, str, str, dict[str, str]], Any],
-    /,
-) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]: ...
 
 @final
 class RedAcc:
@@ -110,18 +101,7 @@ def window_add(
     max_bins: int,
     /,
 ) -> int | None: ...
-def representative(spans: Sequence[SpanHead], /) -> SpanHead | None: ...
 def trace_hash(trace_id: str, salt: bytes, /) -> int: ...
-def hist_add_run(
-    bins: dict[int, float],
-    values: list[float],
-    start: int,
-    inv_log_gamma: float,
-    count: float,
-    max_bins: int,
-    horizon: float,
-    /,
-) -> tuple[int, float]: ...
 def latency_observe(
     ops: dict[Any, Any],
     spans: Sequence[SpanHead],

@@ -92,7 +92,7 @@ call_if(int due, PyObject *hist, PyObject *method)
     return r == NULL ? -1 : 0;
 }
 
-/* hist.add_many(values): runs of values, a fold or halving whenever one is due. */
+/* hist.add(v) for v in values: runs of values, a fold or halving whenever one is due. */
 static int
 hist_learn(PyObject *hist, PyObject *values, const HistParams *p)
 {
@@ -136,7 +136,7 @@ op_at_end(PyObject *ops, PyObject *move, PyObject *key, PyObject *new_op)
     return op;
 }
 
-/* op.hist.add_many(durations); op.since_refresh += len(durations) */
+/* op.hist.add(d) for d in durations; op.since_refresh += len(durations) */
 static int
 op_learn(PyObject *op, PyObject *durations, const HistParams *p)
 {

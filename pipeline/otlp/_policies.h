@@ -1,60 +1,14 @@
-/* Per-trace checks of the sampling policies for _heads.c.
+/* The probabilistic policy's trace hash for _heads.c.
  *
- * Each is the Python definition named in its comment (pipeline.native lists them),
- * evaluated the same way (truthiness, `>` on durations, bytes.fromhex) on heads
- * without attribute lookups: a trace is judged by every policy, so these run once per
- * span per trace.
+ * trace_hash() is the Python definition named in its comment (pipeline.native lists
+ * it), computed the same way (bytes.fromhex, else UTF-8): every trace is hashed once
+ * per decision.
  */
 #ifndef SPANSTREAM_POLICIES_H
 #define SPANSTREAM_POLICIES_H
 
 #include <Python.h>
 #include <stdint.h>
-
-#include "_sampling.h"
-
-/* The first span whose parent_span_id is falsy, else max(spans, key=duration_ns)
- * (the earliest of equals), else None. The caller holds `seq`. */
-static PyObject *
-pick_representative(PyObject *seq)
-{
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        SpanHead *h = as_head(PySequence_Fast_GET_ITEM(seq, i));
-        int root = h ? PyObject_Not(h->parent_span_id) : -1;
-        if (root != 0)
-            return root < 0 ? NULL : Py_NewRef((PyObject *)h);
-    }
-    PyObject *best = NULL, *best_key = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *span = PySequence_Fast_GET_ITEM(seq, i);
-        SpanHead *h = as_head(span);
-        PyObject *key = h ? h->duration_ns : NULL;
-        int gt = key == NULL ? -1 : best_key == NULL ? 1
-                                  : PyObject_RichCompareBool(key, best_key, Py_GT);
-        if (gt > 0) {
-            best = span;
-            Py_XSETREF(best_key, Py_NewRef(key));
-        }
-        if (gt < 0) {
-            Py_XDECREF(best_key);
-            return NULL;
-        }
-    }
-    Py_XDECREF(best_key);
-    return Py_NewRef(best != NULL ? best : Py_None);
-}
-
-/* representative(spans) -> TraceData.representative() of a trace holding `spans` */
-static PyObject *
-representative(PyObject *self, PyObject *spans)
-{
-    (void)self;
-    PyObject *seq = PySequence_Fast(spans, "spans must be a sequence");
-    PyObject *out = seq ? pick_representative(seq) : NULL;
-    Py_XDECREF(seq);
-    return out;
-}
 
 #define FNV_OFFSET 0xCBF29CE484222325ULL
 #define FNV_PRIME 0x100000001B3ULL

@@ -1,8 +1,8 @@
 /* Tail-sampling loops for _heads.c, per span.
  *
- * hist_add_run() is the loop of DecayingHistogram.add_many (pipeline.sampling.decaying_histogram)
- * on values the caller passes, with the same float arithmetic; per_service() counts
- * heads and row bytes per service (pipeline.sampling.counters.per_service).
+ * add_run_values() is DecayingHistogram.add (pipeline.sampling.decaying_histogram) on a
+ * run of values, with the same float arithmetic, for latency_observe (_latency.h);
+ * per_service() counts heads and row bytes per service (pipeline.sampling.counters).
  */
 #ifndef SPANSTREAM_SAMPLING_H
 #define SPANSTREAM_SAMPLING_H
@@ -53,24 +53,6 @@ add_run_values(PyObject *bins, PyObject *values, Py_ssize_t i, double inv_log_ga
             break;
     }
     return i;
-}
-
-/* hist_add_run(bins, values, start, inv_log_gamma, count, max_bins, horizon)
- *   -> (next index, count)
- *
- * Adds values[start:] to `bins` until one makes len(bins) > max_bins or count >=
- * horizon; the index after the last value added (len(values) when all were). */
-static PyObject *
-hist_add_run(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    PyObject *bins, *values;
-    Py_ssize_t i, max_bins;
-    double inv_log_gamma, count, horizon;
-    if (!PyArg_ParseTuple(args, "O!O!nddnd:hist_add_run", &PyDict_Type, &bins, &PyList_Type,
-                          &values, &i, &inv_log_gamma, &count, &max_bins, &horizon))
-        return NULL;
-    i = add_run_values(bins, values, i, inv_log_gamma, &count, max_bins, horizon);
-    return i < 0 ? NULL : Py_BuildValue("(nd)", i, count);
 }
 
 /* Adds a run of `n` spans, `size` row bytes, to out[service]; 0 on success. */

@@ -16,9 +16,10 @@ list of :class:`~pipeline.model.SpanHead` values (natives, see :mod:`pipeline.na
    and version), and one head per span: hex ids, start, duration, the enricher's
    ``(operation, is_error, series service)`` (memoised, see ``_heads.c``) and the
    estimated row size (:func:`span_size`), plus where the span's bytes are.
-3. :func:`to_span` builds the full span when it is needed (a kept trace):
-   :func:`pipeline.native.fields` reads the attribute map, events and links
-   from those bytes, and the columns are put together here.
+3. :func:`to_span` builds the full span when one is needed (the stored columns
+   are read natively by :func:`head_columns`, without it): upb parses the span's
+   bytes again (:func:`~pipeline.otlp.otlp_proto.span_fields`) for the attribute
+   map, events and links, and the columns are put together here.
 
 Spans the native scan does not read itself (non-canonical encodings, invalid ids,
 attribute maps over the enricher's caps) come back through :func:`_slow_head`,
@@ -37,9 +38,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline import native
 from pipeline.enrich import Enricher
-from pipeline.model import Span, SpanEvent, SpanHead, SpanLink
+from pipeline.model import Span, SpanHead
 from pipeline.otlp.ids import KINDS, STATUSES
-from pipeline.otlp.otlp_proto import any_string, attributes, build_span, parse_request
+from pipeline.otlp.otlp_proto import (
+    any_string,
+    attributes,
+    build_span,
+    parse_request,
+    span_fields,
+)
 
 __all__ = [
     "ScopeContext",
@@ -133,8 +140,8 @@ def to_span(head: SpanHead) -> Span:
     if head.span is not None:
         return head.span
     ctx: ScopeContext = head.ctx
-    span_attributes, events, links, name, trace_state, kind, status, message = native.fields(
-        head.value, head.offset, head.length, _kv_string, SpanEvent, SpanLink
+    span_attributes, events, links, name, trace_state, kind, status, message = span_fields(
+        head.value, head.offset, head.length
     )
     # The column mapping of otlp_proto.build_span, from the scanned values.
     return Span(

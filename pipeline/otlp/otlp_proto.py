@@ -10,7 +10,6 @@ backend (C), which also validates every record in full.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -67,38 +66,20 @@ def upb_accepts(value: bytes) -> bool:
     return True
 
 
-def fields_of(
-    value: bytes,
-    offset: int,
-    length: int,
-    kv_string: Callable[[bytes], str],
-    event_cls: Callable[..., Any],
-    link_cls: Callable[..., Any],
-) -> tuple[dict[str, str], tuple[Any, ...], tuple[Any, ...], str, str, int, int, str]:
+def span_fields(
+    value: bytes, offset: int, length: int
+) -> tuple[dict[str, str], tuple[SpanEvent, ...], tuple[SpanLink, ...], str, str, int, int, str]:
     """The columns of the span at ``value[offset:offset + length]`` that a head lacks.
 
-    The reference of ``native.fields``: ``(attributes, events, links, name,
-    trace_state, kind, status code, status message)``, values as :func:`build_span`
-    maps them (``kv_string`` is what the native code renders unusual values with;
-    here :func:`any_string` renders every value).
+    ``(attributes, events, links, name, trace_state, kind, status code, status
+    message)``, values as :func:`build_span` maps them.
     """
     span = ProtoSpan.FromString(value[offset : offset + length])
-    events = tuple(
-        event_cls(check_event_time(e.time_unix_nano), e.name, attributes(e.attributes))
-        for e in span.events
-    )
-    links = tuple(
-        link_cls(
-            link_id(lk.trace_id, 16), link_id(lk.span_id, 8), lk.trace_state,
-            attributes(lk.attributes),
-        )
-        for lk in span.links
-    )  # fmt: skip
     status = span.status
     return (
         attributes(span.attributes),
-        events,
-        links,
+        _events(span.events),
+        _links(span.links),
         span.name,
         span.trace_state,
         span.kind,

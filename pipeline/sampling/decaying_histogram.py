@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline import native
-
 _MIN_VALUE = 1.0
 
 
@@ -58,28 +56,6 @@ class DecayingHistogram:
             self.fold()
         if self.count >= self.horizon:
             self.halve()
-
-    def add_many(self, values: list[float]) -> None:
-        """:meth:`add` each value in order (the same result), runs of it in native code.
-
-        :func:`pipeline.native.hist_add_run` adds values until a fold or a halving
-        is due; those stay here, so their float sums are this class's.
-        """
-        done, count = native.hist_add_run(
-            self.bins, values, 0, self._inv_log_gamma, self.count, self.max_bins, self.horizon
-        )
-        self.count = count
-        while True:  # a fold or halving is due, or all values are in
-            if len(self.bins) > self.max_bins:
-                self.fold()
-            if self.count >= self.horizon:
-                self.halve()
-            if done >= len(values):
-                return
-            done, self.count = native.hist_add_run(
-                self.bins, values, done, self._inv_log_gamma, self.count, self.max_bins,
-                self.horizon,
-            )  # fmt: skip
 
     def fold(self) -> None:
         """Fold the lowest buckets upward until ``max_bins`` remain (called when over)."""
@@ -126,32 +102,3 @@ class DecayingHistogram:
         h.bins = {int(k): float(w) for k, w in data["bins"].items()}
         h.count = sum(h.bins.values())
         return h
-
-
-def hist_add_run_of(
-    bins: dict[int, float],
-    values: list[float],
-    start: int,
-    inv_log_gamma: float,
-    count: float,
-    max_bins: int,
-    horizon: float,
-) -> tuple[int, float]:
-    """The reference of ``native.hist_add_run``: :meth:`DecayingHistogram.add`'s counting
-    of ``values[start:]`` until a fold or halving is due; ``(next index, count)``.
-
-    >>> bins: dict[int, float] = {}
-    >>> hist_add_run_of(bins, [1.0, 1.0, 50.0], 0, 1.0, 0.0, 1, 100.0)
-    (3, 3.0)
-    >>> bins
-    {0: 2.0, 4: 1.0}
-    """
-    i = max(start, 0)
-    while i < len(values):
-        key = math.ceil(math.log(max(float(values[i]), _MIN_VALUE)) * inv_log_gamma)
-        bins[key] = bins.get(key, 0.0) + 1.0
-        count += 1.0
-        i += 1
-        if len(bins) > max_bins or count >= horizon:
-            break
-    return i, count

@@ -25,7 +25,6 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from pipeline import native
 from pipeline.model import SpanHead
 
 
@@ -66,18 +65,11 @@ class TraceData:
         A slow trace's root ends (and is exported) last, so it is often missing
         at decision time; the longest span that did arrive is the best stand-in.
         Ties go to the earliest-arrived span so the choice is deterministic.
-        Computed natively; :func:`representative_of` is the definition.
         """
-        found: SpanHead | None = native.representative(self.spans)
-        return found
-
-
-def representative_of(spans: list[SpanHead]) -> SpanHead | None:
-    """What :meth:`TraceData.representative` returns, in Python (the reference)."""
-    root = next((s for s in spans if not s.parent_span_id), None)
-    if root is not None:
-        return root
-    return max(spans, key=lambda s: s.duration_ns, default=None)
+        root = self.root()
+        if root is not None:
+            return root
+        return max(self.spans, key=lambda s: s.duration_ns, default=None)
 
 
 class Policy(Protocol):

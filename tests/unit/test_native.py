@@ -4,7 +4,7 @@ The door: only pipeline/native.py imports the extension, and every function the
 extension exports is a port with a reference. Then, per port, the native function and
 its reference on generated inputs and on the edge cases the C code treats specially
 (runs of one object, equal but distinct strs, non-canonical ids, odd ints, damaged
-bytes). ``valid`` is held to upb; ``scan``, ``fields`` and ``columns`` to the
+bytes). ``valid`` is held to upb; ``scan`` and ``columns`` to the
 pre-scan decoder in tests/unit/otlp/test_heads.py.
 """
 
@@ -24,21 +24,19 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from pipeline import native
 from pipeline.enrich import DERIVE_ATTRIBUTES, Enricher, http_server_error, operation_for
 from pipeline.errors import DecodeError
-from pipeline.model import SpanEvent, SpanHead, SpanLink
+from pipeline.model import SpanHead
 from pipeline.otlp.decode import decode_message
 from pipeline.otlp.heads import head_buffers, head_columns
-from pipeline.otlp.otlp_proto import any_string, fields_of, parse_request, upb_accepts
+from pipeline.otlp.otlp_proto import parse_request, upb_accepts
 from pipeline.otlp.samples import deep_proto_request, key_values, proto_request, proto_span
 from pipeline.sampling.counters import per_service_of
-from pipeline.sampling.decaying_histogram import DecayingHistogram, hist_add_run_of
+from pipeline.sampling.decaying_histogram import DecayingHistogram
 from pipeline.sampling.latency import LatencyState, latency_observe_of
-from pipeline.sampling.policy import representative_of
 from pipeline.sampling.probabilistic import trace_hash_of
 from pipeline.sinks.clickhouse import TRACE_COLUMNS, arrow_columns_of, columns_of
 from pipeline.store.arrow import from_layout
@@ -210,32 +208,12 @@ def test_per_service(spans: list[SpanHead]) -> None:
     assert list(native.per_service(spans).items()) == list(per_service_of(spans).items())
 
 
-@settings(max_examples=200, deadline=None)
-@given(_spans)
-def test_representative(spans: list[SpanHead]) -> None:
-    assert native.representative(spans) is representative_of(spans)
-
-
-@pytest.mark.parametrize(
-    ("durations", "expected"),
-    [([], None), ([5], 0), ([5, 9, 9, 1], 1), ([7, 7], 0), ([1, 2**70, 2**70 + 1], 2)],
-)
-def test_representative_without_root_is_the_earliest_longest(
-    durations: list[int], expected: int | None
-) -> None:
-    spans = [head(parent="p", duration_ns=d) for d in durations]
-    got = native.representative(spans)
-    assert got is (None if expected is None else spans[expected])
-    assert got is representative_of(spans)
-
-
 @needs_extension
-@pytest.mark.parametrize("port", ["per_service", "representative"])
-def test_ports_over_spans_take_heads_only(port: str) -> None:
+def test_per_service_takes_heads_only() -> None:
     built = span()
     assert built.span is not None
     with pytest.raises(TypeError, match="SpanHead"):
-        getattr(native, port)([built.span, head()])
+        native.per_service([built.span, head()])
 
 
 @settings(max_examples=300, deadline=None)
@@ -263,35 +241,6 @@ def test_trace_hash_rejects_what_the_python_definition_rejects() -> None:
         trace_hash_of("\ud800", b"")
     with pytest.raises(UnicodeEncodeError):
         native.trace_hash("\ud800", b"")
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.one_of(st.integers(0, 10**12), st.floats(0, 1e12)), max_size=40),
-    st.integers(0, 5),
-    st.integers(1, 6),
-    st.sampled_from([4.0, 16.0, 1e4]),
-)
-def test_hist_add_run(values: list[float], start: int, max_bins: int, horizon: float) -> None:
-    inv = 1.0 / math.log(1.02 / 0.98)
-    ours: dict[int, float] = {3: 1.0}
-    theirs: dict[int, float] = {3: 1.0}
-    got = native.hist_add_run(ours, values, start, inv, 1.0, max_bins, horizon)
-    assert got == hist_add_run_of(theirs, values, start, inv, 1.0, max_bins, horizon)
-    assert ours == theirs and list(ours) == list(theirs)
-
-
-def test_add_many_on_ints_and_overflow_matches_add() -> None:
-    many, one = DecayingHistogram(0.02, 6.0, 3), DecayingHistogram(0.02, 6.0, 3)
-    values: list[Any] = [0, 1, 2**53 + 1, 10**12, 3, 7, 7, 7, 0.5]
-    many.add_many(values)
-    for v in values:
-        one.add(float(v))
-    assert many.to_dict() == one.to_dict() and many.count == one.count
-    with pytest.raises(OverflowError):
-        native.hist_add_run({}, [10**400], 0, 1.0, 0.0, 1, 2.0)
-    with pytest.raises(OverflowError):
-        hist_add_run_of({}, [10**400], 0, 1.0, 0.0, 1, 2.0)
 
 
 def _learnt(observe: Any, traces: list[list[SpanHead]], horizon: float) -> Any:
@@ -645,16 +594,9 @@ def _scanned_heads() -> list[SpanHead]:
 
 
 @needs_extension
-def test_fields_columns_and_arrow_columns() -> None:
+def test_columns_and_arrow_columns() -> None:
     heads = _scanned_heads()
     assert len(heads) > 100
-
-    def kv_string(raw: bytes) -> str:
-        return any_string(AnyValue.FromString(raw))
-
-    for h in heads:
-        args = (h.value, h.offset, h.length, kv_string, SpanEvent, SpanLink)
-        assert native.fields(*args) == fields_of(*args)
     assert head_columns(heads) == columns_of(heads)
     ours, theirs = head_buffers(heads), arrow_columns_of(heads)
     for name in TRACE_COLUMNS:

@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from pipeline import native
 from pipeline.clock import ManualClock
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.generate.messages import Framing, to_messages
@@ -55,6 +56,9 @@ def test_generated_traces_decode_identically(seed: int, batch: int) -> None:
     assert_equivalent(generated(seed, 300, batch))
 
 
+@pytest.mark.skipif(
+    not native.ENABLED, reason="the native scan is off (SPANSTREAM_NATIVE=0 or not built)"
+)
 def test_generated_spans_take_the_native_path_and_build_lazily() -> None:
     heads = [h for v in generated(6, 50) for h in head_outcome(v, Enricher())[1]]
     assert len(heads) > 200

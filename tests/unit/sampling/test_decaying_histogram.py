@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from pipeline.sampling.decaying_histogram import DecayingHistogram
 
@@ -53,13 +51,3 @@ def test_rejects_bad_parameters(kwargs: dict) -> None:
 def test_rejects_bad_quantile() -> None:
     with pytest.raises(ValueError, match="quantile"):
         DecayingHistogram().quantile(1.5)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0, 1e9, allow_nan=False), max_size=80))
-def test_add_many_equals_adding_one_by_one(values: list[float]) -> None:
-    many, one = DecayingHistogram(0.02, 20.0, 5), DecayingHistogram(0.02, 20.0, 5)
-    many.add_many(values)
-    for v in values:
-        one.add(v)
-    assert many.to_dict() == one.to_dict()

@@ -87,5 +87,17 @@ def test_representative_span(spans: list, expected_id: str | None) -> None:
     assert (rep.span_id if rep else None) == expected_id
 
 
+@pytest.mark.parametrize(
+    ("durations_ms", "expected"), [([5], 0), ([5, 9, 9, 1], 1), ([7, 7], 0), ([1, 3, 4], 2)]
+)
+def test_representative_without_root_is_the_earliest_longest(
+    durations_ms: list[int], expected: int
+) -> None:
+    spans = [
+        span(span_id=f"{i:016x}", parent="p", duration_ms=d) for i, d in enumerate(durations_ms)
+    ]
+    assert trace_of(*spans).representative() is spans[expected]
+
+
 def test_span_count() -> None:
     assert trace_of(span(), span(span_id="2" * 16)).span_count == 2
