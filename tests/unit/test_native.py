@@ -52,6 +52,7 @@ from tests.unit.otlp.equivalence import assert_equivalent
 from tests.unit.otlp.test_heads import EDGE_SPANS, _field, _wrap_span, generated
 from tests.unit.sampling.spans import MS, span
 from tests.unit.windows.conftest import make_span
+from tests.unit.windows.test_partial import record_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_extension = pytest.mark.skipif(not native.ENABLED, reason="the extension is not built")
@@ -316,17 +317,6 @@ def test_observe_spans_equals_observing_one_by_one(
 
 NS = 1_000_000_000
 
-_record_spans = st.lists(
-    st.tuples(
-        st.sampled_from(["a", "b"]),  # operation
-        st.sampled_from([0.5, 30.0, 61.0]),  # start (s): two windows
-        st.sampled_from([0.0, 0.0001, 1.0, 5.0, 5.0, 250.0]),  # ms, with ties
-        st.booleans(),  # error
-        st.sampled_from(["1" * 32, "2" * 32, "3" * 32, "4" * 32]),  # trace
-    ),
-    max_size=12,
-)
-
 
 def _accumulated(
     add: Any, records: list[list[SpanHead]], max_exemplars: int, cap: int | None = None
@@ -341,7 +331,7 @@ def _accumulated(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_record_spans, min_size=1, max_size=8), st.integers(1, 3), st.booleans())
+@given(st.lists(record_spans, min_size=1, max_size=8), st.integers(1, 3), st.booleans())
 def test_window_add(
     records: list[list[tuple[str, float, float, bool, str]]], max_exemplars: int, capped: bool
 ) -> None:

@@ -157,7 +157,8 @@ def test_add_record_is_add_for_each_span_of_the_record(span: SpanFactory) -> Non
     assert not by_record.add_record(records[0], 4)  # at or below the cut: a replay, skipped
 
 
-_record_spans = st.lists(
+#: Records of spans over two windows and two operations, with ties (shared by the native test).
+record_spans = st.lists(
     st.tuples(
         st.sampled_from(["a", "b"]),  # operation
         st.sampled_from([0.5, 30.0, 61.0]),  # start (s): two windows
@@ -199,7 +200,7 @@ def _as_stats(partials: list[Partial]) -> Summary:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_record_spans, min_size=1, max_size=8), st.integers(1, 3))
+@given(st.lists(record_spans, min_size=1, max_size=8), st.integers(1, 3))
 def test_add_record_equals_window_stats_add_span_by_span(
     records: list[list[tuple[str, float, float, bool, str]]], max_exemplars: int
 ) -> None:
