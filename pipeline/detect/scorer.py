@@ -3,10 +3,8 @@
 For each closed window the worker's judge (:mod:`pipeline.judge`) calls
 :meth:`WindowScorer.score` with the window's RED features and gets a
 :class:`Verdict`; the model learns the window right after scoring it.
-:meth:`WindowScorer.dumps` / :meth:`WindowScorer.loads` serialise every model as
-one versioned JSON blob checked field by field (``pipeline.checked``; never
-pickle), for offline use. The worker does not use them: it keeps each series'
-state in its ``detectors`` table (:mod:`pipeline.judge`).
+The worker keeps each series' model state in its ``detectors`` table
+(:mod:`pipeline.judge`), as checked JSON (:mod:`pipeline.detect.state`).
 """
 
 from __future__ import annotations
@@ -14,14 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pipeline.checked import StateError, items, parse_json, record, text, to_json
 from pipeline.detect.base import WARNING_SCORE, Detector, Features, Severity, severity_of
 from pipeline.detect.registry import build_detector
-from pipeline.detect.state import from_state
 
 SeriesKey = tuple[str, str]
-#: Version 1 was a pickle: never read (loading it could run code), rejected as ``version``.
-_STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -82,41 +76,6 @@ class WindowScorer:
             metrics=tuple((d.name, d.observed, d.expected) for d in deviations),
             detector=model.name,
         )
-
-    def dumps(self) -> bytes:
-        """Every series' model state as one JSON blob (the worker stores series one by one)."""
-        return to_json(
-            {
-                "v": _STATE_VERSION,
-                "detector": self.config.detector,
-                "params": dict(self.config.params),
-                "models": [[s, o, m.to_state()] for (s, o), m in self.models.items()],
-            }
-        )
-
-    @classmethod
-    def loads(cls, blob: bytes, config: ScorerConfig | None = None) -> WindowScorer:
-        """A scorer restored from :meth:`dumps`; it scores exactly as the original would.
-
-        The detectors are built from ``config`` (default :class:`ScorerConfig`), not
-        from the blob, which must name the same detector and parameters; every model
-        state is checked. Raises :class:`~pipeline.checked.StateError`.
-        """
-        scorer = cls(config)
-        data = parse_json(blob)
-        if not isinstance(data, dict) or data.get("v") != _STATE_VERSION:
-            raise StateError("version", f"scorer state version {str(data)[:40]!r}")
-        data = record(data, "scorer", ["v", "detector", "params", "models"])
-        stored = (data["detector"], data["params"])
-        if stored != (scorer.config.detector, dict(scorer.config.params)):
-            raise StateError("kind", f"stored for {str(stored)[:200]!r}, not {scorer.config}")
-        if not isinstance(data["models"], list):
-            raise StateError("schema", "scorer.models: expected a list")
-        for entry in data["models"]:
-            service, operation, state = items(entry, "scorer.models[]", 3)
-            key = (text(service, "scorer.models[]"), text(operation, "scorer.models[]"))
-            scorer.models[key] = from_state(state, scorer._factory())
-        return scorer
 
 
 def build_default() -> WindowScorer:

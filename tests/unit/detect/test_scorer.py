@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-import pytest
-
-from pipeline.checked import StateError
 from pipeline.detect.base import Severity
-from pipeline.detect.scorer import ScorerConfig, Verdict, WindowScorer, build_default
-from tests.unit.detect.test_state import marker_pickle
+from pipeline.detect.scorer import Verdict, WindowScorer, build_default
 
 KEY_A = ("checkout", "POST /pay")
 KEY_B = ("search", "GET /q")
@@ -55,37 +50,3 @@ def test_series_keep_separate_models() -> None:
     feed(scorer, KEY_A, 100, seed=3)
     assert scorer.score(KEY_B, window(random.Random(4), latency=7.0)).score == 0.0  # warm-up
     assert set(scorer.models) == {KEY_A, KEY_B}
-
-
-@pytest.mark.parametrize("detector", ["robust", "seasonal", "hst", "combined"])
-def test_restored_state_scores_identically(detector: str) -> None:
-    params = {"season_length": "30"} if detector == "seasonal" else {}
-    scorer = WindowScorer(ScorerConfig(detector=detector, params=params))
-    feed(scorer, KEY_A, 150, seed=5)
-    feed(scorer, KEY_B, 80, seed=6)
-    restored = WindowScorer.loads(scorer.dumps(), scorer.config)
-    assert feed(restored, KEY_A, 50, seed=7) == feed(scorer, KEY_A, 50, seed=7)
-    assert feed(restored, KEY_B, 50, seed=8) == feed(scorer, KEY_B, 50, seed=8)
-
-
-def test_loads_rejects_a_version_1_pickle_without_running_it(tmp_path: Path) -> None:
-    marker = tmp_path / "owned"
-    with pytest.raises(StateError) as err:
-        WindowScorer.loads(marker_pickle(marker))
-    assert err.value.reason == "bad_json" and not marker.exists()
-
-
-@pytest.mark.parametrize(
-    ("blob", "reason"),
-    [
-        (b'{"v": 99, "detector": "robust", "params": {}, "models": []}', "version"),
-        (b'{"v": 2, "detector": "hst", "params": {}, "models": []}', "kind"),
-        (b'{"v": 2, "detector": "robust", "params": {}, "models": [["a", "b", 1]]}', "schema"),
-        (b'{"v": 2, "detector": "robust", "params": {}, "models": [["a", 7, {}]]}', "schema"),
-        (b'{"v": 2, "detector": "robust", "params": {}, "models": {}}', "schema"),
-    ],
-)
-def test_loads_rejects_other_versions_detectors_and_shapes(blob: bytes, reason: str) -> None:
-    with pytest.raises(StateError) as err:
-        WindowScorer.loads(blob)
-    assert err.value.reason == reason
