@@ -3,57 +3,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any, final
 
-from pipeline.model import Span
-
-@final
-class SpanHead:
-    """What sampling and windows read of one span; see pipeline.otlp.heads."""
-
-    def __init__(
-        self,
-        trace_id: str,
-        span_id: str,
-        parent_span_id: str,
-        timestamp_ns: int,
-        duration_ns: int,
-        service_name: str,
-        operation: str,
-        is_error: bool,
-        row_bytes: int,
-        value: bytes,
-        offset: int,
-        length: int,
-        ctx: Any,
-        span: Span | None,
-    ) -> None: ...
-    @property
-    def trace_id(self) -> str: ...
-    @property
-    def span_id(self) -> str: ...
-    @property
-    def parent_span_id(self) -> str: ...
-    @property
-    def timestamp_ns(self) -> int: ...
-    @property
-    def duration_ns(self) -> int: ...
-    @property
-    def service_name(self) -> str: ...
-    @property
-    def operation(self) -> str: ...
-    @property
-    def is_error(self) -> bool: ...
-    @property
-    def row_bytes(self) -> int: ...
-    @property
-    def value(self) -> bytes: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def length(self) -> int: ...
-    @property
-    def ctx(self) -> Any: ...
-    @property
-    def span(self) -> Span | None: ...
+# The native type has the fields and constructor of its Python definition.
+from pipeline.model import SpanHead as SpanHead
 
 def scan(
     value: bytes,
