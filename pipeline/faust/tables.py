@@ -15,7 +15,7 @@ same windows close again on the next try instead of being lost.
 Encoding: the tables hold raw bytes (Faust's ``raw`` codec for keys and
 values), so restoring a changelog never runs a Faust codec or model lookup on
 what is in the topic. The view does the encoding itself: a key is the JSON
-string Faust's json codec used to write (the same bytes, so the same
+string Faust's json codec writes (the same bytes, so the same
 partition and existing changelogs still read), a value is JSON. Reading back
 is checked: a value that is not JSON (at most ``MAX_STATE_BYTES``) raises
 :class:`~pipeline.checked.StateError` for the caller to reject, and a key

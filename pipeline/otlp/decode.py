@@ -43,7 +43,7 @@ Times: ``otel_traces`` keeps them as ``DateTime64(9)``, an Int64 of Unix
 nanoseconds, so the last instant it holds is 2^63-1 ns
 (2262-04-11T23:47:16.854775807Z), while OTLP's fixed64 goes to 2^64-1. A span
 whose start, end or event time is past that instant is ``bad_span`` (its row
-could never be inserted: one such span used to stall every insert). A start
+could never be inserted, and would hold up every insert of its batch). A start
 time of 0 is ``bad_span`` as well: OTLP calls it required, and 0 means it was
 never set (the row would sit in 1970, outside every window). An end time
 before the start, or 0, is accepted with ``Duration`` 0 (above); an event time
