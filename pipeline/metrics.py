@@ -94,6 +94,34 @@ UNACKED_MESSAGES = Gauge(
 )
 
 
+# -- alert delivery (``spanstream alerts forward``, its own port) -------------------------
+DELIVERY_SENT = Counter(
+    "spanstream_delivery_sent_total", "Alerts a receiver accepted", ["receiver", "status"]
+)
+DELIVERY_RETRIES = Counter(
+    "spanstream_delivery_retries_total",
+    "Failed posts to a receiver that are retried (5xx, 408/425/429, no answer)",
+    ["receiver"],
+)
+DELIVERY_DEAD_LETTERS = Counter(
+    "spanstream_delivery_dead_letters_total",
+    "Alert records sent to the delivery dead-letter topic",
+    ["reason"],
+)
+DELIVERY_STALE = Counter(
+    "spanstream_delivery_stale_total",
+    "Alert records not sent: their alert_id was already delivered at this or a higher version",
+)
+DELIVERY_BLOCKED = Gauge(
+    "spanstream_delivery_blocked_seconds",
+    "How long the forwarder has been retrying the alert it holds (0: none held)",
+)
+DELIVERY_REFRESHED = Counter(
+    "spanstream_delivery_refreshed_total",
+    "Firing alerts re-posted to Alertmanager so they stay firing until resolved",
+)
+
+
 def serve(port: int, bind: str = "127.0.0.1") -> None:
     """Start the metrics HTTP endpoint on ``bind`` (SPANSTREAM_METRICS_BIND; no-op for port 0)."""
     if port:

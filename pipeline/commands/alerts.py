@@ -1,4 +1,4 @@
-"""``spanstream alerts tail``: follow the alert topic and print alerts readably."""
+"""``spanstream alerts tail`` prints the alert topic readably; ``alerts forward`` delivers it."""
 
 from __future__ import annotations
 
@@ -38,6 +38,58 @@ def register(subparsers: Any) -> None:
         "--timeout", type=float, default=0, help="exit after S seconds (default: never)"
     )
     tail.set_defaults(func=run_tail)
+    _register_forward(sub)
+
+
+def _register_forward(sub: Any) -> None:
+    forward = sub.add_parser(
+        "forward",
+        help="deliver alerts to Alertmanager and/or a webhook (SIGTERM to stop)",
+        description=(
+            "Read the alert topic (consumer group SPANSTREAM_DELIVERY_GROUP) and post each "
+            "alert to Alertmanager's v2 API (SPANSTREAM_ALERTMANAGER_URL) and/or a webhook "
+            "(SPANSTREAM_WEBHOOK_URL, the alert JSON as is). At least once: an offset is "
+            "committed only after every receiver accepted the alert or it went to the "
+            "dead-letter topic (SPANSTREAM_DELIVERY_DLQ_TOPIC); 5xx and unreachable "
+            "receivers are retried with backoff for as long as it takes. Credentials come "
+            "from SPANSTREAM_ALERTMANAGER_PASSWORD / _BEARER_TOKEN (or their _FILE), "
+            "never from options. Settings: docs/settings.md#alert-delivery."
+        ),
+    )
+    forward.add_argument("--bootstrap", help="Kafka bootstrap servers (default: SPANSTREAM_KAFKA)")
+    forward.add_argument(
+        "--alertmanager-url",
+        help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (default: "
+        "SPANSTREAM_ALERTMANAGER_URL; empty: none)",
+    )
+    forward.add_argument(
+        "--webhook-url", help="generic webhook URL (default: SPANSTREAM_WEBHOOK_URL; empty: none)"
+    )
+    forward.add_argument(
+        "--metrics-port",
+        type=int,
+        help="Prometheus metrics port (default: SPANSTREAM_DELIVERY_METRICS_PORT, 9465; 0: off)",
+    )
+    forward.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="a new consumer group delivers every retained alert (default: only new ones; "
+        "alerts still firing are re-posted to Alertmanager either way)",
+    )
+    forward.set_defaults(func=run_forward)
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    """Deliver alerts until SIGTERM/SIGINT."""
+    from pipeline.delivery.run import forward
+
+    settings = load_settings(
+        kafka_bootstrap=args.bootstrap,
+        alertmanager_url=args.alertmanager_url,
+        webhook_url=args.webhook_url,
+        delivery_metrics_port=args.metrics_port,
+    )
+    return forward(settings, from_beginning=args.from_beginning)
 
 
 def format_alert(message: dict[str, Any]) -> str:

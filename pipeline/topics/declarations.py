@@ -24,6 +24,7 @@ ROLE_FIELDS = {
     "input": "input_topic",
     "dlq": "dlq_topic",
     "alerts": "alert_topic",
+    "alerts_dlq": "delivery_dlq_topic",
     "partials": "partials_topic",
     "windows_changelog": "windows_changelog_topic",
     "detectors_changelog": "detectors_changelog_topic",

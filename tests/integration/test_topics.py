@@ -25,6 +25,7 @@ ROLE_ENV = {
     "input": "SPANSTREAM_INPUT_TOPIC",
     "dlq": "SPANSTREAM_DLQ_TOPIC",
     "alerts": "SPANSTREAM_ALERT_TOPIC",
+    "alerts_dlq": "SPANSTREAM_DELIVERY_DLQ_TOPIC",
     "partials": "SPANSTREAM_PARTIALS_TOPIC",
 }
 

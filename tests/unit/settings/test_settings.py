@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
+from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -24,6 +25,7 @@ GROUPS = (
     SamplingOptions,
     LimitOptions,
     WebOptions,
+    DeliveryOptions,
 )
 
 

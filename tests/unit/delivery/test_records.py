@@ -1,0 +1,40 @@
+"""A record of the alert topic: an alert, or the reason it is none (never an exception)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.delivery.records import Rejected, parse_alert
+from tests.unit.delivery.messages import alert
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "detail"),
+    [
+        (None, "not_json", ""),
+        (b"", "not_json", ""),
+        (b"\xff\xfe", "not_json", ""),
+        (b"{", "not_json", ""),
+        (b"[" * 100_000, "not_json", ""),
+        (b"[]", "not_alert", "a JSON object expected, got list"),
+        (b"42", "not_alert", "a JSON object expected, got int"),
+        (b"{}", "not_alert", "'schema_version' is a required property"),
+        (json.dumps(alert(version=0)).encode(), "not_alert", "version"),
+        (json.dumps(alert(status="maybe")).encode(), "not_alert", "status"),
+        (json.dumps(alert(alert_id="../x")).encode(), "not_alert", "alert_id"),
+        (json.dumps(alert(window_start="soon")).encode(), "not_alert", "window_start"),
+        (json.dumps(alert(created_at=5)).encode(), "not_alert", "created_at"),
+        (json.dumps(alert(extra=1)).encode(), "not_alert", "extra"),
+    ],
+)
+def test_rejected(value: bytes | None, reason: str, detail: str) -> None:
+    found = parse_alert(value)
+    assert isinstance(found, Rejected)
+    assert found.reason == reason and detail in found.detail
+
+
+def test_an_alert_is_returned_as_is() -> None:
+    message = alert()
+    assert parse_alert(json.dumps(message).encode()) == message
