@@ -112,10 +112,10 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 
 def post(receiver: Receiver, body: bytes, timeout: float) -> Answer:
     """POST ``body``; never raises for a network or HTTP failure (the answer tells)."""
-    request = urllib.request.Request(
-        receiver.url, data=body, headers=dict(receiver.headers), method="POST"
-    )
     try:
+        request = urllib.request.Request(
+            receiver.url, data=body, headers=dict(receiver.headers), method="POST"
+        )
         with _OPENER.open(request, timeout=timeout) as response:
             return Answer(response.status)
     except urllib.error.HTTPError as exc:

@@ -4,7 +4,7 @@
 >>> check(DeliveryOptions(alertmanager_url="http://ops:pw@am:9093"))
 Traceback (most recent call last):
 ...
-pipeline.errors.ConfigError: SPANSTREAM_ALERTMANAGER_URL='http://ops:pw@am:9093': no credentials \
+pipeline.errors.ConfigError: SPANSTREAM_ALERTMANAGER_URL='http://***@am:9093': no credentials \
 in the URL (they would show in logs): use SPANSTREAM_ALERTMANAGER_USERNAME/_PASSWORD or \
 SPANSTREAM_ALERTMANAGER_BEARER_TOKEN
 """
@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pipeline.settings.env import enforce
+from pipeline.errors import ConfigError
+from pipeline.settings.env import enforce, env_name
 from pipeline.settings.secret import SecretStr
 
 #: The placeholder a trace link template must hold.
@@ -68,23 +69,13 @@ class DeliveryOptions:
 def check(s: DeliveryOptions) -> None:
     """URLs without credentials, one kind of Alertmanager auth, positive delays."""
     basic = bool(s.alertmanager_username) or bool(s.alertmanager_password.get_secret_value())
+    _refuse_userinfo("alertmanager_url", s.alertmanager_url, _AM_AUTH)
+    _refuse_userinfo("webhook_url", s.webhook_url, "SPANSTREAM_WEBHOOK_BEARER_TOKEN")
     enforce(
         s,
         [
             ("alertmanager_url", url_ok(s.alertmanager_url), _URL_RULE),
             ("webhook_url", url_ok(s.webhook_url), _URL_RULE),
-            (
-                "alertmanager_url",
-                not _has_userinfo(s.alertmanager_url),
-                _NO_USERINFO.format(
-                    "ALERTMANAGER_USERNAME/_PASSWORD or SPANSTREAM_ALERTMANAGER_BEARER_TOKEN"
-                ),
-            ),
-            (
-                "webhook_url",
-                not _has_userinfo(s.webhook_url),
-                _NO_USERINFO.format("WEBHOOK_BEARER_TOKEN"),
-            ),
             (
                 "alertmanager_bearer_token",
                 not (basic and s.alertmanager_bearer_token.get_secret_value()),
@@ -120,7 +111,19 @@ def check(s: DeliveryOptions) -> None:
 
 
 _URL_RULE = "expected an http:// or https:// URL with a host (or empty)"
-_NO_USERINFO = "no credentials in the URL (they would show in logs): use SPANSTREAM_{}"
+_AM_AUTH = "SPANSTREAM_ALERTMANAGER_USERNAME/_PASSWORD or SPANSTREAM_ALERTMANAGER_BEARER_TOKEN"
+
+
+def _refuse_userinfo(field_name: str, url: str, instead: str) -> None:
+    """A URL with ``user:password@`` is refused; the error shows it without them."""
+    if not _has_userinfo(url):
+        return
+    parts = urlsplit(url)
+    shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    raise ConfigError(
+        f"{env_name(field_name)}={shown!r}: no credentials in the URL (they would show in "
+        f"logs): use {instead}"
+    )
 
 
 def url_ok(url: str) -> bool:

@@ -99,3 +99,36 @@ def test_an_alert_is_read() -> None:
 )
 def test_a_record_that_is_not_an_alert_is_skipped_not_raised(value: bytes | None) -> None:
     assert read_alert(value) is None
+
+
+def test_forward_without_a_receiver_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    for name in ("SPANSTREAM_ALERTMANAGER_URL", "SPANSTREAM_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["alerts", "forward"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SPANSTREAM_ALERTMANAGER_URL" in err
+
+
+def test_forward_refuses_a_url_with_credentials_without_echoing_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.cli import main
+
+    assert main(["alerts", "forward", "--alertmanager-url", "http://ops:hunter2@am:9093"]) == 2
+    err = capsys.readouterr().err
+    assert "no credentials in the URL" in err and err.count("\n") == 1
+    assert "hunter2" not in err
+
+
+def test_forward_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["alerts", "forward", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--alertmanager-url", "--webhook-url", "--metrics-port", "--from-beginning"):
+        assert option in out
