@@ -40,6 +40,7 @@ from pipeline.clock import Clock, SystemClock
 from pipeline.delivery.backoff import Backoff, verdict
 from pipeline.delivery.deadletter import DeadLetterSender
 from pipeline.delivery.ledger import Ledger
+from pipeline.delivery.mapping import superseded
 from pipeline.delivery.receivers import Answer, Receiver, alertmanager_body, post, request_body
 from pipeline.delivery.records import Record, Rejected, parse_alert
 from pipeline.errors import ServiceUnavailable
@@ -165,9 +166,10 @@ class Forwarder:
     ) -> Answer | None:
         """Post until the receiver takes the alert or refuses it for good; None if abandoned."""
         raw = record.value() or b""
+        previous = superseded(self.ledger.firing_message(message["alert_id"]), message)
         attempt, since = 0, self.clock.now()
         while True:
-            body = request_body(receiver, message, raw, self.wall(), self.settings)
+            body = request_body(receiver, message, raw, self.wall(), self.settings, previous)
             answer = post(receiver, body, self.settings.delivery_timeout_seconds)
             outcome = verdict(answer.status)
             if outcome != "retry":
@@ -260,9 +262,16 @@ class Forwarder:
 
     # -- assignment and replay --------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=METADATA_TIMEOUT)
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT)
+        try:
+            committed = consumer.committed(partitions, timeout=METADATA_TIMEOUT)
+            marks = [
+                consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT) for tp in committed
+            ]
+        except KafkaException as exc:
+            raise ServiceUnavailable(
+                f"cannot read the committed offsets of the alert topic: {exc}"
+            ) from None
+        for tp, (low, high) in zip(committed, marks, strict=True):
             start = tp.offset if tp.offset >= 0 else (low if self.from_beginning else high)
             self._replay_until[tp.partition] = start
             if start > low:

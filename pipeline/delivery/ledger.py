@@ -53,6 +53,10 @@ class Ledger:
         else:
             self._firing.pop(alert_id, None)
 
+    def firing_message(self, alert_id: str) -> dict[str, Any] | None:
+        """The latest firing message delivered for ``alert_id``, if it still fires."""
+        return self._firing.get(alert_id)
+
     def firing(self) -> list[dict[str, Any]]:
         """The latest message of every alert firing now, oldest update first."""
         return list(self._firing.values())

@@ -104,6 +104,25 @@ def postable(
     }
 
 
+def ended_now(message: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``message`` as resolved at ``now``: ends the Alertmanager alert of its labels."""
+    return {**message, "status": "resolved", "created_at": rfc3339(now)}
+
+
+def superseded(previous: dict[str, Any] | None, message: dict[str, Any]) -> dict[str, Any] | None:
+    """``previous`` (the alert's last firing message) if ``message`` changes its labels.
+
+    >>> old = {"alert_id": "a", "service": "s", "severity": "warning"}
+    >>> superseded(old, {**old, "severity": "critical"}) == old
+    True
+    >>> superseded(old, dict(old)), superseded(None, old)
+    (None, None)
+    """
+    if previous is None or alert_labels(previous) == alert_labels(message):
+        return None
+    return previous
+
+
 def parse_time(text: str) -> datetime:
     """An RFC 3339 time as an aware UTC datetime (``ValueError`` if it is none).
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.delivery.mapping import postable
+from pipeline.delivery.mapping import ended_now, postable
 from pipeline.settings import Settings
 
 #: Bytes of a receiver's error answer kept for logs and dead-letter headers.
@@ -80,12 +80,23 @@ def _alertmanager_auth(settings: Settings) -> tuple[tuple[str, str], ...]:
 
 
 def request_body(
-    receiver: Receiver, message: dict[str, Any], raw: bytes, now: datetime, settings: Settings
+    receiver: Receiver,
+    message: dict[str, Any],
+    raw: bytes,
+    now: datetime,
+    settings: Settings,
+    superseded: dict[str, Any] | None = None,
 ) -> bytes:
-    """What ``receiver`` is sent for one alert: Alertmanager's array, or the record as is."""
+    """What ``receiver`` is sent for one alert: Alertmanager's array, or the record as is.
+
+    ``superseded``: the alert's previous firing message when its labels differ (its
+    severity changed); Alertmanager is told it ended now, so it does not linger as a
+    second alert until it times out.
+    """
     if receiver.name != "alertmanager":
         return raw
-    return alertmanager_body([message], now, settings)
+    ended = [] if superseded is None else [ended_now(superseded, now)]
+    return alertmanager_body([message, *ended], now, settings)
 
 
 def alertmanager_body(messages: list[dict[str, Any]], now: datetime, settings: Settings) -> bytes:

@@ -206,3 +206,22 @@ def test_firing_alerts_are_re_posted_every_resend_interval(monkeypatch: pytest.M
     refreshed = [body for _, body, _ in rig.post.calls][1:]
     assert 3 <= len(refreshed) <= 5  # at 0 (after delivery), 60, 120, 180 s
     assert all(body[0]["labels"]["alert_id"] == "a" * 16 for body in refreshed)
+
+
+def test_a_severity_change_ends_the_alert_of_the_old_labels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Severity is a label: the warning's Alertmanager alert is ended when it turns critical,
+    and the critical one when the resolution arrives (whatever severity that carries)."""
+    warning = alert(alert_id="a" * 16, version=1, severity="warning")
+    critical = alert(alert_id="a" * 16, version=2, severity="critical")
+    resolved = alert(alert_id="a" * 16, version=3, severity="warning", status="resolved")
+    values = [json.dumps(m).encode() for m in (warning, critical, resolved)]
+    rig = Rig(monkeypatch, values, receivers=(AM,))
+    rig.run()
+    bodies = [body for _, body, _ in rig.post.calls]
+    severities = [[a["labels"]["severity"] for a in body] for body in bodies]
+    assert severities == [["warning"], ["critical", "warning"], ["warning", "critical"]]
+    # The one ended goes with an endsAt of now, before the new one's (now + 4 resends).
+    new, ended = bodies[1]
+    assert ended["endsAt"] < new["endsAt"]
