@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from tests.harness.alertmanager import (
     EXAMPLE_CONFIG,
     LocalAlertmanager,
     LocalForwarder,
+    alertmanager_binary,
     alertmanager_built,
     local_config,
 )
@@ -291,3 +293,15 @@ def read_topic(bootstrap: str, topic: str, count: int) -> list[dict[str, str]]:
         consumer.close()
     assert len(found) == count, found
     return found
+
+
+def test_amtool_accepts_the_documented_config() -> None:
+    amtool = alertmanager_binary().with_name("amtool")
+    done = subprocess.run(
+        [str(amtool), "check-config", str(EXAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
