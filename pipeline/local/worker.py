@@ -164,6 +164,7 @@ def unique_names(prefix: str = "e2e") -> dict[str, str]:
         "SPANSTREAM_INPUT_TOPIC": f"{tag}-spans",
         "SPANSTREAM_DLQ_TOPIC": f"{tag}-dlq",
         "SPANSTREAM_ALERT_TOPIC": f"{tag}-alerts",
+        "SPANSTREAM_DELIVERY_DLQ_TOPIC": f"{tag}-alerts-dlq",
         "SPANSTREAM_PARTIALS_TOPIC": f"{tag}-partials",
         "SPANSTREAM_GROUP": tag,
     }
