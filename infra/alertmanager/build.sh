@@ -41,6 +41,12 @@ log() { printf '[alertmanager/build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 [[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "alertmanager/build.sh: go not found on PATH" >&2; exit 1; }
+# Alertmanager v0.35.0's go.mod says `go 1.26.0`.
+go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
+if (( go_minor < 26 )); then
+    echo "alertmanager/build.sh: $(go env GOVERSION) is too old, Alertmanager $VERSION needs go1.26+" >&2
+    exit 1
+fi
 mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH"
 log "go $(go env GOVERSION), cache $OUT"
 
@@ -68,7 +74,7 @@ build_tool() {
         log "$name: cached ($GOBIN/$name)"
         return
     fi
-    [[ -f "$OUT/src/go.mod" ]] || prepare_source
+    [[ -f "$OUT/src/ui/app/dist/mantine/index.html" ]] || prepare_source
     log "$name: go build ./cmd/$name (a cold build takes minutes)"
     local start=$SECONDS
     # The version Alertmanager reports (its Makefile sets it the same way); no VCS stamp
