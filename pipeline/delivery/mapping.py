@@ -140,9 +140,13 @@ def rfc3339(moment: datetime) -> str:
 
     >>> rfc3339(datetime(2026, 12, 4, 9, 0, 0, 250_000, tzinfo=UTC))
     '2026-12-04T09:00:00.250Z'
+    >>> rfc3339(datetime(1, 1, 1, tzinfo=UTC))
+    '0001-01-01T00:00:00.000Z'
     """
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %Y is not zero-padded on every platform (year 1 -> "1"): the year is formatted here.
+    clock = moment.strftime("-%m-%dT%H:%M:%S.")
+    return f"{moment.year:04d}{clock}{moment.microsecond // 1000:03d}Z"
 
 
 def _description(message: dict[str, Any]) -> str:

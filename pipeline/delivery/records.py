@@ -80,6 +80,6 @@ def _bad_time(message: dict[str, Any]) -> Rejected | None:
         if name in message:
             try:
                 parse_time(message[name])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return Rejected("not_alert", f"{name}: not an RFC 3339 time: {message[name]!r:.60}")
     return None

@@ -26,6 +26,17 @@ from tests.unit.delivery.messages import alert
         (json.dumps(alert(alert_id="../x")).encode(), "not_alert", "alert_id"),
         (json.dumps(alert(window_start="soon")).encode(), "not_alert", "window_start"),
         (json.dumps(alert(created_at=5)).encode(), "not_alert", "created_at"),
+        (json.dumps(alert(created_at="2026-12-04T09:00:00")).encode(), "not_alert", "created_at"),
+        (
+            json.dumps(alert(window_end="9999-12-31T23:59:59-10:00")).encode(),
+            "not_alert",
+            "window_end",
+        ),
+        (
+            json.dumps(alert(onset_window_start="0001-01-01T00:00:00+01:00")).encode(),
+            "not_alert",
+            "onset_window_start",
+        ),
         (json.dumps(alert(extra=1)).encode(), "not_alert", "extra"),
     ],
 )
