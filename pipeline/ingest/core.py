@@ -22,6 +22,7 @@ from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded, decode_message
 from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
 from pipeline.sampling.exemplar import ExemplarRequests
+from pipeline.spanmetrics.counts import SpanMetrics
 from pipeline.windows.partial import Partial, PartialAggregator
 
 Headers = Sequence[tuple[str, bytes]]
@@ -90,6 +91,7 @@ class IngestCore:
         max_exemplars: int = 3,
         exemplars: ExemplarRequests | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
+        spanmetrics: SpanMetrics | None = None,
     ) -> None:
         #: Unix time in ns (span timestamps are Unix time; ``clock`` is monotonic).
         self.wall_ns = wall_ns
@@ -101,6 +103,8 @@ class IngestCore:
         self.max_message_bytes = max_message_bytes
         self.cut_interval = cut_interval_seconds
         self.max_exemplars = max_exemplars
+        #: Pre-sampling RED counts (the worker's exported ones unless given).
+        self.spanmetrics = metrics.SPAN_METRICS if spanmetrics is None else spanmetrics
         self._parts: dict[int, _Partition] = {}
         self.orphaned_traces = 0
 
@@ -173,7 +177,10 @@ class IngestCore:
         # Spans from a clock running more than a window ahead of ours still count in
         # their window, but do not move the watermark (on-time spans would turn late).
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
-        part.aggregator.add_record(decoded.spans, offset, cap)
+        # Counted where the windows count: a record an earlier owner already cut is not
+        # counted again, so a rebalance adds no spans to the spanmetrics.
+        if part.aggregator.add_record(decoded.spans, offset, cap):
+            self.spanmetrics.add(decoded.spans)
         if part.aggregator.through < offset <= part.recut_through:
             part.forced.append(self._cut(partition, part, offset, announced=False))
         if part.ahead.done and part.ahead.is_done(offset):
