@@ -11,6 +11,7 @@ from pipeline.settings import Settings, load_settings
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
+from pipeline.settings.slo import SloOptions
 from pipeline.settings.store import StoreOptions
 from pipeline.settings.streams import StreamOptions
 from pipeline.settings.web import WebOptions
@@ -24,6 +25,7 @@ GROUPS = (
     SamplingOptions,
     LimitOptions,
     WebOptions,
+    SloOptions,
 )
 
 
