@@ -5,7 +5,9 @@
 #   - the Python venv in .venv with spanstream and its dev tools;
 #   - Apache Kafka jars from Maven Central (infra/kafka/kafka.sh install);
 #   - the OpenTelemetry Collector and telemetrygen from Go modules (infra/collector/build.sh),
-#     unless SPANSTREAM_SKIP_COLLECTOR=1.
+#     unless SPANSTREAM_SKIP_COLLECTOR=1;
+#   - Prometheus' promtool from Go modules (infra/prometheus/build.sh: the SLO rule tests),
+#     unless SPANSTREAM_SKIP_PROMTOOL=1.
 # Re-running it is cheap: each step checks what is already there.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +45,10 @@ bash infra/kafka/kafka.sh install
 if [[ "${SPANSTREAM_SKIP_COLLECTOR:-0}" != "1" && -f infra/collector/build.sh ]]; then
   step "opentelemetry collector + telemetrygen (Go modules; first build takes several minutes)"
   bash infra/collector/build.sh
+fi
+if [[ "${SPANSTREAM_SKIP_PROMTOOL:-0}" != "1" && -f infra/prometheus/build.sh ]]; then
+  step "promtool (Go modules; first build takes several minutes)"
+  bash infra/prometheus/build.sh
 fi
 echo
 echo "bootstrap done"
