@@ -154,7 +154,9 @@ def alert_rule(slo: Slo, rule: BurnAlertRule) -> dict[str, Any]:
     """The alerting rule of one burn rule of an SLO."""
     budget = error_budget_text(slo)
     factor = decimal_text(rule.factor)
-    long_w, short_w = (format_duration(s) for s in (rule.long_window_seconds, rule.short_window_seconds))
+    long_w, short_w = (
+        format_duration(s) for s in (rule.long_window_seconds, rule.short_window_seconds)
+    )
     match = "{slo=" + promql_string(slo.name) + "}"
     expr = (
         f"({record_name(rule.long_window_seconds)}{match} / {budget}) > {factor}\n"
@@ -171,7 +173,7 @@ def alert_rule(slo: Slo, rule: BurnAlertRule) -> dict[str, Any]:
         },
         "annotations": {
             "summary": (
-                f"SLO {slo.name}: error budget burning at {{{{ $value | printf \"%.1f\" }}}}x"
+                f'SLO {slo.name}: error budget burning at {{{{ $value | printf "%.1f" }}}}x'
                 f" over {long_w} (alert above {factor}x over {long_w} and {short_w})"
             ),
             "description": (

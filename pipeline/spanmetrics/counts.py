@@ -68,7 +68,9 @@ Key = tuple[str, str, int, int]
 Entry = list[int]
 
 
-def spanmetrics_add_of(spans: Sequence[SpanHead], acc: dict[Key, Entry], bounds_ns: Sequence[int]) -> None:
+def spanmetrics_add_of(
+    spans: Sequence[SpanHead], acc: dict[Key, Entry], bounds_ns: Sequence[int]
+) -> None:
     """Add each span to ``acc[key]``: one call, one duration in its (non-cumulative) bucket.
 
     A bucket holds the durations ``<=`` its bound and above the previous one (Prometheus'

@@ -1,6 +1,6 @@
 """Prometheus' ``promtool``, built from Go modules by ``infra/prometheus/build.sh``.
 
-    result = run_promtool(promtool_binary(), "check", "rules", "rules.yaml")
+result = run_promtool(promtool_binary(), "check", "rules", "rules.yaml")
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def promtool_binary() -> Path:
     return path
 
 
-def run_promtool(binary: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_promtool(
+    binary: Path, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run promtool; its exit code and output are the caller's to judge."""
     return subprocess.run(
         [str(binary), *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False

@@ -94,9 +94,11 @@ def test_services_and_operations_past_the_caps_count_under_overflow() -> None:
     enricher = Enricher(EnrichConfig(max_services=1, max_operations_per_service=1))
     counts = SpanMetrics()
     for i, service in enumerate(["checkout", "cart", "shipping"]):
-        counts.add(decode_message(
-            record(tid(i), service=service), None, max_bytes=1 << 20, enricher=enricher
-        ).spans)
+        counts.add(
+            decode_message(
+                record(tid(i), service=service), None, max_bytes=1 << 20, enricher=enricher
+            ).spans
+        )
     services = sorted(key[0] for key, _ in counts.snapshot())
     assert services == ["__overflow__", "checkout"]
     overflow = dict(counts.snapshot())[("__overflow__", "GET /", 2, 2)]
