@@ -91,7 +91,6 @@ class IngestCore:
         max_exemplars: int = 3,
         exemplars: ExemplarRequests | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
-        spanmetrics: SpanMetrics | None = None,
     ) -> None:
         #: Unix time in ns (span timestamps are Unix time; ``clock`` is monotonic).
         self.wall_ns = wall_ns
@@ -103,10 +102,10 @@ class IngestCore:
         self.max_message_bytes = max_message_bytes
         self.cut_interval = cut_interval_seconds
         self.max_exemplars = max_exemplars
-        #: Pre-sampling RED counts (the worker's exported ones unless given).
-        self.spanmetrics = metrics.SPAN_METRICS if spanmetrics is None else spanmetrics
         self._parts: dict[int, _Partition] = {}
         self.orphaned_traces = 0
+        #: Pre-sampling RED counts of every record aggregated: the worker's exported ones.
+        self.spanmetrics: SpanMetrics = metrics.SPAN_METRICS
 
     # -- assignment -----------------------------------------------------------------
     def assign(self, partition: int, marks: Progress, recut_through: int = -1) -> None:

@@ -402,9 +402,6 @@ static PyMethodDef methods[] = {
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
                "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
-    {"spanmetrics_add", spanmetrics_add, METH_VARARGS,
-     PyDoc_STR("spanmetrics_add(spans, acc, bounds_ns): calls, duration sum and buckets per "
-               "(service, operation, kind, status)")},
     {"per_service", per_service, METH_O,
      PyDoc_STR("per_service(heads) -> {service: [spans, row bytes]}")},
     {"trace_hash", trace_hash, METH_VARARGS,
@@ -412,6 +409,9 @@ static PyMethodDef methods[] = {
     {"latency_observe", latency_observe, METH_VARARGS,
      PyDoc_STR("latency_observe(ops, heads, new_op, inv_log_gamma, max_bins, horizon): "
                "LatencyState.observe_spans, grouped")},
+    {"spanmetrics_add", spanmetrics_add, METH_VARARGS,
+     PyDoc_STR("spanmetrics_add(spans, acc, bounds_ns): calls, duration sum and buckets per "
+               "(service, operation, kind, status)")},
     {"configure", configure, METH_O,
      PyDoc_STR("configure(derive_attributes): the attributes Enricher.derive reads")},
     {NULL, NULL, 0, NULL}};

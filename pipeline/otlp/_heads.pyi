@@ -63,12 +63,6 @@ def latency_observe(
     /,
 ) -> None: ...
 def per_service(spans: Sequence[SpanHead], /) -> dict[str, list[int]]: ...
-def spanmetrics_add(
-    spans: Sequence[SpanHead],
-    acc: dict[tuple[str, str, int, int], list[int]],
-    bounds_ns: Sequence[int],
-    /,
-) -> None: ...
 def configure(derive_attributes: tuple[str, ...], /) -> None: ...
 def columns(
     heads: list[SpanHead],
@@ -85,3 +79,9 @@ def arrow_columns(
     statuses: dict[int, str],
     /,
 ) -> dict[str, tuple[Any, ...]]: ...
+def spanmetrics_add(
+    spans: Sequence[SpanHead],
+    acc: dict[tuple[str, str, int, int], list[int]],
+    bounds_ns: Sequence[int],
+    /,
+) -> None: ...
