@@ -57,17 +57,17 @@ def label_values(key: Key) -> list[str]:
     return [service, operation, SPAN_KINDS[kind], STATUS_CODES[status]]
 
 
-def buckets(entry: Entry, bounds_ms: Sequence[float]) -> list[tuple[str, float]]:
-    """The cumulative ``(le, count)`` pairs of one entry, ending with ``+Inf`` = calls.
+def buckets(entry: Entry, les: Sequence[str]) -> list[tuple[str, float]]:
+    """The cumulative ``(le, count)`` pairs of one entry; the last (``+Inf``) is the calls.
 
-    >>> buckets([3, 0, 1, 0, 2], [2, 4])
+    >>> buckets([3, 0, 1, 0, 2], ["2", "4", "+Inf"])
     [('2', 1), ('4', 1), ('+Inf', 3)]
     """
     out: list[tuple[str, float]] = []
     total = 0
-    for bound, count in zip([*bounds_ms, float("inf")], entry[2:], strict=True):
+    for le, count in zip(les, entry[2:], strict=True):
         total += count
-        out.append((go_float(bound), total))
+        out.append((le, total))
     return out
 
 
@@ -76,7 +76,8 @@ class SpanMetricsCollector(Collector):
 
     def __init__(self, counts: SpanMetrics) -> None:
         self.counts = counts
-        self.bounds_ms = [b / NS_PER_MS for b in counts.bounds_ns]
+        #: The ``le`` label of each bucket, written once.
+        self.les = [*(go_float(b / NS_PER_MS) for b in counts.bounds_ns), "+Inf"]
 
     def collect(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(CALLS, "Spans counted before sampling", labels=LABELS)
@@ -84,6 +85,6 @@ class SpanMetricsCollector(Collector):
         for key, entry in self.counts.snapshot():
             labels = label_values(key)
             calls.add_metric(labels, entry[0])
-            duration.add_metric(labels, buckets(entry, self.bounds_ms), entry[1] / NS_PER_MS)
+            duration.add_metric(labels, buckets(entry, self.les), entry[1] / NS_PER_MS)
         yield calls
         yield duration
