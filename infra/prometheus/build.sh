@@ -7,14 +7,16 @@
 #     go/{build,mod}   Go build and module caches (never ~/.cache or ~/go)
 #
 # The build tag remove_all_sd leaves out the cloud service-discovery plugins, which
-# promtool's rule checks and rule tests never use (most of the compile time).
+# promtool's rule checks and rule tests never use (most of the compile time);
+# enable_dns_sd keeps DNS discovery, which infra/prometheus/prometheus.yml uses, so
+# `promtool check config` reads that file.
 # Idempotent: a re-run only checks the stamp.
 # Usage: infra/prometheus/build.sh [--force]
 set -euo pipefail
 
 VERSION="v0.316.0"
 MODULE="github.com/prometheus/prometheus"
-TAGS="remove_all_sd"
+TAGS="remove_all_sd,enable_dns_sd"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="${SPANSTREAM_CACHE:-$REPO/.cache}"

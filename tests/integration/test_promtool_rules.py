@@ -1,6 +1,7 @@
 """The real ``promtool`` on the rules ``spanstream slo rules`` writes.
 
-``promtool check rules`` accepts them, and ``promtool test rules`` evaluates them on
+``promtool check rules`` accepts them (and ``check config`` the shipped
+``infra/prometheus/prometheus.yml``), and ``promtool test rules`` evaluates them on
 spanmetrics series: a burst of errors (or slow requests) burning the budget at ~15x
 fires the 1h/5m page (and the tickets whose windows it fills), one at ~2x fires
 nothing. Series are 1-minute samples: 2 healthy hours, then the burst for 1 hour.
@@ -11,19 +12,19 @@ a missing binary fails the tests, elsewhere it skips them with the reason.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pipeline.errors import ServiceUnavailable
 from pipeline.slo.prometheus_rules import ALERT, render_rules, rule_groups
 from pipeline.slo.spec import SloSet, parse_slos
-from tests.harness.promtool import promtool_binary, run_promtool
+from tests.harness.promtool import require_promtool, run_promtool
 
 pytestmark = pytest.mark.integration
+
+PROMETHEUS_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "prometheus.yml"
 
 AVAIL = {"name": "cart-avail", "service": "cart", "sli": "availability", "objective": 99.9}
 FAST = {
@@ -45,12 +46,7 @@ FIRING_AT_15X = [("page", "1h", "5m", "15.0"), ("ticket", "1d", "2h", "5.0"),
 
 @pytest.fixture(scope="module")
 def promtool() -> Path:
-    try:
-        return promtool_binary()
-    except ServiceUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"promtool is needed under CI=true: {exc}")
-        pytest.skip(str(exc))
+    return require_promtool()
 
 
 def slo_set(*entries: dict[str, Any]) -> SloSet:
@@ -155,6 +151,11 @@ def test_check_rules_accepts_every_generated_rule(promtool: Path, tmp_path: Path
     count = sum(len(group["rules"]) for group in rule_groups(slos))
     assert count == 2 * (7 + 4) + 3
     assert f"SUCCESS: {count} rules found" in result.stdout
+
+
+def test_the_shipped_prometheus_config_is_valid(promtool: Path) -> None:
+    result = run_promtool(promtool, "check", "config", str(PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_an_error_burst_at_15x_pages(promtool: Path, tmp_path: Path) -> None:
