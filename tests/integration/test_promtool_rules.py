@@ -109,11 +109,15 @@ def expected_alerts(slos: SloSet, firing: list[tuple[str, str, str, str]]) -> li
             and (r["labels"]["severity"], r["labels"]["long_window"], r["labels"]["short_window"])
             == (severity, long_w, short_w)
         )
-        annotations = {
-            k: v.replace('{{ $value | printf "%.1f" }}', value)
-            for k, v in rule["annotations"].items()
-        }
-        out.append({"exp_labels": rule["labels"], "exp_annotations": annotations})
+        series = next(r["labels"] for r in group["rules"] if "record" in r)
+        fills = {"$value | printf \"%.1f\"": value, "$labels.slo": series["slo"],
+                 "$labels.service": series["service"]}  # fmt: skip
+        annotations = {}
+        for name, text in rule["annotations"].items():
+            for template, filled in fills.items():
+                text = text.replace("{{ " + template + " }}", filled)
+            annotations[name] = text
+        out.append({"exp_labels": {**series, **rule["labels"]}, "exp_annotations": annotations})
     return out
 
 
@@ -146,7 +150,9 @@ def test_check_rules_accepts_every_generated_rule(promtool: Path, tmp_path: Path
     own = [{"severity": "page", "long_window": "90m", "short_window": "90s", "factor": 20}]
     slos = slo_set(AVAIL, FAST, {**AVAIL, "name": "odd", "operations": ["GET /c/{id}", "a|b"],
                                  "burn_alerts": own})  # fmt: skip
-    result = run_promtool(promtool, "check", "rules", str(write_rules(tmp_path, slos)))
+    result = run_promtool(
+        promtool, "check", "rules", "--lint-fatal", str(write_rules(tmp_path, slos))
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     count = sum(len(group["rules"]) for group in rule_groups(slos))
     assert count == 2 * (7 + 4) + 3
