@@ -35,9 +35,10 @@ log() { printf '[prometheus/build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 [[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "prometheus/build.sh: go not found on PATH" >&2; exit 1; }
+# The module's go.mod says `go 1.26.7`; with GOTOOLCHAIN=local an older Go refuses it.
 go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if (( go_minor < 25 )); then
-    echo "prometheus/build.sh: $(go env GOVERSION) is too old, Prometheus $VERSION needs go1.25+" >&2
+if (( go_minor < 26 )); then
+    echo "prometheus/build.sh: $(go env GOVERSION) is too old, Prometheus $VERSION needs go1.26.7+" >&2
     exit 1
 fi
 mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH"
