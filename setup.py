@@ -22,6 +22,7 @@ setup(
                     "_head_type",
                     "_window",
                     "_sampling",
+                    "_spanmetrics",
                     "_latency",
                     "_policies",
                     "_columns",

@@ -8,6 +8,8 @@
 #     unless SPANSTREAM_SKIP_COLLECTOR=1;
 #   - Prometheus Alertmanager from Go modules (infra/alertmanager/build.sh), for the alert
 #     delivery tests, unless SPANSTREAM_SKIP_ALERTMANAGER=1.
+#   - Prometheus' promtool from Go modules (infra/prometheus/build.sh: the SLO rule tests),
+#     unless SPANSTREAM_SKIP_PROMTOOL=1.
 # Re-running it is cheap: each step checks what is already there.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,6 +52,11 @@ fi
 if [[ "${SPANSTREAM_SKIP_ALERTMANAGER:-0}" != "1" && -f infra/alertmanager/build.sh ]]; then
   step "prometheus alertmanager (Go modules; first build takes several minutes)"
   bash infra/alertmanager/build.sh
+fi
+
+if [[ "${SPANSTREAM_SKIP_PROMTOOL:-0}" != "1" && -f infra/prometheus/build.sh ]]; then
+  step "promtool (Go modules; first build takes several minutes)"
+  bash infra/prometheus/build.sh
 fi
 echo
 echo "bootstrap done"

@@ -28,6 +28,7 @@ COMMANDS = (
     "evaluate",
     "bench",
     "query",
+    "slo",
 )
 
 

@@ -6,7 +6,10 @@ counters, base units). The worker serves them on ``SPANSTREAM_METRICS_PORT``.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+from pipeline.spanmetrics.counts import SpanMetrics
+from pipeline.spanmetrics.exposition import SpanMetricsCollector
 
 MESSAGES_IN = Counter(
     "spanstream_messages_in_total", "Kafka records consumed from the input topic", ["encoding"]
@@ -92,6 +95,12 @@ BUFFERED_TRACES = Gauge("spanstream_buffered_traces", "Traces waiting for a samp
 UNACKED_MESSAGES = Gauge(
     "spanstream_unacked_messages", "Input records consumed but not yet safe to commit"
 )
+
+#: Pre-sampling RED metrics under the Collector spanmetrics connector's names
+#: (``traces_span_metrics_calls_total``, ``traces_span_metrics_duration_milliseconds``):
+#: counted per record by the ingest core, read at each scrape.
+SPAN_METRICS = SpanMetrics()
+REGISTRY.register(SpanMetricsCollector(SPAN_METRICS))
 
 
 # -- alert delivery (``spanstream alerts forward``, its own port) -------------------------

@@ -107,12 +107,15 @@ class SpanHead:
     (``Enricher.series_service``); ``row_bytes`` the estimated ``otel_traces`` row
     size; ``value[offset:offset + length]`` the span's protobuf bytes under ``ctx``
     (a ``pipeline.otlp.heads.ScopeContext``), or ``span`` the Span already built.
+    ``kind`` and ``status`` are the span's OTLP ``SpanKind`` and ``Status.code`` numbers
+    as sent (any int32; 0 when unknown): the spanmetrics labels (:mod:`pipeline.spanmetrics`).
     """
 
     __slots__ = (
         "ctx",
         "duration_ns",
         "is_error",
+        "kind",
         "length",
         "offset",
         "operation",
@@ -121,6 +124,7 @@ class SpanHead:
         "service_name",
         "span",
         "span_id",
+        "status",
         "timestamp_ns",
         "trace_id",
         "value",
@@ -142,6 +146,8 @@ class SpanHead:
         length: int,
         ctx: Any,
         span: Span | None,
+        kind: int = 0,
+        status: int = 0,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -157,3 +163,5 @@ class SpanHead:
         self.length = length
         self.ctx = ctx
         self.span = span
+        self.kind = kind
+        self.status = status

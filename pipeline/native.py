@@ -61,6 +61,7 @@ PORTS: Final = (
     Port("arrow_columns", "pipeline.sinks.clickhouse:arrow_columns_of"),
     Port("window_add", "pipeline.windows.partial:window_add_of"),
     Port("per_service", "pipeline.sampling.counters:per_service_of"),
+    Port("spanmetrics_add", "pipeline.spanmetrics.counts:spanmetrics_add_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
     Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
 )
@@ -125,6 +126,7 @@ columns = _choose("columns")
 arrow_columns = _choose("arrow_columns")
 window_add = _choose("window_add")
 per_service = _choose("per_service")
+spanmetrics_add = _choose("spanmetrics_add")
 trace_hash = _choose("trace_hash")
 latency_observe = _choose("latency_observe")
 
@@ -141,6 +143,7 @@ __all__ = [
     "per_service",
     "reference",
     "scan",
+    "spanmetrics_add",
     "trace_hash",
     "valid",
     "window_add",

@@ -22,6 +22,7 @@ from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded, decode_message
 from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
 from pipeline.sampling.exemplar import ExemplarRequests
+from pipeline.spanmetrics.counts import SpanMetrics
 from pipeline.windows.partial import Partial, PartialAggregator
 
 Headers = Sequence[tuple[str, bytes]]
@@ -103,6 +104,8 @@ class IngestCore:
         self.max_exemplars = max_exemplars
         self._parts: dict[int, _Partition] = {}
         self.orphaned_traces = 0
+        #: Pre-sampling RED counts of every record aggregated: the worker's exported ones.
+        self.spanmetrics: SpanMetrics = metrics.SPAN_METRICS
 
     # -- assignment -----------------------------------------------------------------
     def assign(self, partition: int, marks: Progress, recut_through: int = -1) -> None:
@@ -173,7 +176,10 @@ class IngestCore:
         # Spans from a clock running more than a window ahead of ours still count in
         # their window, but do not move the watermark (on-time spans would turn late).
         cap = self.wall_ns() + self.window_seconds * 1_000_000_000
-        part.aggregator.add_record(decoded.spans, offset, cap)
+        # Counted where the windows count: a record an earlier owner already cut is not
+        # counted again, so a rebalance adds no spans to the spanmetrics.
+        if part.aggregator.add_record(decoded.spans, offset, cap):
+            self.spanmetrics.add(decoded.spans)
         if part.aggregator.through < offset <= part.recut_through:
             part.forced.append(self._cut(partition, part, offset, announced=False))
         if part.ahead.done and part.ahead.is_done(offset):

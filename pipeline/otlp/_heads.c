@@ -15,7 +15,8 @@
  *
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
  * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
- * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials'.
+ * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials',
+ * _spanmetrics.h the spanmetrics counts'.
  *
  * pipeline.native is the only importer: it lists every function here beside its
  * Python definition. Everything the C code needs from Python comes as an argument
@@ -30,6 +31,7 @@
 #include "_latency.h"
 #include "_policies.h"
 #include "_sampling.h"
+#include "_spanmetrics.h"
 #include "_window.h"
 
 /* ------------------------------------------------------------------ the scan */
@@ -87,6 +89,8 @@ make_head(Scan *w, const SpanFields *s, PyObject *derived,
     h->row_bytes = row_bytes;
     h->offset = raw.p - (const uint8_t *)PyBytes_AS_STRING(w->value);
     h->length = raw.n;
+    h->kind = s->kind;
+    h->status = s->status;
     if (!h->trace_id || !h->span_id || !h->parent_span_id || !h->timestamp_ns
         || !h->duration_ns || is_error < 0) {
         Py_DECREF(h);
@@ -405,6 +409,9 @@ static PyMethodDef methods[] = {
     {"latency_observe", latency_observe, METH_VARARGS,
      PyDoc_STR("latency_observe(ops, heads, new_op, inv_log_gamma, max_bins, horizon): "
                "LatencyState.observe_spans, grouped")},
+    {"spanmetrics_add", spanmetrics_add, METH_VARARGS,
+     PyDoc_STR("spanmetrics_add(spans, acc, bounds_ns): calls, duration sum and buckets per "
+               "(service, operation, kind, status)")},
     {"configure", configure, METH_O,
      PyDoc_STR("configure(derive_attributes): the attributes Enricher.derive reads")},
     {NULL, NULL, 0, NULL}};

@@ -79,3 +79,9 @@ def arrow_columns(
     statuses: dict[int, str],
     /,
 ) -> dict[str, tuple[Any, ...]]: ...
+def spanmetrics_add(
+    spans: Sequence[SpanHead],
+    acc: dict[tuple[str, str, int, int], list[int]],
+    bounds_ns: Sequence[int],
+    /,
+) -> None: ...

@@ -39,7 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from pipeline import native
 from pipeline.enrich import Enricher
 from pipeline.model import Span, SpanHead
-from pipeline.otlp.ids import KINDS, STATUSES
+from pipeline.otlp.ids import KIND_CODES, KINDS, STATUS_CODES, STATUSES
 from pipeline.otlp.otlp_proto import (
     any_string,
     attributes,
@@ -220,6 +220,8 @@ def head_of(
         length,
         ctx,
         span,
+        KIND_CODES.get(span.span_kind, -1),
+        STATUS_CODES.get(span.status_code, -1),
     )
 
 

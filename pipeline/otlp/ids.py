@@ -36,6 +36,9 @@ KINDS: dict[int, str] = {
     5: "Consumer",
 }
 STATUSES: dict[int, str] = {0: "Unset", 1: "Ok", 2: "Error"}
+#: The numbers back from the strings (a head built from a Span); "" (unknown) is -1.
+KIND_CODES: dict[str, int] = {name: code for code, name in KINDS.items()}
+STATUS_CODES: dict[str, int] = {name: code for code, name in STATUSES.items()}
 
 #: The last nanosecond ``DateTime64(9)`` holds: 2262-04-11T23:47:16.854775807Z.
 MAX_TIME_NS = (1 << 63) - 1

@@ -5,10 +5,10 @@ options (environment variable and default beside each field) and its rules:
 :mod:`~pipeline.settings.kafka`, :mod:`~pipeline.settings.store`,
 :mod:`~pipeline.settings.streams` (topics, group), :mod:`~pipeline.settings.windows`,
 :mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits`,
-:mod:`~pipeline.settings.web` and :mod:`~pipeline.settings.delivery` (``alerts forward``).
-:func:`load_settings` reads and validates them all and raises
-:class:`~pipeline.errors.ConfigError` naming the offending variable and value;
-secrets (:mod:`~pipeline.settings.secret`) never show in either.
+:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.slo` and
+:mod:`~pipeline.settings.delivery` (``alerts forward``). :func:`load_settings` reads and
+validates them all and raises :class:`~pipeline.errors.ConfigError` naming the offending
+variable and value; secrets (:mod:`~pipeline.settings.secret`) never show in either.
 
 >>> s = load_settings({"SPANSTREAM_WINDOW_SECONDS": "30"})
 >>> s.window_seconds, s.kafka_bootstrap
@@ -26,13 +26,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.settings import delivery, kafka, limits, sampling, store, streams, web, windows
+from pipeline.settings import delivery, kafka, limits, sampling, slo, store, streams, web, windows
 from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.env import convert, env_name
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
 from pipeline.settings.secret import SecretStr, is_secret_type, secret_from_env
+from pipeline.settings.slo import SloOptions
 from pipeline.settings.store import StoreOptions, refuse_password_in_argv, with_clickhouse_password
 from pipeline.settings.streams import StreamOptions
 from pipeline.settings.web import WebOptions
@@ -43,6 +44,7 @@ from pipeline.settings.windows import WindowOptions
 @dataclass(frozen=True)
 class Settings(
     DeliveryOptions,
+    SloOptions,
     WebOptions,
     LimitOptions,
     SamplingOptions,
@@ -63,6 +65,7 @@ _CHECKS: tuple[Callable[[Any], None], ...] = (
     store.check,
     web.check,
     delivery.check,
+    slo.check,
     kafka.check,
 )
 _SECRET_FIELDS = {f.name for f in fields(Settings) if is_secret_type(f.type)}

@@ -593,3 +593,46 @@ def test_columns_and_arrow_columns() -> None:
         assert from_layout(ours[name], len(heads)).equals(from_layout(theirs[name], len(heads))), (
             name
         )
+
+
+# --- spanmetrics ---------------------------------------------------------------------------
+
+
+def _kind_head(service: str, kind: int, status: int, duration_ns: int) -> SpanHead:
+    return native.SpanHead(
+        "a" * 32, "1" * 16, "", 0, duration_ns, service, "op", False, 0, b"", 0, 0, None, None,
+        kind, status,
+    )  # fmt: skip
+
+
+_kind_heads = st.lists(
+    st.builds(
+        _kind_head,
+        st.sampled_from(["a", "b", fresh("a")]),
+        st.integers(-(2**31), 2**31 - 1) | st.integers(0, 6),
+        st.integers(-(2**31), 2**31 - 1) | st.integers(0, 3),
+        st.integers(0, 2**64) | st.sampled_from([0, 2_000_000, 2_000_001, 15_000_000_000]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_kind_heads, max_size=4))
+def test_spanmetrics_add(records: list[list[SpanHead]]) -> None:
+    from pipeline.spanmetrics.counts import BOUNDS_NS, spanmetrics_add_of
+
+    ours: dict[tuple[str, str, int, int], list[int]] = {}
+    theirs: dict[tuple[str, str, int, int], list[int]] = {}
+    for spans in records:
+        native.spanmetrics_add(spans, ours, BOUNDS_NS)
+        spanmetrics_add_of(spans, theirs, BOUNDS_NS)
+    assert ours == theirs
+
+
+@needs_extension
+def test_spanmetrics_add_takes_heads_only() -> None:
+    built = span()
+    assert built.span is not None
+    with pytest.raises(TypeError, match="SpanHead"):
+        native.spanmetrics_add([built.span], {}, (1, 2))

@@ -11,6 +11,7 @@ from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded
 from pipeline.otlp.heads import to_span
+from pipeline.spanmetrics.counts import SpanMetrics
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, Ingest, make_core, record, tid
 
 
@@ -159,3 +160,29 @@ def test_a_flood_of_service_names_is_aggregated_under_overflow(clock: ManualCloc
     clock.advance(WAIT + 1)
     stored = {to_span(h).service_name for t in core.decided() for h in t.heads}
     assert len(stored) == 1002  # the rows keep their real names
+
+
+def test_every_decoded_span_is_counted_in_the_spanmetrics_before_sampling(
+    clock: ManualClock,
+) -> None:
+    counts = SpanMetrics()
+    core = make_core(clock)
+    core.spanmetrics = counts
+    core.assign(0, Progress())
+    core.on_record(0, 0, None, record(tid(0), tid(1), error=False), [])
+    core.on_record(0, 1, None, record(tid(2), error=True), [])
+    assert {key: entry[0] for key, entry in counts.snapshot()} == {
+        ("checkout", "GET /", 2, 0): 2,
+        ("checkout", "GET /", 2, 2): 1,
+    }
+
+
+def test_a_record_an_earlier_owner_already_cut_is_not_counted_again(clock: ManualClock) -> None:
+    counts = SpanMetrics()
+    core = make_core(clock)
+    core.spanmetrics = counts
+    core.assign(0, Progress(delivered=3))
+    core.on_record(0, 3, None, record(tid(0)), [])
+    assert counts.snapshot() == []
+    core.on_record(0, 4, None, record(tid(1)), [])
+    assert [entry[0] for _, entry in counts.snapshot()] == [1]

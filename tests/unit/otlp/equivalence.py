@@ -8,6 +8,7 @@ from pipeline.model import Span
 from pipeline.otlp import decode_message
 from pipeline.otlp.decode import choose_encoding
 from pipeline.otlp.heads import SpanHead, head_columns, span_size, to_span
+from pipeline.otlp.ids import KINDS, STATUSES
 from pipeline.sinks.clickhouse import span_columns, trace_arrays
 from pipeline.store.arrow import column_array
 from tests.unit.otlp.reference_proto import spans_from_proto as reference_spans
@@ -62,6 +63,9 @@ def assert_equivalent(values: list[bytes], config: EnrichConfig | None = None) -
             assert isinstance(span, Span)
             assert head.row_bytes == span_size(span)
             assert [getattr(head, f) for f in FACTS] == [getattr(span, f) for f in FACTS]
+            # The spanmetrics labels: the numbers as sent, named as the stored strings.
+            kind = (KINDS.get(head.kind, ""), STATUSES.get(head.status, ""))
+            assert kind == (span.span_kind, span.status_code)
             # Windows and sampling key by the series service; stored rows by the real one.
             assert head.service_name == theirs.series_service(span.service_name)
         if heads:  # the otel_traces rows of kept spans, read natively from the bytes

@@ -12,6 +12,7 @@ from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
+from pipeline.settings.slo import SloOptions
 from pipeline.settings.store import StoreOptions
 from pipeline.settings.streams import StreamOptions
 from pipeline.settings.web import WebOptions
@@ -26,6 +27,7 @@ GROUPS = (
     LimitOptions,
     WebOptions,
     DeliveryOptions,
+    SloOptions,
 )
 
 

@@ -1,0 +1,154 @@
+"""Rule generation from an SLO file: names, windows, expressions, escaping, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.slo.prometheus_rules import (
+    ALERT,
+    decimal_text,
+    error_budget_text,
+    render_rules,
+    rule_groups,
+)
+from pipeline.slo.spec import Slo, SloSet, parse_slos
+
+
+def slos(*entries: dict[str, Any], **top: Any) -> SloSet:
+    return parse_slos({"slos": list(entries), **top}, "slos.yaml")
+
+
+AVAIL = {"name": "cart-avail", "service": "cart", "sli": "availability", "objective": 99.9}
+FAST = {
+    "name": "pay-fast",
+    "service": "checkout",
+    "operations": ["POST /pay"],
+    "sli": "latency",
+    "threshold_ms": 400,
+    "objective": 99,
+}
+
+
+def test_one_group_per_slo_with_a_ratio_per_window_then_an_alert_per_burn_rule() -> None:
+    (group,) = rule_groups(slos(AVAIL))
+    records = [r["record"] for r in group["rules"] if "record" in r]
+    assert records == [
+        f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+    ]
+    alerts = [r for r in group["rules"] if "alert" in r]
+    assert [(a["labels"]["severity"], a["labels"]["long_window"], a["labels"]["short_window"])
+            for a in alerts] == [("page", "1h", "5m"), ("page", "6h", "30m"),
+                                 ("ticket", "1d", "2h"), ("ticket", "3d", "6h")]  # fmt: skip
+    assert all(a["alert"] == ALERT for a in alerts)
+    records_labels = [r["labels"] for r in group["rules"] if "record" in r]
+    assert all(labels == {"slo": "cart-avail", "service": "cart", "sli": "availability"}
+               for labels in records_labels)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "expr"),
+    [
+        (0, '(slo:sli_error:ratio_rate1h{slo="cart-avail"} / 0.001) > 14.4\nand\n'
+            '(slo:sli_error:ratio_rate5m{slo="cart-avail"} / 0.001) > 14.4'),
+        (1, '(slo:sli_error:ratio_rate6h{slo="cart-avail"} / 0.001) > 6\nand\n'
+            '(slo:sli_error:ratio_rate30m{slo="cart-avail"} / 0.001) > 6'),
+        (3, '(slo:sli_error:ratio_rate3d{slo="cart-avail"} / 0.001) > 1\nand\n'
+            '(slo:sli_error:ratio_rate6h{slo="cart-avail"} / 0.001) > 1'),
+    ],
+)  # fmt: skip
+def test_alerts_compare_the_burn_rate_over_both_windows(rule: int, expr: str) -> None:
+    (group,) = rule_groups(slos(AVAIL))
+    alerts = [r for r in group["rules"] if "alert" in r]
+    assert alerts[rule]["expr"] == expr
+
+
+def test_availability_counts_error_status_calls_over_all_calls() -> None:
+    (group,) = rule_groups(slos(AVAIL))
+    assert group["rules"][0]["expr"] == (
+        '(sum(rate(traces_span_metrics_calls_total{service_name="cart",'
+        'status_code="STATUS_CODE_ERROR"}[5m])) or vector(0))\n/\n'
+        'sum(rate(traces_span_metrics_calls_total{service_name="cart"}[5m]))'
+    )
+
+
+def test_latency_counts_the_thresholds_bucket_in_either_le_form() -> None:
+    (group,) = rule_groups(slos(FAST))
+    expr = group["rules"][0]["expr"]
+    assert (
+        'traces_span_metrics_duration_milliseconds_bucket{service_name="checkout",'
+        'span_name="POST /pay",le=~"400(\\\\.0)?"}[5m]'
+    ) in expr
+    assert expr.startswith("1 - (")
+    assert (
+        'traces_span_metrics_duration_milliseconds_count{service_name="checkout",'
+        'span_name="POST /pay"}[5m]'
+    ) in expr
+
+
+def test_a_threshold_between_bucket_bounds_is_refused_naming_the_slo() -> None:
+    with pytest.raises(ConfigError, match=r"slo 'pay-fast': threshold_ms=300: .*\(2, 4, 6"):
+        rule_groups(slos({**FAST, "threshold_ms": 300}))
+
+
+def test_operation_names_are_quoted_and_regex_escaped() -> None:
+    odd = {**AVAIL, "service": 'we"ird\\svc', "operations": ["GET /c/{id}", "a|b.*"]}
+    (group,) = rule_groups(slos(odd))
+    expr = group["rules"][0]["expr"]
+    assert 'service_name="we\\"ird\\\\svc"' in expr
+    assert 'span_name=~"GET\\\\ /c/\\\\{id\\\\}|a\\\\|b\\\\.\\\\*"' in expr
+
+
+def test_burn_rules_of_the_file_are_used() -> None:
+    rules = [{"severity": "page", "long_window": "2h", "short_window": "10m", "factor": 10}]
+    (group,) = rule_groups(slos(AVAIL, burn_alerts=rules))
+    assert [r.get("record") for r in group["rules"]] == [
+        "slo:sli_error:ratio_rate10m",
+        "slo:sli_error:ratio_rate2h",
+        None,
+    ]
+    assert "> 10\n" in group["rules"][2]["expr"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "budget"), [(99.9, "0.001"), (99, "0.01"), (99.95, "0.0005"), (90, "0.1")]
+)
+def test_the_error_budget_is_exact_decimal_text(objective: float, budget: str) -> None:
+    assert error_budget_text(Slo("x", "s", (), "availability", objective)) == budget
+
+
+def test_decimal_text_has_no_float_noise() -> None:
+    assert decimal_text(14.4) == "14.4" and decimal_text(6.0) == "6"
+
+
+def test_the_file_is_yaml_with_a_header_and_every_slo() -> None:
+    text = render_rules(slos(AVAIL, FAST))
+    assert text.startswith("# Generated by `spanstream slo rules` from slos.yaml")
+    document = yaml.safe_load(text)
+    assert [g["name"] for g in document["groups"]] == ["slo:cart-avail", "slo:pay-fast"]
+    assert document["groups"][1]["rules"][0]["labels"]["sli"] == "latency"
+
+
+def test_no_slos_give_no_groups() -> None:
+    assert yaml.safe_load(render_rules(SloSet())) == {"groups": []}
+
+
+def test_no_text_of_the_slo_file_reaches_templated_alert_fields() -> None:
+    """Prometheus expands templates in alert labels and annotations: a service named
+    ``{{ query ... }}`` must stay a value, never become template code."""
+    evil = {**AVAIL, "service": 'x{{ query "up" }}', "description": "{{ . }}"}
+    (group,) = rule_groups(slos(evil))
+    for alert in (r for r in group["rules"] if "alert" in r):
+        templated = [*alert["labels"].values(), *alert["annotations"].values()]
+        assert not any("query" in text or "{{ . }}" in text for text in templated)
+        assert alert["labels"]["slo"] == "cart-avail"
+        assert "{{ $labels.service }}" in alert["annotations"]["description"]
+
+
+def test_a_file_name_with_a_newline_stays_in_the_header_comment() -> None:
+    text = render_rules(parse_slos({"slos": [AVAIL]}, "evil\ngroups: []\n"))
+    assert yaml.safe_load(text)["groups"][0]["name"] == "slo:cart-avail"
+    assert all(line.startswith("#") for line in text.splitlines()[:2])
