@@ -10,7 +10,7 @@ import time
 from pipeline.commands import evaluate_nezha
 from pipeline.errors import ConfigError
 
-EVALUATED = ("robust", "seasonal", "hst", "combined", "tail", "random")
+EVALUATED = ("robust", "red", "seasonal", "hst", "combined", "tail", "random")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
