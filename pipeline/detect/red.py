@@ -10,7 +10,7 @@ grows:
   window-to-window variation; a latency percentile's noise in log space is
   ``latency_sd_per_sqrt / sqrt(requests)`` (a median of ``n`` lognormal
   requests of log-spread ``s`` has sd ``1.25 s / sqrt(n)``; the prior takes
-  ``s = 1``), widened by the feature's ``skew`` for tail percentiles; an error
+  ``s = 1``), times 1.68 for p95 and 2.98 for p99 (``QUANTILE_NOISE``); an error
   ratio is judged as a binomial count and needs no learnt scale at all. The
   learnt scale (``robust``'s winsorised mean absolute deviation) is blended with
   the prior as if the prior were ``prior_windows`` windows of history; a learnt
@@ -48,13 +48,17 @@ class RedConfig(RobustConfig):
 
     warmup: int = 2
     prior_windows: float = 10.0
-    traffic_rel_sd: float = 0.2
+    traffic_rel_sd: float = 0.15
     latency_sd_per_sqrt: float = 1.25
     min_drop: float = 0.5
     min_drop_requests: int = 20
     min_latency_change_ms: float = 1.0
     drop_traffic_z: float = 2.0
 
+
+QUANTILE_NOISE = {"p50_ms": 1.0, "p95_ms": 1.68, "p99_ms": 2.98}
+"""A sample quantile's sd relative to the median's, for normal noise in log space:
+``sqrt(q (1 - q)) / phi(z_q)`` over the median's ``sqrt(pi / 2)``."""
 
 RED_SPECS: tuple[FeatureSpec, ...] = tuple(
     FeatureSpec(s.name, s.transform, "both", s.min_requests, s.skew, s.cusum)
@@ -90,7 +94,8 @@ class RedDetector(ResidualDetector):
         if spec.transform == "sqrt":
             return math.hypot(0.5, st.model.expected() * cfg.traffic_rel_sd / 2.0)
         if spec.transform == "log" and spec.min_requests:
-            return spec.skew * cfg.latency_sd_per_sqrt / self._weight(spec, x)
+            factor = QUANTILE_NOISE.get(spec.name, 1.0)
+            return factor * cfg.latency_sd_per_sqrt / self._weight(spec, x)
         return 0.0
 
     def _scale(self, spec: FeatureSpec, st: _FeatureState, x: Features) -> float:
