@@ -108,7 +108,7 @@ class RedDetector(ResidualDetector):
         else:
             k = self.config.prior_windows
             sd = math.sqrt((n * learnt**2 + k * prior**2) / (n + k))
-        return sd * math.sqrt(1.0 + 1.0 / max(st.model.n, 1))
+        return sd * math.sqrt(1.0 + 1.0 / max(st.n, 1))
 
     def _z(self, spec: FeatureSpec, x: Features) -> tuple[float, float] | None:
         """``robust``'s z; a latency change counts only when it is material.
@@ -122,7 +122,10 @@ class RedDetector(ResidualDetector):
             return found
         z, expected = found
         v = read(spec, x)
-        if v is None or abs(math.expm1(v) - math.expm1(expected)) < self.config.min_latency_change_ms:
+        if (
+            v is None
+            or abs(math.expm1(v) - math.expm1(expected)) < self.config.min_latency_change_ms
+        ):
             return 0.0, expected
         if z > 0:
             return found
