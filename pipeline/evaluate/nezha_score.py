@@ -127,8 +127,8 @@ def episode_windows(
     so it cannot tell this.)
 
     >>> s = [AlertState("a", "cart", "firing", 0, 0), AlertState("a", "cart", "resolved", 300, 0)]
-    >>> [w.window_start_ns for w in episode_windows(s, 60)]
-    [0, 60]
+    >>> [w.window_start_ns for w in episode_windows(s, 60)]  # quiet from 180 on
+    [0, 60, 120]
     """
     onset: dict[str, tuple[str, int]] = {}
     last: dict[str, int] = {}
