@@ -19,9 +19,10 @@ grows:
   uncertain: the scale is widened by ``sqrt(1 + 1/n)``. Scores start after
   ``warmup`` (2) windows.
 * **Directions.** Traffic both ways; latency upwards, and p50 also downwards
-  once it falls to at most ``1 - min_drop`` of its expected value (a halved
-  p50 with halved traffic is how a request that fails fast shows when spans
-  carry no status); error ratios upwards.
+  once it falls to at most ``1 - min_drop`` of its expected value while the
+  window's traffic is ``drop_traffic_z`` scales off (a halved p50 with a traffic
+  change is how a request that fails fast shows when spans carry no status; a
+  drop alone is a recovery); error ratios upwards.
 * **Minimum volume.** The latency prior shrinks with the square root of the
   request count, so the smallest p50 change that alerts grows as traffic thins:
   ``exp(threshold * latency_sd_per_sqrt / sqrt(n))`` during the first windows
@@ -53,7 +54,7 @@ class RedConfig(RobustConfig):
     min_drop: float = 0.5
     min_drop_requests: int = 20
     min_latency_change_ms: float = 1.0
-    drop_traffic_z: float = 2.0
+    drop_traffic_z: float = 3.0
 
 
 QUANTILE_NOISE = {"p50_ms": 1.0, "p95_ms": 1.68, "p99_ms": 2.98}
