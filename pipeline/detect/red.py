@@ -56,6 +56,19 @@ class RedConfig(RobustConfig):
     min_latency_change_ms: float = 1.0
     drop_traffic_z: float = 3.0
 
+    def __post_init__(self) -> None:
+        checks = {
+            "warmup": self.warmup >= 1,
+            "prior_windows": self.prior_windows >= 0,
+            "traffic_rel_sd": self.traffic_rel_sd >= 0,
+            "latency_sd_per_sqrt": self.latency_sd_per_sqrt > 0,
+            "min_drop": 0 < self.min_drop < 1,
+            "min_latency_change_ms": self.min_latency_change_ms >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok or not math.isfinite(float(getattr(self, name))):
+                raise ValueError(f"parameter {name}={getattr(self, name)!r} is out of range")
+
 
 QUANTILE_NOISE = {"p50_ms": 1.0, "p95_ms": 1.68, "p99_ms": 2.98}
 """A sample quantile's sd relative to the median's, for normal noise in log space:

@@ -138,3 +138,12 @@ def test_configuration_is_validated_by_the_registry() -> None:
     assert build_detector("red", {"warmup": "5"}).config == RedConfig(warmup=5)
     with pytest.raises(KeyError, match="unknown parameter"):
         build_detector("red", {"nope": "1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("min_drop", "1"), ("min_drop", "0"), ("warmup", "0"), ("latency_sd_per_sqrt", "nan")],
+)
+def test_out_of_range_parameters_are_refused_by_name(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        build_detector("red", {key: value})
