@@ -11,7 +11,7 @@ one message per change, not one per window.
 
 >>> t = EpisodeTracker()
 >>> w = WindowRef("checkout", "POST /cart", 0, 60_000_000_000, ("ab" * 16,))
->>> a = t.observe(w, Finding(0.93, "critical", (("p99_ms", 850.0, 120.0),), "robust"))
+>>> a = t.observe(w, Finding(0.93, "critical", (("p99_ms", 850.0, 120.0),), "red"))
 >>> a.status, a.version, a.publish, a.summary
 ('firing', 1, True, 'checkout POST /cart: p99_ms 850 vs expected 120 (score 0.93, critical)')
 >>> def normal(i: int) -> WindowRef:

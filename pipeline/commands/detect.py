@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pipeline.detect.base import FeatureSpec
 from pipeline.errors import ConfigError, InputError
 
-DETECTOR_CHOICES = ("robust", "seasonal", "hst", "combined", "tail")
+DETECTOR_CHOICES = ("robust", "red", "seasonal", "hst", "combined", "tail")
 SERIES_DEFAULT = "tail"
 """Detector of ``spanstream detect``, chosen on NAB (see pipeline/detect/README.md)."""
 KINDS = ("auto", "count", "latency", "ratio", "value")

@@ -10,7 +10,7 @@ import time
 from pipeline.commands import evaluate_nezha
 from pipeline.errors import ConfigError
 
-EVALUATED = ("robust", "seasonal", "hst", "combined", "tail", "random")
+EVALUATED = ("robust", "red", "seasonal", "hst", "combined", "tail", "random")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the table."""
-    if args.nezha is not None:
+    if args.nezha is not None or args.windows is not None:
         return evaluate_nezha.run(args)
     from pipeline.detect.registry import build_detector
     from pipeline.evaluate.harness import evaluate, format_table

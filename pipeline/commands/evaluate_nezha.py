@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.evaluate.nezha_replay import PACES, ReplayOptions, ReplayResult
 from pipeline.evaluate.nezha_score import format_report
 
@@ -33,6 +34,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fault-seconds", type=int, default=120, help="how long a fault lasts, for scoring"
     )
     g.add_argument("--workdir", type=Path, help="keep broker, worker and data here (default: temp)")
+    g.add_argument(
+        "--dump-windows",
+        type=Path,
+        metavar="FILE",
+        help="also write the replay's closed windows and faults to FILE (JSON lines)",
+    )
+    g.add_argument(
+        "--windows",
+        type=Path,
+        metavar="FILE",
+        help="no replay: judge the closed windows of a --dump-windows FILE offline "
+        "(WindowJudge in close order, same scoring) in seconds",
+    )
+    g.add_argument(
+        "--judge-detector",
+        metavar="NAME",
+        help="with --windows: the detector every series gets (default: the worker's)",
+    )
 
 
 def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
@@ -52,7 +71,30 @@ def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
     )
 
 
+def run_offline(args: argparse.Namespace) -> int:
+    """``--windows FILE``: judge dumped windows without Kafka or a worker."""
+    from pipeline.detect.scorer import ScorerConfig
+    from pipeline.evaluate.nezha_offline import evaluate, read_file
+
+    data = read_file(args.windows)
+    config = ScorerConfig(args.judge_detector) if args.judge_detector else None
+    try:
+        report = evaluate(data, config, args.fault_seconds)
+    except KeyError as exc:
+        raise ConfigError(f"--judge-detector: {exc.args[0]}") from None
+    print(format_report(report, markdown=args.markdown))
+    print()
+    who = args.judge_detector or "default detector"
+    print(
+        f"offline: {len(data.windows)} closed windows of {args.windows} judged by the "
+        f"{who}, fault range = injection + {args.fault_seconds} s + 2 windows"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.windows is not None:
+        return run_offline(args)
     from pipeline.evaluate.nezha_replay import run as replay
 
     options = ReplayOptions(
@@ -62,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         window_seconds=args.window_seconds,
         fault_seconds=args.fault_seconds,
         workdir=args.workdir,
+        dump_windows=args.dump_windows,
     )
     result = replay(options)
     print(format_report(result.report, markdown=args.markdown))

@@ -9,12 +9,14 @@ from typing import Any
 from pipeline.detect.base import WINDOW_SPECS, Detector, FeatureSpec
 from pipeline.detect.combined import CombinedConfig, CombinedDetector, RandomConfig, RandomDetector
 from pipeline.detect.hst import HstConfig, HstDetector
+from pipeline.detect.red import RED_SPECS, RedConfig, RedDetector
 from pipeline.detect.residual import RobustConfig, RobustDetector, SeasonalConfig, SeasonalDetector
 from pipeline.detect.tail import TailConfig, TailDetector
 
-DETECTORS = ("robust", "seasonal", "hst", "combined", "tail", "random")
+DETECTORS = ("robust", "red", "seasonal", "hst", "combined", "tail", "random")
 CONFIGS: dict[str, type] = {
     "robust": RobustConfig,
+    "red": RedConfig,
     "seasonal": SeasonalConfig,
     "hst": HstConfig,
     "tail": TailConfig,
@@ -64,6 +66,8 @@ def build_detector(
     config = make_config(CONFIGS[name], params)
     if name == "robust":
         return RobustDetector(config, specs)
+    if name == "red":
+        return RedDetector(config, RED_SPECS if specs is WINDOW_SPECS else specs)
     if name == "seasonal":
         return SeasonalDetector(config, specs)
     if name == "hst":

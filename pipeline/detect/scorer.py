@@ -37,7 +37,7 @@ class Verdict:
 class ScorerConfig:
     """Which detector every series gets, and its ``key=value`` parameter overrides."""
 
-    detector: str = "robust"
+    detector: str = "red"
     params: Mapping[str, str] = field(default_factory=dict)
 
     def factory(self) -> Callable[[], Detector]:
@@ -80,4 +80,4 @@ class WindowScorer:
 
 def build_default() -> WindowScorer:
     """The configuration chosen from the evaluation table (see pipeline/detect/README.md)."""
-    return WindowScorer(ScorerConfig(detector="robust"))
+    return WindowScorer(ScorerConfig(detector="red"))

@@ -16,17 +16,28 @@ printed with the settings) rather than in their window.
 
 from __future__ import annotations
 
+import json
 import logging
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.evaluate import nezha
-from pipeline.evaluate.nezha_score import AlertWindow, Report, ScoredFault, score
+from pipeline.evaluate.nezha_offline import meta_line, window_line
+from pipeline.evaluate.nezha_score import (
+    AlertState,
+    AlertWindow,
+    Report,
+    ScoredFault,
+    episode_windows,
+    score,
+)
 from pipeline.generate.produce import KafkaSink
 from pipeline.local.kafka import LocalKafka
 from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, unique_names
@@ -36,6 +47,7 @@ log = logging.getLogger(__name__)
 PACES = ("live", "backlog")
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
+OFFSET_BEGINNING = -2  # librdkafka's logical offset
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class ReplayOptions:
     window_seconds: int = 60
     fault_seconds: int = 120
     workdir: Path | None = None
+    #: Write the closed windows here (``nezha_offline`` format) for offline judging.
+    dump_windows: Path | None = None
     #: Wall seconds to wait for the last windows to close once everything is sent.
     close_timeout_s: float = 300.0
 
@@ -135,12 +149,81 @@ def _closed(worker: LocalWorker, last_start_ms: int) -> tuple[int, int, bool]:
     return requests, late, top >= last_start_ms
 
 
-def read_alerts(worker: LocalWorker) -> list[AlertWindow]:
-    rows = worker.query(
-        "SELECT DISTINCT ServiceName, toUnixTimestamp64Milli(WindowStart), "
-        "toUnixTimestamp64Milli(WindowEnd) FROM spanstream_anomalies WHERE Status != 'resolved'"
+def _ns(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) * NS_PER_MS
+
+
+def read_alerts(
+    bootstrap: str, topic: str, window_ns: int, security: Any = None
+) -> list[AlertWindow]:
+    """Every episode's windows, from the alert topic read from its start to its end.
+
+    Not from ``spanstream_anomalies``: once ClickHouse merges that table
+    (ReplacingMergeTree by alert id) only each episode's last version is left, so
+    what it shows depends on when the merge ran.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    from pipeline.commands.alerts import read_alert
+    from pipeline.kafka_client import librdkafka_config
+
+    consumer = Consumer(
+        {
+            **librdkafka_config(bootstrap, security),
+            "group.id": f"nezha-score-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 2,
+        }
     )
-    return [AlertWindow(str(s), int(a) * NS_PER_MS, int(b) * NS_PER_MS) for s, a, b in rows]
+    try:
+        meta = consumer.list_topics(topic, timeout=30.0).topics[topic]
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        consumer.assign(parts)
+        states, open_parts = [], {p.partition for p in parts}
+        deadline = time.monotonic() + 120.0
+        while open_parts and time.monotonic() < deadline:
+            record = consumer.poll(1.0)
+            if record is None:
+                continue
+            if record.error() is not None:
+                open_parts.discard(record.partition())  # end of partition (or its error)
+                continue
+            message = read_alert(record.value())
+            if message is not None:
+                states.append(
+                    AlertState(
+                        str(message["alert_id"]),
+                        str(message["service"]),
+                        str(message["status"]),
+                        _ns(message["window_start"]),
+                        _ns(message["onset_window_start"]),
+                    )
+                )
+    finally:
+        consumer.close()
+    return episode_windows(states, window_ns)
+
+
+def dump_windows(
+    worker: LocalWorker,
+    path: Path,
+    placed: Sequence[nezha.Placed],
+    faults: Iterable[nezha.Fault],
+    window_s: int,
+) -> None:
+    """The closed windows and the faults, as ``spanstream evaluate --windows`` reads them."""
+    rows = worker.query(
+        "SELECT ServiceName, SpanName, toUnixTimestamp64Milli(WindowStart) * 1000000, "
+        "toUnixTimestamp64Milli(WindowEnd) * 1000000, Requests, Errors, 0, DurationP50Ms, "
+        "DurationP95Ms, DurationP99Ms, DurationMaxMs, LateSpans FROM spanstream_red_metrics FINAL "
+        "ORDER BY WindowEnd, ServiceName, SpanName"
+    )
+    meta = meta_line(placed[0].start_ns, placed[-1].end_ns, window_s, scored_faults(placed, faults))
+    with path.open("w", encoding="utf-8") as f:
+        f.write(json.dumps(meta) + "\n")
+        for row in rows:
+            f.write(json.dumps(window_line(row)) + "\n")
 
 
 def run(options: ReplayOptions, bootstrap: str | None = None) -> ReplayResult:
@@ -183,7 +266,9 @@ def _replay(
             while not closed and time.monotonic() < deadline:
                 time.sleep(2.0)  # polling a condition under a deadline
                 requests, late, closed = _closed(worker, last_start_ms)
-            alerts = read_alerts(worker)
+            if options.dump_windows is not None:
+                dump_windows(worker, options.dump_windows, placed, faults, options.window_seconds)
+        alerts = read_alerts(bootstrap, env["SPANSTREAM_ALERT_TOPIC"], window_ns, security)
     finally:
         delete_topics(bootstrap, env)
     report = score(

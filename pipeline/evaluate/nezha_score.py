@@ -101,6 +101,50 @@ def onsets(alerts: Sequence[AlertWindow], window_ns: int) -> list[AlertWindow]:
     return sorted(firsts, key=lambda a: (a.window_start_ns, a.service))
 
 
+@dataclass(frozen=True)
+class AlertState:
+    """One published alert version (``spanstream-alerts``): what the episodes are read from."""
+
+    alert_id: str
+    service: str
+    status: str  # firing | resolved
+    window_start_ns: int
+    onset_start_ns: int
+
+
+def episode_windows(
+    states: Sequence[AlertState], window_ns: int, resolve_after: int = 3
+) -> list[AlertWindow]:
+    """The anomalous windows of each episode, from its published versions.
+
+    The worker publishes an episode at onset, on a severity rise and once more
+    when ``resolve_after`` normal windows in a row resolve it, so its last
+    anomalous window starts ``resolve_after`` windows before the resolving one.
+    An episode is taken as anomalous from its onset window to that one (a quiet
+    window or two inside it count as anomalous: they do not split the alert);
+    one still open at the end, to its last published window. (The anomalies
+    table keeps only each episode's latest version once ClickHouse merges it,
+    so it cannot tell this.)
+
+    >>> s = [AlertState("a", "cart", "firing", 0, 0), AlertState("a", "cart", "resolved", 300, 0)]
+    >>> [w.window_start_ns for w in episode_windows(s, 60)]  # quiet from 180 on
+    [0, 60, 120]
+    """
+    onset: dict[str, tuple[str, int]] = {}
+    last: dict[str, int] = {}
+    for st in states:
+        onset[st.alert_id] = (st.service, st.onset_start_ns)
+        end = st.window_start_ns
+        if st.status == "resolved":
+            end -= resolve_after * window_ns
+        last[st.alert_id] = max(last.get(st.alert_id, end), end)
+    out = []
+    for key, (service, start) in onset.items():
+        for t in range(start, max(last[key], start) + 1, window_ns):
+            out.append(AlertWindow(service, t, t + window_ns))
+    return sorted(set(out), key=lambda a: (a.window_start_ns, a.service))
+
+
 def _overlaps(a: AlertWindow, lo: int, hi: int) -> bool:
     return a.window_start_ns < hi and a.window_end_ns > lo
 

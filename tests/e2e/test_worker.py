@@ -35,8 +35,9 @@ from tests.harness.streams import consume, run_generate
 pytestmark = pytest.mark.e2e
 
 NS = 1_000_000_000
-#: Short windows, so a few minutes of stream time make enough windows for the detector's
-#: warm-up (30 windows, RobustConfig.warmup; not settable through SPANSTREAM_* settings).
+#: Short windows, so a few minutes of stream time make many windows of history for the
+#: detector (the default ``red`` scores from its third window; not settable through
+#: SPANSTREAM_* settings).
 # 10 s windows: a window stage stalled longer than one window (the idle rule's horizon)
 # on a loaded 2-core CI machine would count on-time spans late.
 WINDOW_SECONDS = 10
@@ -164,7 +165,7 @@ def assert_complete_traces(manifest: Manifest, rows: list[tuple[str, str]]) -> s
 def test_injected_latency_spike_is_counted_windowed_and_alerted(stack: Stack) -> None:
     began = time.monotonic()
     with stack.worker("w1") as worker:
-        # 48 windows of 10 s: 33 to warm up, then 8 of payment 5x slower, then 7 normal.
+        # 48 windows of 10 s: 33 normal, then 8 of payment 5x slower, then 7 normal.
         manifest = stack.generate(
             "--rate", "15", "--duration", "480", "--spans-per-trace", "4", "--seed", "11",
             "--anomaly", "latency_spike:service=payment,start=330,duration=80,factor=5",

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from pipeline.alerts import Alert
-from pipeline.detect.residual import RobustDetector
+from pipeline.detect.red import RedDetector
 from pipeline.judge import WindowJudge
 from pipeline.windows.assembler import series_key
 from pipeline.windows.series import ClosedWindow
@@ -21,7 +21,7 @@ from tests.unit.detect.test_state import marker_pickle
 
 NS = 1_000_000_000
 WINDOW = 60 * NS
-WARMUP = 30  # RobustConfig.warmup of the default detector
+WARMUP = 2  # RedConfig.warmup of the default detector
 
 
 def window(i: int, p99_ms: float, *, requests: int = 200, operation: str = "GET /") -> ClosedWindow:
@@ -86,8 +86,7 @@ def test_a_fresh_state_would_not_have_alerted() -> None:
 
 @pytest.mark.parametrize("p99_ms", [1.0, 100.0, 5_000.0, 60_000.0])
 def test_no_alert_during_warm_up(p99_ms: float) -> None:
-    windows = normal(0, WARMUP // 2)
-    windows += [window(WARMUP // 2 + i, p99_ms) for i in range(WARMUP // 2)]
+    windows = [*normal(0, WARMUP - 1), window(WARMUP - 1, p99_ms)]
     assert run(WindowJudge(), windows, {}) == []
 
 
@@ -152,7 +151,7 @@ def test_a_tampered_pickle_state_never_runs_and_only_its_series_starts_over(
     assert rejected("legacy_pickle") == before + 1
     # The other series scores its spike with its restored model; the tampered one warms up.
     assert [a.window.operation for a in alerts] == ["POST /"]
-    assert state[evil_key]["v"] == 2 and state[evil_key]["model"]["kind"] == "robust"
+    assert state[evil_key]["v"] == 2 and state[evil_key]["model"]["kind"] == "red"
     assert [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()] == [
         f"detectors table: rejected the stored record of key {evil_key!a} "
         "(legacy_pickle: a version 1 (pickle) state); the series starts its warm-up over"
@@ -166,7 +165,7 @@ def test_a_tampered_pickle_state_never_runs_and_only_its_series_starts_over(
         ({"v": 3, "model": {}, "episodes": {}}, "version"),
         ([1, 2, 3], "schema"),
         (17, "schema"),
-        ({"v": 2, "model": {"kind": "robust", "v": 1, "features": {}}, "episodes": {}}, "schema"),
+        ({"v": 2, "model": {"kind": "red", "v": 1, "features": {}}, "episodes": {}}, "schema"),
         ({"v": 2, "model": {"kind": "hst", "v": 1}, "episodes": {}}, "kind"),
         ({"v": 2, "model": None, "episodes": {}, "extra": 1}, "schema"),
     ],
@@ -245,13 +244,13 @@ def test_a_state_that_loads_but_breaks_its_model_starts_over(
     """Defence in depth: a check that missed something must not fail every close."""
     state: dict[str, object] = {}
     run(WindowJudge(), normal(0, 60), state)
-    load = RobustDetector.load_state
+    load = RedDetector.load_state
 
-    def lossy(self: RobustDetector, value: object) -> None:
+    def lossy(self: RedDetector, value: object) -> None:
         load(self, value)
         self.states.pop("p99_ms")  # passes the checks, then KeyError when scoring
 
-    monkeypatch.setattr(RobustDetector, "load_state", lossy)
+    monkeypatch.setattr(RedDetector, "load_state", lossy)
     before = rejected("unusable")
     assert run(WindowJudge(), [window(60, 100.0)], state) == []
     assert rejected("unusable") == before + 1

@@ -35,7 +35,7 @@ def test_spike_verdict_names_the_deviating_metrics() -> None:
     assert {"p50_ms", "p99_ms"} <= names
     p99 = next(m for m in verdict.metrics if m[0] == "p99_ms")
     assert p99[1] > 500 and 90 < p99[2] < 160
-    assert verdict.detector == "robust"
+    assert verdict.detector == "red"
 
 
 def test_normal_window_is_not_anomalous() -> None:
