@@ -6,14 +6,14 @@
 #     bin/alertmanager   the server (./cmd/alertmanager of the module)
 #     bin/amtool         its CLI (checks infra/alertmanager/alertmanager.yml)
 #     src/               the module's source, as the Go module proxy serves it
-#     go/{build,mod}     Go build and module caches (never ~/.cache or ~/go,
-#                        so CI reuses nothing by accident)
 #
 # `go install module/cmd/alertmanager@version` cannot build it: ui/web.go embeds
 # ui/app/dist, the web UI's npm build output, which the module zip leaves out. So the
 # module is downloaded (go mod download), copied, given a one-page placeholder UI, and
 # built there with its own go.mod/go.sum. The API (/api/v2) and everything the tests
 # use are unchanged; only the browser UI shows the placeholder.
+#   ${SPANSTREAM_CACHE:-<repo>/.cache}/go/   Go build and module caches, shared by
+#                                         the Collector, Alertmanager and promtool builds
 #
 # Idempotent: a re-run with an unchanged version only checks the stamps.
 # Usage: infra/alertmanager/build.sh [--force]
@@ -28,9 +28,12 @@ OUT="$CACHE/alertmanager/$VERSION"
 FORCE="${1:-}"
 
 export GOBIN="$OUT/bin"
-export GOCACHE="$OUT/go/build"
-export GOMODCACHE="$OUT/go/mod"
-export GOPATH="$OUT/go/path"
+# One Go build and module cache for every tool built here (shared dependencies such as
+# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
+# reuses nothing by accident.
+export GOCACHE="$CACHE/go/build"
+export GOMODCACHE="$CACHE/go/mod"
+export GOPATH="$CACHE/go/path"
 # -trimpath keeps local paths out of the binaries; a local toolchain only,
 # never a downloaded one.
 export GOFLAGS="${GOFLAGS:--trimpath}"

@@ -6,8 +6,8 @@
 #     bin/builder             ocb
 #     bin/telemetrygen        load generator
 #     dist/otelcol-spanstream the Collector (plus the generated Go sources)
-#     go/{build,mod}          Go build and module caches (never ~/.cache or ~/go,
-#                             so CI reuses nothing by accident)
+#   ${SPANSTREAM_CACHE:-<repo>/.cache}/go/   Go build and module caches, shared by
+#                                         the Collector, Alertmanager and promtool builds
 #
 # Idempotent: a re-run with an unchanged manifest only checks the stamps.
 # Usage: infra/collector/build.sh [--force]
@@ -22,9 +22,12 @@ MANIFEST="$HERE/builder-config.yaml"
 FORCE="${1:-}"
 
 export GOBIN="$OUT/bin"
-export GOCACHE="$OUT/go/build"
-export GOMODCACHE="$OUT/go/mod"
-export GOPATH="$OUT/go/path"
+# One Go build and module cache for every tool built here (shared dependencies such as
+# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
+# reuses nothing by accident.
+export GOCACHE="$CACHE/go/build"
+export GOMODCACHE="$CACHE/go/mod"
+export GOPATH="$CACHE/go/path"
 # -trimpath keeps local paths out of the binaries; a local toolchain only,
 # never a downloaded one.
 export GOFLAGS="${GOFLAGS:--trimpath}"

@@ -4,7 +4,6 @@
 #
 #   ${SPANSTREAM_CACHE:-<repo>/.cache}/prometheus/<version>/
 #     bin/promtool     checks and unit-tests the rules `spanstream slo rules` writes
-#     go/{build,mod}   Go build and module caches (never ~/.cache or ~/go)
 #
 # The build tag remove_all_sd leaves out the cloud service-discovery plugins, which
 # promtool's rule checks and rule tests never use (most of the compile time);
@@ -24,9 +23,12 @@ OUT="$CACHE/prometheus/$VERSION"
 FORCE="${1:-}"
 
 export GOBIN="$OUT/bin"
-export GOCACHE="$OUT/go/build"
-export GOMODCACHE="$OUT/go/mod"
-export GOPATH="$OUT/go/path"
+# One Go build and module cache for every tool built here (shared dependencies such as
+# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
+# reuses nothing by accident.
+export GOCACHE="$CACHE/go/build"
+export GOMODCACHE="$CACHE/go/mod"
+export GOPATH="$CACHE/go/path"
 export GOFLAGS="${GOFLAGS:--trimpath}"
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
