@@ -211,7 +211,9 @@ def _pair_servers(
         parent_id = span.parent_span_id
         if not parent_id or parent_id == span.span_id:
             key = EdgeKey(USER, span.service, VIRTUAL_NODE)
-            graph.calls.append(Call(key, span.start_ns, None, span.duration_ns, False, span.is_error))
+            graph.calls.append(
+                Call(key, span.start_ns, None, span.duration_ns, False, span.is_error)
+            )
             continue
         parent = by_id.get(parent_id)
         if parent is None or parent.kind not in CALLER_KINDS or parent_id in paired:

@@ -62,7 +62,7 @@ def self_time_columns(windows: Sequence[GraphWindow]) -> dict[str, list[Any]]:
     for w in windows:
         for key in sorted(w.self_time):
             st = w.self_time[key]
-            counts, total_s = buckets(st.sketch)
+            counts, _ = buckets(st.sketch)
             row = (
                 w.window_start_ns // NS_PER_MS,
                 w.window_end_ns // NS_PER_MS,

@@ -31,40 +31,56 @@ def sp(
     return GraphSpan(sid, parent, service, op or sid, kind, start, dur, err, peer, db)
 
 
-def edges(spans: list[GraphSpan]) -> list[tuple[str, int | None, int | None, bool]]:
+Edge = tuple[str, int | None, int | None, bool]
+
+
+def edges(spans: list[GraphSpan]) -> list[Edge]:
     return [(c.key.label(), c.client_ns, c.server_ns, c.failed) for c in derive(spans).calls]
 
 
 ROOT = sp("r", "", "front", SERVER, 0, 100)
+USER_FRONT = ("user->front (virtual_node)", None, 100, False)
 
 CASES = {
     "client/server pair": (
         [ROOT, sp("c", "r", "front", CLIENT, 10, 50), sp("s", "c", "pay", SERVER, 12, 40)],
-        [("front->pay", 50, 40, False), ("user->front (virtual_node)", None, 100, False)],
+        [("front->pay", 50, 40, False), USER_FRONT],
     ),
     "server error fails the call": (
         [ROOT, sp("c", "r", "front", CLIENT, 10, 50), sp("s", "c", "pay", SERVER, 12, 40, True)],
-        [("front->pay", 50, 40, True), ("user->front (virtual_node)", None, 100, False)],
+        [("front->pay", 50, 40, True), USER_FRONT],
     ),
     "client error fails the call": (
         [ROOT, sp("c", "r", "front", CLIENT, 10, 50, True), sp("s", "c", "pay", SERVER, 12, 4)],
-        [("front->pay", 50, 4, True), ("user->front (virtual_node)", None, 100, False)],
+        [("front->pay", 50, 4, True), USER_FRONT],
     ),
     "async producer/consumer": (
         [ROOT, sp("p", "r", "front", PRODUCER, 10, 5), sp("q", "p", "ship", CONSUMER, 500, 30)],
-        [("front->ship (messaging_system)", 5, 30, False), ("user->front (virtual_node)", None, 100, False)],
+        [
+            ("front->ship (messaging_system)", 5, 30, False),
+            USER_FRONT,
+        ],
     ),
     "database client": (
         [ROOT, sp("d", "r", "front", CLIENT, 10, 7, peer="postgresql", db=True)],
-        [("front->postgresql (database)", 7, 7, False), ("user->front (virtual_node)", None, 100, False)],
+        [
+            ("front->postgresql (database)", 7, 7, False),
+            USER_FRONT,
+        ],
     ),
     "uninstrumented peer": (
         [ROOT, sp("d", "r", "front", CLIENT, 10, 7, peer="stripe")],
-        [("front->stripe (virtual_node)", 7, None, False), ("user->front (virtual_node)", None, 100, False)],
+        [
+            ("front->stripe (virtual_node)", 7, None, False),
+            USER_FRONT,
+        ],
     ),
     "peer without a name": (
         [ROOT, sp("d", "r", "front", CLIENT, 10, 7, True)],
-        [("front->unknown (virtual_node)", 7, None, True), ("user->front (virtual_node)", None, 100, False)],
+        [
+            ("front->unknown (virtual_node)", 7, None, True),
+            USER_FRONT,
+        ],
     ),
     "missing parent: server unpaired, no edge": (
         [sp("s", "gone", "pay", SERVER, 12, 40)],
@@ -96,13 +112,15 @@ CASES = {
     ),
     "duplicate span ids keep the first": (
         [ROOT, sp("r", "", "other", SERVER, 0, 5)],
-        [("user->front (virtual_node)", None, 100, False)],
+        [USER_FRONT],
     ),
 }
 
 
 @pytest.mark.parametrize("spans, expected", CASES.values(), ids=CASES.keys())
-def test_edges(spans: list[GraphSpan], expected: list[tuple[str, int | None, int | None, bool]]) -> None:
+def test_edges(
+    spans: list[GraphSpan], expected: list[tuple[str, int | None, int | None, bool]]
+) -> None:
     assert edges(spans) == expected
 
 
@@ -112,7 +130,9 @@ def test_unpaired_and_duplicates_are_counted() -> None:
 
 
 def test_edges_do_not_depend_on_span_order() -> None:
-    spans = CASES["async producer/consumer"][0] + [sp("d", "r", "front", CLIENT, 1, 2, peer="pg", db=True)]
+    spans = CASES["async producer/consumer"][0] + [
+        sp("d", "r", "front", CLIENT, 1, 2, peer="pg", db=True)
+    ]
     assert derive(spans).calls == derive(list(reversed(spans))).calls
 
 
@@ -164,7 +184,9 @@ def test_error_originates_where_no_child_errs() -> None:
 
 
 def test_huge_fan_out_is_bounded() -> None:
-    kids = [sp(f"k{i}", "r", "front", CLIENT, i % 100, 5, peer="pg", db=True) for i in range(50_000)]
+    kids = [
+        sp(f"k{i}", "r", "front", CLIENT, i % 100, 5, peer="pg", db=True) for i in range(50_000)
+    ]
     g = derive([ROOT, *kids], max_spans=1_000)
     assert g.truncated == 50_001 - 1_000
     assert len(g.calls) == 1_000  # 999 database calls + the root's
