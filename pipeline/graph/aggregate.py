@@ -29,16 +29,18 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.graph.derive import DEFAULT_MAX_SPANS, GraphSpan, TraceGraph, derive
+from pipeline.graph.derive import DEFAULT_MAX_SPANS, Call, GraphSpan, TraceGraph, derive
 from pipeline.graph.edges import (
     DIRECT,
     MESSAGING,
     EdgeKey,
     EdgeStats,
     GraphWindow,
+    OperationKey,
     SelfTimeStats,
 )
-from pipeline.graph.read import graph_spans
+from pipeline.graph.histogram import sketch_of
+from pipeline.graph.read import read_peer
 from pipeline.model import SpanHead
 
 NS_PER_S = 1_000_000_000
@@ -72,49 +74,70 @@ class GraphAggregator:
         self.max_spans = max_spans_per_trace
         self.counts = GraphCounts()
         self._peers: set[str] = set()
-        self._windows: dict[int, GraphWindow] = {}
+        #: (client, server, type) -> EdgeKey, (service, operation) -> OperationKey, made
+        #: once each (the cap of peers decides an edge's key once)
+        self._edge_keys: dict[tuple[str, str, str], EdgeKey] = {}
+        self._op_keys: dict[tuple[str, str], OperationKey] = {}
+        self._edges: dict[tuple[int, EdgeKey], _EdgeAcc] = {}
+        self._self_time: dict[tuple[int, OperationKey], _SelfAcc] = {}
 
     def add_trace(self, heads: Sequence[SpanHead]) -> None:
         """Derive one trace's graph from its heads and file it."""
-        self.add_spans(graph_spans(heads))
+        self.add_graph(derive(heads, self.max_spans, read_peer))
 
     def add_spans(self, spans: Sequence[GraphSpan]) -> None:
         """Derive one trace's graph from what the graph reads of its spans, and file it."""
         self.add_graph(derive(spans, self.max_spans))
 
     def add_graph(self, graph: TraceGraph) -> None:
-        """File one trace's calls and self times."""
+        """File one trace's calls and self times.
+
+        Counts add up at once; durations are kept in lists and become sketches in
+        :meth:`drain` (one pass per list instead of a sketch update per value).
+        """
         counts = self.counts
         counts.traces += 1
         counts.unpaired_server += graph.unpaired_server
         counts.truncated += graph.truncated
         counts.duplicates += graph.duplicates
+        edge_keys, edges, window_ns = self._edge_keys, self._edges, self.window_ns
         for call in graph.calls:
-            stats = self._window(call.start_ns).edges
-            key = self._capped(call.key)
-            edge = stats.get(key)
-            if edge is None:
-                edge = stats[key] = EdgeStats()
-            edge.add(call.client_ns, call.server_ns, call.client_error, call.server_error)
+            key = edge_keys.get(call[:3])
+            if key is None:
+                key = edge_keys[call[:3]] = self._capped(call.key)
+            slot = (call.start_ns - call.start_ns % window_ns, key)
+            acc = edges.get(slot)
+            if acc is None:
+                acc = edges[slot] = _EdgeAcc()
+            acc.add(call)
+        op_keys, times = self._op_keys, self._self_time
         for own in graph.self_times:
-            times = self._window(own.start_ns).self_time
-            st = times.get(own.key)
+            op = op_keys.get(own[:2])
+            if op is None:
+                op = op_keys[own[:2]] = own.key
+            at = (own.start_ns - own.start_ns % window_ns, op)
+            st = times.get(at)
             if st is None:
-                st = times[own.key] = SelfTimeStats()
-            st.add(own.self_ns, own.error_originated)
+                st = times[at] = _SelfAcc()
+            st.originated += own.error_originated
+            st.values.append(own.self_ns)
 
     def drain(self) -> list[GraphWindow]:
         """Everything filed since the last drain, by window start; the aggregator is emptied."""
-        out = [self._windows[start] for start in sorted(self._windows)]
-        self._windows = {}
-        return out
+        windows: dict[int, GraphWindow] = {}
 
-    def _window(self, start_ns: int) -> GraphWindow:
-        start = start_ns - start_ns % self.window_ns
-        window = self._windows.get(start)
-        if window is None:
-            window = self._windows[start] = GraphWindow(start, start + self.window_ns)
-        return window
+        def window(start: int) -> GraphWindow:
+            w = windows.get(start)
+            if w is None:
+                w = windows[start] = GraphWindow(start, start + self.window_ns)
+            return w
+
+        for (start, key), acc in self._edges.items():
+            window(start).edges[key] = acc.stats()
+        for (start, op), st in self._self_time.items():
+            window(start).self_time[op] = st.stats()
+        self._edges, self._self_time = {}, {}
+        return [windows[start] for start in sorted(windows)]
 
     def _capped(self, key: EdgeKey) -> EdgeKey:
         """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many."""
@@ -125,6 +148,53 @@ class GraphAggregator:
             return key
         self.counts.overflow_peers += 1
         return EdgeKey(key.client, OVERFLOW_PEER, key.connection_type)
+
+
+class _EdgeAcc:
+    """One edge's calls in one window until drained: counts, and durations in lists."""
+
+    __slots__ = ("calls", "client", "client_errors", "failed", "server", "server_errors")
+
+    def __init__(self) -> None:
+        self.calls = self.failed = self.client_errors = self.server_errors = 0
+        self.client: list[int] = []
+        self.server: list[int] = []
+
+    def add(self, call: Call) -> None:
+        self.calls += 1
+        self.client_errors += call.client_error
+        self.server_errors += call.server_error
+        self.failed += call.client_error or call.server_error
+        if call.client_ns is not None:
+            self.client.append(call.client_ns)
+        if call.server_ns is not None:
+            self.server.append(call.server_ns)
+
+    def stats(self) -> EdgeStats:
+        """The :class:`EdgeStats` of what was added (as adding each call to one)."""
+        e = EdgeStats()
+        e.calls, e.failed = self.calls, self.failed
+        e.client_errors, e.server_errors = self.client_errors, self.server_errors
+        e.client, e.server = sketch_of(self.client), sketch_of(self.server)
+        return e
+
+
+class _SelfAcc:
+    """One operation's self times in one window until drained."""
+
+    __slots__ = ("originated", "values")
+
+    def __init__(self) -> None:
+        self.originated = 0
+        self.values: list[int] = []
+
+    def stats(self) -> SelfTimeStats:
+        """The :class:`SelfTimeStats` of what was added (as adding each span to one)."""
+        st = SelfTimeStats()
+        st.spans, st.errors_originated = len(self.values), self.originated
+        st.self_ns = sum(max(v, 0) for v in self.values)
+        st.sketch = sketch_of(self.values)
+        return st
 
 
 class GraphHistory:
