@@ -29,7 +29,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.graph.derive import DEFAULT_MAX_SPANS, Call, GraphSpan, TraceGraph, derive
+from pipeline.graph.derive import (
+    DEFAULT_MAX_SPANS,
+    USER,
+    Call,
+    GraphSpan,
+    TraceGraph,
+    derive,
+)
 from pipeline.graph.edges import (
     DIRECT,
     MESSAGING,
@@ -140,8 +147,14 @@ class GraphAggregator:
         return [windows[start] for start in sorted(windows)]
 
     def _capped(self, key: EdgeKey) -> EdgeKey:
-        """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many."""
-        if key.connection_type in (DIRECT, MESSAGING) or key.server in self._peers:
+        """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many.
+
+        Peers are the servers of database and virtual-node edges, except the services
+        that ``user`` (an uninstrumented caller) calls.
+        """
+        if key.connection_type in (DIRECT, MESSAGING) or key.client == USER:
+            return key
+        if key.server in self._peers:
             return key
         if len(self._peers) < self.max_peers:
             self._peers.add(key.server)

@@ -20,7 +20,7 @@ def sp(
     sid: str,
     parent: str,
     service: str,
-    kind: str,
+    kind: int,
     start: int,
     dur: int,
     err: bool = False,
