@@ -51,20 +51,29 @@ class GraphFlusher:
         # Unique per process: two flushes with equal rows must not share a dedup token.
         self._run = uuid.uuid4().hex
         self._reported = GraphCounts()
+        self._retry_at = float("-inf")
         self.sink: BatchingSink[GraphWindow] = BatchingSink(
             "service_graph", _writer(store), self._identity, background=True
         )
 
     def tick(self, force: bool = False) -> None:
-        """Flush when the interval has passed (``force``: now, and wait for the write)."""
-        try:
-            self.sink.poll()
-        except SinkUnavailable as exc:
-            log.warning("service graph insert failed, retrying: %s", exc)
+        """Drain when the interval has passed and write in the background (``force``: drain
+        now and write everything, waiting; a failure then leaves the rest unwritten)."""
         now = self.clock.now()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
+        if self.sink.writing:
+            self._write(background=True)  # finishes the write if it is done, else waits
+        if force or now - self._last >= self.interval:
+            self._last = now
+            self._drain()
+        if force:
+            while self.sink.pending_rows and self._write(background=False):
+                pass
+            if self.sink.pending_rows:
+                log.warning("stopping with %d graph increments unwritten", self.sink.pending_rows)
+        elif self.sink.pending_rows and not self.sink.writing and now >= self._retry_at:
+            self._write(background=True)
+
+    def _drain(self) -> None:
         increments = self.aggregator.drain()
         self._export_counts()
         if increments:
@@ -72,11 +81,19 @@ class GraphFlusher:
             self.history.add(increments)
             self.exported.add(increments)
             self.sink.extend(increments)
-        if self.sink.pending_rows:
-            try:
-                self.sink.flush(background=not force)
-            except SinkUnavailable as exc:
-                log.warning("service graph insert failed, retrying: %s", exc)
+
+    def _write(self, background: bool) -> bool:
+        """One batch (or the end of the one in flight); False after a failure."""
+        try:
+            if background and self.sink.writing:
+                self.sink.poll()
+            else:
+                self.sink.flush(background=background)
+        except SinkUnavailable as exc:
+            self._retry_at = self.clock.now() + exc.retry_after
+            log.warning("service graph insert failed, retry in %.1fs: %s", exc.retry_after, exc)
+            return False
+        return True
 
     def _identity(self, window: GraphWindow) -> str:
         return f"{self._run}:{self._flushes}:{window.window_start_ns}"

@@ -18,7 +18,7 @@ def window(*keys: EdgeKey, ms: int = 3) -> GraphWindow:
 
 def scrape(m: ServiceGraphMetrics) -> dict[str, float]:
     registry = CollectorRegistry()
-    registry.register(m)  # type: ignore[arg-type]
+    registry.register(m)
     out = {}
     for line in generate_latest(registry).decode().splitlines():
         if line and not line.startswith("#"):
