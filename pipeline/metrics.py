@@ -99,6 +99,9 @@ GRAPH_UNPAIRED = Counter(
 GRAPH_TRUNCATED = Counter(
     "spanstream_graph_truncated_spans_total", "Spans of traces over the graph's size bound"
 )
+GRAPH_LATE = Counter(
+    "spanstream_graph_late_spans_total", "Spans after their trace's decision, not in the graph"
+)
 GRAPH_PEER_OVERFLOW = Counter(
     "spanstream_graph_peer_overflow_total", "Calls to peers past SPANSTREAM_GRAPH_MAX_PEERS"
 )

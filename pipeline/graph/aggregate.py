@@ -63,6 +63,7 @@ class GraphCounts:
     truncated: int = 0
     duplicates: int = 0
     overflow_peers: int = 0
+    late_spans: int = 0
 
 
 class GraphAggregator:
@@ -87,6 +88,13 @@ class GraphAggregator:
         self._op_keys: dict[tuple[str, str], OperationKey] = {}
         self._edges: dict[tuple[int, EdgeKey], _EdgeAcc] = {}
         self._self_time: dict[tuple[int, OperationKey], _SelfAcc] = {}
+
+    def add_decided(self, heads: Sequence[SpanHead], late: bool) -> None:
+        """A decided trace; a late fragment (spans after its decision) is only counted."""
+        if late:
+            self.counts.late_spans += len(heads)
+        else:
+            self.add_trace(heads)
 
     def add_trace(self, heads: Sequence[SpanHead]) -> None:
         """Derive one trace's graph from its heads and file it."""

@@ -104,6 +104,7 @@ class GraphFlusher:
         metrics.GRAPH_UNPAIRED.inc(counts.unpaired_server - seen.unpaired_server)
         metrics.GRAPH_TRUNCATED.inc(counts.truncated - seen.truncated)
         metrics.GRAPH_PEER_OVERFLOW.inc(counts.overflow_peers - seen.overflow_peers)
+        metrics.GRAPH_LATE.inc(counts.late_spans - seen.late_spans)
         self._reported = GraphCounts(**vars(counts))
 
 

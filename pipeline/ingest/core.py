@@ -190,16 +190,17 @@ class IngestCore:
     def decided(self) -> list[DecidedTrace]:
         """Traces decided since the last call, minus those of partitions revoked meanwhile.
 
-        Each trace (not a late fragment: its other spans are gone) also goes into the
-        service graph: once, by the worker that owns its partitions when it is decided.
+        Each trace also goes into the service graph: once, by the worker that owns its
+        partitions when it is decided (a late fragment is only counted: the rest of its
+        trace is gone).
         """
         out = []
         graph = self.graph
         for trace in self.buffer.due():
             if any(_partition(ref) in self._parts for ref in trace.refs):
                 out.append(trace)
-                if graph is not None and trace.cause is not Cause.LATE:
-                    graph.add_trace(trace.heads)
+                if graph is not None:
+                    graph.add_decided(trace.heads, late=trace.cause is Cause.LATE)
             else:
                 self.orphaned_traces += 1
         return out

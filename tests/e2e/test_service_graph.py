@@ -10,10 +10,13 @@ the Collector servicegraph connector's metric names.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from pipeline.generate.manifest import Manifest
 from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics
 from tests.e2e.test_worker import PROCESS_TIMEOUT, Stack, base_env, owned, wait_processed
 
@@ -76,15 +79,16 @@ def calls_by_edge(table: Counter[tuple[str, ...]]) -> Counter[tuple[str, ...]]:
     return out
 
 
-def test_two_workers_derive_the_edges_one_worker_derives(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+@contextmanager
+def pair_and_single(bootstrap: str, tmp: Path) -> Iterator[tuple[Stack, list[LocalWorker]]]:
+    """Workers a and b in one group and ``one`` in another, on the same input topic, once
+    a and b own three input partitions each."""
     env = {"SPANSTREAM_GRAPH_FLUSH_SECONDS": "1"}
-    pair = Stack(kafka_bootstrap, tmp_path / "pair", base_env(**env))
-    single = Stack(kafka_bootstrap, tmp_path / "single", base_env(**env))
+    pair = Stack(bootstrap, tmp / "pair", base_env(**env))
+    single = Stack(bootstrap, tmp / "single", base_env(**env))
     single.env["SPANSTREAM_INPUT_TOPIC"] = pair.input_topic  # the same stream, another group
-    prepare_topics(kafka_bootstrap, pair.env)
-    prepare_topics(kafka_bootstrap, single.env)
+    prepare_topics(bootstrap, pair.env)
+    prepare_topics(bootstrap, single.env)
     a, b, one = pair.worker("a"), pair.worker("b"), single.worker("one")
     try:
         for w in (a, b, one):
@@ -95,27 +99,71 @@ def test_two_workers_derive_the_edges_one_worker_derives(
             return ia | ib == set(range(6)) and not ia & ib and bool(ia and ib)
 
         a.wait_for(split, PROCESS_TIMEOUT, "both workers own input partitions")
-        manifest = pair.generate(
-            "--rate", "10", "--duration", "120", "--spans-per-trace", "8", "--seed", "7"
-        )  # fmt: skip
-        spans = manifest.summary["spans"]
-        wait_processed([a, b], spans, PROCESS_TIMEOUT)
-        wait_processed([one], spans, PROCESS_TIMEOUT)
-        for group in ([a, b], [one]):
-            group[0].wait_for(
-                lambda g=group: self_time_spans(g) == spans, PROCESS_TIMEOUT, "self time written"
-            )
+        yield pair, [a, b, one]
+    finally:
+        for w in (a, b, one):
+            w.stop()
+        delete_topics(bootstrap, pair.env)
+        delete_topics(bootstrap, single.env)
 
+
+def generate_and_wait(stack: Stack, workers: list[LocalWorker], *args: str) -> Manifest:
+    a, b, one = workers
+    manifest = stack.generate(
+        "--rate", "10", "--duration", "120", "--spans-per-trace", "8", "--seed", "7", *args
+    )  # fmt: skip
+    spans = manifest.summary["spans"]
+    wait_processed([a, b], spans, PROCESS_TIMEOUT)
+    wait_processed([one], spans, PROCESS_TIMEOUT)
+    for group in ([a, b], [one]):
+
+        def written(g: list[LocalWorker] = group) -> bool:
+            late = sum(w.metric("spanstream_graph_late_spans_total") for w in g)
+            return self_time_spans(g) + late == spans
+
+        group[0].wait_for(written, PROCESS_TIMEOUT, "self time written")
+    return manifest
+
+
+def test_two_workers_derive_the_edges_one_worker_derives(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    with pair_and_single(kafka_bootstrap, tmp_path) as (stack, workers):
+        a, b, one = workers
+        manifest = generate_and_wait(stack, workers)
         pair_edges, one_edges = edges([a, b]), edges([one])
         assert pair_edges == one_edges
         by_edge = calls_by_edge(one_edges)
         assert set(by_edge) >= EXPECTED, sorted(by_edge)
         assert by_edge[("user", "frontend", "virtual_node")] == len(manifest.traces)
-        assert all(b.metric("spanstream_graph_unpaired_spans_total") == 0 for b in (a, b, one))
+        assert all(w.metric("spanstream_graph_unpaired_spans_total") == 0 for w in workers)
         assert exported([a, b]) == exported([one]) == by_edge
+        spans = manifest.summary["spans"]
         print(f"{spans} spans, {len(manifest.traces)} traces; calls by edge: {dict(by_edge)}")
-    finally:
-        for w in (a, b, one):
-            w.stop()
-        delete_topics(kafka_bootstrap, pair.env)
-        delete_topics(kafka_bootstrap, single.env)
+
+
+def test_traces_split_across_workers_are_counted_unpaired(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Unkeyed batches with split traces: parts on two workers cannot be paired by either."""
+    with pair_and_single(kafka_bootstrap, tmp_path) as (stack, workers):
+        a, b, one = workers
+        manifest = generate_and_wait(stack, workers, "--batch-traces", "4", "--split-traces", "0.3")
+        one_calls, pair_calls = calls_by_edge(edges([one])), calls_by_edge(edges([a, b]))
+        unpaired_one = one.metric("spanstream_graph_unpaired_spans_total")
+        unpaired_pair = a.metric("spanstream_graph_unpaired_spans_total") + b.metric(
+            "spanstream_graph_unpaired_spans_total"
+        )
+        traces = len(manifest.traces)
+        direct = sum(n for (_, _, kind), n in one_calls.items() if kind in ("", "messaging_system"))
+        lost = direct - sum(
+            n for (_, _, kind), n in pair_calls.items() if kind in ("", "messaging_system")
+        )
+        late = sum(w.metric("spanstream_graph_late_spans_total") for w in workers)
+        assert late == 0, "a split trace's part arrived after its decision"
+        assert unpaired_one == 0 and one_calls[("user", "frontend", "virtual_node")] == traces
+        assert unpaired_pair > 0 and lost == unpaired_pair
+        print(
+            f"{traces} traces, 30% split in 2 unkeyed messages, 2 workers: {lost:.0f} of "
+            f"{direct} service-to-service calls unpaired ({lost / direct:.1%}); 1 worker: 0"
+        )

@@ -175,6 +175,6 @@ def test_each_decided_trace_goes_into_the_graph_once_late_and_orphaned_ones_not(
     assert [t.trace_id for t in core.decided()] == [tid(0)]
     _, traces = core.on_record(0, 1, None, record(tid(0)), [])  # a late fragment of trace 0
     assert traces == 1 and [t.cause for t in core.decided()] == [Cause.LATE]
-    assert core.graph.counts.traces == 1
+    assert (core.graph.counts.traces, core.graph.counts.late_spans) == (1, 1)
     (window,) = core.graph.drain()
     assert sum(st.spans for st in window.self_time.values()) == 1
