@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pipeline.graph.derive import (
     DEFAULT_MAX_SPANS,
     USER,
-    Call,
     GraphSpan,
     TraceGraph,
     derive,
@@ -82,12 +81,11 @@ class GraphAggregator:
         self.max_spans = max_spans_per_trace
         self.counts = GraphCounts()
         self._peers: set[str] = set()
-        #: (client, server, type) -> EdgeKey, (service, operation) -> OperationKey, made
-        #: once each (the cap of peers decides an edge's key once)
-        self._edge_keys: dict[tuple[str, str, str], EdgeKey] = {}
-        self._op_keys: dict[tuple[str, str], OperationKey] = {}
-        self._edges: dict[tuple[int, EdgeKey], _EdgeAcc] = {}
-        self._self_time: dict[tuple[int, OperationKey], _SelfAcc] = {}
+        #: (window start, client, server, type) -> its accumulator; a name past the peer
+        #: cap is an alias of its overflow edge's accumulator
+        self._edges: dict[tuple[int, str, str, str], _EdgeAcc] = {}
+        #: (window start, service, operation) -> its accumulator
+        self._self_time: dict[tuple[int, str, str], _SelfAcc] = {}
 
     def add_decided(self, heads: Sequence[SpanHead], late: bool) -> None:
         """A decided trace; a late fragment (spans after its decision) is only counted."""
@@ -115,27 +113,37 @@ class GraphAggregator:
         counts.unpaired_server += graph.unpaired_server
         counts.truncated += graph.truncated
         counts.duplicates += graph.duplicates
-        edge_keys, edges, window_ns = self._edge_keys, self._edges, self.window_ns
-        for call in graph.calls:
-            key = edge_keys.get(call[:3])
-            if key is None:
-                key = edge_keys[call[:3]] = self._capped(call.key)
-            slot = (call.start_ns - call.start_ns % window_ns, key)
+        edges, window_ns = self._edges, self.window_ns
+        for call in graph.calls:  # fields by position: this loop runs per call
+            start = call[3]
+            slot = (start - start % window_ns, call[0], call[1], call[2])
             acc = edges.get(slot)
             if acc is None:
-                acc = edges[slot] = _EdgeAcc()
-            acc.add(call)
-        op_keys, times = self._op_keys, self._self_time
+                acc = self._edge_slot(slot)
+            if acc.overflow:
+                counts.overflow_peers += 1
+            acc.calls += 1
+            client_error, server_error = call[6], call[7]
+            if client_error:
+                acc.client_errors += 1
+            if server_error:
+                acc.server_errors += 1
+            if client_error or server_error:
+                acc.failed += 1
+            if call[4] is not None:
+                acc.client.append(call[4])
+            if call[5] is not None:
+                acc.server.append(call[5])
+        times = self._self_time
         for own in graph.self_times:
-            op = op_keys.get(own[:2])
-            if op is None:
-                op = op_keys[own[:2]] = own.key
-            at = (own.start_ns - own.start_ns % window_ns, op)
+            start = own[2]
+            at = (start - start % window_ns, own[0], own[1])
             st = times.get(at)
             if st is None:
                 st = times[at] = _SelfAcc()
-            st.originated += own.error_originated
-            st.values.append(own.self_ns)
+            if own[4]:
+                st.originated += 1
+            st.values.append(own[3])
 
     def drain(self) -> list[GraphWindow]:
         """Everything filed since the last drain, by window start; the aggregator is emptied."""
@@ -147,12 +155,24 @@ class GraphAggregator:
                 w = windows[start] = GraphWindow(start, start + self.window_ns)
             return w
 
-        for (start, key), acc in self._edges.items():
-            window(start).edges[key] = acc.stats()
-        for (start, op), st in self._self_time.items():
-            window(start).self_time[op] = st.stats()
+        for slot, acc in self._edges.items():
+            if slot[1:] == acc.names:  # not an overflowing name's alias
+                window(slot[0]).edges[acc.key] = acc.stats()
+        for (start, service, operation), st in self._self_time.items():
+            window(start).self_time[OperationKey(service, operation)] = st.stats()
         self._edges, self._self_time = {}, {}
         return [windows[start] for start in sorted(windows)]
+
+    def _edge_slot(self, slot: tuple[int, str, str, str]) -> _EdgeAcc:
+        """The accumulator of a new (window, client, server, type): its capped edge's."""
+        start, client, server, kind = slot
+        key = self._capped(EdgeKey(client, server, kind))
+        names = (key.client, key.server, key.connection_type)
+        acc = self._edges.get((start, *names))
+        if acc is None:
+            acc = self._edges[(start, *names)] = _EdgeAcc(key, overflow=key.server != server)
+        self._edges[slot] = acc
+        return acc
 
     def _capped(self, key: EdgeKey) -> EdgeKey:
         """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many.
@@ -167,29 +187,34 @@ class GraphAggregator:
         if len(self._peers) < self.max_peers:
             self._peers.add(key.server)
             return key
-        self.counts.overflow_peers += 1
         return EdgeKey(key.client, OVERFLOW_PEER, key.connection_type)
 
 
 class _EdgeAcc:
-    """One edge's calls in one window until drained: counts, and durations in lists."""
+    """One edge's calls in one window until drained: counts, and durations in lists.
 
-    __slots__ = ("calls", "client", "client_errors", "failed", "server", "server_errors")
+    ``overflow``: the calls filed here name a peer past the cap (counted per call).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "calls",
+        "client",
+        "client_errors",
+        "failed",
+        "key",
+        "names",
+        "overflow",
+        "server",
+        "server_errors",
+    )
+
+    def __init__(self, key: EdgeKey, overflow: bool) -> None:
+        self.key = key
+        self.names = (key.client, key.server, key.connection_type)
+        self.overflow = overflow
         self.calls = self.failed = self.client_errors = self.server_errors = 0
         self.client: list[int] = []
         self.server: list[int] = []
-
-    def add(self, call: Call) -> None:
-        self.calls += 1
-        self.client_errors += call.client_error
-        self.server_errors += call.server_error
-        self.failed += call.client_error or call.server_error
-        if call.client_ns is not None:
-            self.client.append(call.client_ns)
-        if call.server_ns is not None:
-            self.server.append(call.server_ns)
 
     def stats(self) -> EdgeStats:
         """The :class:`EdgeStats` of what was added (as adding each call to one)."""

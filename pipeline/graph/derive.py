@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any, Final, NamedTuple, Protocol
 
 from pipeline.graph.edges import (
@@ -211,63 +212,65 @@ def derive(
     """The calls and self times of one trace's spans (any order).
 
     ``read_peer`` is asked only for client and producer spans with no server child.
+    Self times come in start order; calls sorted by edge, then start.
     """
     graph = TraceGraph(truncated=max(len(spans) - max_spans, 0))
-    by_id: dict[str, SpanLike] = {}
-    for span in spans[:max_spans]:
-        if span.span_id in by_id:
-            graph.duplicates += 1
-        else:
-            by_id[span.span_id] = span
-    children = _children(by_id)
+    if graph.truncated:
+        spans = spans[:max_spans]
+    by_id = {s.span_id: s for s in reversed(spans)}  # a repeated id: the first span wins
+    graph.duplicates = len(spans) - len(by_id)
+    ordered = sorted(by_id.values(), key=_by_start)
+    children: dict[str, list[SpanLike]] = {}
+    for span in ordered:
+        parent = span.parent_span_id
+        if parent and parent in by_id and parent != span.span_id:
+            kids = children.get(parent)
+            if kids is None:
+                children[parent] = [span]
+            else:
+                kids.append(span)
     paired = _pair_servers(by_id, children, graph)
-    for span in by_id.values():
-        if span.kind in CALLER_KINDS and span.span_id not in paired:
-            graph.calls.append(_unpaired_client(span, *read_peer(span)))
-        kids = children.get(span.span_id)
-        if kids is None:
-            own, originated = span.duration_ns, span.is_error
-        else:
+    calls, own_times = graph.calls, graph.self_times
+    no_kids: list[SpanLike] = []
+    for span in ordered:
+        span_id = span.span_id
+        if span.kind in CALLER_KINDS and span_id not in paired:
+            calls.append(_unpaired_client(span, *read_peer(span)))
+        kids = children.get(span_id, no_kids)
+        if kids:
             own = span.duration_ns - covered_ns(span, kids)
             originated = span.is_error and not any(k.is_error for k in kids)
-        graph.self_times.append(
-            SelfTime(span.service_name, span.operation, span.timestamp_ns, own, originated)
+        else:
+            own, originated = span.duration_ns, span.is_error
+        own_times.append(
+            _new(SelfTime, (span.service_name, span.operation, span.timestamp_ns, own, originated))
         )
-    graph.calls.sort(key=_call_order)
+    calls.sort(key=_call_order)
     return graph
 
 
-def _call_order(call: Call) -> tuple[str, str, str, int]:
-    return call[:4]
-
-
-def _children(by_id: Mapping[str, SpanLike]) -> dict[str, list[SpanLike]]:
-    """Each span id's children present in the trace, by start time then span id."""
-    children: dict[str, list[SpanLike]] = {}
-    for span in by_id.values():
-        parent = span.parent_span_id
-        if parent and parent != span.span_id and parent in by_id:
-            children.setdefault(parent, []).append(span)
-    for kids in children.values():
-        kids.sort(key=lambda s: (s.timestamp_ns, s.span_id))
-    return children
+#: A NamedTuple made without its Python-level ``__new__`` (per span, that call counts).
+_new = tuple.__new__
+_by_start = attrgetter("timestamp_ns", "span_id")
+_call_order = itemgetter(0, 1, 2, 3)
 
 
 def _pair_servers(
     by_id: Mapping[str, SpanLike], children: Mapping[str, list[SpanLike]], graph: TraceGraph
 ) -> set[str]:
-    """Calls of client spans with a server child, and of root server spans; the paired ids."""
+    """Calls of client spans with a server child, and of root server spans; the paired ids.
+
+    ``children`` in start order: a client span pairs with its first server child.
+    """
     paired: set[str] = set()
     for span in by_id.values():
         if span.kind not in CALLEE_KINDS:
             continue
         parent_id = span.parent_span_id
         if not parent_id or parent_id == span.span_id:
-            dur = span.duration_ns
-            call = Call(
-                USER, span.service_name, VIRTUAL_NODE, span.timestamp_ns, None, dur, False, False
-            )
-            graph.calls.append(call._replace(server_error=span.is_error))
+            root = (USER, span.service_name, VIRTUAL_NODE, span.timestamp_ns, None,
+                    span.duration_ns, False, span.is_error)  # fmt: skip
+            graph.calls.append(_new(Call, root))
             continue
         parent = by_id.get(parent_id)
         if parent is None or parent.kind not in CALLER_KINDS or parent_id in paired:
@@ -279,18 +282,10 @@ def _pair_servers(
             continue
         paired.add(parent_id)
         messaging = PRODUCER in (parent.kind, span.kind) or CONSUMER in (parent.kind, span.kind)
-        graph.calls.append(
-            Call(
-                parent.service_name,
-                span.service_name,
-                MESSAGING if messaging else DIRECT,
-                parent.timestamp_ns,
-                parent.duration_ns,
-                span.duration_ns,
-                parent.is_error,
-                span.is_error,
-            )
-        )
+        call = (parent.service_name, span.service_name, MESSAGING if messaging else DIRECT,
+                parent.timestamp_ns, parent.duration_ns, span.duration_ns, parent.is_error,
+                span.is_error)  # fmt: skip
+        graph.calls.append(_new(Call, call))
     return paired
 
 
@@ -317,11 +312,15 @@ def covered_ns(span: SpanLike, children: Sequence[SpanLike]) -> int:
     >>> covered_ns(p, kids)
     50
     """
-    lo, hi = span.timestamp_ns, end_ns(span)
+    lo = span.timestamp_ns
+    hi = lo + (span.duration_ns if span.duration_ns > 0 else 0)
     total = 0
     run_start = run_end = lo
     for kid in children:
-        start, end = max(kid.timestamp_ns, lo), min(end_ns(kid), hi)
+        start = kid.timestamp_ns
+        end = start + (kid.duration_ns if kid.duration_ns > 0 else 0)
+        start = start if start > lo else lo
+        end = end if end < hi else hi
         if end <= start:
             continue
         if start > run_end:
