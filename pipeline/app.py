@@ -56,11 +56,6 @@ class Pipeline:
         self.exemplars = ExemplarRequests(self.clock)
         limits = QueryLimits.of(settings)
         self.queries = QueryRunner(lambda: open_reader(store, limits), limits.timeout_seconds)
-        self.faust = WindowApp(
-            settings, store, self.clock, self.flags, self.queries, datadir=datadir
-        )
-        self.app = self.faust.app
-        self.faust.beside(self.start_ingest, self.stop)
         #: the service graph of the traces this worker decides (None: not derived), and
         #: its merged recent windows (root-cause ranking reads them)
         self.graph = (
@@ -69,6 +64,11 @@ class Pipeline:
             else None
         )
         self.graph_history = GraphHistory()
+        self.faust = WindowApp(
+            settings, store, self.clock, self.flags, self.queries, datadir=datadir
+        )
+        self.app = self.faust.app
+        self.faust.beside(self.start_ingest, self.stop)
         self.core = self._ingest_core()
         #: Built by :meth:`start_ingest`: the app (and its agent tests) need no broker before.
         self.loop: IngestLoop | None = None
