@@ -212,7 +212,7 @@ def derive(
     """The calls and self times of one trace's spans (any order).
 
     ``read_peer`` is asked only for client and producer spans with no server child.
-    Self times come in start order; calls sorted by edge, then start.
+    Self times come in the spans' order (one per span id); calls sorted by edge, then start.
     """
     graph = TraceGraph(truncated=max(len(spans) - max_spans, 0))
     if graph.truncated:
@@ -232,8 +232,10 @@ def derive(
     paired = _pair_servers(by_id, children, graph)
     calls, own_times = graph.calls, graph.self_times
     no_kids: list[SpanLike] = []
-    for span in ordered:
+    for span in spans:
         span_id = span.span_id
+        if by_id[span_id] is not span:
+            continue  # a repeated span id: its first span is the one read
         if span.kind in CALLER_KINDS and span_id not in paired:
             calls.append(_unpaired_client(span, *read_peer(span)))
         kids = children.get(span_id, no_kids)

@@ -23,7 +23,10 @@ peer is a label, and that case is counted no differently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pipeline.graph.derive import (
+    CALLER_KINDS,
     DATABASE_ATTRIBUTES,
     MAX_PEER,
     PEER_ATTRIBUTES,
@@ -43,6 +46,31 @@ _NEEDLES = tuple(
     [(_needle(name.encode()), True) for name in DATABASE_ATTRIBUTES]
     + [(_needle(name.encode()), False) for name in PEER_ATTRIBUTES]
 )
+
+
+def graph_spans(heads: Iterable[SpanHead]) -> list[GraphSpan]:
+    """Heads as :class:`GraphSpan` values with their peers read (client and producer spans).
+
+    :func:`~pipeline.graph.derive.derive` reads heads as they are, and peers only where
+    it needs them; this is for callers that keep the spans beyond one derivation.
+    """
+    return [_graph_span(h) for h in heads]
+
+
+def _graph_span(h: SpanHead) -> GraphSpan:
+    peer, database = read_peer(h) if h.kind in CALLER_KINDS else ("", False)
+    return GraphSpan(
+        h.span_id,
+        h.parent_span_id,
+        h.service_name,
+        h.operation,
+        h.kind,
+        h.timestamp_ns,
+        h.duration_ns,
+        bool(h.is_error),
+        peer,
+        database,
+    )
 
 
 def read_peer(head: SpanHead | GraphSpan) -> tuple[str, bool]:

@@ -195,3 +195,11 @@ def test_huge_fan_out_is_bounded() -> None:
 
 def test_covered_ns_of_no_children_is_zero() -> None:
     assert covered_ns(ROOT, []) == 0
+
+
+def test_self_times_come_in_the_spans_order_one_per_span_id() -> None:
+    spans = [sp("c", "r", "f", CLIENT, 10, 5), ROOT, sp("c", "r", "x", SERVER, 0, 1)]
+    assert [(s.service, s.operation) for s in derive(spans).self_times] == [
+        ("f", "c"),
+        ("front", "r"),
+    ]

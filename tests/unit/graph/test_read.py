@@ -8,7 +8,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from pipeline import native
 from pipeline.graph.derive import GraphSpan, peer_of
-from pipeline.graph.read import attr_in_bytes, read_peer
+from pipeline.graph.read import attr_in_bytes, graph_spans, read_peer
 from pipeline.model import Span, SpanHead
 from pipeline.otlp.heads import head_of
 
@@ -95,3 +95,12 @@ def test_search_stays_within_the_span() -> None:
     raw = proto_bytes([kv("db.system", s("pg"))])
     assert attr_in_bytes(raw, 0, 12, b"db.system") == ""
     assert attr_in_bytes(raw, 0, len(raw), b"db.system") == "pg"
+
+
+def test_graph_spans_read_the_peers_of_client_spans_only() -> None:
+    db = bytes_head(proto_bytes([kv("db.system", s("pg"))]))
+    (client,) = graph_spans([db])
+    assert (client.kind, client.peer, client.database) == (3, "pg", True)
+    server = native.SpanHead("a" * 32, "c" * 16, "", 0, 1, "s", "GET /", False, 1, b"", 0, 0,
+                             None, None, 2)  # fmt: skip
+    assert graph_spans([server])[0][-2:] == ("", False)
