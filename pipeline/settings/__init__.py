@@ -5,8 +5,8 @@ options (environment variable and default beside each field) and its rules:
 :mod:`~pipeline.settings.kafka`, :mod:`~pipeline.settings.store`,
 :mod:`~pipeline.settings.streams` (topics, group), :mod:`~pipeline.settings.windows`,
 :mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits`,
-:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.slo` and
-:mod:`~pipeline.settings.delivery` (``alerts forward``). :func:`load_settings` reads and
+:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.graph`, :mod:`~pipeline.settings.slo`
+and :mod:`~pipeline.settings.delivery` (``alerts forward``). :func:`load_settings` reads and
 validates them all and raises :class:`~pipeline.errors.ConfigError` naming the offending
 variable and value; secrets (:mod:`~pipeline.settings.secret`) never show in either.
 
@@ -26,9 +26,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.settings import delivery, kafka, limits, sampling, slo, store, streams, web, windows
+from pipeline.settings import (
+    delivery,
+    graph,
+    kafka,
+    limits,
+    sampling,
+    slo,
+    store,
+    streams,
+    web,
+    windows,
+)
 from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.env import convert, env_name
+from pipeline.settings.graph import GraphOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -45,6 +57,7 @@ from pipeline.settings.windows import WindowOptions
 class Settings(
     DeliveryOptions,
     SloOptions,
+    GraphOptions,
     WebOptions,
     LimitOptions,
     SamplingOptions,
@@ -66,6 +79,7 @@ _CHECKS: tuple[Callable[[Any], None], ...] = (
     web.check,
     delivery.check,
     slo.check,
+    graph.check,
     kafka.check,
 )
 _SECRET_FIELDS = {f.name for f in fields(Settings) if is_secret_type(f.type)}

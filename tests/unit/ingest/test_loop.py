@@ -15,6 +15,8 @@ from prometheus_client import REGISTRY
 
 from pipeline.clock import ManualClock
 from pipeline.errors import SinkUnavailable
+from pipeline.graph.aggregate import GraphAggregator
+from pipeline.graph.shell import GraphFlusher
 from pipeline.ingest.backpressure import HOLD_INTERVAL
 from pipeline.ingest.commit import CommitProtocol
 from pipeline.ingest.core import IngestCore
@@ -621,3 +623,21 @@ def test_a_bad_batch_reported_at_its_first_offset_is_stepped_through(rig: Rig) -
     assert offsets == [b"1", b"2", b"3"]
     assert sorted(rig.writer.rows) == [tid(0), tid(1)]
     assert max(rig.commits()) == 5
+
+
+def test_the_round_drains_the_service_graph_on_its_interval(rig: Rig) -> None:
+    rig.core.graph = GraphAggregator(window_seconds=60)
+    flusher = GraphFlusher(rig.core.graph, _GraphStore(), rig.clock, interval=20.0)  # type: ignore[arg-type]
+    rig.loop.graph = flusher
+    rig.consumer.append(0, record(tid(0)))
+    rig.step()
+    rig.step(WAIT)  # decided: in the aggregator, not drained yet
+    assert rig.core.graph.counts.traces == 1 and flusher.history.windows() == []
+    rig.step(20.0)
+    (window,) = flusher.history.windows()
+    assert sum(st.spans for st in window.self_time.values()) == 1
+
+
+class _GraphStore:
+    def insert(self, table: str, columns: object, dedup_token: str | None = None) -> int:
+        return 0
