@@ -92,8 +92,10 @@ def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) ->
     while ``d`` is within the window's top ``k = frac * N``; beyond, the
     exponential tail fitted to those ``k`` (peaks over threshold: excesses over
     the ``k``-th largest ``u`` have mean ``sigma``, taken at its upper one-sd
-    bound and at least ``floor``), so the
-    result is unbounded, linear in ``d`` and never underflows.
+    bound and at least ``floor``), but never rarer than the empirical count while
+    any past residual reached ``d`` (three such spikes in the window make ``d``
+    a one-in-``N/4`` event, however thin the fitted tail); past the window's
+    maximum the result is unbounded, linear in ``d`` and never underflows.
 
     >>> round(neg_log10_tail(0.5, [0.0, 1.0, 2.0, 3.0], 0.5, 0.1), 3)  # 3 of 4 >= 0.5
     0.097
@@ -113,7 +115,9 @@ def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) ->
     # The mean excess of k points is uncertain by ~1/sqrt(k): take its upper one-sd
     # bound, so a short history under-alarms rather than over-alarms.
     sigma = max((sum(top) / k - u) * (1.0 + 1.0 / math.sqrt(k)), floor)
-    return math.log10((n + 1) / k) + (d - u) / (sigma * _LN10)
+    fitted = math.log10((n + 1) / k) + (d - u) / (sigma * _LN10)
+    # m past residuals as large as d were seen: d is no rarer than they say, whatever the fit.
+    return min(fitted, math.log10((n + 1) / (m + 1))) if m else fitted
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -185,8 +189,9 @@ class TailDetector(Detector):
         self.views += ("sustained",) * bool(cfg.sustain > 1)
         self.states = {s.name: self._new_feature() for s in specs}
         self._l0 = -math.log10(cfg.alert_probability)
-        # Bonferroni: the most improbable of several looks has its p multiplied by their number.
-        self._looks = math.log10(len(self.views))
+        # Bonferroni: the most improbable of several looks (views x features) has its
+        # p multiplied by their number.
+        self._looks = math.log10(len(self.views) * len(specs))
 
     def _new_feature(self) -> _Feature:
         cfg = self.config

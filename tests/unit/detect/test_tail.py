@@ -74,8 +74,8 @@ def test_a_level_shift_alarms_once_and_is_absorbed() -> None:
 
 def test_refractory_suppresses_repeats_after_an_onset() -> None:
     series = noise(600)
-    for i in (400, 405, 410):
-        series[i] += 12.0
+    for i, jump in ((400, 12.0), (405, 16.0), (410, 20.0)):  # each beyond all before it
+        series[i] += jump
     raw = scores(series, refractory="0")
     quiet = scores(series)
     assert [i for i in (400, 405, 410) if raw[i] >= 0.5] == [400, 405, 410]
