@@ -189,9 +189,6 @@ class TailDetector(Detector):
         self.views += ("sustained",) * bool(cfg.sustain > 1)
         self.states = {s.name: self._new_feature() for s in specs}
         self._l0 = -math.log10(cfg.alert_probability)
-        # Bonferroni: the most improbable of several looks (views x features) has its
-        # p multiplied by their number.
-        self._looks = math.log10(len(self.views) * len(specs))
 
     def _new_feature(self) -> _Feature:
         cfg = self.config
@@ -222,18 +219,35 @@ class TailDetector(Detector):
                 out["season"] = quantile(past, 0.5)
         return out
 
-    def _tail(self, spec: FeatureSpec, x: Features) -> tuple[float, float] | None:
-        """``-log10`` of the tail probability of ``x`` and the location, once warmed up."""
+    def _tail(self, spec: FeatureSpec, x: Features) -> tuple[float, int, float] | None:
+        """``-log10 p`` of the feature's most improbable view, the views read, and the level."""
         v = read(spec, x)
         st = self.states[spec.name]
         if v is None or st.n < max(self.config.warmup, 2):
             return None
         floor, frac = self._floor(st, v), self.config.tail_fraction
-        worst = max(
-            neg_log10_tail(d, st.residuals[view].ordered, frac, floor)
+        least = max(self.config.warmup - 1, 1)
+        # A view is read once it has a warm-up of residuals: the season view's first
+        # few residuals would otherwise make anything look improbable.
+        tails = [
+            neg_log10_tail(d, w.ordered, frac, floor)
             for view, d in self._deviations(spec, st, v).items()
-        )
-        return max(worst - self._looks, 0.0), quantile(st.values.ordered, 0.5)
+            if len((w := st.residuals[view]).ordered) >= least
+        ]
+        return max(tails, default=0.0), len(tails), quantile(st.values.ordered, 0.5)
+
+    def _tails(self, x: Features) -> tuple[dict[str, tuple[float, float]], float]:
+        """Per feature read: ``-log10 p`` and the level; and ``log10`` of the looks taken.
+
+        Bonferroni: the most improbable of ``n`` looks (views x features read) has
+        its p multiplied by ``n``, so more views or features raise no more alarms.
+        """
+        out, looks = {}, 0
+        for spec in self.specs:
+            if t := self._tail(spec, x):
+                out[spec.name] = (t[0], t[2])
+                looks += t[1]
+        return out, math.log10(max(looks, 1))
 
     def _deviations(self, spec: FeatureSpec, st: _Feature, v: float) -> dict[str, float]:
         """Each view's directed deviation of ``v`` (a view without history is absent).
@@ -249,7 +263,8 @@ class TailDetector(Detector):
         return out
 
     def _raw(self, x: Features) -> float:
-        worst = max((t[0] for s in self.specs if (t := self._tail(s, x))), default=0.0)
+        tails, looks = self._tails(x)
+        worst = max(max((t[0] for t in tails.values()), default=0.0) - looks, 0.0)
         return worst / (worst + self._l0)
 
     def score_one(self, x: Features) -> float:
@@ -258,12 +273,12 @@ class TailDetector(Detector):
         return 0.5 * raw if self.quiet > 0 else raw
 
     def explain_one(self, x: Features) -> tuple[Deviation, ...]:
-        out = []
-        for spec in self.specs:
-            t = self._tail(spec, x)
-            if t and t[0] >= self._l0:
-                out.append(Deviation(spec.name, float(x[spec.name]), spec.decode(t[1])))
-        return tuple(out)
+        tails, looks = self._tails(x)
+        return tuple(
+            Deviation(spec.name, float(x[spec.name]), spec.decode(t[1]))
+            for spec in self.specs
+            if (t := tails.get(spec.name)) and t[0] - looks >= self._l0
+        )
 
     def learn_one(self, x: Features) -> None:
         """Every point is learnt (medians bound its pull); an alarm starts the refractory."""
