@@ -79,10 +79,10 @@ class TailConfig:
     tail_fraction: float = 0.1
     warmup: int = 30
     refractory: int = 30
-    change_view: int = 0
+    change_view: int = 1
     season_length: int = 0
     season_cycles: int = 3
-    sustain: int = 0
+    sustain: int = 6
 
 
 def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) -> float:

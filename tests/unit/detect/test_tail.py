@@ -117,7 +117,9 @@ def sine_with_jump(jump: float) -> list[float]:
 def test_change_and_season_views_catch_a_jump_on_a_daily_curve(view: dict[str, str]) -> None:
     """A jump of a tenth of the amplitude hides in the level view's lag residuals."""
     series = sine_with_jump(1.0)
-    assert scores(series, **view)[1200] >= WARNING_SCORE > scores(series)[1200]
+    level_only = {"change_view": "0", "sustain": "0"}
+    assert scores(series, **{**level_only, **view})[1200] >= WARNING_SCORE
+    assert scores(series, **level_only)[1200] < WARNING_SCORE
 
 
 def test_views_are_bonferroni_corrected() -> None:
@@ -125,6 +127,10 @@ def test_views_are_bonferroni_corrected() -> None:
     series = noise(3000, seed=11)
     alarms = [
         sum(v >= WARNING_SCORE for v in scores(series, **p)[300:])
-        for p in ({}, {"change_view": "1"}, {"change_view": "1", "season_length": "288"})
+        for p in (
+            {"change_view": "0", "sustain": "0"},
+            {"change_view": "1", "sustain": "0"},
+            {"change_view": "1", "sustain": "6", "season_length": "288"},
+        )
     ]
     assert alarms[1] <= alarms[0] + 1 and alarms[2] <= alarms[0] + 1
