@@ -134,3 +134,44 @@ def test_views_are_bonferroni_corrected() -> None:
         )
     ]
     assert alarms[1] <= alarms[0] + 1 and alarms[2] <= alarms[0] + 1
+
+
+@pytest.mark.parametrize(("seen", "most"), [(1, math.log10(1001 / 2)), (3, math.log10(1001 / 4))])
+def test_a_residual_seen_before_is_no_rarer_than_its_count(seen: int, most: float) -> None:
+    """The fitted tail may not call d rarer than the ``seen`` past residuals >= d say."""
+    window = sorted([abs(v) for v in noise(1000 - seen)] + [50.0] * seen)
+    assert neg_log10_tail(40.0, window, 0.1, 1e-3) == pytest.approx(most)
+    assert neg_log10_tail(60.0, window, 0.1, 1e-3) > 3.0  # beyond all of them: fitted
+
+
+@pytest.mark.parametrize("period", [97, 150, 288])
+def test_a_recurring_spike_alarms_once_then_is_ordinary(period: int) -> None:
+    """A cron-like spike (same size, jittered phase) on integer noise: an event once."""
+    rng = random.Random(period)
+    series = [float(round(v)) for v in noise(4000)]
+    for i in range(200, 4000, period):
+        series[i + rng.randint(-5, 5)] = 30.0
+    s = scores(series, change_view="0", sustain="0")
+    assert [i for i in onsets(s) if i >= 150] == [i for i in onsets(s) if 150 <= i <= 205]
+    assert len([i for i in onsets(s) if i >= 150]) == 1
+
+
+def test_the_season_view_waits_for_its_own_warm_up() -> None:
+    """Until it holds a warm-up of residuals it is not read (nor counted as a look)."""
+    series = noise(400, seed=5)
+    with_season = scores(series, season_length="200")
+    without = scores(series, season_length="0")
+    assert with_season[:228] == without[:228]
+    assert with_season[260:] != without[260:]
+
+
+def test_bonferroni_counts_the_features_read() -> None:
+    """Two features read: p doubled; one of them missing: as a one-feature detector."""
+    a, b = FeatureSpec("a"), FeatureSpec("b")
+    one, two = TailDetector(TailConfig(), (a,)), TailDetector(TailConfig(), (a, b))
+    for v, w in zip(noise(300, seed=1), noise(300, seed=2), strict=True):
+        one.learn_one({"a": v})
+        two.learn_one({"a": v, "b": w})
+    spike = {"a": 9.0, "b": 0.0}
+    assert two.score_one({"a": 9.0}) == pytest.approx(one.score_one({"a": 9.0}))
+    assert two.score_one(spike) < one.score_one({"a": 9.0})
