@@ -8,24 +8,31 @@ point is compared with up to four *views* of what was expected:
   level shift is absorbed after half the window (no rebaseline rule needed);
 * ``season`` (``season_length > 0``): the median of the values one, two and
   three seasons ago (``spanstream detect`` sets a day from the sampling interval);
-* ``change`` (``change_view = 1``): the previous value;
-* ``sustained`` (``sustain > 1``): the mean of the last ``sustain`` level residuals.
+* ``change`` (``change_view = 1``, the default): the previous value;
+* ``sustained`` (``sustain > 1``, default 6): the mean of the last ``sustain``
+  level residuals, so a shift held for a few points is improbable as a mean
+  before any one point is (the tail probability of a short-window mean).
 
 Each view keeps the last ``scale_window`` of its *directed* residuals (only
 the alerting direction counts). The tail probability of a new residual ``d``
 is read from that window: empirically, ``(m + 1) / (N + 1)`` with ``m``
 residuals at least ``d``, while ``d`` is within the largest ``tail_fraction``
 of them; beyond, from an exponential tail fitted to those (peaks over
-threshold, the mean excess at its upper one-sd bound). So the scale is the
-series' own, a bimodal or heavy-tailed series is judged by its real tail, and
-the probability never underflows. The mean excess is floored at
+threshold, the mean excess at its upper one-sd bound), but never rarer than
+the count of past residuals at least ``d`` says: a daily spike seen three times
+in the window is a one-in-``N/4`` event, however thin the fitted tail. So the
+scale is the series' own, a bimodal or heavy-tailed series is judged by its
+real tail, and the probability never underflows. A view is read once it holds
+``warmup - 1`` residuals (the season view one season later). The mean excess is floored at
 ``resolution / sqrt(12)``, the sd of rounding to the data's own quantisation
 step (``resolution``: the smallest non-zero gap seen between consecutive
 values, 1 for integer counts): a sparse, stepped or integer series cannot
 collapse its scale, and nothing depends on the level.
 
-The score: ``L = -log10 p`` of the most improbable view, less ``log10`` of the
-number of views (Bonferroni), then ``L / (L + L0)`` with ``L0 = -log10
+The score: ``L = -log10 p`` of the most improbable look (a view of a feature),
+less ``log10`` of the number of looks taken at this point (Bonferroni over
+the views read times the features read: five features at one in a thousand
+each would alarm five times as often), then ``L / (L + L0)`` with ``L0 = -log10
 alert_probability``. 0.5 means "as improbable as ``alert_probability``" on every
 series; the score is monotone in ``L`` and reaches 1.0 (to 6 decimals) only at
 ``L`` a million times ``L0``.
