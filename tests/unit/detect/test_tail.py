@@ -175,3 +175,18 @@ def test_bonferroni_counts_the_features_read() -> None:
     spike = {"a": 9.0, "b": 0.0}
     assert two.score_one({"a": 9.0}) == pytest.approx(one.score_one({"a": 9.0}))
     assert two.score_one(spike) < one.score_one({"a": 9.0})
+
+
+@pytest.mark.parametrize(("shift", "by"), [(2.5, 1006), (3.0, 1005)])
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_small_held_shift_alarms_through_the_sustained_view(
+    shift: float, by: int, seed: int
+) -> None:
+    """2.5-3 sd held for 12 points: the 6-point mean is improbable within a few points."""
+    series = noise(1200, seed=seed)
+    for i in range(1000, 1012):
+        series[i] += shift
+    with_mean = [i for i in onsets(scores(series)) if i >= 300]
+    assert len(with_mean) == 1 and 1000 <= with_mean[0] <= by
+    without = [i for i in onsets(scores(series, sustain="0")) if i >= 300]
+    assert not without or without[0] > with_mean[0]
