@@ -8,24 +8,31 @@ point is compared with up to four *views* of what was expected:
   level shift is absorbed after half the window (no rebaseline rule needed);
 * ``season`` (``season_length > 0``): the median of the values one, two and
   three seasons ago (``spanstream detect`` sets a day from the sampling interval);
-* ``change`` (``change_view = 1``): the previous value;
-* ``sustained`` (``sustain > 1``): the mean of the last ``sustain`` level residuals.
+* ``change`` (``change_view = 1``, the default): the previous value;
+* ``sustained`` (``sustain > 1``, default 6): the mean of the last ``sustain``
+  level residuals, so a shift held for a few points is improbable as a mean
+  before any one point is (the tail probability of a short-window mean).
 
 Each view keeps the last ``scale_window`` of its *directed* residuals (only
 the alerting direction counts). The tail probability of a new residual ``d``
 is read from that window: empirically, ``(m + 1) / (N + 1)`` with ``m``
 residuals at least ``d``, while ``d`` is within the largest ``tail_fraction``
 of them; beyond, from an exponential tail fitted to those (peaks over
-threshold, the mean excess at its upper one-sd bound). So the scale is the
-series' own, a bimodal or heavy-tailed series is judged by its real tail, and
-the probability never underflows. The mean excess is floored at
+threshold, the mean excess at its upper one-sd bound), but never rarer than
+the count of past residuals at least ``d`` says: a daily spike seen three times
+in the window is a one-in-``N/4`` event, however thin the fitted tail. So the
+scale is the series' own, a bimodal or heavy-tailed series is judged by its
+real tail, and the probability never underflows. A view is read once it holds
+``warmup - 1`` residuals (the season view one season later). The mean excess is floored at
 ``resolution / sqrt(12)``, the sd of rounding to the data's own quantisation
 step (``resolution``: the smallest non-zero gap seen between consecutive
 values, 1 for integer counts): a sparse, stepped or integer series cannot
 collapse its scale, and nothing depends on the level.
 
-The score: ``L = -log10 p`` of the most improbable view, less ``log10`` of the
-number of views (Bonferroni), then ``L / (L + L0)`` with ``L0 = -log10
+The score: ``L = -log10 p`` of the most improbable look (a view of a feature),
+less ``log10`` of the number of looks taken at this point (Bonferroni over
+the views read times the features read: five features at one in a thousand
+each would alarm five times as often), then ``L / (L + L0)`` with ``L0 = -log10
 alert_probability``. 0.5 means "as improbable as ``alert_probability``" on every
 series; the score is monotone in ``L`` and reaches 1.0 (to 6 decimals) only at
 ``L`` a million times ``L0``.
@@ -79,10 +86,10 @@ class TailConfig:
     tail_fraction: float = 0.1
     warmup: int = 30
     refractory: int = 30
-    change_view: int = 0
+    change_view: int = 1
     season_length: int = 0
     season_cycles: int = 3
-    sustain: int = 0
+    sustain: int = 6
 
 
 def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) -> float:
@@ -92,8 +99,10 @@ def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) ->
     while ``d`` is within the window's top ``k = frac * N``; beyond, the
     exponential tail fitted to those ``k`` (peaks over threshold: excesses over
     the ``k``-th largest ``u`` have mean ``sigma``, taken at its upper one-sd
-    bound and at least ``floor``), so the
-    result is unbounded, linear in ``d`` and never underflows.
+    bound and at least ``floor``), but never rarer than the empirical count while
+    any past residual reached ``d`` (three such spikes in the window make ``d``
+    a one-in-``N/4`` event, however thin the fitted tail); past the window's
+    maximum the result is unbounded, linear in ``d`` and never underflows.
 
     >>> round(neg_log10_tail(0.5, [0.0, 1.0, 2.0, 3.0], 0.5, 0.1), 3)  # 3 of 4 >= 0.5
     0.097
@@ -113,7 +122,9 @@ def neg_log10_tail(d: float, ordered: list[float], frac: float, floor: float) ->
     # The mean excess of k points is uncertain by ~1/sqrt(k): take its upper one-sd
     # bound, so a short history under-alarms rather than over-alarms.
     sigma = max((sum(top) / k - u) * (1.0 + 1.0 / math.sqrt(k)), floor)
-    return math.log10((n + 1) / k) + (d - u) / (sigma * _LN10)
+    fitted = math.log10((n + 1) / k) + (d - u) / (sigma * _LN10)
+    # m past residuals as large as d were seen: d is no rarer than they say, whatever the fit.
+    return min(fitted, math.log10((n + 1) / (m + 1))) if m else fitted
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -185,8 +196,6 @@ class TailDetector(Detector):
         self.views += ("sustained",) * bool(cfg.sustain > 1)
         self.states = {s.name: self._new_feature() for s in specs}
         self._l0 = -math.log10(cfg.alert_probability)
-        # Bonferroni: the most improbable of several looks has its p multiplied by their number.
-        self._looks = math.log10(len(self.views))
 
     def _new_feature(self) -> _Feature:
         cfg = self.config
@@ -217,18 +226,35 @@ class TailDetector(Detector):
                 out["season"] = quantile(past, 0.5)
         return out
 
-    def _tail(self, spec: FeatureSpec, x: Features) -> tuple[float, float] | None:
-        """``-log10`` of the tail probability of ``x`` and the location, once warmed up."""
+    def _tail(self, spec: FeatureSpec, x: Features) -> tuple[float, int, float] | None:
+        """``-log10 p`` of the feature's most improbable view, the views read, and the level."""
         v = read(spec, x)
         st = self.states[spec.name]
         if v is None or st.n < max(self.config.warmup, 2):
             return None
         floor, frac = self._floor(st, v), self.config.tail_fraction
-        worst = max(
-            neg_log10_tail(d, st.residuals[view].ordered, frac, floor)
+        least = max(self.config.warmup - 1, 1)
+        # A view is read once it has a warm-up of residuals: the season view's first
+        # few residuals would otherwise make anything look improbable.
+        tails = [
+            neg_log10_tail(d, w.ordered, frac, floor)
             for view, d in self._deviations(spec, st, v).items()
-        )
-        return max(worst - self._looks, 0.0), quantile(st.values.ordered, 0.5)
+            if len((w := st.residuals[view]).ordered) >= least
+        ]
+        return max(tails, default=0.0), len(tails), quantile(st.values.ordered, 0.5)
+
+    def _tails(self, x: Features) -> tuple[dict[str, tuple[float, float]], float]:
+        """Per feature read: ``-log10 p`` and the level; and ``log10`` of the looks taken.
+
+        Bonferroni: the most improbable of ``n`` looks (views x features read) has
+        its p multiplied by ``n``, so more views or features raise no more alarms.
+        """
+        out, looks = {}, 0
+        for spec in self.specs:
+            if t := self._tail(spec, x):
+                out[spec.name] = (t[0], t[2])
+                looks += t[1]
+        return out, math.log10(max(looks, 1))
 
     def _deviations(self, spec: FeatureSpec, st: _Feature, v: float) -> dict[str, float]:
         """Each view's directed deviation of ``v`` (a view without history is absent).
@@ -244,7 +270,8 @@ class TailDetector(Detector):
         return out
 
     def _raw(self, x: Features) -> float:
-        worst = max((t[0] for s in self.specs if (t := self._tail(s, x))), default=0.0)
+        tails, looks = self._tails(x)
+        worst = max(max((t[0] for t in tails.values()), default=0.0) - looks, 0.0)
         return worst / (worst + self._l0)
 
     def score_one(self, x: Features) -> float:
@@ -253,12 +280,12 @@ class TailDetector(Detector):
         return 0.5 * raw if self.quiet > 0 else raw
 
     def explain_one(self, x: Features) -> tuple[Deviation, ...]:
-        out = []
-        for spec in self.specs:
-            t = self._tail(spec, x)
-            if t and t[0] >= self._l0:
-                out.append(Deviation(spec.name, float(x[spec.name]), spec.decode(t[1])))
-        return tuple(out)
+        tails, looks = self._tails(x)
+        return tuple(
+            Deviation(spec.name, float(x[spec.name]), spec.decode(t[1]))
+            for spec in self.specs
+            if (t := tails.get(spec.name)) and t[0] - looks >= self._l0
+        )
 
     def learn_one(self, x: Features) -> None:
         """Every point is learnt (medians bound its pull); an alarm starts the refractory."""

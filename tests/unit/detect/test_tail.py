@@ -74,8 +74,8 @@ def test_a_level_shift_alarms_once_and_is_absorbed() -> None:
 
 def test_refractory_suppresses_repeats_after_an_onset() -> None:
     series = noise(600)
-    for i in (400, 405, 410):
-        series[i] += 12.0
+    for i, jump in ((400, 12.0), (405, 16.0), (410, 20.0)):  # each beyond all before it
+        series[i] += jump
     raw = scores(series, refractory="0")
     quiet = scores(series)
     assert [i for i in (400, 405, 410) if raw[i] >= 0.5] == [400, 405, 410]
@@ -117,7 +117,9 @@ def sine_with_jump(jump: float) -> list[float]:
 def test_change_and_season_views_catch_a_jump_on_a_daily_curve(view: dict[str, str]) -> None:
     """A jump of a tenth of the amplitude hides in the level view's lag residuals."""
     series = sine_with_jump(1.0)
-    assert scores(series, **view)[1200] >= WARNING_SCORE > scores(series)[1200]
+    level_only = {"change_view": "0", "sustain": "0"}
+    assert scores(series, **{**level_only, **view})[1200] >= WARNING_SCORE
+    assert scores(series, **level_only)[1200] < WARNING_SCORE
 
 
 def test_views_are_bonferroni_corrected() -> None:
@@ -125,6 +127,66 @@ def test_views_are_bonferroni_corrected() -> None:
     series = noise(3000, seed=11)
     alarms = [
         sum(v >= WARNING_SCORE for v in scores(series, **p)[300:])
-        for p in ({}, {"change_view": "1"}, {"change_view": "1", "season_length": "288"})
+        for p in (
+            {"change_view": "0", "sustain": "0"},
+            {"change_view": "1", "sustain": "0"},
+            {"change_view": "1", "sustain": "6", "season_length": "288"},
+        )
     ]
     assert alarms[1] <= alarms[0] + 1 and alarms[2] <= alarms[0] + 1
+
+
+@pytest.mark.parametrize(("seen", "most"), [(1, math.log10(1001 / 2)), (3, math.log10(1001 / 4))])
+def test_a_residual_seen_before_is_no_rarer_than_its_count(seen: int, most: float) -> None:
+    """The fitted tail may not call d rarer than the ``seen`` past residuals >= d say."""
+    window = sorted([abs(v) for v in noise(1000 - seen)] + [50.0] * seen)
+    assert neg_log10_tail(40.0, window, 0.1, 1e-3) == pytest.approx(most)
+    assert neg_log10_tail(60.0, window, 0.1, 1e-3) > 3.0  # beyond all of them: fitted
+
+
+@pytest.mark.parametrize("period", [97, 150, 288])
+def test_a_recurring_spike_alarms_once_then_is_ordinary(period: int) -> None:
+    """A cron-like spike (same size, jittered phase) on integer noise: an event once."""
+    rng = random.Random(period)
+    series = [float(round(v)) for v in noise(4000)]
+    for i in range(200, 4000, period):
+        series[i + rng.randint(-5, 5)] = 30.0
+    s = scores(series, change_view="0", sustain="0")
+    assert [i for i in onsets(s) if i >= 150] == [i for i in onsets(s) if 150 <= i <= 205]
+    assert len([i for i in onsets(s) if i >= 150]) == 1
+
+
+def test_the_season_view_waits_for_its_own_warm_up() -> None:
+    """Until it holds a warm-up of residuals it is not read (nor counted as a look)."""
+    series = noise(400, seed=5)
+    with_season = scores(series, season_length="200")
+    without = scores(series, season_length="0")
+    assert with_season[:228] == without[:228]
+    assert with_season[260:] != without[260:]
+
+
+def test_bonferroni_counts_the_features_read() -> None:
+    """Two features read: p doubled; one of them missing: as a one-feature detector."""
+    a, b = FeatureSpec("a"), FeatureSpec("b")
+    one, two = TailDetector(TailConfig(), (a,)), TailDetector(TailConfig(), (a, b))
+    for v, w in zip(noise(300, seed=1), noise(300, seed=2), strict=True):
+        one.learn_one({"a": v})
+        two.learn_one({"a": v, "b": w})
+    spike = {"a": 9.0, "b": 0.0}
+    assert two.score_one({"a": 9.0}) == pytest.approx(one.score_one({"a": 9.0}))
+    assert two.score_one(spike) < one.score_one({"a": 9.0})
+
+
+@pytest.mark.parametrize(("shift", "by"), [(2.5, 1006), (3.0, 1005)])
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_small_held_shift_alarms_through_the_sustained_view(
+    shift: float, by: int, seed: int
+) -> None:
+    """2.5-3 sd held for 12 points: the 6-point mean is improbable within a few points."""
+    series = noise(1200, seed=seed)
+    for i in range(1000, 1012):
+        series[i] += shift
+    with_mean = [i for i in onsets(scores(series)) if i >= 300]
+    assert len(with_mean) == 1 and 1000 <= with_mean[0] <= by
+    without = [i for i in onsets(scores(series, sustain="0")) if i >= 300]
+    assert not without or without[0] > with_mean[0]
