@@ -79,8 +79,6 @@ class Outcome:
     window_ns: int
     alert_onsets: list[tuple[str, str, int]] = field(default_factory=list)
     incidents: dict[str, IncidentOutcome] = field(default_factory=dict)
-    alerts_with_incident: int = 0
-    alerts_published: int = 0
     spans: int = 0
 
 
@@ -161,20 +159,10 @@ class _Stages:
         changes = self.grouper.observe(events, self.edges)
         for change in changes:
             self._record_change(change, start)
-        self.outcome.alerts_with_incident += sum(
-            1 for a in alerts if a.publish and self._incident_of(a, changes) is not None
-        )
-        self.outcome.alerts_published += sum(1 for a in alerts if a.publish)
         if not self.grouper.open:
             self.baselines.learn(window.ops)
         for old in [s for s in self.samples if s < start - KEEP_WINDOWS * self.window_ns]:
             del self.samples[old]
-
-    def _incident_of(self, alert: Alert, changes: list[Change]) -> str | None:
-        found = self.grouper.incident_of(alert.alert_id)
-        if found is not None:
-            return found
-        return next((c.incident.incident_id for c in changes if alert.alert_id in c.incident.alerts), None)
 
     def _record_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:

@@ -1,8 +1,10 @@
 """Score ``evaluate --rca`` outcomes against the fault labels and print the table (pure).
 
-A fault *owns* the incidents opened within its range: from its start to its end
-plus :data:`GRACE_WINDOWS` windows (detection delay, alerts that fire late);
-an incident no fault owns is a false incident. Root-cause accuracy is scored on
+A fault *owns* the incidents opened within its range: from ``gap_windows``
+windows before its start (a pending incident opened by an unrelated alert that
+the fault's alerts join and confirm) to its end plus :data:`GRACE_WINDOWS`
+windows (detection delay, alerts that fire late); an incident no fault owns
+is a false incident. Root-cause accuracy is scored on
 each fault's first incident's final ranking; a fault with no incident counts
 as a miss in every accuracy column.
 """
@@ -36,12 +38,11 @@ class Scores:
     attribute_named: float | None
     false_incidents: int
     false_per_day: float
-    alerts_grouped: float
 
 
-def _range(fault: Fault, t0: int, window_ns: int) -> tuple[int, int]:
+def _range(fault: Fault, t0: int, window_ns: int, gap_windows: int) -> tuple[int, int]:
     start, end = fault.anomaly.window_ns(t0)
-    return start, end + GRACE_WINDOWS * window_ns
+    return start - gap_windows * window_ns, end + GRACE_WINDOWS * window_ns
 
 
 def _hit(fault: Fault, inc: IncidentOutcome, k: int) -> tuple[bool, bool | None, bool | None]:
@@ -57,13 +58,13 @@ def _hit(fault: Fault, inc: IncidentOutcome, k: int) -> tuple[bool, bool | None,
     return svc, op, named
 
 
-def score(seed: int, outcome: Outcome, t0: int) -> Scores:
+def score(seed: int, outcome: Outcome, t0: int, gap_windows: int) -> Scores:
     """The figures of one seed's run."""
     w = outcome.window_ns
     owned: set[str] = set()
     per_fault, alerts, top1, top3, op1, op3, named = [], [], [], [], [], [], []
     for fault in outcome.faults.faults:
-        lo, hi = _range(fault, t0, w)
+        lo, hi = _range(fault, t0, w, gap_windows)
         incs = sorted(
             (i for i in outcome.incidents.values() if lo <= i.opened_ns < hi),
             key=lambda i: i.opened_ns,
@@ -90,7 +91,6 @@ def score(seed: int, outcome: Outcome, t0: int) -> Scores:
         seed, n, sum(1 for c in per_fault if c == 1) / n, sum(1 for c in per_fault if c == 0),
         sum(alerts) / n, sum(per_fault) / n, sum(top1) / n, sum(top3) / n,
         _share(op1), _share(op3), _share(named), false, false / days,
-        outcome.alerts_with_incident / max(outcome.alerts_published, 1),
     )  # fmt: skip
 
 
@@ -104,7 +104,7 @@ COLUMNS = (
     ("exactly_one", "1 incident"),
     ("no_incident", "missed"),
     ("alerts_per_fault", "alerts/fault"),
-    ("incidents_per_fault", "incidents/fault"),
+    ("incidents_per_fault", "pages/fault"),
     ("service_top1", "svc top1"),
     ("service_top3", "svc top3"),
     ("op_top1", "op top1"),
