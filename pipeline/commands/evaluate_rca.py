@@ -1,4 +1,4 @@
-"""``spanstream evaluate --rca``: labelled faults through the pure stages; incidents and root causes."""
+"""``spanstream evaluate --rca``: labelled faults through the pure stages, incidents and causes."""
 
 from __future__ import annotations
 

@@ -4,14 +4,14 @@ Per seed, the fault set of :mod:`pipeline.evaluate.rca_scenarios` is generated
 (``spanstream generate``'s trace factory), each trace encoded as an
 ``otlp_proto`` record and run through the stages the worker runs: decode and
 enrich, window partials, the exactly-once assembler, the judge (default
-detector), then this package's service-graph signals, incident grouping, root
-cause ranking and attribute over-representation. What the stages said is
+detector), the service graph (:mod:`pipeline.graph`: edges, self time,
+originating errors), then incident grouping, root-cause ranking and attribute
+over-representation. What the stages said is
 recorded (:class:`Outcome`) and scored by :mod:`pipeline.evaluate.rca_report`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,23 +21,20 @@ from pipeline.enrich import Enricher
 from pipeline.evaluate.rca_scenarios import FaultSet, fault_set
 from pipeline.generate.encode import build_request, encode
 from pipeline.generate.schedule import StreamSpec, generate_traces
+from pipeline.graph.aggregate import GraphAggregator, GraphHistory
+from pipeline.graph.derive import SelfTime, derive
+from pipeline.graph.read import graph_spans
 from pipeline.incidents.attributes import KEYS, Named, over_represented
 from pipeline.incidents.grouping import AlertEvent, Change, IncidentGrouper
 from pipeline.incidents.rootcause import Baselines, Candidate, rank, top_operations
-from pipeline.incidents.signals import (
-    OpKey,
-    SignalAccumulator,
-    WindowSignals,
-    children_of,
-    merge_ops,
-    self_time_ns,
-)
+from pipeline.incidents.signals import OpKey, ops_of, service_edges
 from pipeline.judge import WindowJudge
 from pipeline.model import SpanHead
 from pipeline.otlp.decode import decode_message
 from pipeline.otlp.heads import to_span
 from pipeline.windows.assembler import WindowAssembler
 from pipeline.windows.partial import PartialAggregator
+from pipeline.windows.series import ClosedWindow
 
 NS = 1_000_000_000
 T0 = 1_767_225_600 * NS  # 2026-01-01T00:00:00Z
@@ -103,11 +100,11 @@ class _Stages:
             config.window_s, 0, ManualClock(), startup_hold_seconds=0, idle_close_seconds=1e9
         )
         self.judge, self.detectors = WindowJudge(), dict[str, object]()
-        self.signals = SignalAccumulator(self.window_ns)
+        self.graph = GraphAggregator(config.window_s)
+        self.history = GraphHistory(keep=KEEP_WINDOWS + 4)
         self.grouper = IncidentGrouper(self.window_ns, config.gap_windows, config.max_hops)
         self.baselines = Baselines()
         self.edges: set[tuple[str, str]] = set()
-        self.recent: deque[WindowSignals] = deque(maxlen=KEEP_WINDOWS)
         self.samples: dict[int, list[_Sample]] = {}
         self.offset = 0
 
@@ -116,14 +113,13 @@ class _Stages:
         heads = decoded.spans
         self.agg.add_record(heads, self.offset)
         self.offset += 1
-        self.signals.add_trace(heads)
-        self._sample(heads)
+        graph = derive(graph_spans(heads))
+        self.graph.add_graph(graph)
+        self._sample(heads, graph.self_times)
         self.outcome.spans += len(heads)
 
-    def _sample(self, heads: list[SpanHead]) -> None:
-        children = children_of(heads)
-        for h in heads:
-            kids = children.get(h.span_id, [])
+    def _sample(self, heads: list[SpanHead], own: list[SelfTime]) -> None:
+        for h, st in zip(heads, own, strict=True):
             span = to_span(h)
             merged = {**span.resource_attributes, **span.span_attributes}
             start = h.timestamp_ns - h.timestamp_ns % self.window_ns
@@ -131,8 +127,8 @@ class _Stages:
                 _Sample(
                     h.service_name,
                     h.operation,
-                    self_time_ns(h, kids),
-                    h.is_error and not any(k.is_error for k in kids),
+                    st.self_ns,
+                    st.error_originated,
                     {k: merged[k] for k in KEYS if k in merged},
                 )
             )
@@ -140,16 +136,17 @@ class _Stages:
     def cut_and_close(self) -> None:
         for partial in self.agg.cut():
             self.assembler.merge(partial)
+        self.history.add(self.graph.drain())
         closed = self.assembler.close_ready()
         if not closed:
             return
         for start in sorted({w.window_start_ns for w in closed}):
             self._window(start, [w for w in closed if w.window_start_ns == start])
 
-    def _window(self, start: int, closed: list) -> None:  # type: ignore[type-arg]
-        window = self.signals.pop(start)
-        self.recent.append(window)
-        self.edges.update(window.edges)
+    def _window(self, start: int, closed: list[ClosedWindow]) -> None:
+        window = self.history.window(start)
+        ops = ops_of([window] if window else [])
+        self.edges.update(service_edges([window] if window else []))
         alerts = self.judge.judge(closed, self.detectors)
         self._record_alerts(alerts)
         events = [
@@ -160,19 +157,21 @@ class _Stages:
         for change in changes:
             self._record_change(change, start)
         if not self.grouper.open:
-            self.baselines.learn(window.ops)
+            self.baselines.learn(ops)
         for old in [s for s in self.samples if s < start - KEEP_WINDOWS * self.window_ns]:
             del self.samples[old]
 
     def _record_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:
             if a.status == "firing" and a.version == 1:
-                self.outcome.alert_onsets.append((a.window.service, a.window.operation, a.onset_start_ns))
+                self.outcome.alert_onsets.append(
+                    (a.window.service, a.window.operation, a.onset_start_ns)
+                )
 
     def _record_change(self, change: Change, now: int) -> None:
         inc = change.incident
-        windows = [w for w in self.recent if w.window_start_ns >= inc.opened_ns - self.window_ns]
-        ops = merge_ops(windows)
+        since = inc.opened_ns - self.window_ns
+        ops = ops_of(w for w in self.history.windows() if since <= w.window_start_ns <= now)
         ranking = rank(ops, self.baselines, self.edges, inc.services)
         out = self.outcome.incidents.setdefault(
             inc.incident_id, IncidentOutcome(inc.incident_id, inc.opened_ns, 0)
@@ -182,9 +181,10 @@ class _Stages:
         out.records += 1
         if ranking:
             out.named = over_represented(self._spans_of(ranking[0].service, inc.opened_ns, now))
-        del now
 
-    def _spans_of(self, service: str, since: int, until: int) -> Iterator[tuple[dict[str, str], bool]]:
+    def _spans_of(
+        self, service: str, since: int, until: int
+    ) -> Iterator[tuple[dict[str, str], bool]]:
         for start, samples in self.samples.items():
             if since - self.window_ns <= start <= until:
                 for s in samples:

@@ -62,7 +62,13 @@ def score(seed: int, outcome: Outcome, t0: int, gap_windows: int) -> Scores:
     """The figures of one seed's run."""
     w = outcome.window_ns
     owned: set[str] = set()
-    per_fault, alerts, top1, top3, op1, op3, named = [], [], [], [], [], [], []
+    per_fault: list[int] = []
+    alerts: list[int] = []
+    top1: list[bool] = []
+    top3: list[bool] = []
+    op1: list[bool] = []
+    op3: list[bool] = []
+    named: list[bool] = []
     for fault in outcome.faults.faults:
         lo, hi = _range(fault, t0, w, gap_windows)
         incs = sorted(
@@ -86,10 +92,11 @@ def score(seed: int, outcome: Outcome, t0: int, gap_windows: int) -> Scores:
             named.append(bool(n))
     false = len(outcome.incidents) - len(owned)
     days = outcome.faults.duration_s * 1e9 / DAY_NS
-    n = len(per_fault)
+    total = len(per_fault)
     return Scores(
-        seed, n, sum(1 for c in per_fault if c == 1) / n, sum(1 for c in per_fault if c == 0),
-        sum(alerts) / n, sum(per_fault) / n, sum(top1) / n, sum(top3) / n,
+        seed, total, sum(1 for c in per_fault if c == 1) / total,
+        sum(1 for c in per_fault if c == 0),
+        sum(alerts) / total, sum(per_fault) / total, sum(top1) / total, sum(top3) / total,
         _share(op1), _share(op3), _share(named), false, false / days,
     )  # fmt: skip
 

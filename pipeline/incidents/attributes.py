@@ -85,7 +85,8 @@ def over_represented(
 def named_line(named: Iterable[Named], limit: int = 3) -> str:
     """One line for the incident record ("" when nothing is named)."""
     parts = [
-        f"{n.share:.0%} of abnormal spans have {n.key}={n.value} ({n.normal_share:.0%} of normal ones)"
+        f"{n.share:.0%} of abnormal spans have {n.key}={n.value}"
+        f" ({n.normal_share:.0%} of normal ones)"
         for n in list(named)[:limit]
     ]
     return "; ".join(parts)

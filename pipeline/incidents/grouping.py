@@ -184,7 +184,9 @@ class IncidentGrouper:
         if len(self.open) >= MAX_OPEN:
             oldest = min(self.open.values(), key=lambda i: i.opened_ns)
             self._drop(oldest)
-        incident = Incident(incident_id(alert.alert_id), alert.window_start_ns, alert.window_start_ns)
+        incident = Incident(
+            incident_id(alert.alert_id), alert.window_start_ns, alert.window_start_ns
+        )
         self.open[incident.incident_id] = incident
         return incident
 

@@ -10,8 +10,9 @@ topic; ``kind: "incident"`` tells it from an alert (schema
 >>> inc = Incident("ab" * 8, 0, 60 * 10**9, 1, {"a" * 16: True}, {"frontend": 0, "checkout": 60})
 >>> cand = Candidate("payment", "Charge", 1.0, "payment Charge: self time 8.0x baseline")
 >>> r = IncidentRecord(inc, "opened", 120 * 10**9, (cand,), ())
->>> r.summary
-'incident abababababababab: 1 alert on frontend, checkout; root cause payment Charge: self time 8.0x baseline'
+>>> r.summary.split("; ")  # doctest: +NORMALIZE_WHITESPACE
+['incident abababababababab: 1 alert on frontend, checkout',
+ 'root cause payment Charge: self time 8.0x baseline']
 >>> validate_incident(r.to_message())
 """
 
@@ -72,15 +73,23 @@ class IncidentRecord:
             "services": list(inc.services),
             "alert_ids": list(inc.alerts),
             "root_causes": [
-                {"service": c.service, "operation": c.operation, "score": max(c.score, 0.0),
-                 "evidence": c.evidence}
+                {
+                    "service": c.service,
+                    "operation": c.operation,
+                    "score": max(c.score, 0.0),
+                    "evidence": c.evidence,
+                }
                 for c in self.candidates
-            ],  # fmt: skip
+            ],
             "attributes": [
-                {"key": n.key, "value": n.value, "share": round(n.share, 4),
-                 "normal_share": round(n.normal_share, 4)}
+                {
+                    "key": n.key,
+                    "value": n.value,
+                    "share": round(n.share, 4),
+                    "normal_share": round(n.normal_share, 4),
+                }
                 for n in self.attributes
-            ],  # fmt: skip
+            ],
             "summary": self.summary,
         }
 

@@ -19,11 +19,11 @@ evidence names the service's callers in the incident: they inherit.
 
 >>> from pipeline.incidents.signals import OpKey, OpStats
 >>> base = Baselines()
->>> normal = {OpKey("pay", "Charge"): OpStats(100, 1, 1, 100 * 8_000_000),
-...           OpKey("web", "GET /"): OpStats(100, 1, 1, 100 * 2_000_000)}
+>>> normal = {OpKey("pay", "Charge"): OpStats(100, 1, 100 * 8_000_000),
+...           OpKey("web", "GET /"): OpStats(100, 1, 100 * 2_000_000)}
 >>> base.learn(normal)
->>> slow = {OpKey("pay", "Charge"): OpStats(100, 1, 1, 100 * 64_000_000),
-...         OpKey("web", "GET /"): OpStats(100, 1, 1, 100 * 2_100_000)}
+>>> slow = {OpKey("pay", "Charge"): OpStats(100, 1, 100 * 64_000_000),
+...         OpKey("web", "GET /"): OpStats(100, 1, 100 * 2_100_000)}
 >>> top = rank(slow, base, {("web", "pay")}, {"web": 0})[0]
 >>> top.service, top.operation, top.evidence
 ('pay', 'Charge', 'pay Charge: self time 8.0x baseline (+56 ms per call); callers web inherit it')
@@ -36,7 +36,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.checked import StateError, count, items, number
+from pipeline.checked import StateError, items, number
 from pipeline.incidents.signals import OpKey, OpStats
 
 #: Operations one baseline table keeps at most (the least called are dropped).
@@ -90,7 +90,10 @@ class Baselines:
 
     def to_dict(self) -> list[list[Any]]:
         """JSON-safe state."""
-        return [[k.service, k.operation, b.self_ms, b.origin_ratio, b.calls] for k, b in self.ops.items()]
+        return [
+            [k.service, k.operation, b.self_ms, b.origin_ratio, b.calls]
+            for k, b in self.ops.items()
+        ]
 
     @classmethod
     def from_dict(cls, data: object, alpha: float = 0.1) -> Baselines:
@@ -148,9 +151,7 @@ def _score(stats: OpStats, base: _Base, config: RankConfig) -> _Score:
 
 def _evidence(key: OpKey, s: _Score, base: _Base, callers: list[str], errors_first: bool) -> str:
     parts = []
-    latency = (
-        f"self time {s.ratio:.1f}x baseline (+{s.added_ms / max(s.calls, 1):.0f} ms per call)"
-    )
+    latency = f"self time {s.ratio:.1f}x baseline (+{s.added_ms / max(s.calls, 1):.0f} ms per call)"
     errors = (
         f"{s.origin_errors} of {s.calls} calls fail here (errors originate: no erroring child;"
         f" baseline {base.origin_ratio:.1%})"
@@ -205,12 +206,14 @@ def rank(
     for service in services:
         if first_alerts.get(service) == first:
             services[service] += config.first_bonus
-    out = []
+    out: list[Candidate] = []
     for service, score in sorted(services.items(), key=lambda kv: (-kv[1], kv[0])):
         if score <= config.first_bonus and out:
             continue  # no signal of its own: not a candidate (unless nothing else is)
         key = max((k for k in op_score if k.service == service), key=lambda k: (op_score[k], k))
-        callers = sorted({c for c, s in edges if s == service and c in first_alerts and c != service})
+        callers = sorted(
+            {c for c, s in edges if s == service and c in first_alerts and c != service}
+        )
         s, base = scored[key]
         evidence = _evidence(key, s, base, callers, errors_first)
         out.append(Candidate(service, key.operation, round(score, 4), evidence))

@@ -66,7 +66,8 @@ def test_saturation_rate_is_checked() -> None:
     [
         (Anomaly("latency_spike", 0, 1, "cart", instance="cart-5d4b-1"), "cart-5d4b-1", True),
         (Anomaly("latency_spike", 0, 1, "cart", instance="cart-5d4b-1"), "cart-5d4b-2", False),
-        (Anomaly("latency_spike", 0, 1, "cart", instance=node_of("cart-5d4b-3")), "cart-5d4b-3", True),
+        (Anomaly("latency_spike", 0, 1, "cart", instance=node_of("cart-5d4b-3")), "cart-5d4b-3",
+         True),
         (Anomaly("latency_spike", 0, 1, "cart", version="1.10.0"), "cart-5d4b-4", True),
         (Anomaly("latency_spike", 0, 1, "cart", version="1.10.0"), "cart-5d4b-1", False),
     ],

@@ -15,7 +15,9 @@ def fire(aid: str, service: str, window: int, status: str = "firing") -> AlertEv
     return AlertEvent(aid, service, f"{service} op", status, window * W)
 
 
-def _run(batches: list[list[AlertEvent]], **kw: int) -> tuple[IncidentGrouper, list[tuple[str, str]]]:
+def _run(
+    batches: list[list[AlertEvent]], **kw: int
+) -> tuple[IncidentGrouper, list[tuple[str, str]]]:
     g = IncidentGrouper(W, **kw)
     log = []
     for batch in batches:
@@ -56,7 +58,9 @@ def test_resolves_when_every_alert_has_resolved() -> None:
     opened = [[fire("p", "payment", 0), fire("c", "checkout", 0)]]
     _, log = _run([*opened, [fire("p", "payment", 4, "resolved")]])
     assert [s for s, _ in log] == ["opened"]
-    g, log = _run([*opened, [fire("p", "payment", 4, "resolved"), fire("c", "checkout", 4, "resolved")]])
+    g, log = _run(
+        [*opened, [fire("p", "payment", 4, "resolved"), fire("c", "checkout", 4, "resolved")]]
+    )
     assert [s for s, _ in log] == ["opened", "resolved"] and g.open == {}
 
 

@@ -9,12 +9,17 @@ from pipeline.incidents.rootcause import Baselines, rank, top_operations
 from pipeline.incidents.signals import OpKey, OpStats
 
 MS = 1_000_000
-FRONT, CHECK, PAY = OpKey("frontend", "POST /"), OpKey("checkout", "Place"), OpKey("payment", "Charge")
+FRONT, CHECK, PAY = (
+    OpKey("frontend", "POST /"),
+    OpKey("checkout", "Place"),
+    OpKey("payment", "Charge"),
+)
 EDGES = {("frontend", "checkout"), ("checkout", "payment")}
 
 
 def stats(calls: int, self_ms: float, errors: int = 0, origin: int = 0) -> OpStats:
-    return OpStats(calls, errors, origin, int(calls * self_ms * MS))
+    del errors  # callers' errors: seen, not counted (they have an erroring child)
+    return OpStats(calls, origin, int(calls * self_ms * MS))
 
 
 def _baselines() -> Baselines:

@@ -1,4 +1,4 @@
--- 0005 spanstream_incidents: one row per incident record (opened, updated,
+-- 0006 spanstream_incidents: one row per incident record (opened, updated,
 -- resolved). IncidentId is stable (hash of the first alert id); Version grows
 -- with each record, so ReplacingMergeTree(Version) keeps the latest state per
 -- incident (read with FINAL for an exact view). RootServices, RootOperations,
