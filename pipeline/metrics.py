@@ -85,6 +85,11 @@ STATE_REJECTED = Counter(
     ["table", "reason"],
 )
 ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
+INCIDENTS = Counter(
+    "spanstream_incidents_total",
+    "Incident records published (opened, updated, resolved)",
+    ["status"],
+)
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
 )

@@ -4,10 +4,10 @@
 options (environment variable and default beside each field) and its rules:
 :mod:`~pipeline.settings.kafka`, :mod:`~pipeline.settings.store`,
 :mod:`~pipeline.settings.streams` (topics, group), :mod:`~pipeline.settings.windows`,
-:mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits` and
-:mod:`~pipeline.settings.web`. :func:`load_settings` reads and validates them all and
-raises :class:`~pipeline.errors.ConfigError` naming the offending variable and value;
-secrets (:mod:`~pipeline.settings.secret`) never show in either.
+:mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits`,
+:mod:`~pipeline.settings.web` and :mod:`~pipeline.settings.incidents`. :func:`load_settings`
+reads and validates them all and raises :class:`~pipeline.errors.ConfigError` naming the
+offending variable and value; secrets (:mod:`~pipeline.settings.secret`) never show in either.
 
 >>> s = load_settings({"SPANSTREAM_WINDOW_SECONDS": "30"})
 >>> s.window_seconds, s.kafka_bootstrap
@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.settings import kafka, limits, sampling, store, streams, web, windows
+from pipeline.settings import incidents, kafka, limits, sampling, store, streams, web, windows
 from pipeline.settings.env import convert, env_name
+from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -40,6 +41,7 @@ from pipeline.settings.windows import WindowOptions
 # A dataclass takes its bases' fields from the last base to the first: Kafka's come first.
 @dataclass(frozen=True)
 class Settings(
+    IncidentOptions,
     WebOptions,
     LimitOptions,
     SamplingOptions,
@@ -54,6 +56,7 @@ class Settings(
 #: Each group's rules, in the order they are checked (the first failure is reported).
 _CHECKS: tuple[Callable[[Any], None], ...] = (
     windows.check,
+    incidents.check,
     sampling.check,
     limits.check,
     streams.check,

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
+from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -17,6 +18,7 @@ from pipeline.settings.web import WebOptions
 from pipeline.settings.windows import WindowOptions
 
 GROUPS = (
+    IncidentOptions,
     KafkaOptions,
     StoreOptions,
     StreamOptions,
