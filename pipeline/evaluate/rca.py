@@ -81,11 +81,15 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Sample:
-    service: str
-    operation: str
+    head: SpanHead
     self_ns: int
     origin_error: bool
-    attrs: dict[str, str]
+
+    def attrs(self) -> dict[str, str]:
+        """The compared attributes, read from the span's bytes (as a kept span's row)."""
+        span = to_span(self.head)
+        merged = {**span.resource_attributes, **span.span_attributes}
+        return {k: merged[k] for k in KEYS if k in merged}
 
 
 class _Stages:
@@ -120,18 +124,8 @@ class _Stages:
 
     def _sample(self, heads: list[SpanHead], own: list[SelfTime]) -> None:
         for h, st in zip(heads, own, strict=True):
-            span = to_span(h)
-            merged = {**span.resource_attributes, **span.span_attributes}
             start = h.timestamp_ns - h.timestamp_ns % self.window_ns
-            self.samples.setdefault(start, []).append(
-                _Sample(
-                    h.service_name,
-                    h.operation,
-                    st.self_ns,
-                    st.error_originated,
-                    {k: merged[k] for k in KEYS if k in merged},
-                )
-            )
+            self.samples.setdefault(start, []).append(_Sample(h, st.self_ns, st.error_originated))
 
     def cut_and_close(self) -> None:
         for partial in self.agg.cut():
@@ -188,10 +182,10 @@ class _Stages:
         for start, samples in self.samples.items():
             if since - self.window_ns <= start <= until:
                 for s in samples:
-                    if s.service == service:
-                        base = self.baselines.get(OpKey(s.service, s.operation))
+                    if s.head.service_name == service:
+                        base = self.baselines.get(OpKey(service, s.head.operation))
                         slow = base is not None and s.self_ns > SLOW_FACTOR * base.self_ms * 1e6
-                        yield s.attrs, s.origin_error or slow
+                        yield s.attrs(), s.origin_error or slow
 
 
 def run_seed(seed: int, config: RcaConfig) -> Outcome:

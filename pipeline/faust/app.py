@@ -21,6 +21,7 @@ from pipeline.faust.gaps import STALL_CHECK_SECONDS, StallWatch
 from pipeline.faust.readback import ReadBack
 from pipeline.faust.tables import OwnedView
 from pipeline.incidents.desk import GraphSource, IncidentConfig, IncidentDesk
+from pipeline.incidents.kept import KeptSpanAttributes
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS
 from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
@@ -71,7 +72,9 @@ class WindowApp:
                 settings.incident_max_hops,
                 settings.incident_min_firings,
             )
-            desk = IncidentDesk(settings.window_seconds * 1_000_000_000, graph, config)
+            desk = IncidentDesk(
+                settings.window_seconds * 1_000_000_000, graph, config, KeptSpanAttributes(store)
+            )
         self.stage = WindowStage(
             assembler=self.assembler,
             judge=WindowJudge(),
