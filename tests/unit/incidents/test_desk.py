@@ -58,10 +58,11 @@ def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
     assert "self time 5.5x baseline" in record.summary  # its window and the one before
     assert tagged[0].to_message()["incident_id"] == incident_id("a" * 16)
     # a second desk (a restarted worker) continues from the saved state
-    tagged, records = IncidentDesk(W, graph).process(
-        [alert("a" * 16, "checkout", 9, "resolved", 2), alert("b" * 16, "payment", 9, "resolved", 2)],
-        [9 * W], state,
-    )  # fmt: skip
+    resolved = [
+        alert("a" * 16, "checkout", 9, "resolved", 2),
+        alert("b" * 16, "payment", 9, "resolved", 2),
+    ]
+    tagged, records = IncidentDesk(W, graph).process(resolved, [9 * W], state)
     assert [r.status for r in records] == ["resolved"]
     assert {a.incident_id for a in tagged} == {incident_id("a" * 16)}
 
