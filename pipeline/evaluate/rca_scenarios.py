@@ -66,12 +66,12 @@ def _ops_of(service: str) -> list[Op]:
 
 def _latency(rng: random.Random, service: str, start: float, dur: float) -> Fault:
     op = rng.choice(_ops_of(service))
-    a = Anomaly("latency_spike", start, dur, service, op.name, factor=round(rng.uniform(4, 10), 1))
+    a = Anomaly("latency_spike", start, dur, service, op.name, factor=round(rng.uniform(3, 10), 1))
     return Fault(a, pipeline_operation(op), None)
 
 
 def _errors(rng: random.Random, service: str, start: float, dur: float) -> Fault:
-    rate = round(rng.uniform(0.3, 0.7), 2)
+    rate = round(rng.uniform(0.2, 0.7), 2)
     if rng.random() < 0.5:
         return Fault(Anomaly("error_burst", start, dur, service, rate=rate), None, None)
     op = rng.choice([o for o in _ops_of(service) if o.error_weight >= 1.0] or _ops_of(service))
@@ -83,9 +83,12 @@ def _targeted(rng: random.Random, service: str, start: float, dur: float) -> Fau
     svc = SERVICES[service]
     kind = rng.choice(("latency_spike", "error_burst", "saturation"))
     strength = {
-        "latency_spike": {"factor": round(rng.uniform(6, 12), 1)},
-        "error_burst": {"rate": round(rng.uniform(0.5, 0.9), 2)},
-        "saturation": {"factor": round(rng.uniform(8, 14), 1), "rate": 0.15},
+        "latency_spike": {"factor": round(rng.uniform(5, 12), 1)},
+        "error_burst": {"rate": round(rng.uniform(0.4, 0.9), 2)},
+        "saturation": {
+            "factor": round(rng.uniform(6, 14), 1),
+            "rate": round(rng.uniform(0.05, 0.2), 2),
+        },
     }[kind]
     if rng.random() < 0.5:
         pod = rng.choice(svc.hosts)
