@@ -118,3 +118,12 @@ def test_version_errors_fail_callers_or_are_retried() -> None:
     assert sum(s.is_error for s in place) / len(place) > 0.8
     retried = [t for t in canary if len(_spans([t], "payment", CHARGE)) == 2]
     assert len(retried) / len(canary) == pytest.approx(0.3, abs=0.12)
+
+
+def test_the_label_names_instance_version_and_window() -> None:
+    label = parse_anomaly(
+        "saturation:service=cart,instance=cart-5d4b-2,start=10,duration=5,factor=4,rate=0.2"
+    ).label(T0)
+    assert label["instance"] == "cart-5d4b-2" and label["version"] is None
+    assert (label["start_ns"], label["end_ns"]) == (T0 + 10 * NS, T0 + 15 * NS)
+    assert (label["factor"], label["rate"]) == (4.0, 0.2)
