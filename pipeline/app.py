@@ -21,6 +21,9 @@ from confluent_kafka import Consumer, Producer
 from pipeline.clock import SystemClock
 from pipeline.enrich import EnrichConfig, Enricher
 from pipeline.faust.app import WindowApp
+from pipeline.graph.aggregate import GraphAggregator, GraphHistory
+from pipeline.graph.prometheus import register as register_graph_metrics
+from pipeline.graph.shell import GraphFlusher
 from pipeline.ingest.commit import CommitProtocol
 from pipeline.ingest.core import IngestCore
 from pipeline.ingest.kafka_config import consumer_config, producer_config
@@ -53,8 +56,22 @@ class Pipeline:
         self.exemplars = ExemplarRequests(self.clock)
         limits = QueryLimits.of(settings)
         self.queries = QueryRunner(lambda: open_reader(store, limits), limits.timeout_seconds)
+        #: the service graph of the traces this worker decides (None: not derived), and
+        #: its merged recent windows (root-cause ranking reads them)
+        self.graph = (
+            GraphAggregator(settings.window_seconds, settings.graph_max_peers)
+            if settings.service_graph
+            else None
+        )
+        self.graph_history = GraphHistory()
         self.faust = WindowApp(
-            settings, store, self.clock, self.flags, self.queries, datadir=datadir
+            settings,
+            store,
+            self.clock,
+            self.flags,
+            self.queries,
+            datadir=datadir,
+            graph=self.graph_history if self.graph is not None else None,
         )
         self.app = self.faust.app
         self.faust.beside(self.start_ingest, self.stop)
@@ -88,6 +105,7 @@ class Pipeline:
             max_message_bytes=s.max_message_bytes,
             cut_interval_seconds=s.cut_interval_seconds,
             exemplars=self.exemplars,
+            graph=self.graph,
         )
 
     def _trace_sink(self, commits: CommitProtocol) -> BatchingSink[DecidedTrace]:
@@ -117,6 +135,19 @@ class Pipeline:
             max_buffered_traces=s.max_buffered_traces,
             partials_partitions=s.partials_partitions,
             dlq_max_value_bytes=s.dlq_max_value_bytes,
+            graph=self._graph_flusher(),
+        )
+
+    def _graph_flusher(self) -> GraphFlusher | None:
+        if self.graph is None:
+            return None
+        register_graph_metrics()
+        return GraphFlusher(
+            self.graph,
+            self.store,
+            self.clock,
+            self.settings.graph_flush_seconds,
+            self.graph_history,
         )
 
     def start_ingest(self) -> None:

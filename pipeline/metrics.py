@@ -94,6 +94,22 @@ CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
 )
 BUFFERED_TRACES = Gauge("spanstream_buffered_traces", "Traces waiting for a sampling decision")
+#: The service graph (docs/service-graph.md); its edges are the traces_service_graph_*
+#: metrics of pipeline.graph.prometheus, named as the Collector's servicegraph connector.
+GRAPH_TRACES = Counter("spanstream_graph_traces_total", "Decided traces read by the service graph")
+GRAPH_UNPAIRED = Counter(
+    "spanstream_graph_unpaired_spans_total",
+    "Server/consumer spans whose parent is not in the trace or not a client span",
+)
+GRAPH_TRUNCATED = Counter(
+    "spanstream_graph_truncated_spans_total", "Spans of traces over the graph's size bound"
+)
+GRAPH_LATE = Counter(
+    "spanstream_graph_late_spans_total", "Spans after their trace's decision, not in the graph"
+)
+GRAPH_PEER_OVERFLOW = Counter(
+    "spanstream_graph_peer_overflow_total", "Calls to peers past SPANSTREAM_GRAPH_MAX_PEERS"
+)
 UNACKED_MESSAGES = Gauge(
     "spanstream_unacked_messages", "Input records consumed but not yet safe to commit"
 )

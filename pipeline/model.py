@@ -107,12 +107,14 @@ class SpanHead:
     (``Enricher.series_service``); ``row_bytes`` the estimated ``otel_traces`` row
     size; ``value[offset:offset + length]`` the span's protobuf bytes under ``ctx``
     (a ``pipeline.otlp.heads.ScopeContext``), or ``span`` the Span already built.
+    ``kind`` is the OTLP ``Span.SpanKind`` number (0 unspecified, 2 server, 3 client, ...).
     """
 
     __slots__ = (
         "ctx",
         "duration_ns",
         "is_error",
+        "kind",
         "length",
         "offset",
         "operation",
@@ -142,6 +144,7 @@ class SpanHead:
         length: int,
         ctx: Any,
         span: Span | None,
+        kind: int = 0,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -157,3 +160,4 @@ class SpanHead:
         self.length = length
         self.ctx = ctx
         self.span = span
+        self.kind = kind

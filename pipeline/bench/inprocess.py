@@ -55,10 +55,15 @@ def in_process_rates(values: Sequence[bytes], passes: int = 3) -> dict[str, floa
     }
 
 
-def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
-    """Feed ``values`` through a fresh ingest core until all is decided; returns kept spans."""
+def run_core(values: Sequence[bytes], partitions: int = 6, graph: bool | None = None) -> int:
+    """Feed ``values`` through a fresh ingest core until all is decided; returns kept spans.
+
+    ``graph``: derive the service graph as the worker does (default: as
+    ``SPANSTREAM_SERVICE_GRAPH`` says), drained every tick.
+    """
     from pipeline.clock import ManualClock
     from pipeline.enrich import Enricher
+    from pipeline.graph.aggregate import GraphAggregator
     from pipeline.ingest.core import IngestCore
     from pipeline.ingest.progress import Progress
     from pipeline.ingest.tracker import MessageTracker
@@ -81,6 +86,7 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
         window_seconds=60,
         max_message_bytes=1 << 24,
         exemplars=exemplars,
+        graph=GraphAggregator(60) if _graph_on(graph) else None,
     )
     tracker = MessageTracker()
     for p in range(partitions):
@@ -94,6 +100,8 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
             if trace.kept:
                 stored += len(trace_columns(trace.heads)["SpanId"])
             tracker.resolve(trace.refs)
+        if core.graph is not None:
+            core.graph.drain()
         return stored
 
     for offset, value in enumerate(values):
@@ -104,3 +112,11 @@ def run_core(values: Sequence[bytes], partitions: int = 6) -> int:
             kept += tick()
     clock.advance(core.buffer.decision_wait + 1)
     return kept + tick()
+
+
+def _graph_on(graph: bool | None) -> bool:
+    if graph is not None:
+        return graph
+    from pipeline.settings import load_settings
+
+    return load_settings().service_graph

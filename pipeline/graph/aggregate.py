@@ -29,16 +29,24 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.graph.derive import DEFAULT_MAX_SPANS, GraphSpan, TraceGraph, derive
+from pipeline.graph.derive import (
+    DEFAULT_MAX_SPANS,
+    USER,
+    GraphSpan,
+    TraceGraph,
+    derive,
+)
 from pipeline.graph.edges import (
     DIRECT,
     MESSAGING,
     EdgeKey,
     EdgeStats,
     GraphWindow,
+    OperationKey,
     SelfTimeStats,
 )
-from pipeline.graph.read import graph_spans
+from pipeline.graph.histogram import sketch_of
+from pipeline.graph.read import read_peer
 from pipeline.model import SpanHead
 
 NS_PER_S = 1_000_000_000
@@ -54,6 +62,7 @@ class GraphCounts:
     truncated: int = 0
     duplicates: int = 0
     overflow_peers: int = 0
+    late_spans: int = 0
 
 
 class GraphAggregator:
@@ -72,59 +81,166 @@ class GraphAggregator:
         self.max_spans = max_spans_per_trace
         self.counts = GraphCounts()
         self._peers: set[str] = set()
-        self._windows: dict[int, GraphWindow] = {}
+        #: (window start, client, server, type) -> its accumulator; a name past the peer
+        #: cap is an alias of its overflow edge's accumulator
+        self._edges: dict[tuple[int, str, str, str], _EdgeAcc] = {}
+        #: (window start, service, operation) -> its accumulator
+        self._self_time: dict[tuple[int, str, str], _SelfAcc] = {}
+
+    def add_decided(self, heads: Sequence[SpanHead], late: bool) -> None:
+        """A decided trace; a late fragment (spans after its decision) is only counted."""
+        if late:
+            self.counts.late_spans += len(heads)
+        else:
+            self.add_trace(heads)
 
     def add_trace(self, heads: Sequence[SpanHead]) -> None:
         """Derive one trace's graph from its heads and file it."""
-        self.add_spans(graph_spans(heads))
+        self.add_graph(derive(heads, self.max_spans, read_peer))
 
     def add_spans(self, spans: Sequence[GraphSpan]) -> None:
         """Derive one trace's graph from what the graph reads of its spans, and file it."""
         self.add_graph(derive(spans, self.max_spans))
 
     def add_graph(self, graph: TraceGraph) -> None:
-        """File one trace's calls and self times."""
+        """File one trace's calls and self times.
+
+        Counts add up at once; durations are kept in lists and become sketches in
+        :meth:`drain` (one pass per list instead of a sketch update per value).
+        """
         counts = self.counts
         counts.traces += 1
         counts.unpaired_server += graph.unpaired_server
         counts.truncated += graph.truncated
         counts.duplicates += graph.duplicates
-        for call in graph.calls:
-            stats = self._window(call.start_ns).edges
-            key = self._capped(call.key)
-            edge = stats.get(key)
-            if edge is None:
-                edge = stats[key] = EdgeStats()
-            edge.add(call.client_ns, call.server_ns, call.client_error, call.server_error)
+        edges, window_ns = self._edges, self.window_ns
+        for call in graph.calls:  # fields by position: this loop runs per call
+            start = call[3]
+            slot = (start - start % window_ns, call[0], call[1], call[2])
+            acc = edges.get(slot)
+            if acc is None:
+                acc = self._edge_slot(slot)
+            if acc.overflow:
+                counts.overflow_peers += 1
+            acc.calls += 1
+            client_error, server_error = call[6], call[7]
+            if client_error:
+                acc.client_errors += 1
+            if server_error:
+                acc.server_errors += 1
+            if client_error or server_error:
+                acc.failed += 1
+            if call[4] is not None:
+                acc.client.append(call[4])
+            if call[5] is not None:
+                acc.server.append(call[5])
+        times = self._self_time
         for own in graph.self_times:
-            times = self._window(own.start_ns).self_time
-            st = times.get(own.key)
+            start = own[2]
+            at = (start - start % window_ns, own[0], own[1])
+            st = times.get(at)
             if st is None:
-                st = times[own.key] = SelfTimeStats()
-            st.add(own.self_ns, own.error_originated)
+                st = times[at] = _SelfAcc()
+            if own[4]:
+                st.originated += 1
+            st.values.append(own[3])
 
     def drain(self) -> list[GraphWindow]:
         """Everything filed since the last drain, by window start; the aggregator is emptied."""
-        out = [self._windows[start] for start in sorted(self._windows)]
-        self._windows = {}
-        return out
+        windows: dict[int, GraphWindow] = {}
 
-    def _window(self, start_ns: int) -> GraphWindow:
-        start = start_ns - start_ns % self.window_ns
-        window = self._windows.get(start)
-        if window is None:
-            window = self._windows[start] = GraphWindow(start, start + self.window_ns)
-        return window
+        def window(start: int) -> GraphWindow:
+            w = windows.get(start)
+            if w is None:
+                w = windows[start] = GraphWindow(start, start + self.window_ns)
+            return w
+
+        for slot, acc in self._edges.items():
+            if slot[1:] == acc.names:  # not an overflowing name's alias
+                window(slot[0]).edges[acc.key] = acc.stats()
+        for (start, service, operation), st in self._self_time.items():
+            window(start).self_time[OperationKey(service, operation)] = st.stats()
+        self._edges, self._self_time = {}, {}
+        return [windows[start] for start in sorted(windows)]
+
+    def _edge_slot(self, slot: tuple[int, str, str, str]) -> _EdgeAcc:
+        """The accumulator of a new (window, client, server, type): its capped edge's."""
+        start, client, server, kind = slot
+        key = self._capped(EdgeKey(client, server, kind))
+        names = (key.client, key.server, key.connection_type)
+        acc = self._edges.get((start, *names))
+        if acc is None:
+            acc = self._edges[(start, *names)] = _EdgeAcc(key, overflow=key.server != server)
+        self._edges[slot] = acc
+        return acc
 
     def _capped(self, key: EdgeKey) -> EdgeKey:
-        """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many."""
-        if key.connection_type in (DIRECT, MESSAGING) or key.server in self._peers:
+        """``key``, its server renamed :data:`OVERFLOW_PEER` when it is one peer too many.
+
+        Peers are the servers of database and virtual-node edges, except the services
+        that ``user`` (an uninstrumented caller) calls.
+        """
+        if key.connection_type in (DIRECT, MESSAGING) or key.client == USER:
+            return key
+        if key.server in self._peers:
             return key
         if len(self._peers) < self.max_peers:
             self._peers.add(key.server)
             return key
-        self.counts.overflow_peers += 1
         return EdgeKey(key.client, OVERFLOW_PEER, key.connection_type)
+
+
+class _EdgeAcc:
+    """One edge's calls in one window until drained: counts, and durations in lists.
+
+    ``overflow``: the calls filed here name a peer past the cap (counted per call).
+    """
+
+    __slots__ = (
+        "calls",
+        "client",
+        "client_errors",
+        "failed",
+        "key",
+        "names",
+        "overflow",
+        "server",
+        "server_errors",
+    )
+
+    def __init__(self, key: EdgeKey, overflow: bool) -> None:
+        self.key = key
+        self.names = (key.client, key.server, key.connection_type)
+        self.overflow = overflow
+        self.calls = self.failed = self.client_errors = self.server_errors = 0
+        self.client: list[int] = []
+        self.server: list[int] = []
+
+    def stats(self) -> EdgeStats:
+        """The :class:`EdgeStats` of what was added (as adding each call to one)."""
+        e = EdgeStats()
+        e.calls, e.failed = self.calls, self.failed
+        e.client_errors, e.server_errors = self.client_errors, self.server_errors
+        e.client, e.server = sketch_of(self.client), sketch_of(self.server)
+        return e
+
+
+class _SelfAcc:
+    """One operation's self times in one window until drained."""
+
+    __slots__ = ("originated", "values")
+
+    def __init__(self) -> None:
+        self.originated = 0
+        self.values: list[int] = []
+
+    def stats(self) -> SelfTimeStats:
+        """The :class:`SelfTimeStats` of what was added (as adding each span to one)."""
+        st = SelfTimeStats()
+        st.spans, st.errors_originated = len(self.values), self.originated
+        st.self_ns = sum(max(v, 0) for v in self.values)
+        st.sketch = sketch_of(self.values)
+        return st
 
 
 class GraphHistory:

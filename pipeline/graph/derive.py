@@ -35,15 +35,16 @@ parent is a root, and parent links are followed one level only, so cycles cannot
 >>> g = derive(spans)
 >>> [(c.key.label(), c.client_ns, c.server_ns, c.failed) for c in g.calls]
 [('frontend->payment', 60, 50, True), ('user->frontend (virtual_node)', None, 100, False)]
->>> [(s.key.operation, s.self_ns, s.error_originated) for s in g.self_times]
+>>> [(s.operation, s.self_ns, s.error_originated) for s in g.self_times]
 [('GET /', 40, False), ('Charge', 10, False), ('Charge', 50, True)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from operator import attrgetter, itemgetter
+from typing import Any, Final, NamedTuple, Protocol
 
 from pipeline.graph.edges import (
     DATABASE,
@@ -54,12 +55,12 @@ from pipeline.graph.edges import (
     OperationKey,
 )
 
-#: Span kinds as the model spells them (``pipeline.model.SPAN_KINDS``).
-SERVER: Final = "Server"
-CLIENT: Final = "Client"
-PRODUCER: Final = "Producer"
-CONSUMER: Final = "Consumer"
-INTERNAL: Final = "Internal"
+#: Span kinds as OTLP ``Span.SpanKind`` numbers (what a head carries).
+INTERNAL: Final = 1
+SERVER: Final = 2
+CLIENT: Final = 3
+PRODUCER: Final = 4
+CONSUMER: Final = 5
 CALLER_KINDS: Final = frozenset({CLIENT, PRODUCER})
 CALLEE_KINDS: Final = frozenset({SERVER, CONSUMER})
 
@@ -76,35 +77,55 @@ MAX_PEER = 256
 DEFAULT_MAX_SPANS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class GraphSpan:
-    """What the graph reads of one span.
+class SpanLike(Protocol):
+    """What the graph reads of a span: the fields of a head (``pipeline.model.SpanHead``).
 
-    ``peer`` and ``database`` are :func:`peer_of` of the span's attributes (only client
-    and producer spans need them).
+    ``kind`` is the OTLP ``Span.SpanKind`` number.
+    """
+
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_span_id(self) -> str: ...
+    @property
+    def service_name(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def timestamp_ns(self) -> int: ...
+    @property
+    def duration_ns(self) -> int: ...
+    @property
+    def is_error(self) -> bool: ...
+
+
+class GraphSpan(NamedTuple):
+    """A :class:`SpanLike` with its peer already read (tests, callers without heads).
+
+    ``peer`` and ``database`` are :func:`peer_of` of the span's attributes (only
+    unpaired client and producer spans need them).
     """
 
     span_id: str
     parent_span_id: str
-    service: str
+    service_name: str
     operation: str
-    kind: str
-    start_ns: int
+    kind: int
+    timestamp_ns: int
     duration_ns: int
     is_error: bool
     peer: str = ""
     database: bool = False
 
-    @property
-    def end_ns(self) -> int:
-        return self.start_ns + max(self.duration_ns, 0)
 
-
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """One call over an edge: both sides' durations (``None``: that side has no span)."""
 
-    key: EdgeKey
+    client: str
+    server: str
+    connection_type: str
     start_ns: int
     client_ns: int | None
     server_ns: int | None
@@ -112,18 +133,40 @@ class Call:
     server_error: bool
 
     @property
+    def key(self) -> EdgeKey:
+        return EdgeKey(self.client, self.server, self.connection_type)
+
+    @property
     def failed(self) -> bool:
         return self.client_error or self.server_error
 
 
-@dataclass(frozen=True, slots=True)
-class SelfTime:
+class SelfTime(NamedTuple):
     """One span's self time."""
 
-    key: OperationKey
+    service: str
+    operation: str
     start_ns: int
     self_ns: int
     error_originated: bool
+
+    @property
+    def key(self) -> OperationKey:
+        return OperationKey(self.service, self.operation)
+
+
+#: Reads ``(peer, names a database)`` of a client span (:func:`peer_of` of its attributes).
+PeerReader = Callable[[Any], tuple[str, bool]]
+
+
+def stored_peer(span: SpanLike) -> tuple[str, bool]:
+    """The peer a :class:`GraphSpan` already holds (none for any other span)."""
+    return getattr(span, "peer", ""), getattr(span, "database", False)
+
+
+def end_ns(span: SpanLike) -> int:
+    """The span's end (a negative duration counts as 0)."""
+    return span.timestamp_ns + max(span.duration_ns, 0)
 
 
 @dataclass
@@ -161,59 +204,75 @@ def peer_of(attributes: Mapping[str, str]) -> tuple[str, bool]:
     return "", False
 
 
-def derive(spans: Sequence[GraphSpan], max_spans: int = DEFAULT_MAX_SPANS) -> TraceGraph:
-    """The calls and self times of one trace's spans (any order)."""
+def derive(
+    spans: Sequence[SpanLike],
+    max_spans: int = DEFAULT_MAX_SPANS,
+    read_peer: PeerReader = stored_peer,
+) -> TraceGraph:
+    """The calls and self times of one trace's spans (any order).
+
+    ``read_peer`` is asked only for client and producer spans with no server child.
+    Self times come in the spans' order (one per span id); calls sorted by edge, then start.
+    """
     graph = TraceGraph(truncated=max(len(spans) - max_spans, 0))
-    by_id: dict[str, GraphSpan] = {}
-    for span in spans[:max_spans]:
-        if span.span_id in by_id:
-            graph.duplicates += 1
-        else:
-            by_id[span.span_id] = span
-    children = _children(by_id)
+    if graph.truncated:
+        spans = spans[:max_spans]
+    by_id = {s.span_id: s for s in reversed(spans)}  # a repeated id: the first span wins
+    graph.duplicates = len(spans) - len(by_id)
+    ordered = sorted(by_id.values(), key=_by_start)
+    children: dict[str, list[SpanLike]] = {}
+    for span in ordered:
+        parent = span.parent_span_id
+        if parent and parent in by_id and parent != span.span_id:
+            kids = children.get(parent)
+            if kids is None:
+                children[parent] = [span]
+            else:
+                kids.append(span)
     paired = _pair_servers(by_id, children, graph)
-    for span in by_id.values():
-        if span.kind in CALLER_KINDS and span.span_id not in paired:
-            graph.calls.append(_unpaired_client(span))
-        kids = children.get(span.span_id, ())
-        graph.self_times.append(
-            SelfTime(
-                OperationKey(span.service, span.operation),
-                span.start_ns,
-                span.duration_ns - covered_ns(span, kids),
-                span.is_error and not any(k.is_error for k in kids),
-            )
+    calls, own_times = graph.calls, graph.self_times
+    no_kids: list[SpanLike] = []
+    for span in spans:
+        span_id = span.span_id
+        if by_id[span_id] is not span:
+            continue  # a repeated span id: its first span is the one read
+        if span.kind in CALLER_KINDS and span_id not in paired:
+            calls.append(_unpaired_client(span, *read_peer(span)))
+        kids = children.get(span_id, no_kids)
+        if kids:
+            own = span.duration_ns - covered_ns(span, kids)
+            originated = span.is_error and not any(k.is_error for k in kids)
+        else:
+            own, originated = span.duration_ns, span.is_error
+        own_times.append(
+            _new(SelfTime, (span.service_name, span.operation, span.timestamp_ns, own, originated))
         )
-    graph.calls.sort(key=lambda c: (c.key, c.start_ns))
+    calls.sort(key=_call_order)
     return graph
 
 
-def _children(by_id: Mapping[str, GraphSpan]) -> dict[str, list[GraphSpan]]:
-    """Each span id's children present in the trace, by start time then span id."""
-    children: dict[str, list[GraphSpan]] = {}
-    for span in by_id.values():
-        parent = span.parent_span_id
-        if parent and parent != span.span_id and parent in by_id:
-            children.setdefault(parent, []).append(span)
-    for kids in children.values():
-        kids.sort(key=lambda s: (s.start_ns, s.span_id))
-    return children
+#: A NamedTuple made without its Python-level ``__new__`` (per span, that call counts).
+_new = tuple.__new__
+_by_start = attrgetter("timestamp_ns", "span_id")
+_call_order = itemgetter(0, 1, 2, 3)
 
 
 def _pair_servers(
-    by_id: Mapping[str, GraphSpan], children: Mapping[str, list[GraphSpan]], graph: TraceGraph
+    by_id: Mapping[str, SpanLike], children: Mapping[str, list[SpanLike]], graph: TraceGraph
 ) -> set[str]:
-    """Calls of client spans with a server child, and of root server spans; the paired ids."""
+    """Calls of client spans with a server child, and of root server spans; the paired ids.
+
+    ``children`` in start order: a client span pairs with its first server child.
+    """
     paired: set[str] = set()
     for span in by_id.values():
         if span.kind not in CALLEE_KINDS:
             continue
         parent_id = span.parent_span_id
         if not parent_id or parent_id == span.span_id:
-            key = EdgeKey(USER, span.service, VIRTUAL_NODE)
-            graph.calls.append(
-                Call(key, span.start_ns, None, span.duration_ns, False, span.is_error)
-            )
+            root = (USER, span.service_name, VIRTUAL_NODE, span.timestamp_ns, None,
+                    span.duration_ns, False, span.is_error)  # fmt: skip
+            graph.calls.append(_new(Call, root))
             continue
         parent = by_id.get(parent_id)
         if parent is None or parent.kind not in CALLER_KINDS or parent_id in paired:
@@ -225,29 +284,26 @@ def _pair_servers(
             continue
         paired.add(parent_id)
         messaging = PRODUCER in (parent.kind, span.kind) or CONSUMER in (parent.kind, span.kind)
-        key = EdgeKey(parent.service, span.service, MESSAGING if messaging else DIRECT)
-        graph.calls.append(
-            Call(
-                key,
-                parent.start_ns,
-                parent.duration_ns,
-                span.duration_ns,
-                parent.is_error,
-                span.is_error,
-            )
-        )
+        call = (parent.service_name, span.service_name, MESSAGING if messaging else DIRECT,
+                parent.timestamp_ns, parent.duration_ns, span.duration_ns, parent.is_error,
+                span.is_error)  # fmt: skip
+        graph.calls.append(_new(Call, call))
     return paired
 
 
-def _unpaired_client(span: GraphSpan) -> Call:
-    if span.database and span.peer:
-        key = EdgeKey(span.service, span.peer, DATABASE)
-        return Call(key, span.start_ns, span.duration_ns, span.duration_ns, span.is_error, False)
-    key = EdgeKey(span.service, span.peer or UNKNOWN, VIRTUAL_NODE)
-    return Call(key, span.start_ns, span.duration_ns, None, span.is_error, False)
+def _unpaired_client(span: SpanLike, peer: str, database: bool) -> Call:
+    dur = span.duration_ns
+    if database and peer:
+        return Call(
+            span.service_name, peer, DATABASE, span.timestamp_ns, dur, dur, span.is_error, False
+        )
+    server = peer or UNKNOWN
+    return Call(
+        span.service_name, server, VIRTUAL_NODE, span.timestamp_ns, dur, None, span.is_error, False
+    )
 
 
-def covered_ns(span: GraphSpan, children: Sequence[GraphSpan]) -> int:
+def covered_ns(span: SpanLike, children: Sequence[SpanLike]) -> int:
     """Nanoseconds of ``span`` covered by the union of its children, clipped to it.
 
     ``children`` sorted by start time.
@@ -258,11 +314,15 @@ def covered_ns(span: GraphSpan, children: Sequence[GraphSpan]) -> int:
     >>> covered_ns(p, kids)
     50
     """
-    lo, hi = span.start_ns, span.end_ns
+    lo = span.timestamp_ns
+    hi = lo + (span.duration_ns if span.duration_ns > 0 else 0)
     total = 0
     run_start = run_end = lo
     for kid in children:
-        start, end = max(kid.start_ns, lo), min(kid.end_ns, hi)
+        start = kid.timestamp_ns
+        end = start + (kid.duration_ns if kid.duration_ns > 0 else 0)
+        start = start if start > lo else lo
+        end = end if end < hi else hi
         if end <= start:
             continue
         if start > run_end:

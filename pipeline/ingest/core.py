@@ -17,10 +17,11 @@ from pipeline import metrics
 from pipeline.clock import Clock
 from pipeline.enrich import Enricher
 from pipeline.errors import DecodeError
+from pipeline.graph.aggregate import GraphAggregator
 from pipeline.ingest.exemplars import ExemplarBudget
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded, decode_message
-from pipeline.sampling.buffer import DecidedTrace, TraceBuffer
+from pipeline.sampling.buffer import Cause, DecidedTrace, TraceBuffer
 from pipeline.sampling.exemplar import ExemplarRequests
 from pipeline.windows.partial import Partial, PartialAggregator
 
@@ -90,6 +91,7 @@ class IngestCore:
         max_exemplars: int = 3,
         exemplars: ExemplarRequests | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
+        graph: GraphAggregator | None = None,
     ) -> None:
         #: Unix time in ns (span timestamps are Unix time; ``clock`` is monotonic).
         self.wall_ns = wall_ns
@@ -103,6 +105,8 @@ class IngestCore:
         self.max_exemplars = max_exemplars
         self._parts: dict[int, _Partition] = {}
         self.orphaned_traces = 0
+        #: the service graph of decided traces (None: not derived)
+        self.graph = graph
 
     # -- assignment -----------------------------------------------------------------
     def assign(self, partition: int, marks: Progress, recut_through: int = -1) -> None:
@@ -184,11 +188,19 @@ class IngestCore:
 
     # -- sampling decisions -------------------------------------------------------------
     def decided(self) -> list[DecidedTrace]:
-        """Traces decided since the last call, minus those of partitions revoked meanwhile."""
+        """Traces decided since the last call, minus those of partitions revoked meanwhile.
+
+        Each trace also goes into the service graph: once, by the worker that owns its
+        partitions when it is decided (a late fragment is only counted: the rest of its
+        trace is gone).
+        """
         out = []
+        graph = self.graph
         for trace in self.buffer.due():
             if any(_partition(ref) in self._parts for ref in trace.refs):
                 out.append(trace)
+                if graph is not None:
+                    graph.add_decided(trace.heads, late=trace.cause is Cause.LATE)
             else:
                 self.orphaned_traces += 1
         return out

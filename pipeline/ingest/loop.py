@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pipeline import metrics
 from pipeline.clock import Clock
 from pipeline.errors import BatchRejected, DecodeError, SinkUnavailable
+from pipeline.graph.shell import GraphFlusher
 from pipeline.ingest.backpressure import FetchGate
 from pipeline.ingest.commit import CommitProtocol
 from pipeline.ingest.core import DeadLetter, IngestCore
@@ -68,8 +69,11 @@ class IngestLoop:
         max_buffered_traces: int = 50_000,
         partials_partitions: int = 1,
         dlq_max_value_bytes: int = 524_288,
+        graph: GraphFlusher | None = None,
     ) -> None:
         self.core = core
+        #: writes and exports the service graph of decided traces (None: not derived)
+        self.graph = graph
         self.commits = commits
         self.consumer = consumer
         self.producer = producer
@@ -246,6 +250,8 @@ class IngestLoop:
         self.dead_letters.retry_due()
         try:
             self._decide()
+            if self.graph is not None:
+                self.graph.tick()
             self.cuts.send()
             if not self.gate.backing_off():  # retry the write only once the backoff is over
                 self._flush_sink()
@@ -342,6 +348,8 @@ class IngestLoop:
             self._flush_sink(force=True)
         except SinkUnavailable as exc:
             log.warning("stopping with unwritten spans; they will be replayed: %s", exc)
+        if self.graph is not None:
+            self.graph.tick(force=True)
         self.commits.hand_over()
         self.consumer.close()
         self.producer.flush(10)

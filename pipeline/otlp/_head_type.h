@@ -15,6 +15,7 @@ typedef struct {
     PyObject *trace_id, *span_id, *parent_span_id, *timestamp_ns, *duration_ns;
     PyObject *service_name, *operation, *is_error, *value, *ctx, *span;
     Py_ssize_t row_bytes, offset, length;
+    int kind; /* OTLP Span.SpanKind number: the service graph tells clients from servers */
 } SpanHead;
 
 /* No GC support on purpose: a head never refers (even indirectly) to another head,
@@ -41,12 +42,14 @@ head_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"trace_id", "span_id", "parent_span_id", "timestamp_ns",
                             "duration_ns", "service_name", "operation", "is_error",
-                            "row_bytes", "value", "offset", "length", "ctx", "span", NULL};
+                            "row_bytes", "value", "offset", "length", "ctx", "span", "kind",
+                            NULL};
     PyObject *o[11];
     Py_ssize_t row_bytes, offset, length;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUUOOUUOnOnnOO", names, &o[0], &o[1],
+    int kind = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUUOOUUOnOnnOO|i", names, &o[0], &o[1],
                                      &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &row_bytes,
-                                     &o[8], &offset, &length, &o[9], &o[10]))
+                                     &o[8], &offset, &length, &o[9], &o[10], &kind))
         return NULL;
     SpanHead *self = (SpanHead *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -62,6 +65,7 @@ head_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->row_bytes = row_bytes;
     self->offset = offset;
     self->length = length;
+    self->kind = kind;
     return (PyObject *)self;
 }
 
@@ -71,7 +75,7 @@ static PyMemberDef head_members[] = {
     RO(timestamp_ns, T_OBJECT), RO(duration_ns, T_OBJECT), RO(service_name, T_OBJECT),
     RO(operation, T_OBJECT), RO(is_error, T_OBJECT), RO(row_bytes, T_PYSSIZET),
     RO(value, T_OBJECT), RO(offset, T_PYSSIZET), RO(length, T_PYSSIZET), RO(ctx, T_OBJECT),
-    RO(span, T_OBJECT), {NULL}};
+    RO(span, T_OBJECT), RO(kind, T_INT), {NULL}};
 
 static PyTypeObject SpanHeadType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pipeline.otlp._heads.SpanHead",

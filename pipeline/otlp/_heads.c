@@ -87,6 +87,8 @@ make_head(Scan *w, const SpanFields *s, PyObject *derived,
     h->row_bytes = row_bytes;
     h->offset = raw.p - (const uint8_t *)PyBytes_AS_STRING(w->value);
     h->length = raw.n;
+    /* A kind OTLP does not define reads as unspecified (its column holds ""). */
+    h->kind = s->kind >= 0 && s->kind <= 5 ? s->kind : 0;
     if (!h->trace_id || !h->span_id || !h->parent_span_id || !h->timestamp_ns
         || !h->duration_ns || is_error < 0) {
         Py_DECREF(h);

@@ -39,7 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from pipeline import native
 from pipeline.enrich import Enricher
 from pipeline.model import Span, SpanHead
-from pipeline.otlp.ids import KINDS, STATUSES
+from pipeline.otlp.ids import KIND_NUMBERS, KINDS, STATUSES
 from pipeline.otlp.otlp_proto import (
     any_string,
     attributes,
@@ -220,6 +220,7 @@ def head_of(
         length,
         ctx,
         span,
+        KIND_NUMBERS.get(span.span_kind, 0),
     )
 
 

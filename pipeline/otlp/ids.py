@@ -35,6 +35,8 @@ KINDS: dict[int, str] = {
     4: "Producer",
     5: "Consumer",
 }
+#: Kind string -> number, as a head carries it (a kind OTLP does not define reads 0).
+KIND_NUMBERS: dict[str, int] = {name: number for number, name in KINDS.items()}
 STATUSES: dict[int, str] = {0: "Unset", 1: "Ok", 2: "Error"}
 
 #: The last nanosecond ``DateTime64(9)`` holds: 2262-04-11T23:47:16.854775807Z.

@@ -5,9 +5,10 @@ options (environment variable and default beside each field) and its rules:
 :mod:`~pipeline.settings.kafka`, :mod:`~pipeline.settings.store`,
 :mod:`~pipeline.settings.streams` (topics, group), :mod:`~pipeline.settings.windows`,
 :mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits`,
-:mod:`~pipeline.settings.web` and :mod:`~pipeline.settings.incidents`. :func:`load_settings`
-reads and validates them all and raises :class:`~pipeline.errors.ConfigError` naming the
-offending variable and value; secrets (:mod:`~pipeline.settings.secret`) never show in either.
+:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.graph` and
+:mod:`~pipeline.settings.incidents`. :func:`load_settings` reads and validates them all
+and raises :class:`~pipeline.errors.ConfigError` naming the offending variable and value;
+secrets (:mod:`~pipeline.settings.secret`) never show in either.
 
 >>> s = load_settings({"SPANSTREAM_WINDOW_SECONDS": "30"})
 >>> s.window_seconds, s.kafka_bootstrap
@@ -25,8 +26,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.settings import incidents, kafka, limits, sampling, store, streams, web, windows
+from pipeline.settings import (
+    graph,
+    incidents,
+    kafka,
+    limits,
+    sampling,
+    store,
+    streams,
+    web,
+    windows,
+)
 from pipeline.settings.env import convert, env_name
+from pipeline.settings.graph import GraphOptions
 from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
@@ -42,6 +54,7 @@ from pipeline.settings.windows import WindowOptions
 @dataclass(frozen=True)
 class Settings(
     IncidentOptions,
+    GraphOptions,
     WebOptions,
     LimitOptions,
     SamplingOptions,
@@ -62,6 +75,7 @@ _CHECKS: tuple[Callable[[Any], None], ...] = (
     streams.check,
     store.check,
     web.check,
+    graph.check,
     kafka.check,
 )
 _SECRET_FIELDS = {f.name for f in fields(Settings) if is_secret_type(f.type)}

@@ -20,7 +20,7 @@ def sp(
     sid: str,
     parent: str,
     service: str,
-    kind: str,
+    kind: int,
     start: int,
     dur: int,
     err: bool = False,
@@ -168,7 +168,7 @@ SELF_CASES = {
 
 @pytest.mark.parametrize("spans, expected", SELF_CASES.values(), ids=SELF_CASES.keys())
 def test_self_time(spans: list[GraphSpan], expected: dict[str, int]) -> None:
-    got = {s.key.operation: s.self_ns for s in derive(spans).self_times}
+    got = {s.operation: s.self_ns for s in derive(spans).self_times}
     assert got == expected
 
 
@@ -179,7 +179,7 @@ def test_error_originates_where_no_child_errs() -> None:
         sp("s", "c", "inv", SERVER, 12, 40, True),
         sp("d", "s", "inv", CLIENT, 13, 10, False, "pg", True),
     ]
-    got = {s.key.operation: s.error_originated for s in derive(spans).self_times}
+    got = {s.operation: s.error_originated for s in derive(spans).self_times}
     assert got == {"r": False, "c": False, "s": True, "d": False}
 
 
@@ -190,8 +190,16 @@ def test_huge_fan_out_is_bounded() -> None:
     g = derive([ROOT, *kids], max_spans=1_000)
     assert g.truncated == 50_001 - 1_000
     assert len(g.calls) == 1_000  # 999 database calls + the root's
-    assert {s.key.operation: s.self_ns for s in g.self_times}["r"] == 0
+    assert {s.operation: s.self_ns for s in g.self_times}["r"] == 0
 
 
 def test_covered_ns_of_no_children_is_zero() -> None:
     assert covered_ns(ROOT, []) == 0
+
+
+def test_self_times_come_in_the_spans_order_one_per_span_id() -> None:
+    spans = [sp("c", "r", "f", CLIENT, 10, 5), ROOT, sp("c", "r", "x", SERVER, 0, 1)]
+    assert [(s.service, s.operation) for s in derive(spans).self_times] == [
+        ("f", "c"),
+        ("front", "r"),
+    ]

@@ -7,10 +7,12 @@ from prometheus_client import REGISTRY
 
 from pipeline.clock import ManualClock
 from pipeline.enrich import EnrichConfig, Enricher
+from pipeline.graph.aggregate import GraphAggregator
 from pipeline.ingest.core import DeadLetter, IngestCore
 from pipeline.ingest.progress import Progress
 from pipeline.otlp.decode import Decoded
 from pipeline.otlp.heads import to_span
+from pipeline.sampling.buffer import Cause
 from tests.unit.ingest.records import CUT_INTERVAL, WAIT, Ingest, make_core, record, tid
 
 
@@ -159,3 +161,20 @@ def test_a_flood_of_service_names_is_aggregated_under_overflow(clock: ManualCloc
     clock.advance(WAIT + 1)
     stored = {to_span(h).service_name for t in core.decided() for h in t.heads}
     assert len(stored) == 1002  # the rows keep their real names
+
+
+def test_each_decided_trace_goes_into_the_graph_once_late_and_orphaned_ones_not(
+    core: IngestCore, clock: ManualClock
+) -> None:
+    core.graph = GraphAggregator(window_seconds=60)
+    core.assign(1, Progress())
+    take(core, 0, 0, record(tid(0)))
+    take(core, 1, 0, record(tid(1)))
+    core.revoke(1)  # trace 1 is orphaned: its next owner derives it
+    clock.advance(WAIT)
+    assert [t.trace_id for t in core.decided()] == [tid(0)]
+    _, traces = core.on_record(0, 1, None, record(tid(0)), [])  # a late fragment of trace 0
+    assert traces == 1 and [t.cause for t in core.decided()] == [Cause.LATE]
+    assert (core.graph.counts.traces, core.graph.counts.late_spans) == (1, 1)
+    (window,) = core.graph.drain()
+    assert sum(st.spans for st in window.self_time.values()) == 1

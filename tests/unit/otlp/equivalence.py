@@ -8,6 +8,7 @@ from pipeline.model import Span
 from pipeline.otlp import decode_message
 from pipeline.otlp.decode import choose_encoding
 from pipeline.otlp.heads import SpanHead, head_columns, span_size, to_span
+from pipeline.otlp.ids import KIND_NUMBERS
 from pipeline.sinks.clickhouse import span_columns, trace_arrays
 from pipeline.store.arrow import column_array
 from tests.unit.otlp.reference_proto import spans_from_proto as reference_spans
@@ -61,6 +62,7 @@ def assert_equivalent(values: list[bytes], config: EnrichConfig | None = None) -
         for head, span in zip(heads, expected, strict=False):
             assert isinstance(span, Span)
             assert head.row_bytes == span_size(span)
+            assert head.kind == KIND_NUMBERS.get(span.span_kind, 0)
             assert [getattr(head, f) for f in FACTS] == [getattr(span, f) for f in FACTS]
             # Windows and sampling key by the series service; stored rows by the real one.
             assert head.service_name == theirs.series_service(span.service_name)

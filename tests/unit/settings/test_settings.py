@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
+from pipeline.settings.graph import GraphOptions
 from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
@@ -26,6 +27,7 @@ GROUPS = (
     SamplingOptions,
     LimitOptions,
     WebOptions,
+    GraphOptions,
 )
 
 
@@ -48,6 +50,9 @@ GROUPS = (
         ("QUERY_MAX_MEMORY_BYTES", "0", "SPANSTREAM_QUERY_MAX_MEMORY_BYTES=0: must be > 0"),
         ("METRICS_PORT", "x", "SPANSTREAM_METRICS_PORT='x': expected an integer"),
         ("BASELINE_RATE", "most", "SPANSTREAM_BASELINE_RATE='most': expected a number"),
+        ("GRAPH_FLUSH_SECONDS", "0", "SPANSTREAM_GRAPH_FLUSH_SECONDS=0.0: must be > 0"),
+        ("GRAPH_MAX_PEERS", "0", "SPANSTREAM_GRAPH_MAX_PEERS=0: must be > 0"),
+        ("SERVICE_GRAPH", "maybe", "SPANSTREAM_SERVICE_GRAPH='maybe': expected true or false"),
     ],
 )
 def test_each_rule_names_the_variable_and_its_value(variable: str, raw: str, message: str) -> None:
