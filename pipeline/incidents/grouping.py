@@ -6,8 +6,11 @@ alert's window, and (2) holds the alert's service, or a service at most
 ``max_hops`` calls away from it in the service graph (edges taken either way:
 a slow callee and its callers are one fault). If several qualify, the oldest
 wins; if none does, the alert opens a new incident. Later versions of the same
-alert stay in its incident. An incident resolves when every alert in it has
-resolved.
+alert stay in its incident. An incident resolves once every alert in it has
+resolved and ``gap_windows`` more closes (calls of :meth:`IncidentGrouper.observe`)
+brought no new alert: windows of different series can close in different closes
+(a backlog closes one series' windows far ahead of another's), so the callers'
+alerts of a fault may come a few closes after the callee's have resolved.
 
 An incident is *confirmed* once it has seen ``min_firings`` firing alert
 windows (two alerts, or one alert firing in two windows): only then is it
@@ -28,8 +31,8 @@ and onset window: a replay of the same data gives the same incident ids.
 True
 >>> changes = g.observe([AlertEvent("a1", "payment", "Charge", "resolved", 240),
 ...                      AlertEvent("b1", "frontend", "POST /", "resolved", 240)], edges)
->>> [c.status for c in changes], g.incident_of("a1")
-(['resolved'], None)
+>>> changes, [[c.status for c in g.observe([], edges)] for _ in range(3)], g.incident_of("a1")
+([], [[], [], ['resolved']], None)
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class Incident:
     #: Firing alert windows seen (confirms the incident at ``min_firings``).
     firings: int = 0
     confirmed: bool = False
+    #: Closes since every alert of it resolved (resolves it past ``gap_windows``).
+    quiet_closes: int = 0
 
     @property
     def firing(self) -> bool:
@@ -200,7 +205,9 @@ class IncidentGrouper:
         self._of[alert.alert_id] = incident.incident_id
 
     def _resolve_done(self, changed: dict[str, str]) -> list[Change]:
-        done = [i for i in self.open.values() if not i.firing]
+        for incident in self.open.values():
+            incident.quiet_closes = 0 if incident.firing else incident.quiet_closes + 1
+        done = [i for i in self.open.values() if i.quiet_closes > self.gap_windows]
         for incident in done:
             changed.pop(incident.incident_id, None)
             self._drop(incident)
@@ -224,6 +231,7 @@ class IncidentGrouper:
                 "operations": [list(op) for op in i.operations],
                 "firings": i.firings,
                 "confirmed": i.confirmed,
+                "quiet_closes": i.quiet_closes,
             }
             for iid, i in self.open.items()
         }
@@ -244,7 +252,7 @@ def _incident(iid: object, raw: object) -> Incident:
         raw,
         "incident",
         ["opened_ns", "last_fired_ns", "version", "alerts", "services", "operations", "firings",
-         "confirmed"],
+         "confirmed", "quiet_closes"],
     )  # fmt: skip
     alerts, services, operations = data["alerts"], data["services"], data["operations"]
     if not isinstance(alerts, dict) or len(alerts) > MAX_ALERTS:
@@ -273,4 +281,5 @@ def _incident(iid: object, raw: object) -> Incident:
         ops,
         count(data["firings"], "incident.firings"),
         flag(data["confirmed"], "incident.confirmed"),
+        count(data["quiet_closes"], "incident.quiet_closes"),
     )  # fmt: skip

@@ -54,14 +54,23 @@ def test_a_lone_one_window_alert_opens_no_incident_but_carries_an_id() -> None:
     assert log == [("opened", incident_id("p"))]
 
 
-def test_resolves_when_every_alert_has_resolved() -> None:
+def test_resolves_gap_closes_after_every_alert_has_resolved() -> None:
     opened = [[fire("p", "payment", 0), fire("c", "checkout", 0)]]
-    _, log = _run([*opened, [fire("p", "payment", 4, "resolved")]])
-    assert [s for s, _ in log] == ["opened"]
-    g, log = _run(
-        [*opened, [fire("p", "payment", 4, "resolved"), fire("c", "checkout", 4, "resolved")]]
-    )
+    _, log = _run([*opened, [fire("p", "payment", 4, "resolved")], [], [], [], []])
+    assert [s for s, _ in log] == ["opened"]  # checkout still fires
+    both = [fire("p", "payment", 4, "resolved"), fire("c", "checkout", 4, "resolved")]
+    g, log = _run([*opened, both, [], []])
+    assert [s for s, _ in log] == ["opened"] and g.open  # quiet for 3 closes only
+    g, log = _run([*opened, both, [], [], []])
     assert [s for s, _ in log] == ["opened", "resolved"] and g.open == {}
+
+
+def test_a_callers_alert_closed_later_still_joins() -> None:
+    """A backlog closes the callee's windows (onset to resolution) before the caller's."""
+    callee = [fire("p", "payment", 5), fire("p", "payment", 9, "resolved")]
+    g, log = _run([callee, [fire("c", "checkout", 5), fire("c", "checkout", 9, "resolved")]])
+    assert [s for s, _ in log] == ["opened"]  # one alert window each: confirmed by both
+    assert g.incident_of("c") == g.incident_of("p") == incident_id("p")
 
 
 def test_ids_are_stable_across_replays() -> None:
