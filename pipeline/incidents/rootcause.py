@@ -208,8 +208,8 @@ def rank(
             services[service] += config.first_bonus
     out: list[Candidate] = []
     for service, score in sorted(services.items(), key=lambda kv: (-kv[1], kv[0])):
-        if score <= config.first_bonus and out:
-            continue  # no signal of its own: not a candidate (unless nothing else is)
+        if score <= config.first_bonus:
+            continue  # no signal of its own (a traffic drop has none): not a candidate
         key = max((k for k in op_score if k.service == service), key=lambda k: (op_score[k], k))
         callers = sorted(
             {c for c, s in edges if s == service and c in first_alerts and c != service}
