@@ -14,8 +14,9 @@ Each signal is turned into shares of the incident's total; an operation scores
 its error share (when the incident has significant originating errors) plus a
 third of its latency share, or its latency share alone. A service scores the sum
 of its operations (a fault of a whole service spreads over its operations); the
-services first to alert get a small ``first_bonus`` (timing breaks ties). The
-evidence names the service's callers in the incident: they inherit.
+services first to alert get a small ``first_bonus`` (timing breaks ties). A service
+with no signal of its own is no candidate. The evidence names the service's
+callers in the incident: they inherit.
 
 >>> from pipeline.incidents.signals import OpKey, OpStats
 >>> base = Baselines()
