@@ -72,11 +72,13 @@ class Alert:
     finding: Finding
     summary: str
     publish: bool
+    #: The incident the alert belongs to (``pipeline.incidents``), once grouped.
+    incident_id: str | None = None
 
     def to_message(self, created_at_ns: int | None = None) -> dict[str, Any]:
         """The JSON alert (schema ``schemas/alerts/alert.v1.json``)."""
         created = self.window.window_end_ns if created_at_ns is None else created_at_ns
-        return {
+        message: dict[str, Any] = {
             "schema_version": 1,
             "alert_id": self.alert_id,
             "version": self.version,
@@ -97,6 +99,9 @@ class Alert:
             "summary": self.summary,
             "created_at": iso(created),
         }
+        if self.incident_id is not None:
+            message["incident_id"] = self.incident_id
+        return message
 
 
 @dataclass

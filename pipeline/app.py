@@ -65,7 +65,13 @@ class Pipeline:
         )
         self.graph_history = GraphHistory()
         self.faust = WindowApp(
-            settings, store, self.clock, self.flags, self.queries, datadir=datadir
+            settings,
+            store,
+            self.clock,
+            self.flags,
+            self.queries,
+            datadir=datadir,
+            graph=self.graph_history if self.graph is not None else None,
         )
         self.app = self.faust.app
         self.faust.beside(self.start_ingest, self.stop)

@@ -88,6 +88,11 @@ STATE_REJECTED = Counter(
     ["table", "reason"],
 )
 ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
+INCIDENTS = Counter(
+    "spanstream_incidents_total",
+    "Incident records published (opened, updated, resolved)",
+    ["status"],
+)
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
 )
@@ -136,6 +141,11 @@ DELIVERY_DEAD_LETTERS = Counter(
 DELIVERY_STALE = Counter(
     "spanstream_delivery_stale_total",
     "Alert records not sent: their alert_id was already delivered at this or a higher version",
+)
+DELIVERY_SKIPPED = Counter(
+    "spanstream_delivery_skipped_total",
+    "Valid records of the alert topic that are not delivered (incident records), by kind",
+    ["kind"],
 )
 DELIVERY_BLOCKED = Gauge(
     "spanstream_delivery_blocked_seconds",

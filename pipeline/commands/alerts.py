@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
         help="print alerts as they arrive (Ctrl-C to stop)",
         description=(
             "Subscribe to the alert topic (SPANSTREAM_ALERT_TOPIC) with a throwaway consumer "
-            "group and print one line per alert, or the JSON message with --json."
+            "group and print one line per alert or incident record, or the JSON message with "
+            "--json."
         ),
     )
     tail.add_argument("--bootstrap", help="Kafka bootstrap servers (default: SPANSTREAM_KAFKA)")
@@ -118,16 +119,36 @@ def format_alert(message: dict[str, Any]) -> str:
     )
 
 
+def format_incident(message: dict[str, Any]) -> str:
+    """One readable line for an incident record, control characters escaped.
+
+    >>> print(format_incident({"updated_at": "T4", "status": "opened", "incident_id": "0a",
+    ...   "version": 1, "summary": "incident 0a: 3 alerts on web; root cause pay Charge"}))
+    T4 INCIDENT opened   incident 0a: 3 alerts on web; root cause pay Charge [0a v1]
+    """
+    status = str(message["status"])
+    summary = str(message["summary"]).removeprefix(f"{status}: ")
+    return printable(
+        f"{message['updated_at']} INCIDENT {status:<8} {summary} "
+        f"[{message['incident_id']} v{message['version']}]"
+    )
+
+
 def read_alert(value: bytes | None) -> dict[str, Any] | None:
-    """The alert a record holds, or None when it is not one (not JSON, not the schema)."""
+    """The alert or incident record a record holds, or None when it is neither (not JSON,
+    not the schema): an incident has ``kind: "incident"``."""
     import jsonschema
 
     from pipeline.alerts import validate_message
     from pipeline.checked import StateError, parse_json
+    from pipeline.incidents.records import validate_incident
 
     try:
         message = parse_json(value or b"")
-        validate_message(message)
+        if isinstance(message, dict) and message.get("kind") == "incident":
+            validate_incident(message)
+        else:
+            validate_message(message)
     except (StateError, jsonschema.ValidationError):
         return None
     return message if isinstance(message, dict) else None
@@ -168,7 +189,8 @@ def run_tail(args: argparse.Namespace) -> int:
                 where = f"{record.topic()}[{record.partition()}]@{record.offset()}"
                 print(f"skipped {where}: not an alert message", file=sys.stderr, flush=True)
                 continue
-            print(json.dumps(message) if args.json else format_alert(message), flush=True)
+            line = format_incident if message.get("kind") == "incident" else format_alert
+            print(json.dumps(message) if args.json else line(message), flush=True)
             seen += 1
     finally:
         consumer.close()

@@ -1,5 +1,6 @@
 """``spanstream evaluate``: every detector on labelled synthetic scenarios, as a table
-(or, with ``--nezha``, the worker on real traces with labelled faults)."""
+(or, with ``--nezha``, the worker on real traces with labelled faults; with ``--rca``,
+incidents and root causes of generated faults)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import functools
 import time
 
-from pipeline.commands import evaluate_nezha
+from pipeline.commands import evaluate_nezha, evaluate_rca
 from pipeline.errors import ConfigError
 
 EVALUATED = ("robust", "red", "seasonal", "hst", "combined", "tail", "random")
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     evaluate_nezha.add_arguments(p)
+    evaluate_rca.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the table."""
     if args.nezha is not None or args.windows is not None:
         return evaluate_nezha.run(args)
+    if args.rca:
+        return evaluate_rca.run(args)
     from pipeline.detect.registry import build_detector
     from pipeline.evaluate.harness import evaluate, format_table
 

@@ -73,8 +73,9 @@ def register(subparsers: Any) -> None:
         "--anomaly",
         action="append",
         default=[],
-        help="KIND:key=value,... with KIND latency_spike|error_burst|traffic_drop, keys "
-        "service, op, start, duration (s from stream start), factor or rate; repeatable",
+        help="KIND:key=value,... with KIND latency_spike|error_burst|saturation|traffic_drop, "
+        "keys service, op, instance (pod or node), version, start, duration (s from stream "
+        "start), factor, rate; repeatable",
     )
     add("--encoding", choices=("otlp_proto", "otlp_json"), default="otlp_proto", help="payload")
     add("--split-traces", type=float, default=0.0, help="share of traces sent in 2 messages")

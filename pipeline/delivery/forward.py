@@ -42,7 +42,7 @@ from pipeline.delivery.deadletter import DeadLetterSender
 from pipeline.delivery.ledger import Ledger
 from pipeline.delivery.mapping import superseded
 from pipeline.delivery.receivers import Answer, Receiver, alertmanager_body, post, request_body
-from pipeline.delivery.records import Record, Rejected, parse_alert
+from pipeline.delivery.records import Record, Rejected, Skipped, parse_alert
 from pipeline.errors import ServiceUnavailable
 from pipeline.printable import printable
 from pipeline.settings import Settings
@@ -138,6 +138,9 @@ class Forwarder:
         self._replay_done(partition)
         if isinstance(parsed, Rejected):
             done = self._dead_letter(record, parsed.reason, parsed.detail)
+        elif isinstance(parsed, Skipped):
+            metrics.DELIVERY_SKIPPED.labels(parsed.kind).inc()
+            done = True
         elif not self.ledger.is_new(parsed):
             metrics.DELIVERY_STALE.inc()
             log.info("skipping %s: %s delivered before", _where(record), _name(parsed))

@@ -2,8 +2,11 @@
 
 The topic is writable by others, so a record is untrusted: it must be JSON (at most
 :data:`~pipeline.checked.MAX_STATE_BYTES`) and an alert by
-``schemas/alerts/alert.v1.json``. Anything else is a :class:`Rejected` with a reason
-(the dead-letter header and metric label), never an exception.
+``schemas/alerts/alert.v1.json``, or an incident record by
+``schemas/alerts/incident.v1.json`` (a :class:`Skipped`: receivers get the alerts,
+which carry their ``incident_id``, not the incident records). Anything else is a
+:class:`Rejected` with a reason (the dead-letter header and metric label), never an
+exception.
 
 >>> parse_alert(b"not json").reason
 'not_json'
@@ -41,6 +44,13 @@ class Record(Protocol):
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A valid record that is not delivered: ``kind`` names what it is (``incident``)."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
 class Rejected:
     """A record that is no alert: ``reason`` is a fixed label, ``detail`` says what broke."""
 
@@ -48,8 +58,9 @@ class Rejected:
     detail: str
 
 
-def parse_alert(value: bytes | None) -> dict[str, Any] | Rejected:
-    """The alert in a record's value, or :class:`Rejected` (``not_json``, ``not_alert``)."""
+def parse_alert(value: bytes | None) -> dict[str, Any] | Skipped | Rejected:
+    """The alert in a record's value, :class:`Skipped` for an incident record, or
+    :class:`Rejected` (``not_json``, ``not_alert``)."""
     import jsonschema
 
     from pipeline.alerts import validate_message
@@ -61,12 +72,27 @@ def parse_alert(value: bytes | None) -> dict[str, Any] | Rejected:
         return Rejected("not_json", exc.detail)
     if not isinstance(message, dict):
         return Rejected("not_alert", f"a JSON object expected, got {type(message).__name__}")
+    if message.get("kind") == "incident":
+        return _incident(message)
     try:
         validate_message(message)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         return Rejected("not_alert", f"{where}: {exc.message}"[:500])
     return _bad_time(message) or message
+
+
+def _incident(message: dict[str, Any]) -> Skipped | Rejected:
+    import jsonschema
+
+    from pipeline.incidents.records import validate_incident
+
+    try:
+        validate_incident(message)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        return Rejected("not_alert", f"incident record: {where}: {exc.message}"[:500])
+    return Skipped("incident")
 
 
 #: Times the mapping reads; JSON Schema's ``format: date-time`` is not enforced by jsonschema.

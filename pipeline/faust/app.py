@@ -20,6 +20,8 @@ from pipeline.errors import ServiceUnavailable
 from pipeline.faust.gaps import STALL_CHECK_SECONDS, StallWatch
 from pipeline.faust.readback import ReadBack
 from pipeline.faust.tables import OwnedView
+from pipeline.incidents.desk import GraphSource, IncidentConfig, IncidentDesk
+from pipeline.incidents.kept import KeptSpanAttributes
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS
 from pipeline.judge import WindowJudge
 from pipeline.kafka_client import faust_kwargs
@@ -51,6 +53,7 @@ class WindowApp:
         queries: QueryRunner,
         *,
         datadir: str,
+        graph: GraphSource | None = None,
     ) -> None:
         self.settings, self.queries = settings, queries
         self.app = _faust_app(settings, datadir)
@@ -62,6 +65,16 @@ class WindowApp:
             idle_close_seconds=idle_close_seconds(settings.window_seconds),
             store=self.window_view,
         )
+        desk = None
+        if settings.incidents:
+            config = IncidentConfig(
+                settings.incident_gap_windows,
+                settings.incident_max_hops,
+                settings.incident_min_firings,
+            )
+            desk = IncidentDesk(
+                settings.window_seconds * 1_000_000_000, graph, config, KeptSpanAttributes(store)
+            )
         self.stage = WindowStage(
             assembler=self.assembler,
             judge=WindowJudge(),
@@ -72,6 +85,7 @@ class WindowApp:
             dlq=self.dlq_topic,
             alerts=self.alerts_topic,
             settled=self._settled,
+            incidents=desk,
         )
         self.readback = ReadBack(settings)
         self.stalls = StallWatch(settings.partials_topic)

@@ -1,11 +1,22 @@
-"""Injectable, labelled anomalies: latency spikes, error bursts and traffic drops.
+"""Injectable, labelled faults: latency spikes, error bursts, saturation and traffic drops.
 
 An anomaly is given on the command line as ``KIND:key=value,...`` with times
 in seconds from the stream start::
 
     latency_spike:service=payment,start=300,duration=120,factor=8
     error_burst:service=payment,op=oteldemo.PaymentService/Charge,start=60,duration=30,rate=0.5
+    saturation:service=checkout,instance=checkout-66a1-2,start=60,duration=300,factor=6,rate=0.1
+    error_burst:service=cart,version=1.10.0,start=60,duration=120,rate=0.4
     traffic_drop:start=600,duration=60,factor=0.1
+
+A fault hits the spans the matching service emits for the matching operation
+(``op`` = span name), optionally only on one ``instance`` (a pod name,
+``k8s.pod.name``, or a node, ``host.name``) or one ``version``
+(``service.version``). It propagates as calls do (:mod:`pipeline.generate.traces`):
+children run inside their parents, so callers are slower by the added time, and
+a failed call fails its caller or is retried. ``saturation`` is a queue
+building up: latency grows from 1x to ``factor`` over the first half of the
+fault and holds, and calls time out (error) with up to ``rate``, growing alike.
 
 >>> a = parse_anomaly("latency_spike:service=payment,start=300,duration=120,factor=8")
 >>> a.kind, a.service, a.factor, a.start_s, a.duration_s
@@ -26,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.generate.topology import SERVICES, node_of
 
 NS = 1_000_000_000
 
@@ -34,8 +46,11 @@ KINDS = {
     "latency_spike": ("factor", 5.0),
     "error_burst": ("rate", 0.5),
     "traffic_drop": ("factor", 0.1),
+    "saturation": ("factor", 6.0),
 }
-_KEYS = {"service", "op", "start", "duration", "factor", "rate"}
+#: Saturation's timeout share at full strength unless ``rate=`` says otherwise.
+SATURATION_RATE = 0.1
+_KEYS = {"service", "op", "instance", "version", "start", "duration", "factor", "rate"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +59,8 @@ class Anomaly:
 
     ``factor`` multiplies latency (``latency_spike``) or the trace rate
     (``traffic_drop``); ``rate`` is the error probability of matching spans
-    during an ``error_burst``. No ``service`` means every service.
+    during an ``error_burst`` (at full strength of a ``saturation``). No ``service``
+    means every service; ``instance`` (pod or node) and ``version`` narrow it further.
     """
 
     kind: str
@@ -54,28 +70,48 @@ class Anomaly:
     op: str | None = None
     factor: float = 1.0
     rate: float = 0.0
+    instance: str | None = None
+    version: str | None = None
 
     def window_ns(self, stream_start_ns: int) -> tuple[int, int]:
         """Absolute [start, end) of the anomaly in Unix nanoseconds."""
         start = stream_start_ns + int(self.start_s * NS)
         return start, start + int(self.duration_s * NS)
 
-    def matches(self, service: str, op: str) -> bool:
-        """Whether a span of ``service`` named ``op`` is affected."""
-        return (self.service in (None, service)) and (self.op in (None, op))
+    def matches(self, service: str, op: str, pod: str = "") -> bool:
+        """Whether a span of ``service`` named ``op``, emitted on ``pod``, is affected."""
+        if self.service not in (None, service) or self.op not in (None, op):
+            return False
+        if self.instance is not None and self.instance not in (pod, node_of(pod)):
+            return False
+        return self.version is None or (
+            service in SERVICES and SERVICES[service].version_of(pod) == self.version
+        )
+
+    def strength(self, t_ns: int, stream_start_ns: int) -> float:
+        """Share of full strength at ``t_ns``: 1, or saturation's ramp over the first half."""
+        if self.kind != "saturation":
+            return 1.0
+        start, end = self.window_ns(stream_start_ns)
+        return min(1.0, 2.0 * (t_ns - start) / max(end - start, 1))
 
     def label(self, stream_start_ns: int) -> dict[str, Any]:
-        """The manifest label: kind, service, op, start/end ns and strength."""
+        """The manifest label: kind, service, op, instance, version, start/end ns, strength."""
         start, end = self.window_ns(stream_start_ns)
         strength = KINDS[self.kind][0]
-        return {
+        label = {
             "kind": self.kind,
             "service": self.service,
             "op": self.op,
+            "instance": self.instance,
+            "version": self.version,
             "start_ns": start,
             "end_ns": end,
             strength: getattr(self, strength),
         }
+        if self.kind == "saturation":
+            label["rate"] = self.rate
+        return label
 
 
 def _number(spec: str, key: str, raw: str) -> float:
@@ -100,14 +136,18 @@ def parse_anomaly(spec: str) -> Anomaly:
         if required not in fields:
             raise ConfigError(f"--anomaly {spec!r}: {required}= is required")
     strength_key, default = KINDS[kind]
-    strength = _number(spec, strength_key, fields.get(strength_key, str(default)))
+    strength = {strength_key: _number(spec, strength_key, fields.get(strength_key, str(default)))}
+    if kind == "saturation":
+        strength["rate"] = _number(spec, "rate", fields.get("rate", str(SATURATION_RATE)))
     anomaly = Anomaly(
         kind=kind,
         start_s=_number(spec, "start", fields["start"]),
         duration_s=_number(spec, "duration", fields["duration"]),
         service=fields.get("service") or None,
         op=fields.get("op") or None,
-        **{strength_key: strength},
+        instance=fields.get("instance") or None,
+        version=fields.get("version") or None,
+        **strength,
     )
     _check(spec, anomaly)
     return anomaly
@@ -116,7 +156,7 @@ def parse_anomaly(spec: str) -> Anomaly:
 def _check(spec: str, a: Anomaly) -> None:
     if a.start_s < 0 or a.duration_s <= 0:
         raise ConfigError(f"--anomaly {spec!r}: start must be >= 0 and duration > 0")
-    if a.kind == "error_burst" and not 0.0 <= a.rate <= 1.0:
+    if a.kind in ("error_burst", "saturation") and not 0.0 <= a.rate <= 1.0:
         raise ConfigError(f"--anomaly {spec!r}: rate must be within [0, 1]")
     if a.kind != "error_burst" and a.factor < 0:
         raise ConfigError(f"--anomaly {spec!r}: factor must be >= 0")
@@ -130,30 +170,34 @@ class AnomalySet:
         self.stream_start_ns = stream_start_ns
         self._windows = [(a, *a.window_ns(stream_start_ns)) for a in self.anomalies]
 
-    def _active(self, kind: str, t_ns: int) -> list[Anomaly]:
+    def _active(self, kinds: tuple[str, ...], t_ns: int) -> list[Anomaly]:
         # Called for every span: the common no-anomaly case must stay cheap.
         if not self._windows:
             return []
-        return [a for a, s, e in self._windows if a.kind == kind and s <= t_ns < e]
+        return [a for a, s, e in self._windows if a.kind in kinds and s <= t_ns < e]
 
-    def latency_factor(self, service: str, op: str, t_ns: int) -> float:
-        """Product of the active latency spikes' factors for this span (1.0 if none)."""
+    def latency_factor(self, service: str, op: str, t_ns: int, pod: str = "") -> float:
+        """Product of the active latency faults' factors for this span (1.0 if none)."""
         factor = 1.0
-        for a in self._active("latency_spike", t_ns):
-            if a.matches(service, op):
-                factor *= a.factor
+        for a in self._active(("latency_spike", "saturation"), t_ns):
+            if a.matches(service, op, pod):
+                factor *= 1.0 + (a.factor - 1.0) * a.strength(t_ns, self.stream_start_ns)
         return factor
 
-    def error_rate(self, service: str, op: str, t_ns: int, base: float) -> float:
-        """The error probability for this span: the highest active burst's rate, or ``base``."""
-        rates = [a.rate for a in self._active("error_burst", t_ns) if a.matches(service, op)]
+    def error_rate(self, service: str, op: str, t_ns: int, base: float, pod: str = "") -> float:
+        """The error probability for this span: the highest active fault's rate, or ``base``."""
+        rates = [
+            a.rate * a.strength(t_ns, self.stream_start_ns)
+            for a in self._active(("error_burst", "saturation"), t_ns)
+            if a.matches(service, op, pod)
+        ]
         return max([base, *rates])
 
     def keep_probability(self, services: Iterable[str], t_ns: int) -> float:
         """Share of traces touching ``services`` kept at ``t_ns`` (traffic drops thin traffic)."""
         present = set(services)
         keep = 1.0
-        for a in self._active("traffic_drop", t_ns):
+        for a in self._active(("traffic_drop",), t_ns):
             if a.service is None or a.service in present:
                 keep *= min(a.factor, 1.0)
         return keep

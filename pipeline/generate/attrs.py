@@ -10,7 +10,7 @@ are ``str``, ``int`` or ``bool`` as the OTLP ``AnyValue`` they become.
 
 from __future__ import annotations
 
-from pipeline.generate.topology import Op, Service
+from pipeline.generate.topology import Op, Service, node_of
 
 AttrValue = str | int | bool | float
 Attrs = dict[str, AttrValue]
@@ -22,14 +22,15 @@ _USER_AGENTS = (
 )
 
 
-def resource(service: Service, host: str, environment: str) -> Attrs:
-    """Resource attributes of one service instance."""
+def resource(service: Service, pod: str, environment: str) -> Attrs:
+    """Resource attributes of one service instance (a pod on a node, running one version)."""
     return {
         "service.name": service.name,
-        "service.version": service.version,
+        "service.version": service.version_of(pod),
         "service.namespace": "shop",
-        "service.instance.id": f"{host}-{service.port}",
-        "host.name": host,
+        "service.instance.id": f"{pod}-{service.port}",
+        "k8s.pod.name": pod,
+        "host.name": node_of(pod),
         "deployment.environment": environment,
         "telemetry.sdk.name": "opentelemetry",
         "telemetry.sdk.language": service.language,

@@ -101,7 +101,7 @@ def build_request(parts: Iterable[tuple[Trace, Sequence[GenSpan]]]) -> ExportTra
     by_scope: dict[tuple[str, str, tuple[str, str]], Any] = {}
     for trace, spans in parts:
         for span in spans:
-            rkey = (span.service, str(trace.resources[span.service]["host.name"]))
+            rkey = (span.service, str(trace.resources[span.service]["service.instance.id"]))
             rs = by_resource.get(rkey)
             if rs is None:
                 rs = by_resource[rkey] = req.resource_spans.add()

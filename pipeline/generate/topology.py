@@ -34,13 +34,41 @@ SCOPES = {
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """A deployed service: its version, SDK language, hosts and listening port."""
+    """A deployed service: its version, SDK language, pods (``hosts``) and listening port.
+
+    ``canary`` is the version the second half of its pods run (a rollout in
+    progress), so a fault of one version is not a fault of one pod.
+    """
 
     name: str
     version: str
     language: str
     hosts: tuple[str, ...]
     port: int
+    canary: str = ""
+
+    def version_of(self, pod: str) -> str:
+        """The version ``pod`` runs: the canary on the second half of the pods."""
+        if self.canary and pod in self.hosts[len(self.hosts) // 2 :]:
+            return self.canary
+        return self.version
+
+
+#: Kubernetes nodes the pods are spread over (``host.name``).
+NODES = ("node-a", "node-b", "node-c")
+
+
+def node_of(pod: str) -> str:
+    """The node (``host.name``) a pod runs on: deterministic from its name.
+
+    >>> node_of("checkout-66a1-1"), node_of("checkout-66a1-2")
+    ('node-c', 'node-a')
+    """
+    return NODES[sum(pod.encode()) % len(NODES)]
+
+
+def _pods(prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}-{i}" for i in range(1, 5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +111,13 @@ class Op:
 SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
-        Service("frontend", "2.4.1", "nodejs", ("frontend-7f9c-1", "frontend-7f9c-2"), 8080),
-        Service("cart", "1.9.0", "dotnet", ("cart-5d4b-1",), 7070),
-        Service("checkout", "3.1.2", "go", ("checkout-66a1-1", "checkout-66a1-2"), 5050),
-        Service("payment", "1.2.7", "java", ("payment-84c2-1",), 50051),
-        Service("inventory", "0.9.3", "python", ("inventory-19e0-1",), 8000),
-        Service("catalog", "4.0.0", "python", ("catalog-3b77-1", "catalog-3b77-2"), 8000),
-        Service("shipping", "1.0.5", "rust", ("shipping-0c5e-1",), 50052),
+        Service("frontend", "2.4.1", "nodejs", _pods("frontend-7f9c"), 8080, "2.5.0"),
+        Service("cart", "1.9.0", "dotnet", _pods("cart-5d4b"), 7070, "1.10.0"),
+        Service("checkout", "3.1.2", "go", _pods("checkout-66a1"), 5050, "3.2.0"),
+        Service("payment", "1.2.7", "java", _pods("payment-84c2"), 50051, "1.3.0"),
+        Service("inventory", "0.9.3", "python", _pods("inventory-19e0"), 8000, "0.10.0"),
+        Service("catalog", "4.0.0", "python", _pods("catalog-3b77"), 8000, "4.1.0"),
+        Service("shipping", "1.0.5", "rust", _pods("shipping-0c5e"), 50052, "1.1.0"),
     )
 }
 

@@ -4,8 +4,14 @@ A trace is built in two passes: *plan* picks the entry route, which calls
 happen and how often (repeating database/cache calls until the trace reaches
 its drawn size); *run* walks the plan, placing children sequentially inside
 their parents, drawing each span's own work time from a lognormal and its
-error from the (possibly anomalous) error rate. Errors propagate to callers.
-All randomness comes from the ``random.Random`` passed in.
+error from the (possibly anomalous) error rate. Each service of a trace runs
+on one pod (drawn on its first span), whose version and node the resource
+attributes name and the faults may target. Faults propagate as in a real RPC
+chain: a slow callee makes its caller slower by the added time (children run
+inside their parents); a failed remote call is retried once with probability
+:data:`RETRY`, after a back-off, and a failure left standing fails the caller
+with probability :data:`PROPAGATE_ERROR`. All randomness comes from the
+``random.Random`` passed in.
 
 >>> import random
 >>> f = TraceFactory(random.Random(7), mean_spans=20)
@@ -27,6 +33,10 @@ from pipeline.generate.topology import ENTRY_ROUTES, KIND, OPS, SCOPES, SERVICES
 
 #: A caller's span fails with this probability when a callee failed.
 PROPAGATE_ERROR = 0.9
+#: A caller retries a failed remote call once with this probability.
+RETRY = 0.3
+#: Back-off before the retry, in milliseconds (median).
+RETRY_BACKOFF_MS = 5.0
 _EXCEPTIONS = {
     "http": ("werkzeug.exceptions.InternalServerError", "500 Internal Server Error"),
     "grpc": ("io.grpc.StatusRuntimeException", "UNAVAILABLE: upstream connect error"),
@@ -128,10 +138,9 @@ class TraceFactory:
         self._fill(root, max(1, round(rng.uniform(0.5, 1.5) * self.mean_spans)))
         run = _Run(self, rng.getrandbits(128).to_bytes(16, "big"), start_ns)
         run.own(root, b"", start_ns)
-        hosts = {s.service: rng.choice(SERVICES[s.service].hosts) for s in run.spans}
         resources = {
-            name: attrs.resource(SERVICES[name], host, self.environment)
-            for name, host in hosts.items()
+            name: attrs.resource(SERVICES[name], pod, self.environment)
+            for name, pod in run.pods.items()
         }
         return Trace(run.trace_id, start_ns, run.spans, resources)
 
@@ -176,6 +185,14 @@ class _Run:
         self.peer = f"10.0.{self.rng.randint(0, 3)}.{self.rng.randint(2, 250)}"
         self.ids = {k: str(self.rng.randint(1, 99_999)) for k in ("user_id", "order_id")}
         self.kafka_pos = (self.rng.randint(0, 5), self.rng.randint(1_000, 9_000_000))
+        self.pods: dict[str, str] = {}
+
+    def pod(self, service: str) -> str:
+        """The pod serving ``service`` in this trace (drawn on first use)."""
+        pod = self.pods.get(service)
+        if pod is None:
+            pod = self.pods[service] = self.rng.choice(SERVICES[service].hosts)
+        return pod
 
     def _id(self) -> bytes:
         return (self.rng.getrandbits(63) | 1).to_bytes(8, "big")
@@ -185,21 +202,23 @@ class _Run:
 
     def own(self, node: _Plan, parent_id: bytes, start: int, path: str = "") -> tuple[int, bool]:
         """Create the span of ``node`` and its subtree starting at ``start``: (end, error)."""
-        op, rng, span_id = node.op, self.rng, self._id()
-        self_ns = self._ns(
-            op.self_ms, self.f.anomalies.latency_factor(op.service, op.name, self.t0)
-        )
+        op, rng, span_id, faults = node.op, self.rng, self._id(), self.f.anomalies
+        pod = self.pod(op.service)
+        self_ns = self._ns(op.self_ms, faults.latency_factor(op.service, op.name, self.t0, pod))
         pre = int(self_ns * rng.uniform(0.1, 0.4))
         cursor, child_error = start + pre, False
         for child in node.children:
             cursor += rng.randint(20_000, 200_000)
             if child.via in ("grpc", "http"):
                 cursor, err = self.remote(child, span_id, cursor, op.service)
+                if err and rng.random() < RETRY:
+                    cursor += self._ns(RETRY_BACKOFF_MS, 1.0)
+                    cursor, err = self.remote(child, span_id, cursor, op.service)
             else:
                 cursor, err = self.own(child, span_id, cursor)
             child_error |= err
         end = cursor + self_ns - pre
-        rate = self.f.anomalies.error_rate(op.service, op.name, self.t0, self.f.base_error_rate)
+        rate = faults.error_rate(op.service, op.name, self.t0, self.f.base_error_rate, pod)
         error = rng.random() < rate * op.error_weight or (
             child_error and rng.random() < PROPAGATE_ERROR
         )

@@ -5,8 +5,9 @@ options (environment variable and default beside each field) and its rules:
 :mod:`~pipeline.settings.kafka`, :mod:`~pipeline.settings.store`,
 :mod:`~pipeline.settings.streams` (topics, group), :mod:`~pipeline.settings.windows`,
 :mod:`~pipeline.settings.sampling`, :mod:`~pipeline.settings.limits`,
-:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.graph`, :mod:`~pipeline.settings.slo`
-and :mod:`~pipeline.settings.delivery` (``alerts forward``). :func:`load_settings` reads and
+:mod:`~pipeline.settings.web`, :mod:`~pipeline.settings.graph`,
+:mod:`~pipeline.settings.incidents`, :mod:`~pipeline.settings.slo` and
+:mod:`~pipeline.settings.delivery` (``alerts forward``). :func:`load_settings` reads and
 validates them all and raises :class:`~pipeline.errors.ConfigError` naming the offending
 variable and value; secrets (:mod:`~pipeline.settings.secret`) never show in either.
 
@@ -29,6 +30,7 @@ from typing import Any
 from pipeline.settings import (
     delivery,
     graph,
+    incidents,
     kafka,
     limits,
     sampling,
@@ -41,6 +43,7 @@ from pipeline.settings import (
 from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.env import convert, env_name
 from pipeline.settings.graph import GraphOptions
+from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -57,6 +60,7 @@ from pipeline.settings.windows import WindowOptions
 class Settings(
     DeliveryOptions,
     SloOptions,
+    IncidentOptions,
     GraphOptions,
     WebOptions,
     LimitOptions,
@@ -72,6 +76,7 @@ class Settings(
 #: Each group's rules, in the order they are checked (the first failure is reported).
 _CHECKS: tuple[Callable[[Any], None], ...] = (
     windows.check,
+    incidents.check,
     sampling.check,
     limits.check,
     streams.check,

@@ -14,6 +14,11 @@
    same alert ids and versions (at least once).
 3. Feed firing alerts back into tail sampling (:class:`AnomalyFlags`): this
    stage is the flags' only writer; see :mod:`pipeline.sampling.anomaly`.
+4. Group the close's alerts into incidents and rank their root causes
+   (:class:`~pipeline.incidents.desk.IncidentDesk`, when given): alerts carry
+   their ``incident_id``; incident records go to ``spanstream_incidents`` and to
+   the alert topic (keyed by incident id) after the alerts, inside the same
+   staged close, and their state is saved in the ``detectors`` table.
 
 One ``asyncio.Lock`` keeps merges out of a close in progress: both run on the
 Faust event loop, and a close awaits ClickHouse and Kafka.
@@ -35,6 +40,8 @@ from typing import Any, Protocol
 from pipeline import metrics
 from pipeline.alerts import Alert
 from pipeline.errors import SinkUnavailable
+from pipeline.incidents.desk import IncidentDesk
+from pipeline.incidents.records import INCIDENTS_TABLE, IncidentRecord, incident_columns
 from pipeline.ingest.core import DeadLetter
 from pipeline.ingest.deadletter import dlq_headers
 from pipeline.ingest.kafka_config import SESSION_TIMEOUT_MS
@@ -105,6 +112,7 @@ class WindowStage:
         dlq: Topic,
         alerts: Topic,
         settled: Callable[[], bool],
+        incidents: IncidentDesk | None = None,
     ) -> None:
         self.assembler = assembler
         self.judge = judge
@@ -113,6 +121,7 @@ class WindowStage:
         self.windows, self.detectors = windows, detectors
         self.dlq, self.alerts = dlq, alerts
         self.settled = settled
+        self.incidents = incidents
         self.lock = asyncio.Lock()
         self._late_counted = 0
 
@@ -171,7 +180,9 @@ class WindowStage:
                     closed = self.assembler.close_ready()
                     if closed:
                         await asyncio.to_thread(self.write_windows, closed)
-                        await self.publish(self.judge_windows(closed))
+                        alerts, records = self.group_incidents(self.judge_windows(closed), closed)
+                        await self.publish(alerts)
+                        await self.publish_incidents(records)
             except SinkUnavailable as exc:
                 log.warning("closed windows or their alerts not written, retrying: %s", exc)
                 metrics.INSERT_RETRIES.labels("window_close").inc()
@@ -237,6 +248,38 @@ class WindowStage:
         for alert in published:
             metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
             log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
+
+    # -- step 4 ---------------------------------------------------------------------------
+    def group_incidents(
+        self, alerts: list[Alert], closed: Sequence[ClosedWindow]
+    ) -> tuple[list[Alert], list[IncidentRecord]]:
+        """Alerts tagged with their incident, and the incident records of this close."""
+        if self.incidents is None:
+            return alerts, []
+        starts = {w.window_start_ns for w in closed}
+        return self.incidents.process(alerts, starts, self.detectors)
+
+    async def publish_incidents(self, records: Sequence[IncidentRecord]) -> None:
+        """Incidents table, then the alert topic (keyed by incident id), acked."""
+        if not records:
+            return
+        write = table_writer(self.store, INCIDENTS_TABLE, incident_columns)
+        token = ",".join(f"{r.incident.incident_id}:{r.incident.version}" for r in records)
+        await asyncio.to_thread(write, records, "incidents-" + token[:200])
+        try:
+            pending = [
+                await self.alerts.send(
+                    key=r.incident.incident_id.encode(), value=json.dumps(r.to_message()).encode()
+                )
+                for r in records
+            ]
+            for delivery in pending:
+                await delivery
+        except Exception as exc:  # any send failure: retry the whole close
+            raise SinkUnavailable(f"alert topic: {exc}") from exc
+        for r in records:
+            metrics.INCIDENTS.labels(r.status).inc()
+            log.info("incident %s v%d: %s", r.incident.incident_id, r.incident.version, r.summary)
 
     # -- step 3 ---------------------------------------------------------------------------
     def _prune_flags(self) -> None:

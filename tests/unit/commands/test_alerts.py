@@ -132,3 +132,21 @@ def test_forward_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     for option in ("--alertmanager-url", "--webhook-url", "--metrics-port", "--from-beginning"):
         assert option in out
+
+
+def _incident_message() -> dict[str, Any]:
+    from pipeline.incidents.grouping import Incident
+    from pipeline.incidents.records import IncidentRecord
+
+    incident = Incident("ab" * 8, 0, 0, 1, {"cd" * 8: True}, {"shop": 0})
+    return IncidentRecord(incident, "opened", 60_000_000_000, (), ()).to_message()
+
+
+def test_an_incident_record_is_read_and_printed_on_one_line() -> None:
+    from pipeline.commands.alerts import format_incident
+
+    message = _incident_message()
+    assert read_alert(json.dumps(message).encode()) == message
+    assert format_incident(message).startswith("1970-01-01T00:01:00.000Z INCIDENT opened")
+    broken = {**message, "root_causes": "everything"}
+    assert read_alert(json.dumps(broken).encode()) is None

@@ -28,3 +28,12 @@ def alert(**changes: Any) -> dict[str, Any]:
     }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
+
+
+def incident() -> dict[str, object]:
+    """A valid incident record (``kind: incident``), as the window stage publishes one."""
+    from pipeline.incidents.grouping import Incident
+    from pipeline.incidents.records import IncidentRecord
+
+    incident = Incident("ab" * 8, 0, 0, 1, {"cd" * 8: True}, {"shop": 0})
+    return IncidentRecord(incident, "opened", 60_000_000_000, (), ()).to_message()

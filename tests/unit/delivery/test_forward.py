@@ -15,7 +15,7 @@ from pipeline.delivery.forward import Forwarder
 from pipeline.delivery.receivers import Receiver
 from pipeline.settings import load_settings
 from tests.unit.delivery.fakes import FakeConsumer, FakeProducer, ScriptedPost
-from tests.unit.delivery.messages import alert
+from tests.unit.delivery.messages import alert, incident
 
 SETTINGS = load_settings(
     {
@@ -225,3 +225,18 @@ def test_a_severity_change_ends_the_alert_of_the_old_labels(
     # The one ended goes with an endsAt of now, before the new one's (now + 4 resends).
     new, ended = bodies[1]
     assert ended["endsAt"] < new["endsAt"]
+
+
+def test_incident_records_are_committed_and_counted_never_posted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    name = "spanstream_delivery_skipped_total"
+    before = REGISTRY.get_sample_value(name, {"kind": "incident"}) or 0.0
+    rig = Rig(monkeypatch, [json.dumps(incident()).encode(), value("c" * 16)])
+    rig.run()
+    assert rig.post.alert_ids("alertmanager") == ["c" * 16]
+    assert rig.producer.sent == []
+    assert rig.consumer.commits == [1, 2]
+    assert REGISTRY.get_sample_value(name, {"kind": "incident"}) == before + 1

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.delivery.records import Rejected, parse_alert
-from tests.unit.delivery.messages import alert
+from pipeline.delivery.records import Rejected, Skipped, parse_alert
+from tests.unit.delivery.messages import alert, incident
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,14 @@ def test_rejected(value: bytes | None, reason: str, detail: str) -> None:
 def test_an_alert_is_returned_as_is() -> None:
     message = alert()
     assert parse_alert(json.dumps(message).encode()) == message
+
+
+def test_an_incident_record_is_skipped_not_dead_lettered() -> None:
+    assert parse_alert(json.dumps(incident()).encode()) == Skipped("incident")
+
+
+def test_a_broken_incident_record_is_no_alert() -> None:
+    broken = {**incident(), "incident_id": "../x"}
+    rejected = parse_alert(json.dumps(broken).encode())
+    assert isinstance(rejected, Rejected) and rejected.reason == "not_alert"
+    assert "incident record" in rejected.detail

@@ -10,6 +10,7 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
 from pipeline.settings.delivery import DeliveryOptions
 from pipeline.settings.graph import GraphOptions
+from pipeline.settings.incidents import IncidentOptions
 from pipeline.settings.kafka import KafkaOptions
 from pipeline.settings.limits import LimitOptions
 from pipeline.settings.sampling import SamplingOptions
@@ -20,6 +21,7 @@ from pipeline.settings.web import WebOptions
 from pipeline.settings.windows import WindowOptions
 
 GROUPS = (
+    IncidentOptions,
     KafkaOptions,
     StoreOptions,
     StreamOptions,

@@ -1,0 +1,89 @@
+"""The incident step: alerts tagged, records made, state saved and checked on the way back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.alerts import Alert, Finding, WindowRef
+from pipeline.graph.edges import EdgeKey, EdgeStats, GraphWindow, OperationKey, SelfTimeStats
+from pipeline.incidents.desk import STATE_KEY, IncidentDesk
+from pipeline.incidents.grouping import incident_id
+
+W = 60 * 1_000_000_000
+MS = 1_000_000
+
+
+def _window(i: int, charge_ms: float) -> GraphWindow:
+    g = GraphWindow(i * W, (i + 1) * W)
+    g.edges[EdgeKey("checkout", "payment")] = EdgeStats()
+    for key, ms in (
+        (OperationKey("payment", "Charge"), charge_ms),
+        (OperationKey("checkout", "Place"), 3.0),
+    ):
+        st = g.self_time[key] = SelfTimeStats()
+        for _ in range(50):
+            st.add(int(ms * MS), False)
+    return g
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.kept: list[GraphWindow] = []
+
+    def windows(self) -> list[GraphWindow]:
+        return self.kept[-10:]
+
+
+def alert(aid: str, service: str, i: int, status: str = "firing", version: int = 1) -> Alert:
+    finding = Finding(0.9, "critical", (("p99_ms", 90.0, 10.0),), "robust")
+    ref = WindowRef(service, "op", i * W, (i + 1) * W)
+    return Alert(aid, version, status, ref, i * W, finding, f"{service} slow", True)
+
+
+def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    for i in range(5):  # normal windows: the baselines learn
+        graph.kept.append(_window(i, 8.0))
+        assert desk.process([], [i * W], state) == ([], [])
+    graph.kept.append(_window(5, 80.0))
+    tagged, records = desk.process(
+        [alert("a" * 16, "checkout", 5), alert("b" * 16, "payment", 5)], [5 * W], state
+    )
+    assert {a.incident_id for a in tagged} == {incident_id("a" * 16)}
+    (record,) = records
+    assert record.status == "opened" and record.candidates[0].service == "payment"
+    assert "self time 5.5x baseline" in record.summary  # its window and the one before
+    assert tagged[0].to_message()["incident_id"] == incident_id("a" * 16)
+    # a second desk (a restarted worker) continues from the saved state
+    resolved = [
+        alert("a" * 16, "checkout", 9, "resolved", 2),
+        alert("b" * 16, "payment", 9, "resolved", 2),
+    ]
+    tagged, records = IncidentDesk(W, graph).process(resolved, [9 * W], state)
+    assert records == [] and {a.incident_id for a in tagged} == {incident_id("a" * 16)}
+    quiet = [IncidentDesk(W, graph).process([], [i * W], state)[1] for i in (10, 11, 12)]
+    assert [[r.status for r in rs] for rs in quiet] == [[], [], ["resolved"]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["x", {"v": 9, "grouper": {}, "baselines": []}, {"v": 1, "grouper": [], "baselines": []},
+     {"v": 1, "grouper": {}, "baselines": [[1]]}],
+)  # fmt: skip
+def test_a_bad_state_is_rejected_and_grouping_starts_over(bad: object) -> None:
+    desk = IncidentDesk(W, Graph())
+    state: dict[str, Any] = {STATE_KEY: bad}
+    tagged, records = desk.process([alert("c" * 16, "payment", 0)], [0], state)
+    assert records == [] and tagged[0].incident_id == incident_id("c" * 16)
+    assert state[STATE_KEY]["v"] == 1
+
+
+def test_without_a_graph_incidents_still_group() -> None:
+    desk, state = IncidentDesk(W), dict[str, Any]()
+    _, records = desk.process(
+        [alert("d" * 16, "payment", 0), alert("e" * 16, "payment", 0)], [0], state
+    )
+    assert [(r.status, r.candidates) for r in records] == [("opened", ())]
