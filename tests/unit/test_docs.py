@@ -116,3 +116,18 @@ def test_relative_links_resolve(path: Path) -> None:
         if not _resolves(linked, anchor):
             broken.append(target)
     assert broken == []
+
+
+def test_the_readme_route_is_the_tested_alertmanager_config() -> None:
+    """The copy-paste route groups and inhibits as infra/alertmanager/alertmanager.yml,
+    the file the delivery tests run against a real Alertmanager."""
+    import yaml
+
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    pasted = next(yaml.safe_load(b) for b in blocks if "inhibit_rules" in b)
+    tested = yaml.safe_load((ROOT / "infra/alertmanager/alertmanager.yml").read_text())
+    (ours,) = pasted["route"]["routes"]
+    (theirs,) = tested["route"]["routes"]
+    assert ours["matchers"] == theirs["matchers"] and ours["group_by"] == theirs["group_by"]
+    assert [r["matchers"] for r in ours["routes"]] == [r["matchers"] for r in theirs["routes"]]
+    assert pasted["inhibit_rules"] == tested["inhibit_rules"]
