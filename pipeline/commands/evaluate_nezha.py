@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate.nezha_replay import PACES, ReplayOptions, ReplayResult
+from pipeline.evaluate.nezha_incidents import format_incidents
+from pipeline.evaluate.nezha_replay import PACES, SPAN_KINDS, ReplayOptions, ReplayResult
 from pipeline.evaluate.nezha_score import format_report
 
 
@@ -28,6 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="live",
         help="live: each trace sent when it ends, sped up; backlog: everything at once "
         "(windows then close before their spans arrive: see LateSpans)",
+    )
+    g.add_argument(
+        "--span-kinds",
+        choices=SPAN_KINDS,
+        default="none",
+        help="none: send spans without kind, as recorded; reconstructed: a span whose parent "
+        "is in another service is sent as server, that parent as client (if not a server "
+        "itself), so the service graph finds calls",
     )
     g.add_argument("--window-seconds", type=int, default=60, help="the worker's window size")
     g.add_argument(
@@ -67,6 +76,8 @@ def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
             f" fault range = injection + {options.fault_seconds} s + 2 windows (to the next fault)",
             f"worker: default detector, {result.requests_counted} spans counted in windows, "
             f"{late} late; last window closed: {'yes' if result.windows_closed else 'NO'}",
+            f"span kinds: {options.span_kinds} ({result.kinds} spans sent with a kind); "
+            f"service graph: {result.edges} edges, {result.edge_calls} calls",
         ]
     )
 
@@ -105,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
         fault_seconds=args.fault_seconds,
         workdir=args.workdir,
         dump_windows=args.dump_windows,
+        span_kinds=args.span_kinds,
     )
     result = replay(options)
     print(format_report(result.report, markdown=args.markdown))
+    if result.incidents is not None:
+        print()
+        print(format_incidents(result.incidents, markdown=args.markdown))
     print()
     print(settings_text(options, result))
     return 0

@@ -36,7 +36,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -224,7 +224,9 @@ class ReplayMessage:
     request: ExportTraceServiceRequest
 
 
-def _request(spans: Sequence[ClipSpan], shift_ns: int) -> ExportTraceServiceRequest:
+def _request(
+    spans: Sequence[ClipSpan], shift_ns: int, kinds: Mapping[tuple[str, str], int]
+) -> ExportTraceServiceRequest:
     req = ExportTraceServiceRequest()
     by_service: dict[str, Any] = {}
     for s in spans:
@@ -234,20 +236,28 @@ def _request(spans: Sequence[ClipSpan], shift_ns: int) -> ExportTraceServiceRequ
             rs.resource.attributes.add(key="service.name").value.string_value = s.service
             scope = by_service[s.service] = rs.scope_spans.add()
             scope.scope.name = SCOPE_NAME
-        # No span kind and no status: the data set records neither.
+        # No status: the data set records none. Kinds only where ``kinds`` gives one.
         out = scope.spans.add()
         out.trace_id = bytes.fromhex(s.trace_id)
         out.span_id = bytes.fromhex(s.span_id)
         if s.parent_id:
             out.parent_span_id = bytes.fromhex(s.parent_id)
         out.name = s.operation
+        out.kind = kinds.get((s.trace_id, s.span_id), 0)
         out.start_time_unix_nano = s.start_ns + shift_ns
         out.end_time_unix_nano = s.end_ns + shift_ns
     return req
 
 
-def messages(placed: Sequence[Placed]) -> Iterator[ReplayMessage]:
-    """Per clip, one request per trace in send order; spans seen in an earlier clip are dropped."""
+def messages(
+    placed: Sequence[Placed], kinds: Mapping[tuple[str, str], int] | None = None
+) -> Iterator[ReplayMessage]:
+    """Per clip, one request per trace in send order; spans seen in an earlier clip are dropped.
+
+    ``kinds``: span kinds by (trace id, span id) (:mod:`pipeline.evaluate.nezha_kinds`);
+    without it every span is sent with none, as the data set records.
+    """
+    kinds = kinds or {}
     seen: set[tuple[str, str]] = set()
     for p in placed:
         traces: dict[str, list[ClipSpan]] = {}
@@ -258,7 +268,9 @@ def messages(placed: Sequence[Placed]) -> Iterator[ReplayMessage]:
                 traces.setdefault(s.trace_id, []).append(s)
         batch = [
             ReplayMessage(
-                max(s.end_ns for s in spans) + p.shift_ns, tid.encode(), _request(spans, p.shift_ns)
+                max(s.end_ns for s in spans) + p.shift_ns,
+                tid.encode(),
+                _request(spans, p.shift_ns, kinds),
             )
             for tid, spans in traces.items()
         ]

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import nezha
+from pipeline.evaluate import nezha, nezha_kinds
+from pipeline.evaluate.nezha_incidents import IncidentReport, IncidentState, score_incidents
 from pipeline.evaluate.nezha_offline import meta_line, window_line
 from pipeline.evaluate.nezha_score import (
     AlertState,
-    AlertWindow,
     Report,
     ScoredFault,
     episode_windows,
@@ -45,6 +45,7 @@ from pipeline.settings import load_settings
 
 log = logging.getLogger(__name__)
 PACES = ("live", "backlog")
+SPAN_KINDS = ("none", "reconstructed")
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 OFFSET_BEGINNING = -2  # librdkafka's logical offset
@@ -62,10 +63,14 @@ class ReplayOptions:
     dump_windows: Path | None = None
     #: Wall seconds to wait for the last windows to close once everything is sent.
     close_timeout_s: float = 300.0
+    #: ``reconstructed``: send the kinds :mod:`pipeline.evaluate.nezha_kinds` infers.
+    span_kinds: str = "none"
 
     def check(self) -> None:
         if self.pace not in PACES:
             raise ConfigError(f"--pace {self.pace!r}: one of {', '.join(PACES)}")
+        if self.span_kinds not in SPAN_KINDS:
+            raise ConfigError(f"--span-kinds {self.span_kinds!r}: one of {', '.join(SPAN_KINDS)}")
         if not self.speedup > 0:
             raise ConfigError(f"--speedup {self.speedup}: must be > 0")
         if self.window_seconds < 1 or self.fault_seconds < 0:
@@ -84,6 +89,10 @@ class ReplayResult:
     requests_counted: int  # spans the worker counted in closed windows
     late_spans: int
     windows_closed: bool
+    incidents: IncidentReport | None = None
+    kinds: int = 0  # spans sent with a reconstructed kind
+    edges: int = 0  # distinct service-graph edges the worker wrote
+    edge_calls: int = 0  # calls over them
 
 
 def find_dataset(source: Path, scratch: Path) -> Path:
@@ -153,12 +162,40 @@ def _ns(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) * NS_PER_MS
 
 
-def read_alerts(
-    bootstrap: str, topic: str, window_ns: int, security: Any = None
-) -> list[AlertWindow]:
-    """Every episode's windows, from the alert topic read from its start to its end.
+@dataclass(frozen=True)
+class TopicStates:
+    """Every alert and incident record version read from the alert topic."""
 
-    Not from ``spanstream_anomalies``: once ClickHouse merges that table
+    alerts: list[AlertState]
+    incidents: list[IncidentState]
+    unreadable: int = 0
+
+
+def topic_state(message: dict[str, Any]) -> AlertState | IncidentState:
+    """An alert or incident record (as ``read_alert`` returns it) as scoring reads it."""
+    if message.get("kind") == "incident":
+        return IncidentState(
+            str(message["incident_id"]),
+            int(message["version"]),
+            str(message["status"]),
+            _ns(message["opened_at"]),
+            tuple(str(v) for v in message["services"]),
+            tuple(str(v) for v in message["alert_ids"]),
+            tuple(str(c["service"]) for c in message["root_causes"]),
+        )
+    return AlertState(
+        str(message["alert_id"]),
+        str(message["service"]),
+        str(message["status"]),
+        _ns(message["window_start"]),
+        _ns(message["onset_window_start"]),
+    )
+
+
+def read_topic(bootstrap: str, topic: str, security: Any = None) -> TopicStates:
+    """Every alert and incident record version, from the alert topic's start to its end.
+
+    Alerts not from ``spanstream_anomalies``: once ClickHouse merges that table
     (ReplacingMergeTree by alert id) only each episode's last version is left, so
     what it shows depends on when the merge ran.
     """
@@ -176,11 +213,13 @@ def read_alerts(
             "log_level": 2,
         }
     )
+    out = TopicStates([], [])
+    unreadable = 0
     try:
         meta = consumer.list_topics(topic, timeout=30.0).topics[topic]
         parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         consumer.assign(parts)
-        states, open_parts = [], {p.partition for p in parts}
+        open_parts = {p.partition for p in parts}
         deadline = time.monotonic() + 120.0
         while open_parts and time.monotonic() < deadline:
             record = consumer.poll(1.0)
@@ -190,19 +229,28 @@ def read_alerts(
                 open_parts.discard(record.partition())  # end of partition (or its error)
                 continue
             message = read_alert(record.value())
-            if message is not None:
-                states.append(
-                    AlertState(
-                        str(message["alert_id"]),
-                        str(message["service"]),
-                        str(message["status"]),
-                        _ns(message["window_start"]),
-                        _ns(message["onset_window_start"]),
-                    )
-                )
+            try:
+                state = topic_state(message) if message is not None else None
+            except (KeyError, TypeError, ValueError):
+                state = None
+            if state is None:
+                unreadable += 1
+            elif isinstance(state, IncidentState):
+                out.incidents.append(state)
+            else:
+                out.alerts.append(state)
     finally:
         consumer.close()
-    return episode_windows(states, window_ns)
+    return TopicStates(out.alerts, out.incidents, unreadable)
+
+
+def _graph(worker: LocalWorker) -> tuple[int, int]:
+    """Distinct edges and calls over them in ``spanstream_service_graph``."""
+    rows = worker.query(
+        "SELECT uniqExact(Client, Server, ConnectionType), sum(Calls) FROM spanstream_service_graph"
+    )
+    edges, calls = (int(v or 0) for v in rows[0])
+    return edges, calls
 
 
 def dump_windows(
@@ -258,9 +306,11 @@ def _replay(
         with LocalWorker(work / "worker", bootstrap=bootstrap, store_url=store, env=env) as worker:
             security = load_settings({**env, "SPANSTREAM_KAFKA": bootstrap}).kafka_security
             sink = KafkaSink(bootstrap, env["SPANSTREAM_INPUT_TOPIC"], security=security)
-            sent, spans = produce(
-                sink, nezha.messages(placed), options.speedup, options.pace == "live"
-            )
+            kinds = nezha_kinds.Kinds()
+            if options.span_kinds == "reconstructed":
+                kinds = nezha_kinds.reconstruct(s for p in placed for s in p.clip.spans)
+            plan = nezha.messages(placed, kinds)
+            sent, spans = produce(sink, plan, options.speedup, options.pace == "live")
             deadline = time.monotonic() + options.close_timeout_s
             requests, late, closed = _closed(worker, last_start_ms)
             while not closed and time.monotonic() < deadline:
@@ -268,16 +318,18 @@ def _replay(
                 requests, late, closed = _closed(worker, last_start_ms)
             if options.dump_windows is not None:
                 dump_windows(worker, options.dump_windows, placed, faults, options.window_seconds)
-        alerts = read_alerts(bootstrap, env["SPANSTREAM_ALERT_TOPIC"], window_ns, security)
+            edges, edge_calls = _graph(worker)
+        states = read_topic(bootstrap, env["SPANSTREAM_ALERT_TOPIC"], security)
     finally:
         delete_topics(bootstrap, env)
-    report = score(
-        scored_faults(placed, faults),
-        alerts,
-        t0,
-        t1,
-        window_ns=window_ns,
-        fault_ns=options.fault_seconds * NS_PER_S,
+    if states.unreadable:
+        log.warning("alert topic: %d records neither alert nor incident", states.unreadable)
+    scored = scored_faults(placed, faults)
+    fault_ns = options.fault_seconds * NS_PER_S
+    alerts = episode_windows(states.alerts, window_ns)
+    report = score(scored, alerts, t0, t1, window_ns=window_ns, fault_ns=fault_ns)
+    incidents = score_incidents(
+        scored, states.alerts, states.incidents, t0, t1, window_ns=window_ns, fault_ns=fault_ns
     )
     return ReplayResult(
         report,
@@ -290,4 +342,8 @@ def _replay(
         requests,
         late,
         closed,
+        incidents,
+        len(kinds),
+        edges,
+        edge_calls,
     )

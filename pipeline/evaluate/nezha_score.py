@@ -130,6 +130,22 @@ def episode_windows(
     >>> [w.window_start_ns for w in episode_windows(s, 60)]  # quiet from 180 on
     [0, 60, 120]
     """
+    out = []
+    for service, start, last in episode_spans(states, window_ns, resolve_after).values():
+        for t in range(start, last + 1, window_ns):
+            out.append(AlertWindow(service, t, t + window_ns))
+    return sorted(set(out), key=lambda a: (a.window_start_ns, a.service))
+
+
+def episode_spans(
+    states: Sequence[AlertState], window_ns: int, resolve_after: int = 3
+) -> dict[str, tuple[str, int, int]]:
+    """Per alert id: its service, first and last anomalous window start (see above).
+
+    >>> s = [AlertState("a", "cart", "firing", 0, 0), AlertState("a", "cart", "resolved", 300, 0)]
+    >>> episode_spans(s, 60)
+    {'a': ('cart', 0, 120)}
+    """
     onset: dict[str, tuple[str, int]] = {}
     last: dict[str, int] = {}
     for st in states:
@@ -138,11 +154,7 @@ def episode_windows(
         if st.status == "resolved":
             end -= resolve_after * window_ns
         last[st.alert_id] = max(last.get(st.alert_id, end), end)
-    out = []
-    for key, (service, start) in onset.items():
-        for t in range(start, max(last[key], start) + 1, window_ns):
-            out.append(AlertWindow(service, t, t + window_ns))
-    return sorted(set(out), key=lambda a: (a.window_start_ns, a.service))
+    return {key: (service, start, max(last[key], start)) for key, (service, start) in onset.items()}
 
 
 def _overlaps(a: AlertWindow, lo: int, hi: int) -> bool:

@@ -10,12 +10,15 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.evaluate import nezha
+from pipeline.evaluate.nezha_incidents import IncidentState
 from pipeline.evaluate.nezha_replay import (
     ReplayOptions,
     find_dataset,
     load,
     scored_faults,
+    topic_state,
 )
+from pipeline.evaluate.nezha_score import AlertState
 
 T0_S = 1_661_140_000  # 2022-08-22 03:46:40 UTC
 FAULT = {
@@ -41,6 +44,7 @@ def write_dataset(root: Path) -> Path:
         ({"pace": "fast"}, "--pace"),
         ({"speedup": 0.0}, "--speedup"),
         ({"window_seconds": 0}, "--window-seconds"),
+        ({"span_kinds": "guessed"}, "--span-kinds"),
     ],
 )
 def test_options_refuse_bad_values(changes: dict[str, object], option: str) -> None:
@@ -88,3 +92,37 @@ def test_scored_faults_are_on_the_replay_timeline(tmp_path: Path) -> None:
         "return",
         (T0_S + 20) * 10**9,
     )
+
+
+ALERT = {
+    "alert_id": "a" * 16,
+    "service": "cartservice",
+    "status": "firing",
+    "window_start": "2022-08-22T03:48:00Z",
+    "onset_window_start": "2022-08-22T03:47:00Z",
+}
+INCIDENT = {
+    "kind": "incident",
+    "incident_id": "b" * 16,
+    "version": 2,
+    "status": "updated",
+    "opened_at": "2022-08-22T03:47:00Z",
+    "services": ["cartservice", "frontend"],
+    "alert_ids": ["a" * 16],
+    "root_causes": [{"service": "cartservice", "operation": "op", "score": 1.0, "evidence": ""}],
+}
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (ALERT, AlertState("a" * 16, "cartservice", "firing", 1_661_140_080 * 10**9,
+                           1_661_140_020 * 10**9)),
+        (INCIDENT, IncidentState("b" * 16, 2, "updated", 1_661_140_020 * 10**9,
+                                 ("cartservice", "frontend"), ("a" * 16,), ("cartservice",))),
+    ],
+)  # fmt: skip
+def test_topic_state_reads_alerts_and_incident_records(
+    message: dict[str, object], expected: object
+) -> None:
+    assert topic_state(message) == expected
