@@ -7,7 +7,13 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.evaluate.nezha_incidents import format_incidents
-from pipeline.evaluate.nezha_replay import PACES, SPAN_KINDS, ReplayOptions, ReplayResult
+from pipeline.evaluate.nezha_replay import (
+    PACES,
+    SPAN_KINDS,
+    ReplayOptions,
+    ReplayResult,
+    timer_env,
+)
 from pipeline.evaluate.nezha_score import format_report
 
 
@@ -37,6 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="none: send spans without kind, as recorded; reconstructed: a span whose parent "
         "is in another service is sent as server, that parent as client (if not a server "
         "itself), so the service graph finds calls",
+    )
+    g.add_argument(
+        "--scale-timers",
+        action="store_true",
+        help="live pace: divide the worker's wall-clock timers (decision wait, graph flush) "
+        "by --speedup, so service-graph windows reach the incident step before their "
+        "windows close, as in real time",
     )
     g.add_argument("--window-seconds", type=int, default=60, help="the worker's window size")
     g.add_argument(
@@ -76,6 +89,7 @@ def settings_text(options: ReplayOptions, result: ReplayResult) -> str:
             f" fault range = injection + {options.fault_seconds} s + 2 windows (to the next fault)",
             f"worker: default detector, {result.requests_counted} spans counted in windows, "
             f"{late} late; last window closed: {'yes' if result.windows_closed else 'NO'}",
+            f"worker timers: {timer_env(options) or 'defaults'}; "
             f"span kinds: {options.span_kinds} ({result.kinds} spans sent with a kind); "
             f"service graph: {result.edges} edges, {result.edge_calls} calls",
         ]
@@ -117,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         dump_windows=args.dump_windows,
         span_kinds=args.span_kinds,
+        scale_timers=args.scale_timers,
     )
     result = replay(options)
     print(format_report(result.report, markdown=args.markdown))

@@ -4,11 +4,14 @@ Read beside :mod:`pipeline.evaluate.nezha_score` (same fault ranges, same
 replay timeline). Per fault:
 
 * *incidents*: incidents whose first window (``opened_at`` plus one window)
-  overlaps the fault's range; *alerts*: alert onsets (every service) in the
-  range, i.e. what would page without grouping;
+  closes in the fault's range; *alerts*: alert onsets (every service) whose
+  window closes in the range, i.e. what would page without grouping. (By the
+  close, not by overlap as the alert table counts: a window straddling two
+  ranges counts once.)
 * the incident *holding* the faulted service's alerts: the incident record that
   lists the first of that service's alert episodes overlapping the range (one
   that never became an incident, a lone one-window alert, holds none);
+* *held*: whether an incident holds them;
 * *rank*: the faulted service's place among that incident's root-cause
   candidates (1 = top), ``None`` when it is not a candidate or no incident holds it.
 
@@ -162,7 +165,7 @@ def score_incidents(
     rows = []
     on_fault: set[str] = set()
     for f, (lo, hi) in zip(faults, ranges, strict=True):
-        opened = [i for i in incidents if _overlaps(i.opened_ns, i.opened_ns + window_ns, lo, hi)]
+        opened = [i for i in incidents if lo < i.opened_ns + window_ns <= hi]
         on_fault.update(i.incident_id for i in opened if f.service in i.services)
         holding = _holding(f.service, lo, hi, spans, incidents, window_ns)
         alerted = any(
@@ -173,7 +176,7 @@ def score_incidents(
             IncidentRow(
                 f,
                 alerted,
-                sum(_overlaps(a.window_start_ns, a.window_end_ns, lo, hi) for a in starts),
+                sum(lo < a.window_end_ns <= hi for a in starts),
                 len(opened),
                 None if holding is None else holding.incident_id,
                 holding.root_services[0] if holding and holding.root_services else None,
@@ -184,13 +187,22 @@ def score_incidents(
     return IncidentReport(tuple(rows), len(incidents), other, (t1_ns - t0_ns) / NS_PER_HOUR)
 
 
-COLUMNS = ("#", "service", "fault", "alerted", "alerts", "incidents", "top candidate", "rank")
+COLUMNS = (
+    "#",
+    "service",
+    "fault",
+    "alerted",
+    "alerts",
+    "incidents",
+    "held",
+    "top candidate",
+    "rank",
+)
 
 
 def _cells(i: int, r: IncidentRow) -> list[str]:
     rank = "-" if r.rank is None else str(r.rank)
-    if r.alerted and r.holding is None:
-        rank = "no incident"
+    held = "-" if not r.alerted else "yes" if r.holding else "no"
     return [
         str(i),
         r.fault.service,
@@ -198,6 +210,7 @@ def _cells(i: int, r: IncidentRow) -> list[str]:
         "yes" if r.alerted else "no",
         str(r.alerts),
         str(r.incidents),
+        held,
         r.top or "-",
         rank,
     ]
@@ -210,7 +223,9 @@ def format_incidents(report: IncidentReport, markdown: bool = False) -> str:
     alerts = sum(r.alerts for r in report.rows)
     incidents = sum(r.incidents for r in report.rows)
     top = f"top-1 {report.top1}/{alerted}"
-    cells.append(["total", "", "", f"{alerted}/{n}", str(alerts), str(incidents), top, ""])
+    held = sum(r.alerted and r.holding is not None for r in report.rows)
+    total = ["total", "", "", f"{alerted}/{n}", str(alerts), str(incidents), f"{held}/{alerted}"]
+    cells.append([*total, top, ""])
     if markdown:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         table = "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])

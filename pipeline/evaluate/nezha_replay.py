@@ -65,6 +65,8 @@ class ReplayOptions:
     close_timeout_s: float = 300.0
     #: ``reconstructed``: send the kinds :mod:`pipeline.evaluate.nezha_kinds` infers.
     span_kinds: str = "none"
+    #: Divide the worker's wall-clock timers by ``speedup`` (live pace): see :func:`timer_env`.
+    scale_timers: bool = False
 
     def check(self) -> None:
         if self.pace not in PACES:
@@ -75,6 +77,30 @@ class ReplayOptions:
             raise ConfigError(f"--speedup {self.speedup}: must be > 0")
         if self.window_seconds < 1 or self.fault_seconds < 0:
             raise ConfigError("--window-seconds must be >= 1 and --fault-seconds >= 0")
+
+
+#: The worker's wall-clock timers (setting, its default in seconds) that event time outruns.
+WALL_TIMERS = (("SPANSTREAM_DECISION_WAIT_SECONDS", 5.0), ("SPANSTREAM_GRAPH_FLUSH_SECONDS", 10.0))
+
+
+def timer_env(options: ReplayOptions) -> dict[str, str]:
+    """The worker's wall-clock timers divided by the speedup, with ``scale_timers`` in live pace.
+
+    Windows close in event time, but tail sampling decides a trace (and the service
+    graph reads it) ``decision wait`` wall seconds after its last span, and graph
+    increments reach the incident step every ``graph flush`` wall seconds. At 10x
+    those 15 s are 150 s of event time: a window has closed long before its graph
+    increments arrive, where in real time they come before its close (30 s after its
+    end). Scaled, the two keep their real-time order.
+
+    >>> timer_env(ReplayOptions(Path("x"), speedup=10.0, scale_timers=True))
+    {'SPANSTREAM_DECISION_WAIT_SECONDS': '0.5', 'SPANSTREAM_GRAPH_FLUSH_SECONDS': '1'}
+    >>> timer_env(ReplayOptions(Path("x"), speedup=10.0))
+    {}
+    """
+    if not options.scale_timers or options.pace != "live":
+        return {}
+    return {name: f"{default / options.speedup:g}" for name, default in WALL_TIMERS}
 
 
 @dataclass(frozen=True)
@@ -298,7 +324,11 @@ def _replay(
     window_ns = options.window_seconds * NS_PER_S
     last_start_ms = max(s.start_ns for s in placed[-1].clip.spans) + placed[-1].shift_ns
     last_start_ms = last_start_ms // window_ns * window_ns // NS_PER_MS
-    env = {**unique_names("nezha"), "SPANSTREAM_WINDOW_SECONDS": str(options.window_seconds)}
+    env = {
+        **unique_names("nezha"),
+        "SPANSTREAM_WINDOW_SECONDS": str(options.window_seconds),
+        **timer_env(options),
+    }
     prepare_topics(bootstrap, env)
     began = time.monotonic()
     store = f"chdb:{work / 'worker' / 'chdb'}"

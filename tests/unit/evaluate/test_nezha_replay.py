@@ -16,6 +16,7 @@ from pipeline.evaluate.nezha_replay import (
     find_dataset,
     load,
     scored_faults,
+    timer_env,
     topic_state,
 )
 from pipeline.evaluate.nezha_score import AlertState
@@ -126,3 +127,20 @@ def test_topic_state_reads_alerts_and_incident_records(
     message: dict[str, object], expected: object
 ) -> None:
     assert topic_state(message) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (ReplayOptions(Path("x")), {}),
+        (ReplayOptions(Path("x"), pace="backlog", scale_timers=True), {}),
+        (
+            ReplayOptions(Path("x"), speedup=20.0, scale_timers=True),
+            {"SPANSTREAM_DECISION_WAIT_SECONDS": "0.25", "SPANSTREAM_GRAPH_FLUSH_SECONDS": "0.5"},
+        ),
+    ],
+)
+def test_timer_env_scales_wall_timers_in_live_pace(
+    options: ReplayOptions, expected: dict[str, str]
+) -> None:
+    assert timer_env(options) == expected
