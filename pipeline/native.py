@@ -64,6 +64,7 @@ PORTS: Final = (
     Port("spanmetrics_add", "pipeline.spanmetrics.counts:spanmetrics_add_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
     Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
+    Port("peer_in_span", "pipeline.graph.read:peer_in_span_of"),
 )
 
 #: False when ``SPANSTREAM_NATIVE=0`` or the extension is not built.
@@ -129,6 +130,7 @@ per_service = _choose("per_service")
 spanmetrics_add = _choose("spanmetrics_add")
 trace_hash = _choose("trace_hash")
 latency_observe = _choose("latency_observe")
+peer_in_span = _choose("peer_in_span")
 
 __all__ = [
     "ENABLED",
@@ -140,6 +142,7 @@ __all__ = [
     "exported",
     "latency_observe",
     "native",
+    "peer_in_span",
     "per_service",
     "reference",
     "scan",

@@ -53,6 +53,9 @@ def window_add(
     /,
 ) -> int | None: ...
 def trace_hash(trace_id: str, salt: bytes, /) -> int: ...
+def peer_in_span(
+    value: bytes, start: int, end: int, needles: tuple[tuple[bytes, bool], ...], max_peer: int, /
+) -> tuple[str, bool]: ...
 def latency_observe(
     ops: dict[Any, Any],
     spans: Sequence[SpanHead],
