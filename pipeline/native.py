@@ -65,6 +65,7 @@ PORTS: Final = (
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
     Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
     Port("peer_in_span", "pipeline.graph.read:peer_in_span_of"),
+    Port("sketch_counts", "pipeline.graph.histogram:sketch_counts_of"),
 )
 
 #: False when ``SPANSTREAM_NATIVE=0`` or the extension is not built.
@@ -131,6 +132,7 @@ spanmetrics_add = _choose("spanmetrics_add")
 trace_hash = _choose("trace_hash")
 latency_observe = _choose("latency_observe")
 peer_in_span = _choose("peer_in_span")
+sketch_counts = _choose("sketch_counts")
 
 __all__ = [
     "ENABLED",
@@ -146,6 +148,7 @@ __all__ = [
     "per_service",
     "reference",
     "scan",
+    "sketch_counts",
     "spanmetrics_add",
     "trace_hash",
     "valid",

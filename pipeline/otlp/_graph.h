@@ -104,4 +104,75 @@ peer_in_span(PyObject *self, PyObject *args)
     return Py_BuildValue("(sO)", "", Py_False);
 }
 
+/* sketch_counts(values_ns, inv_log_gamma) -> (bins, zeros, low, high): the Python
+ * definition is pipeline.graph.histogram:sketch_counts_of. Each value counts at
+ * v / 1e6 ms (as Python divides ints: exactly, below 2**53), a value at or below
+ * 1e-9 ms as a zero; bins are keyed ceil(log(ms) * inv_log_gamma). */
+static PyObject *
+sketch_counts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *values, *seq;
+    double inv;
+    if (!PyArg_ParseTuple(args, "Od", &values, &inv))
+        return NULL;
+    seq = PySequence_Fast(values, "values_ns must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    PyObject *bins = PyDict_New(), *per_ms = PyLong_FromLong(1000000);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), zeros = 0;
+    double low = 0.0, high = 0.0;
+    if (bins == NULL || per_ms == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_ITEMS(seq)[i];
+        double ms;
+        int overflow = 0;
+        long long v = PyLong_Check(item) ? PyLong_AsLongLongAndOverflow(item, &overflow) : 0;
+        if (PyLong_Check(item) && !overflow && v <= (1LL << 53) && v >= -(1LL << 53)) {
+            ms = (double)v / 1e6;
+        } else {
+            PyObject *q = PyNumber_TrueDivide(item, per_ms);
+            if (q == NULL)
+                goto fail;
+            ms = PyFloat_AsDouble(q);
+            Py_DECREF(q);
+            if (ms == -1.0 && PyErr_Occurred())
+                goto fail;
+        }
+        if (i == 0 || ms < low)
+            low = ms;
+        if (i == 0 || ms > high)
+            high = ms;
+        if (!(ms > 1e-9)) {
+            zeros++;
+            continue;
+        }
+        PyObject *key = PyLong_FromDouble(ceil(log(ms) * inv));
+        if (key == NULL)
+            goto fail;
+        PyObject *count = PyDict_GetItemWithError(bins, key);
+        PyObject *next = NULL;
+        if (count != NULL)
+            next = PyLong_FromSsize_t(PyLong_AsSsize_t(count) + 1);
+        else if (!PyErr_Occurred())
+            next = PyLong_FromLong(1);
+        if (next == NULL || PyDict_SetItem(bins, key, next) < 0) {
+            Py_DECREF(key);
+            Py_XDECREF(next);
+            goto fail;
+        }
+        Py_DECREF(key);
+        Py_DECREF(next);
+    }
+    Py_DECREF(seq);
+    Py_DECREF(per_ms);
+    return Py_BuildValue("(Nndd)", bins, zeros, low > 0.0 ? low : 0.0, high > 0.0 ? high : 0.0);
+fail:
+    Py_DECREF(seq);
+    Py_XDECREF(bins);
+    Py_XDECREF(per_ms);
+    return NULL;
+}
+
 #endif

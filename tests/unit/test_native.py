@@ -29,6 +29,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from pipeline import native
 from pipeline.enrich import DERIVE_ATTRIBUTES, Enricher, http_server_error, operation_for
 from pipeline.errors import DecodeError
+from pipeline.graph.histogram import sketch_counts_of
 from pipeline.graph.read import _NEEDLES as _PEER_NEEDLES
 from pipeline.graph.read import peer_in_span_of
 from pipeline.model import SpanHead
@@ -679,3 +680,27 @@ def test_peer_in_span_follows_the_needles_order_and_skips_empty_values() -> None
         expected = peer_in_span_of(value, 0, end, needles, 256)
         assert native.peer_in_span(value, 0, end, needles, 256) == expected
     assert native.peer_in_span(value, 0, len(value), needles, 256) == ("y", False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(10**9), 10**14),
+            st.integers(-(2**70), 2**70),
+            st.sampled_from([0, 1, 2**53, 2**53 + 1, -(2**53) - 1, 2**63, 10**30]),
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([_SKETCH_INV_LOG_GAMMA, 1.0, 100.0]),
+)
+def test_sketch_counts(values: list[int], inv_log_gamma: float) -> None:
+    assert native.sketch_counts(values, inv_log_gamma) == sketch_counts_of(values, inv_log_gamma)
+
+
+def test_sketch_counts_rejects_what_the_python_definition_rejects() -> None:
+    for bad in (["x"], [None]):
+        with pytest.raises(TypeError):
+            sketch_counts_of(bad, 1.0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            native.sketch_counts(bad, 1.0)
