@@ -55,6 +55,8 @@ from pipeline.model import SpanHead
 
 NS_PER_S = 1_000_000_000
 OVERFLOW_PEER = "__overflow__"
+#: ``v > 0`` as a C call (per self time, at each drain).
+_POSITIVE = (0).__lt__
 
 
 @dataclass
@@ -246,7 +248,7 @@ def _self_stats(values: list[int], originated: int) -> SelfTimeStats:
     """The :class:`SelfTimeStats` of these self times (as adding each span to one)."""
     st = SelfTimeStats()
     st.spans, st.errors_originated = len(values), originated
-    st.self_ns = sum(v for v in values if v > 0)
+    st.self_ns = sum(filter(_POSITIVE, values))  # negative self times count as 0
     st.sketch = sketch_of(values)
     return st
 
