@@ -94,7 +94,8 @@ def peer_in_span_of(
 
     The first needle found whose value is a non-empty string names the peer.
 
-    >>> peer_in_span_of(b"..\x0a\x02db\x12\x04\x0a\x02pg", 0, 99, ((b"\x0a\x02db\x12", True),), 9)
+    >>> needles = ((b"\\x0a\\x02db\\x12", True),)
+    >>> peer_in_span_of(b"..\\x0a\\x02db\\x12\\x04\\x0a\\x02pg", 0, 99, needles, 9)
     ('pg', True)
     """
     start, end = max(start, 0), min(end, len(value))
