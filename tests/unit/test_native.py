@@ -29,6 +29,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from pipeline import native
 from pipeline.enrich import DERIVE_ATTRIBUTES, Enricher, http_server_error, operation_for
 from pipeline.errors import DecodeError
+from pipeline.graph.histogram import sketch_counts_of
+from pipeline.graph.read import _NEEDLES as _PEER_NEEDLES
+from pipeline.graph.read import peer_in_span_of
 from pipeline.model import SpanHead
 from pipeline.otlp.decode import decode_message
 from pipeline.otlp.heads import head_buffers, head_columns
@@ -636,3 +639,68 @@ def test_spanmetrics_add_takes_heads_only() -> None:
     assert built.span is not None
     with pytest.raises(TypeError, match="SpanHead"):
         native.spanmetrics_add([built.span], {}, (1, 2))
+
+
+# --- service graph -------------------------------------------------------------------------
+
+_KV = st.builds(
+    lambda key, any_len, tag, length, value: (
+        b"\x0a" + bytes((len(key),)) + key + b"\x12" + any_len + tag + length + value
+    ),
+    st.sampled_from([b"db.system", b"peer.service", b"server.address", b"db.name"]),
+    st.sampled_from([b"\x00", b"\x05", b"\x06", b"\x7f", b"\x81\x01", b"\x80\x80", b"\xff"]),
+    st.sampled_from([b"\x0a", b"\x10", b""]),
+    st.sampled_from([b"\x00", b"\x03", b"\x04", b"\x85\x01", b"\x80", b"\x7f"]),
+    st.sampled_from([b"pg", b"pgsq", "é中".encode(), b"\xff\xfe", b"x" * 140, b""]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(_KV, st.binary(max_size=6)), max_size=6).map(b"".join),
+    st.integers(-3, 40),
+    st.integers(-3, 400),
+    st.integers(1, 300),
+)
+def test_peer_in_span(value: bytes, start: int, end: int, max_peer: int) -> None:
+    needles = _PEER_NEEDLES
+    got = native.peer_in_span(value, start, end, needles, max_peer)
+    assert got == peer_in_span_of(value, start, end, needles, max_peer)
+
+
+def test_peer_in_span_follows_the_needles_order_and_skips_empty_values() -> None:
+    value = (
+        b"\x0a\x02ab\x12\x02\x0a\x00"
+        + b"\x0a\x02cd\x12\x03\x0a\x01x"
+        + b"\x0a\x02ef\x12\x03\x0a\x01y"
+    )
+    needles = ((b"", True), (b"\x0a\x02ab\x12", True), (b"\x0a\x02ef\x12", False),
+               (b"\x0a\x02cd\x12", True))  # fmt: skip
+    for end in range(len(value) + 2):
+        expected = peer_in_span_of(value, 0, end, needles, 256)
+        assert native.peer_in_span(value, 0, end, needles, 256) == expected
+    assert native.peer_in_span(value, 0, len(value), needles, 256) == ("y", False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(10**9), 10**14),
+            st.integers(-(2**70), 2**70),
+            st.sampled_from([0, 1, 2**53, 2**53 + 1, -(2**53) - 1, 2**63, 10**30]),
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([_SKETCH_INV_LOG_GAMMA, 1.0, 100.0]),
+)
+def test_sketch_counts(values: list[int], inv_log_gamma: float) -> None:
+    assert native.sketch_counts(values, inv_log_gamma) == sketch_counts_of(values, inv_log_gamma)
+
+
+def test_sketch_counts_rejects_what_the_python_definition_rejects() -> None:
+    for bad in (["x"], [None]):
+        with pytest.raises(TypeError):
+            sketch_counts_of(bad, 1.0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            native.sketch_counts(bad, 1.0)
