@@ -168,13 +168,16 @@ class WindowAssembler:
         """A paused source keeps holding the watermark back; True when a hold starts."""
         return self.watermark.hold(marker)
 
-    def merge(self, partial: Partial) -> MergeResult:
-        """Take in one partial exactly once (rules 1-3)."""
+    def merge(self, partial: Partial, lane: int | None = None) -> MergeResult:
+        """Take in one partial exactly once (rules 1-3).
+
+        ``lane``: the partials partition it was read from (the watermark's rule 10).
+        """
         if partial.window_end_ns - partial.window_start_ns != self.window_ns:
             raise ValueError(f"partial window size differs from {self.window_ns} ns")
         key = series_key(partial.service, partial.operation)
         watermark = self.watermark.series_ns(key, key in self._series)
-        self.watermark.observe(key, partial)
+        self.watermark.observe(key, partial, lane)
         # Rule 2: a series this worker has not loaded yet (just assigned, recovered
         # from the changelog, reload still to come) continues its stored state.
         state = (

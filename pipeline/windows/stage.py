@@ -135,7 +135,7 @@ class WindowStage:
             return None
         async with self.lock:
             try:
-                self.assembler.merge(partial)
+                self.assembler.merge(partial, lane=record.partition)
                 return partial.series
             except ValueError as exc:  # raised before merging: another window size
                 refused = exc
