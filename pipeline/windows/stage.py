@@ -172,6 +172,10 @@ class WindowStage:
                     if closed:
                         await asyncio.to_thread(self.write_windows, closed)
                         await self.publish(self.judge_windows(closed))
+                # Counted once every effect is durable (a retried close counts once): a
+                # reader that sees the counter cover the windows table sees their alerts.
+                if closed:
+                    metrics.WINDOWS_CLOSED.inc(len(closed))
             except SinkUnavailable as exc:
                 log.warning("closed windows or their alerts not written, retrying: %s", exc)
                 metrics.INSERT_RETRIES.labels("window_close").inc()
@@ -202,7 +206,6 @@ class WindowStage:
     def write_windows(self, closed: Sequence[ClosedWindow]) -> None:
         write = table_writer(self.store, METRICS_TABLE, window_columns)
         write(closed, window_token(closed))
-        metrics.WINDOWS_CLOSED.inc(len(closed))
         newest = max(w.window_end_ns for w in closed)
         metrics.WINDOW_LAG.set(time.time() - newest / 1e9)
 
