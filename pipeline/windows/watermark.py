@@ -46,6 +46,11 @@ it is implemented:
    A lane not heard from yet holds the series; a quiet lane (rule 3) does not.
    (A backlog read under CPU load: series whose lane lagged counted the first
    partials of a source late.)
+11. Partials queued. While the window stage's own partitions still hold partials
+   it has not read (``partials_queued``), nothing is quiet and the stream has not
+   stopped (rules 3 and 5): the ingest may have read its whole backlog long ago,
+   and the event-time frontier stands still once the fastest partials partition is
+   drained, while the others still carry minutes of the stream.
 
 >>> from pipeline.clock import ManualClock
 >>> clock = ManualClock()
@@ -86,8 +91,12 @@ class Watermark:
         idle_close_seconds: float,
         startup_hold_seconds: float,
         open_window_starts: Callable[[], Iterable[int]] = tuple,
+        partials_queued: Callable[[], bool] = lambda: False,
     ) -> None:
         self.clock = clock
+        self._partials_queued = partials_queued
+        #: (processing time, answer) of the last partials_queued() call (rule 11)
+        self._queued_memo: tuple[float, bool] = (float("nan"), False)
         self.idle_close_seconds = idle_close_seconds
         self.startup_hold_seconds = startup_hold_seconds
         self._open_window_starts = open_window_starts
@@ -215,7 +224,7 @@ class Watermark:
         sources = self._sources.values()
         last_seen = max(s.seen_at for s in sources)
         idle_for = now - last_seen
-        if idle_for >= self.idle_close_seconds:  # rule 5
+        if idle_for >= self.idle_close_seconds and not self._queued(now):  # rules 5, 11
             active = [s for s in sources if last_seen - s.seen_at < self.idle_close_seconds]
             candidate = min(s.latest_ns for s in active) + int(idle_for * NS_PER_S)
         elif self._unheard_holds(now):  # rule 4
@@ -294,7 +303,7 @@ class Watermark:
 
     def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:
         silent = now - seen_at
-        if silent < self.idle_close_seconds:
+        if silent < self.idle_close_seconds or self._queued(now):  # rule 11
             return False
         if now - self._frontier_moved_at >= self.idle_close_seconds:
             # The whole stream has stopped: nothing is queued behind a silent entry any
@@ -302,6 +311,12 @@ class Watermark:
             # windows for half the backlog's event-time span after the backlog ends.
             return True
         return self._frontier_ns - frontier_ns <= BACKLOG_PACE * silent * NS_PER_S
+
+    def _queued(self, now: float) -> bool:
+        """Rule 11, asked once per processing instant."""
+        if self._queued_memo[0] != now:
+            self._queued_memo = (now, self._partials_queued())
+        return self._queued_memo[1]
 
     def _unheard_holds(self, now: float) -> bool:
         """Rule 4: a source numbered below a known one is unheard of and not quiet."""

@@ -211,3 +211,29 @@ def test_a_quiet_lane_stops_holding() -> None:
             assert wm.series_ns("b", known=True) is None, step  # source 1 unheard on lane 1
         clock.advance(1)
     assert wm.series_ns("b", known=True) == 11 * NS
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_while_partials_are_queued_nothing_is_quiet_and_the_stream_has_not_stopped(
+    queued: bool,
+) -> None:
+    """Rule 11: the ingest read its backlog long ago and the fastest partials partition
+    is drained (the frontier stands still), while series b's partials still wait."""
+    clock = ManualClock(1_000.0)
+    wm = Watermark(
+        clock, idle_close_seconds=10, startup_hold_seconds=0, partials_queued=lambda: queued
+    )
+    for source in (0, 1):
+        wm.observe("a", Arrival(source, 1, 0, 50 * NS), lane=0)
+        wm.observe("a", Arrival(source, 2, 0, 900 * NS), lane=0)
+        wm.observe("b", Arrival(source, 1, 0, 50 * NS), lane=1)
+    clock.advance(30)
+    for source in (0, 1):  # lane 0 is drained to the end: the frontier stands still
+        wm.observe("a", Arrival(source, 3, 0, 900 * NS), lane=0)
+    clock.advance(15)
+    if queued:
+        assert wm.series_ns("b", known=True) == 0  # b's channels hold it: its partials wait
+    else:
+        assert wm.series_ns("b", known=True) >= 900 * NS  # quiet: the stream has stopped
+    clock.advance(60)
+    assert (wm.global_ns() == 900 * NS) is queued  # rule 5 waits while partials queue
