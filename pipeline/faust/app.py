@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from pipeline.clock import Clock
 from pipeline.errors import ServiceUnavailable
@@ -64,6 +65,7 @@ class WindowApp:
             clock,
             idle_close_seconds=idle_close_seconds(settings.window_seconds),
             store=self.window_view,
+            partials_queued=self._partials_queued,
         )
         desk = None
         if settings.incidents:
@@ -152,6 +154,22 @@ class WindowApp:
         await self.stalls.settle(self.app.consumer, self.readback.next_offset)
 
     # -- workaround 3: the owned-partition view -------------------------------------------
+    def _partials_queued(self) -> bool:
+        """An owned partials partition holds records not taken in yet (its high watermark
+        as of the consumer's last fetch is past the next offset to take in)."""
+        topic = self.settings.partials_topic
+        for partition in self._owned():
+            next_offset = self.readback.next_offset(partition)
+            if next_offset is None:
+                continue
+            try:
+                high = self.app.consumer.highwater(TP(topic, partition))
+            except Exception:  # no consumer or no fetch yet: nothing known to be queued
+                continue
+            if high is not None and high > next_offset:
+                return True
+        return False
+
     def _owned(self) -> set[int]:
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.settings.partials_topic}

@@ -652,3 +652,26 @@ def test_a_commit_faust_holds_for_offsets_merged_before_a_rebalance_is_released(
 
     assert committing.log.reads == []  # merged already: nothing to read
     assert consumer._filter_committable_offsets([tp]) == {tp: 5}
+
+
+class Highwaters:
+    """A consumer's view of the partials partitions: high watermark per partition."""
+
+    def __init__(self, high: dict[int, int]) -> None:
+        self.high = high
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.high.get(tp.partition)
+
+
+@pytest.mark.parametrize(("high", "queued"), [({0: 10, 1: 5}, False), ({0: 10, 1: 7}, True)])
+def test_partials_are_queued_while_an_owned_partition_has_unread_records(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch, high: dict[int, int], queued: bool
+) -> None:
+    """Rule 11 of the watermark asks this: unread partials hold everything open."""
+    app = stage.pipeline.faust
+    monkeypatch.setattr(app, "_owned", lambda: {0, 1})
+    monkeypatch.setattr(app.app, "consumer", Highwaters(high), raising=False)
+    app.readback.continuity.expect(0, 10)  # every record below 10 taken in
+    app.readback.continuity.expect(1, 5)
+    assert app._partials_queued() is queued
