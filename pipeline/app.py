@@ -37,6 +37,7 @@ from pipeline.sampling.buffer import DecidedTrace
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import TraceWriter
+from pipeline.slo.spec import SloSet, load_slos
 from pipeline.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,17 @@ log = logging.getLogger(__name__)
 class Pipeline:
     """Everything one worker runs, built from settings and a store."""
 
-    def __init__(self, settings: Settings, store: Store, *, datadir: str = "data/faust") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        datadir: str = "data/faust",
+        slos: SloSet | None = None,
+    ) -> None:
         self.settings = settings
+        #: The SLO file's SLOs (validated once, at start), or none.
+        self.slos = slos if slos is not None else load_slo_file(settings.slo_file)
         self.store = store
         self.clock = SystemClock()
         self.flags = AnomalyFlags()
@@ -54,7 +64,7 @@ class Pipeline:
         limits = QueryLimits.of(settings)
         self.queries = QueryRunner(lambda: open_reader(store, limits), limits.timeout_seconds)
         self.faust = WindowApp(
-            settings, store, self.clock, self.flags, self.queries, datadir=datadir
+            settings, store, self.clock, self.flags, self.queries, datadir=datadir, slos=self.slos
         )
         self.app = self.faust.app
         self.faust.beside(self.start_ingest, self.stop)
@@ -88,6 +98,7 @@ class Pipeline:
             max_message_bytes=s.max_message_bytes,
             cut_interval_seconds=s.cut_interval_seconds,
             exemplars=self.exemplars,
+            thresholds=self.slos.thresholds_by_service(),
         )
 
     def _trace_sink(self, commits: CommitProtocol) -> BatchingSink[DecidedTrace]:
@@ -144,6 +155,11 @@ class Pipeline:
             self.loop.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def load_slo_file(path: str) -> SloSet:
+    """The SLOs of ``SPANSTREAM_SLO_FILE`` (none when unset); ConfigError when invalid."""
+    return load_slos(path) if path else SloSet()
 
 
 def _trace_identity(trace: DecidedTrace) -> str:

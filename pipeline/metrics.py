@@ -85,6 +85,11 @@ STATE_REJECTED = Counter(
     ["table", "reason"],
 )
 ALERTS = Counter("spanstream_alerts_total", "Alert messages published", ["status", "severity"])
+SLO_COUNTS = Counter(
+    "spanstream_slo_counts_total",
+    "SLI counts (one SLO, series and window each) taken in by the SLO owner, by outcome",
+    ["outcome"],
+)
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
 )

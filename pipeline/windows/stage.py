@@ -14,6 +14,10 @@
    same alert ids and versions (at least once).
 3. Feed firing alerts back into tail sampling (:class:`AnomalyFlags`): this
    stage is the flags' only writer; see :mod:`pipeline.sampling.anomaly`.
+4. With SLOs (:mod:`pipeline.slo.stage`): a close also sends the closed windows'
+   SLI counts and evaluates the SLOs whose burn state this worker owns (staged
+   with the rest); SLI count records on the partials topic are counted into that
+   state in step 1.
 
 One ``asyncio.Lock`` keeps merges out of a close in progress: both run on the
 Faust event loop, and a close awaits ClickHouse and Kafka.
@@ -47,6 +51,7 @@ from pipeline.sinks.clickhouse import (
     table_writer,
     window_columns,
 )
+from pipeline.slo.ledger import SliCount
 from pipeline.store.base import Store
 from pipeline.windows.assembler import WindowAssembler
 from pipeline.windows.hold import Hold
@@ -90,6 +95,16 @@ class StagedTable(MutableMapping[str, Any]):
         """Hold writes until the block exits normally; discard them if it raises."""
 
 
+class SloShell(Protocol):
+    """What the stage calls of :class:`pipeline.slo.stage.SloStage`."""
+
+    table: StagedTable
+
+    def take_in(self, sli: SliCount) -> str: ...
+
+    async def after_close(self, closed: Sequence[ClosedWindow], ready_ns: int | None) -> None: ...
+
+
 class WindowStage:
     """Merges partials and closes windows; ``settled`` says whether a close may run now."""
 
@@ -105,6 +120,7 @@ class WindowStage:
         dlq: Topic,
         alerts: Topic,
         settled: Callable[[], bool],
+        slo: SloShell | None = None,
     ) -> None:
         self.assembler = assembler
         self.judge = judge
@@ -113,6 +129,7 @@ class WindowStage:
         self.windows, self.detectors = windows, detectors
         self.dlq, self.alerts = dlq, alerts
         self.settled = settled
+        self.slo = slo
         self.lock = asyncio.Lock()
         self._late_counted = 0
 
@@ -128,6 +145,12 @@ class WindowStage:
                             "input partition %d paused upstream: its windows wait for it",
                             marker.source_partition,
                         )
+                return None
+            if SliCount.is_sli(record.value):
+                sli = SliCount.from_json(record.value)
+                if self.slo is not None:
+                    async with self.lock:
+                        self.slo.take_in(sli)
                 return None
             partial = Partial.from_json(record.value)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. a tombstone
@@ -172,6 +195,8 @@ class WindowStage:
                     if closed:
                         await asyncio.to_thread(self.write_windows, closed)
                         await self.publish(self.judge_windows(closed))
+                    if self.slo is not None:
+                        await self.slo.after_close(closed, self._slo_ready_ns())
             except SinkUnavailable as exc:
                 log.warning("closed windows or their alerts not written, retrying: %s", exc)
                 metrics.INSERT_RETRIES.labels("window_close").inc()
@@ -190,7 +215,17 @@ class WindowStage:
         stack = ExitStack()
         stack.enter_context(self.windows.staged())
         stack.enter_context(self.detectors.staged())
+        if self.slo is not None:
+            stack.enter_context(self.slo.table.staged())
         return stack
+
+    def _slo_ready_ns(self) -> int | None:
+        """SLO windows starting before this are evaluated: one window later than windows
+        close, so the SLI counts of series closed by other workers are in."""
+        watermark = self.assembler.watermark.global_ns()
+        if watermark is None:
+            return None
+        return watermark - self.assembler.lateness_ns - self.assembler.window_ns
 
     def _count_late(self) -> None:
         """Export the assembler's late-span count (a plain int it keeps) as a counter."""
