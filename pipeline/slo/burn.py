@@ -99,12 +99,15 @@ class Burn:
     triggered: dict[str, BurnAlertRule]
 
 
+#: Relative margin a burn rate must exceed its factor by: a rate equal to the factor
+#: but for float rounding (144 bad of 10,000 at 99.9 % is 14.400000000000002) is not above.
+ROUNDING = 1e-9
+
+
 def fires(rule: BurnAlertRule, rates: dict[int, float]) -> bool:
     """Both windows burn faster than the rule's factor."""
-    return (
-        rates[rule.long_window_seconds] > rule.factor
-        and rates[rule.short_window_seconds] > rule.factor
-    )
+    bar = rule.factor * (1 + ROUNDING)
+    return rates[rule.long_window_seconds] > bar and rates[rule.short_window_seconds] > bar
 
 
 def evaluate(slo: Slo, fine: Ring, coarse: Ring, window_start_ns: int, window_ns: int) -> Burn:
