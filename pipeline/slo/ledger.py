@@ -6,10 +6,14 @@ window, to the partials topic keyed by the SLO (:func:`slo_key`), so every count
 an SLO meets in one partition, whichever worker closed its series.
 
 :class:`SloState` is the value kept per SLO (a Faust table with a changelog). It holds
-the per-window :class:`~pipeline.slo.ring.Ring` (as long as the longest rule window),
+the per-window :class:`~pipeline.slo.ring.Ring` (as long as the longest rule window
+plus :data:`DEDUP_WINDOWS`),
 the compliance window in coarser buckets, and per recent window the series already
 counted: a count sent again (a close retried after a crash, the partials topic
-replayed) is a duplicate and changes nothing. A count older than :data:`DEDUP_WINDOWS`
+replayed) is a duplicate and changes nothing. A count for a window already
+evaluated (its series closed later than the SLO evaluated the window) is counted,
+and the rows from that window on are written again with it (``restate_from_ns``); a
+count older than :data:`DEDUP_WINDOWS`
 windows behind the newest is refused as late (never counted twice, at the price of
 not counting one that truly arrives that late), and so is one whose window the ring
 already dropped.
@@ -112,6 +116,8 @@ class SloState:
     #: windows starting before this were evaluated; None before the first count
     evaluated_until_ns: int | None = None
     newest_ns: int | None = None
+    #: the oldest evaluated window a count arrived for since: its rows are written again
+    restate_from_ns: int | None = None
     episodes: dict[str, list[Any]] = field(default_factory=dict)
     exemplars: list[str] = field(default_factory=list)
 
@@ -119,7 +125,7 @@ class SloState:
     def new(cls, slo: Slo, window_ns: int) -> SloState:
         step = budget_step_ns(slo, window_ns)
         coarse = Ring(step, windows_of(slo.window_seconds, step) + 1)
-        return cls(Ring(window_ns, fine_size(slo, window_ns)), coarse)
+        return cls(Ring(window_ns, fine_size(slo, window_ns) + DEDUP_WINDOWS), coarse)
 
     def add(self, sli: SliCount) -> str:
         """Count ``sli`` once: ``counted``, ``duplicate`` or ``late``."""
@@ -137,6 +143,8 @@ class SloState:
             self.newest_ns = start
         if self.evaluated_until_ns is None:
             self.evaluated_until_ns = start
+        elif start < self.evaluated_until_ns:  # a series closed later than the SLO's window
+            self.restate_from_ns = min(start, self.restate_from_ns or start)
         floor = self.newest_ns - DEDUP_WINDOWS * sli.window_ns
         for old in [s for s in self.seen if s < floor]:
             del self.seen[old]
@@ -153,6 +161,7 @@ class SloState:
             "seen": [[s, sorted(k)] for s, k in sorted(self.seen.items())],
             "evaluated_until_ns": self.evaluated_until_ns,
             "newest_ns": self.newest_ns,
+            "restate_from_ns": self.restate_from_ns,
             "episodes": {k: list(v) for k, v in sorted(self.episodes.items())},
             "exemplars": list(self.exemplars),
         }
@@ -161,8 +170,8 @@ class SloState:
     def from_dict(cls, data: object, slo: Slo, window_ns: int) -> SloState:
         """Rebuild, checked (``StateError``): the changelog is untrusted. A state kept for
         another window size or other rules is refused (the SLO starts afresh)."""
-        keys = ["v", "fine", "coarse", "seen", "evaluated_until_ns", "newest_ns", "episodes",
-                "exemplars"]  # fmt: skip
+        keys = ["v", "fine", "coarse", "seen", "evaluated_until_ns", "newest_ns",
+                "restate_from_ns", "episodes", "exemplars"]  # fmt: skip
         d = record(data, "slo_state", keys)
         if d["v"] != 1:
             raise StateError("version", f"slo state version {str(d['v'])[:20]!r}")
@@ -176,6 +185,7 @@ class SloState:
         state.seen = _seen(d["seen"])
         state.evaluated_until_ns = _optional_ns(d["evaluated_until_ns"], "slo.evaluated_until_ns")
         state.newest_ns = _optional_ns(d["newest_ns"], "slo.newest_ns")
+        state.restate_from_ns = _optional_ns(d["restate_from_ns"], "slo.restate_from_ns")
         state.episodes = _episodes(d["episodes"])
         state.exemplars = _exemplars(d["exemplars"])
         return state

@@ -2,7 +2,8 @@
 
 :class:`Ring` keeps the last ``size`` buckets of ``step_ns`` each, densely from
 ``base_ns``; a count for a start past the end moves the ring on (the oldest
-buckets drop out), a count for a start before ``base_ns`` is too old and refused.
+buckets drop out), a count for an earlier start moves the base back while the ring
+still spans it from its newest bucket, and is refused as too old beyond that.
 Its JSON form (``[step_ns, size, base_ns, goods, totals]``) is checked when read:
 it comes from a changelog topic.
 
@@ -54,7 +55,7 @@ class Ring:
         bucket = start_ns - start_ns % self.step_ns
         if self.base_ns is None:
             self.base_ns = bucket
-        if bucket < self.base_ns:
+        if bucket < self.base_ns and not self._extend_back(bucket):
             return False
         index = (bucket - self.base_ns) // self.step_ns
         if index >= self.size:
@@ -66,6 +67,17 @@ class Ring:
             self.totals.extend([0] * missing)
         self.goods[index] += good
         self.totals[index] += total
+        return True
+
+    def _extend_back(self, bucket: int) -> bool:
+        """Move the base back to ``bucket`` if the ring still spans it from its newest."""
+        assert self.base_ns is not None
+        end = self.base_ns + len(self.goods) * self.step_ns
+        if bucket < end - self.size * self.step_ns:
+            return False
+        steps = (self.base_ns - bucket) // self.step_ns
+        self.goods[:0], self.totals[:0] = [0] * steps, [0] * steps
+        self.base_ns = bucket
         return True
 
     def _advance(self, steps: int) -> None:

@@ -8,10 +8,12 @@ rows and alerts out. No Faust here (the app hands in the table view and the topi
 2. :meth:`SloStage.take_in`: the worker owning that partition counts it once into
    the SLO's state in the ``slo`` table (its changelog survives restarts).
 3. :meth:`SloStage.evaluate`: in each close, for every SLO owned here, every window
-   the watermark passed by one more window than the close needs (so that the counts
-   of series closed by other workers are in) is evaluated: a row in
-   ``spanstream_slo_burn``, and alert steps on the alert topic. Staged like the
-   close: the state (evaluated mark, episodes) lands after rows and alerts are durable.
+   before the newest one with counts that the watermark passed by one more window
+   than the close needs (so that the counts of series closed by other workers are
+   in) is evaluated: a row in ``spanstream_slo_burn``, and alert steps on the alert
+   topic. A count arriving for a window already evaluated writes its rows again
+   (alerts stay as decided). Staged like the close: the state (evaluated mark,
+   episodes) lands after rows and alerts are durable.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SLO_BURN_TABLE = "spanstream_slo_burn"
 NS_PER_MS = 1_000_000
+#: Windows past the watermark's bound after which an SLO without newer counts (its
+#: traffic stopped) is evaluated anyway, so its alerts still resolve.
+SETTLE_WINDOWS = 5
 #: Windows evaluated per SLO per close at most (a long pause skips older windows).
 MAX_CATCH_UP = 1_000
 STARTS_OVER = "the SLO's burn state starts over"
@@ -67,9 +72,12 @@ class SloStage:
         self.rejections = Rejections("slo")
 
     async def after_close(self, closed: Sequence[ClosedWindow], ready_ns: int | None) -> None:
-        """Steps 1 and 3, inside the window stage's staged close."""
+        """Steps 1 and 3, inside the window stage's staged close. Windows this close just
+        closed wait for their counts (in flight to the SLO owner) before they are evaluated."""
         if closed:
             await self.send_counts(closed)
+            in_flight = min(w.window_start_ns for w in closed)
+            ready_ns = None if ready_ns is None else min(ready_ns, in_flight)
         await self.evaluate(ready_ns)
 
     # -- 1 --------------------------------------------------------------------------------
@@ -136,7 +144,7 @@ class SloStage:
             except StateError:
                 pass  # _load rejects it
             state = self._load(key, slo)
-            found = self._windows(slo, state, ready_until_ns)
+            found = self._windows(slo, state, self._until(state, ready_until_ns))
             if found:
                 burns += [b for b, _ in found]
                 messages += [m for _, ms in found for m in ms]
@@ -146,14 +154,22 @@ class SloStage:
             await asyncio.to_thread(write, burns, burn_token(burns))
         await self._publish(messages)
 
+    def _until(self, state: SloState, ready_ns: int) -> int:
+        """Windows starting before this are evaluated: those before the newest one with
+        counts (the counts of a series arrive in window order), within the watermark's
+        bound; without counts for :data:`SETTLE_WINDOWS` more windows, the watermark's."""
+        idle = ready_ns - SETTLE_WINDOWS * self.window_ns
+        newest = state.newest_ns if state.newest_ns is not None else idle
+        return max(min(ready_ns, newest), idle)
+
     def _windows(
         self, slo: Slo, state: SloState, until_ns: int
     ) -> list[tuple[Burn, list[dict[str, Any]]]]:
+        out = self._restated(slo, state)
         start = state.evaluated_until_ns
         if start is None or start + self.window_ns > until_ns:
-            return []
+            return out
         start = max(start, until_ns - MAX_CATCH_UP * self.window_ns)
-        out = []
         while start + self.window_ns <= until_ns:
             burn = evaluate(slo, state.fine, state.coarse, start, self.window_ns)
             steps = []
@@ -166,6 +182,16 @@ class SloStage:
             start += self.window_ns
         state.evaluated_until_ns = start
         return out
+
+    def _restated(self, slo: Slo, state: SloState) -> list[tuple[Burn, list[dict[str, Any]]]]:
+        """Rows again for evaluated windows that got counts since (no alert steps: those
+        were decided on what was known then)."""
+        start, until = state.restate_from_ns, state.evaluated_until_ns
+        state.restate_from_ns = None
+        if start is None or until is None:
+            return []
+        starts = range(max(start, until - MAX_CATCH_UP * self.window_ns), until, self.window_ns)
+        return [(evaluate(slo, state.fine, state.coarse, s, self.window_ns), []) for s in starts]
 
     async def _publish(self, messages: Sequence[dict[str, Any]]) -> None:
         try:

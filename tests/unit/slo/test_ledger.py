@@ -80,3 +80,13 @@ def test_sli_records_round_trip_and_bad_ones_are_refused() -> None:
             SliCount.from_json(json.dumps({"slo_sli": body}).encode())
     with pytest.raises(StateError):
         SliCount.from_json(b'{"slo_sli": [1, 2]}')
+
+
+def test_a_count_for_an_evaluated_window_marks_it_for_restating() -> None:
+    state = SloState.new(SLO, MIN)
+    state.add(sli(5))
+    state.evaluated_until_ns = 7 * MIN
+    assert state.add(sli(6, operation="POST /")) == "counted"
+    assert state.add(sli(3, operation="POST /")) == "counted"  # older than the first count
+    assert state.restate_from_ns == 3 * MIN
+    assert state.fine.sum(7 * MIN, 4 * MIN) == (27, 30)

@@ -18,6 +18,8 @@ from pipeline.slo.ring import Counts, Ring
         ([(0, 1, 2), (59, 3, 3)], 60, 60, (4, 5)),  # same bucket
         ([(0, 1, 2), (180, 3, 3)], 240, 240, (4, 5)),  # a gap counts zero
         ([(0, 1, 2), (600, 3, 3)], 660, 660, (3, 3)),  # 0 dropped out of 4 buckets
+        ([(120, 1, 2), (0, 3, 3)], 180, 180, (4, 5)),  # an older window, still in the span
+        ([(300, 1, 2), (0, 3, 3)], 360, 360, (1, 2)),  # ... and one beyond it
     ],
 )
 def test_sums(
