@@ -22,7 +22,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline import metrics
@@ -64,12 +65,16 @@ class SloStage:
         partials: Any,
         alerts: Any,
         partitions: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slos, self.window_ns = slos, window_ns
         self.table, self.store = table, store
         self.partials, self.alerts, self.partitions = partials, alerts, partitions
         self._by_name = {s.name: s for s in slos.slos}
         self.rejections = Rejections("slo")
+        self.clock = clock
+        #: since when (``clock``) the stage has had no watermark, or None
+        self._blind_since: float | None = None
 
     async def after_close(self, closed: Sequence[ClosedWindow], ready_ns: int | None) -> None:
         """Steps 1 and 3, inside the window stage's staged close. Windows this close just
@@ -131,9 +136,12 @@ class SloStage:
 
     # -- 3 --------------------------------------------------------------------------------
     async def evaluate(self, ready_until_ns: int | None) -> None:
-        """Evaluate every owned SLO's windows starting before ``ready_until_ns``."""
-        if ready_until_ns is None:
-            return
+        """Evaluate every owned SLO's windows starting before ``ready_until_ns`` (None: no
+        watermark, e.g. restarted with no traffic since; see :meth:`_until`)."""
+        if ready_until_ns is not None:
+            self._blind_since = None
+        elif self._blind_since is None:
+            self._blind_since = self.clock()
         burns: list[Burn] = []
         messages: list[dict[str, Any]] = []
         for slo in self.slos.slos:
@@ -154,20 +162,28 @@ class SloStage:
             await asyncio.to_thread(write, burns, burn_token(burns))
         await self._publish(messages)
 
-    def _until(self, state: SloState, ready_ns: int) -> int:
+    def _until(self, state: SloState, ready_ns: int | None) -> int | None:
         """Windows starting before this are evaluated: those before the newest one with
         counts (the counts of a series arrive in window order), within the watermark's
-        bound; without counts for :data:`SETTLE_WINDOWS` more windows, the watermark's."""
+        bound; without counts for :data:`SETTLE_WINDOWS` more windows, the watermark's.
+        Without a watermark for that long (a restart after the traffic stopped: nothing
+        moves it), every window with counts."""
+        if ready_ns is None:
+            blind = self._blind_since is not None and (
+                self.clock() - self._blind_since >= SETTLE_WINDOWS * self.window_ns / 1e9
+            )
+            newest = state.newest_ns
+            return newest + self.window_ns if blind and newest is not None else None
         idle = ready_ns - SETTLE_WINDOWS * self.window_ns
         newest = state.newest_ns if state.newest_ns is not None else idle
         return max(min(ready_ns, newest), idle)
 
     def _windows(
-        self, slo: Slo, state: SloState, until_ns: int
+        self, slo: Slo, state: SloState, until_ns: int | None
     ) -> list[tuple[Burn, list[dict[str, Any]]]]:
         out = self._restated(slo, state)
         start = state.evaluated_until_ns
-        if start is None or start + self.window_ns > until_ns:
+        if start is None or until_ns is None or start + self.window_ns > until_ns:
             return out
         start = max(start, until_ns - MAX_CATCH_UP * self.window_ns)
         while start + self.window_ns <= until_ns:
