@@ -123,13 +123,14 @@ class SloStage:
         return outcome
 
     def _load(self, key: str, slo: Slo) -> SloState:
+        """The stored state (fresh if none); a value that does not parse is rejected."""
+        return self._stored(key, slo) or SloState.new(slo, self.window_ns)
+
+    def _stored(self, key: str, slo: Slo) -> SloState | None:
+        """The stored state, None if there is none (or the key is another worker's)."""
         try:
             value = self.table.get(key)
-            return (
-                SloState.new(slo, self.window_ns)
-                if value is None
-                else (SloState.from_dict(value, slo, self.window_ns))
-            )
+            return None if value is None else SloState.from_dict(value, slo, self.window_ns)
         except StateError as exc:
             self.rejections.reject(key, exc, STARTS_OVER)
             return SloState.new(slo, self.window_ns)
@@ -146,12 +147,9 @@ class SloStage:
         messages: list[dict[str, Any]] = []
         for slo in self.slos.slos:
             key = slo_key(slo.name)
-            try:
-                if key not in self.table:
-                    continue  # not owned here, or no counts yet
-            except StateError:
-                pass  # _load rejects it
-            state = self._load(key, slo)
+            state = self._stored(key, slo)
+            if state is None:
+                continue  # not owned here, or no counts yet
             found = self._windows(slo, state, self._until(state, ready_until_ns))
             if found:
                 burns += [b for b, _ in found]

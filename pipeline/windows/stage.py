@@ -148,9 +148,11 @@ class WindowStage:
                 return None
             if SliCount.is_sli(record.value):
                 sli = SliCount.from_json(record.value)
-                if self.slo is not None:
-                    async with self.lock:
-                        self.slo.take_in(sli)
+                if self.slo is None:  # sent by a worker with SLOs; this one has none
+                    metrics.SLO_COUNTS.labels("unknown").inc()
+                    return None
+                async with self.lock:
+                    self.slo.take_in(sli)
                 return None
             partial = Partial.from_json(record.value)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. a tombstone

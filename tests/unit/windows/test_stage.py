@@ -109,3 +109,16 @@ def test_a_hold_marker_is_not_a_series(span: SpanFactory) -> None:
     stage = make_stage(clock, AnomalyFlags(), recorder)
     assert asyncio.run(stage.take_in(Record("partials", 0, 0, None, b'{"hold": 0}'))) is None
     assert recorder.sent == []  # not dead-lettered either
+
+
+def test_an_sli_count_reaching_a_stage_without_slos_is_dropped_not_dead_lettered() -> None:
+    from pipeline.slo.ledger import SliCount
+
+    clock, recorder = ManualClock(1_000.0), Recorder()
+    stage = make_stage(clock, AnomalyFlags(), recorder)
+    count = SliCount("up", "shop", "GET /", 0, 60 * NS, 1, 1).to_json()
+    assert asyncio.run(stage.take_in(Record("partials", 0, 0, None, count))) is None
+    assert recorder.sent == []
+    bad = b'{"slo_sli": [1]}'  # a damaged one is a bad partial, as any other
+    assert asyncio.run(stage.take_in(Record("partials", 0, 1, None, bad))) is None
+    assert [m["headers"] for m in recorder.sent] and len(recorder.sent) == 1
