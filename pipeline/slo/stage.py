@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 SLO_BURN_TABLE = "spanstream_slo_burn"
 NS_PER_MS = 1_000_000
-#: Windows past the watermark's bound after which an SLO without newer counts (its
-#: traffic stopped) is evaluated anyway, so its alerts still resolve.
+#: Windows' worth of processing time without a count after which an SLO (its traffic
+#: stopped) is evaluated up to the watermark's bound anyway, so its alerts still resolve.
 SETTLE_WINDOWS = 5
 #: Windows evaluated per SLO per close at most (a long pause skips older windows).
 MAX_CATCH_UP = 1_000
@@ -75,6 +75,9 @@ class SloStage:
         self.clock = clock
         #: since when (``clock``) the stage has had no watermark, or None
         self._blind_since: float | None = None
+        #: when (``clock``) each SLO last took a count in; from the start for all
+        self._last_count: dict[str, float] = {}
+        self._started = clock()
 
     async def after_close(self, closed: Sequence[ClosedWindow], ready_ns: int | None) -> None:
         """Steps 1 and 3, inside the window stage's staged close. Windows this close just
@@ -117,6 +120,7 @@ class SloStage:
             key = slo_key(slo.name)
             state = self._load(key, slo)
             outcome = state.add(sli)
+            self._last_count[slo.name] = self.clock()
             if outcome == "counted":
                 self.table[key] = state.to_dict()
         metrics.SLO_COUNTS.labels(outcome).inc()
@@ -150,7 +154,7 @@ class SloStage:
             state = self._stored(key, slo)
             if state is None:
                 continue  # not owned here, or no counts yet
-            found = self._windows(slo, state, self._until(state, ready_until_ns))
+            found = self._windows(slo, state, self._until(slo, state, ready_until_ns))
             if found:
                 burns += [b for b, _ in found]
                 messages += [m for _, ms in found for m in ms]
@@ -160,21 +164,21 @@ class SloStage:
             await asyncio.to_thread(write, burns, burn_token(burns))
         await self._publish(messages)
 
-    def _until(self, state: SloState, ready_ns: int | None) -> int | None:
+    def _until(self, slo: Slo, state: SloState, ready_ns: int | None) -> int | None:
         """Windows starting before this are evaluated: those before the newest one with
         counts (the counts of a series arrive in window order), within the watermark's
-        bound; without counts for :data:`SETTLE_WINDOWS` more windows, the watermark's.
-        Without a watermark for that long (a restart after the traffic stopped: nothing
-        moves it), every window with counts."""
+        bound; once the SLO has taken no count for :data:`SETTLE_WINDOWS` windows' time
+        (its traffic stopped), every window the watermark's bound passed. Without a
+        watermark for that long (a restart after the traffic stopped: nothing moves
+        it), every window with counts."""
+        settle = SETTLE_WINDOWS * self.window_ns / 1e9
+        now = self.clock()
+        newest = state.newest_ns
         if ready_ns is None:
-            blind = self._blind_since is not None and (
-                self.clock() - self._blind_since >= SETTLE_WINDOWS * self.window_ns / 1e9
-            )
-            newest = state.newest_ns
+            blind = self._blind_since is not None and now - self._blind_since >= settle
             return newest + self.window_ns if blind and newest is not None else None
-        idle = ready_ns - SETTLE_WINDOWS * self.window_ns
-        newest = state.newest_ns if state.newest_ns is not None else idle
-        return max(min(ready_ns, newest), idle)
+        quiet = now - self._last_count.get(slo.name, self._started) >= settle
+        return ready_ns if quiet or newest is None else min(ready_ns, newest)
 
     def _windows(
         self, slo: Slo, state: SloState, until_ns: int | None

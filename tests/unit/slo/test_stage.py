@@ -175,3 +175,19 @@ def test_without_a_watermark_for_a_while_the_windows_with_counts_are_evaluated()
     now[0] = 5 * 60.0
     asyncio.run(stage.evaluate(None))
     assert [r[0] for r in rig.rows()] == ["up"] * 3  # windows 0, 1 and 2
+
+
+def test_windows_wait_for_newer_counts_until_the_slo_goes_quiet() -> None:
+    now = [0.0]
+    rig = Rig()
+    stage = SloStage(
+        slos=SLOS, window_ns=60 * S, table=rig.slo.table, store=rig.recorder,  # type: ignore[arg-type]
+        partials=rig.recorder, alerts=rig.recorder, partitions=6, clock=lambda: now[0],
+    )  # fmt: skip
+    for m in range(3):
+        stage.take_in(SliCount("up", "shop", "GET /", m * 60 * S, 60 * S, 10, 10))
+    asyncio.run(stage.evaluate(10 * 60 * S))  # the watermark is far ahead (a backlog)
+    assert len(rig.rows()) == 2  # windows 0 and 1: window 2 may still get counts
+    now[0] = 5 * 60.0  # no count for 5 windows' time: the traffic stopped
+    asyncio.run(stage.evaluate(10 * 60 * S))
+    assert len(rig.rows()) == 10  # through window 9, empty ones included
