@@ -112,7 +112,8 @@ class SloState:
 
     fine: Ring
     coarse: Ring
-    seen: dict[int, set[str]] = field(default_factory=dict)
+    #: window start -> series -> (good, total) counted for it (recent windows only)
+    seen: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
     #: windows starting before this were evaluated; None before the first count
     evaluated_until_ns: int | None = None
     newest_ns: int | None = None
@@ -128,17 +129,27 @@ class SloState:
         return cls(Ring(window_ns, fine_size(slo, window_ns) + DEDUP_WINDOWS), coarse)
 
     def add(self, sli: SliCount) -> str:
-        """Count ``sli`` once: ``counted``, ``duplicate`` or ``late``."""
+        """Count ``sli`` once: ``counted``, ``duplicate``, ``replaced`` or ``late``.
+
+        The same series and window sent again with other counts (a window closed again
+        after a crash, with spans that were late the first time merged on time now)
+        replaces what was counted for it, as the window's row in
+        ``spanstream_red_metrics`` is replaced.
+        """
         start = sli.window_start_ns
         if self.newest_ns is not None and start < self.newest_ns - DEDUP_WINDOWS * sli.window_ns:
             return "late"
-        seen = self.seen.setdefault(start, set())
-        if sli.series in seen:
+        seen = self.seen.setdefault(start, {})
+        before = seen.get(sli.series)
+        if before == (sli.good, sli.total):
             return "duplicate"
-        if len(seen) >= MAX_SERIES or not self.fine.add(start, sli.good, sli.total):
+        good, total = before or (0, 0)
+        if (before is None and len(seen) >= MAX_SERIES) or not self.fine.add(
+            start, sli.good - good, sli.total - total
+        ):
             return "late"
-        self.coarse.add(start, sli.good, sli.total)
-        seen.add(sli.series)
+        self.coarse.add(start, sli.good - good, sli.total - total)
+        seen[sli.series] = (sli.good, sli.total)
         if self.newest_ns is None or start > self.newest_ns:
             self.newest_ns = start
         if self.evaluated_until_ns is None:
@@ -151,14 +162,17 @@ class SloState:
         if sli.good < sli.total:
             fresh = [e for e in sli.exemplars if e not in self.exemplars]
             self.exemplars = (fresh + self.exemplars)[:MAX_EXEMPLARS]
-        return "counted"
+        return "counted" if before is None else "replaced"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "v": 1,
             "fine": self.fine.to_list(),
             "coarse": self.coarse.to_list(),
-            "seen": [[s, sorted(k)] for s, k in sorted(self.seen.items())],
+            "seen": [
+                [s, [[k, g, t] for k, (g, t) in sorted(series.items())]]
+                for s, series in sorted(self.seen.items())
+            ],
             "evaluated_until_ns": self.evaluated_until_ns,
             "newest_ns": self.newest_ns,
             "restate_from_ns": self.restate_from_ns,
@@ -195,15 +209,23 @@ def _optional_ns(value: object, where: str) -> int | None:
     return None if value is None else int64(value, where)
 
 
-def _seen(value: object) -> dict[int, set[str]]:
+def _seen(value: object) -> dict[int, dict[str, tuple[int, int]]]:
     if not isinstance(value, list) or len(value) > DEDUP_WINDOWS + 1:
         raise StateError("schema", f"slo.seen: a list of at most {DEDUP_WINDOWS + 1}")
-    out: dict[int, set[str]] = {}
+    out: dict[int, dict[str, tuple[int, int]]] = {}
     for item in value:
         start, keys = items(item, "slo.seen[]", 2)
         if not isinstance(keys, list) or len(keys) > MAX_SERIES:
             raise StateError("schema", f"slo.seen[]: at most {MAX_SERIES} series")
-        out[int64(start, "slo.seen[]")] = {text(k, "slo.seen[][]", 2100) for k in keys}
+        series = {}
+        for entry in keys:
+            key, good, total = items(entry, "slo.seen[][]", 3)
+            total_n = count(total, "slo.seen[][]")
+            series[text(key, "slo.seen[][]", 2100)] = (
+                count(good, "slo.seen[][]", total_n),
+                total_n,
+            )
+        out[int64(start, "slo.seen[]")] = series
     return out
 
 

@@ -121,7 +121,7 @@ class SloStage:
             state = self._load(key, slo)
             outcome = state.add(sli)
             self._last_count[slo.name] = self.clock()
-            if outcome == "counted":
+            if outcome in ("counted", "replaced"):
                 self.table[key] = state.to_dict()
         metrics.SLO_COUNTS.labels(outcome).inc()
         return outcome

@@ -90,3 +90,14 @@ def test_a_count_for_an_evaluated_window_marks_it_for_restating() -> None:
     assert state.add(sli(3, operation="POST /")) == "counted"  # older than the first count
     assert state.restate_from_ns == 3 * MIN
     assert state.fine.sum(7 * MIN, 4 * MIN) == (27, 30)
+
+
+def test_a_window_closed_again_with_other_counts_replaces_what_was_counted() -> None:
+    state = SloState.new(SLO, MIN)
+    state.add(sli(0, good=8, total=10))
+    # The window closes again after a crash, now with late spans merged on time.
+    assert state.add(sli(0, good=9, total=12)) == "replaced"
+    assert state.add(sli(0, good=9, total=12)) == "duplicate"
+    assert state.fine.sum(MIN, MIN) == (9, 12) and state.coarse.sum(MIN, MIN) == (9, 12)
+    back = SloState.from_dict(json.loads(json.dumps(state.to_dict())), SLO, MIN)
+    assert back.add(sli(0, good=9, total=12)) == "duplicate"
