@@ -10,7 +10,7 @@ the per-window :class:`~pipeline.slo.ring.Ring` (as long as the longest rule win
 plus :data:`DEDUP_WINDOWS`),
 the compliance window in coarser buckets, and per recent window the series already
 counted: a count sent again (a close retried after a crash, the partials topic
-replayed) is a duplicate and changes nothing. A count for a window already
+replayed) is a duplicate and changes nothing; with other counts it replaces them. A count for a window already
 evaluated (its series closed later than the SLO evaluated the window) is counted,
 and the rows from that window on are written again with it (``restate_from_ns``); a
 count older than :data:`DEDUP_WINDOWS`
