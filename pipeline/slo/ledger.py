@@ -7,13 +7,12 @@ an SLO meets in one partition, whichever worker closed its series.
 
 :class:`SloState` is the value kept per SLO (a Faust table with a changelog). It holds
 the per-window :class:`~pipeline.slo.ring.Ring` (as long as the longest rule window
-plus :data:`DEDUP_WINDOWS`),
-the compliance window in coarser buckets, and per recent window the series already
-counted: a count sent again (a close retried after a crash, the partials topic
-replayed) is a duplicate and changes nothing; with other counts it replaces them. A count for a window already
-evaluated (its series closed later than the SLO evaluated the window) is counted,
-and the rows from that window on are written again with it (``restate_from_ns``); a
-count older than :data:`DEDUP_WINDOWS`
+plus :data:`DEDUP_WINDOWS`), the compliance window in coarser buckets, and per recent
+window what each series counted: a count sent again (a close retried after a crash,
+the partials topic replayed) is a duplicate and changes nothing; with other counts it
+replaces them. A count for a window already evaluated (its series closed later than
+the SLO evaluated the window) is counted, and the rows from that window on are
+written again with it (``restate_from_ns``); a count older than :data:`DEDUP_WINDOWS`
 windows behind the newest is refused as late (never counted twice, at the price of
 not counting one that truly arrives that late), and so is one whose window the ring
 already dropped.
