@@ -403,7 +403,7 @@ static PyMethodDef methods[] = {
                "(layout, buffer, ...)}")},
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
-               "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
+               "max_exemplars, inv_log_gamma, max_bins, thresholds=None) -> watermark")},
     {"per_service", per_service, METH_O,
      PyDoc_STR("per_service(heads) -> {service: [spans, row bytes]}")},
     {"trace_hash", trace_hash, METH_VARARGS,

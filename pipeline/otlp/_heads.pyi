@@ -40,6 +40,8 @@ class RedAcc:
     def max(self) -> float: ...
     @property
     def exemplars(self) -> tuple[tuple[str, int, bool], ...]: ...
+    @property
+    def under(self) -> tuple[tuple[int, int], ...]: ...
 
 def window_add(
     spans: Sequence[SpanHead],
@@ -50,6 +52,7 @@ def window_add(
     max_exemplars: int,
     inv_log_gamma: float,
     max_bins: int,
+    thresholds: dict[str, Sequence[int]] | None = None,
     /,
 ) -> int | None: ...
 def trace_hash(trace_id: str, salt: bytes, /) -> int: ...

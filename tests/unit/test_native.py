@@ -324,14 +324,18 @@ NS = 1_000_000_000
 
 
 def _accumulated(
-    add: Any, records: list[list[SpanHead]], max_exemplars: int, cap: int | None = None
+    add: Any,
+    records: list[list[SpanHead]],
+    max_exemplars: int,
+    cap: int | None = None,
+    thresholds: dict[str, tuple[int, ...]] | None = None,
 ) -> tuple[Any, ...]:
     accs: dict[tuple[str, str, int], Any] = {}
     mark = None
     for spans in records:
         mark = add(spans, accs, 60 * NS, cap, mark, max_exemplars, _SKETCH_INV_LOG_GAMMA,
-                   DEFAULT_MAX_BINS)  # fmt: skip
-    fields = ("requests", "errors", "zeros", "max_ns", "bins", "min", "max", "exemplars")
+                   DEFAULT_MAX_BINS, thresholds)  # fmt: skip
+    fields = ("requests", "errors", "zeros", "max_ns", "bins", "min", "max", "exemplars", "under")
     return mark, {key: tuple(getattr(a, f) for f in fields) for key, a in accs.items()}
 
 
@@ -347,6 +351,38 @@ def test_window_add(
     cap = 40 * NS if capped else None
     got = _accumulated(native.window_add, heads, max_exemplars, cap)
     assert got == _accumulated(window_add_of, heads, max_exemplars, cap)
+
+
+_limits = st.lists(st.integers(0, 2**62), max_size=4).map(tuple)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(record_spans, min_size=1, max_size=6),
+    st.dictionaries(st.sampled_from(["shop", "cart", "x"]), _limits, max_size=3),
+)
+def test_window_add_counts_under_thresholds_like_python(
+    records: list[list[tuple[str, float, float, bool, str]]], thresholds: dict[str, tuple[int, ...]]
+) -> None:
+    heads = [
+        [make_span(ts, ms, error=e, operation=op, trace=t,
+                   service="shop" if len(op) % 2 else "cart") for op, ts, ms, e, t in record]
+        for record in records
+    ]  # fmt: skip
+    got = _accumulated(native.window_add, heads, 2, None, thresholds)
+    assert got == _accumulated(window_add_of, heads, 2, None, thresholds)
+
+
+@needs_extension
+def test_window_add_refuses_thresholds_python_could_not_hold() -> None:
+    spans = [make_span(1, 5)]
+    args = (60 * NS, None, None, 3, _SKETCH_INV_LOG_GAMMA, DEFAULT_MAX_BINS)
+    with pytest.raises(TypeError):
+        native.window_add(spans, {}, *args, [("shop", (1,))])
+    with pytest.raises(OverflowError):
+        native.window_add(spans, {}, *args, {"shop": (2**64,)})
+    with pytest.raises(TypeError):
+        native.window_add(spans, {}, *args, {"shop": 5})
 
 
 # Python ints of any size reach the aggregator: a broken clock must count, not fail.
@@ -365,6 +401,9 @@ def test_window_add_on_any_int(spans: list[tuple[int, int, bool]]) -> None:
         for i, (ts, d, e) in enumerate(spans)
     ]  # fmt: skip
     assert _accumulated(native.window_add, [heads], 2) == _accumulated(window_add_of, [heads], 2)
+    limits = {"shop": (0, 1, 2**53, 2**63 - 1)}
+    got = _accumulated(native.window_add, [heads], 2, None, limits)
+    assert got == _accumulated(window_add_of, [heads], 2, None, limits)
 
 
 def test_window_add_folds_a_sketch_over_its_bucket_bound_like_python() -> None:

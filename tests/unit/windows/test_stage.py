@@ -158,3 +158,16 @@ def test_windows_count_as_closed_once_every_effect_of_the_close_is_written(
     assert len(recorder.inserted[METRICS_TABLE]) == 2
     closed = len(recorder.inserted[METRICS_TABLE][0]["WindowStart"])
     assert REGISTRY.get_sample_value("spanstream_windows_closed_total") == before + closed
+
+
+def test_an_sli_count_reaching_a_stage_without_slos_is_dropped_not_dead_lettered() -> None:
+    from pipeline.slo.ledger import SliCount
+
+    clock, recorder = ManualClock(1_000.0), Recorder()
+    stage = make_stage(clock, AnomalyFlags(), recorder)
+    count = SliCount("up", "shop", "GET /", 0, 60 * NS, 1, 1).to_json()
+    assert asyncio.run(stage.take_in(Record("partials", 0, 0, None, count))) is None
+    assert recorder.sent == []
+    bad = b'{"slo_sli": [1]}'  # a damaged one is a bad partial, as any other
+    assert asyncio.run(stage.take_in(Record("partials", 0, 1, None, bad))) is None
+    assert [m["headers"] for m in recorder.sent] and len(recorder.sent) == 1
