@@ -274,20 +274,22 @@ class WindowStage:
         write = table_writer(self.store, ANOMALIES_TABLE, anomaly_columns)
         await asyncio.to_thread(write, alerts, "alerts-" + alert_token(alerts))
         published = [a for a in alerts if a.publish]
+        await self._send_acked([(a.window.service, a.to_message()) for a in published])
+        for alert in published:
+            metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
+            log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
+
+    async def _send_acked(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Send ``(key, message)`` pairs to the alert topic and wait for every ack."""
         try:
             pending = [
-                await self.alerts.send(
-                    key=a.window.service.encode(), value=json.dumps(a.to_message()).encode()
-                )
-                for a in published
+                await self.alerts.send(key=key.encode(), value=json.dumps(message).encode())
+                for key, message in messages
             ]
             for delivery in pending:
                 await delivery
         except Exception as exc:  # any send failure: retry the whole close
             raise SinkUnavailable(f"alert topic: {exc}") from exc
-        for alert in published:
-            metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
-            log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
 
     # -- step 4 ---------------------------------------------------------------------------
     def group_incidents(
@@ -306,17 +308,7 @@ class WindowStage:
         write = table_writer(self.store, INCIDENTS_TABLE, incident_columns)
         token = ",".join(f"{r.incident.incident_id}:{r.incident.version}" for r in records)
         await asyncio.to_thread(write, records, "incidents-" + token[:200])
-        try:
-            pending = [
-                await self.alerts.send(
-                    key=r.incident.incident_id.encode(), value=json.dumps(r.to_message()).encode()
-                )
-                for r in records
-            ]
-            for delivery in pending:
-                await delivery
-        except Exception as exc:  # any send failure: retry the whole close
-            raise SinkUnavailable(f"alert topic: {exc}") from exc
+        await self._send_acked([(r.incident.incident_id, r.to_message()) for r in records])
         for r in records:
             metrics.INCIDENTS.labels(r.status).inc()
             log.info("incident %s v%d: %s", r.incident.incident_id, r.incident.version, r.summary)
