@@ -29,6 +29,7 @@ setup(
                     "_buffers",
                     "_arrow",
                     "_validate",
+                    "_graph",
                 )
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],

@@ -7,9 +7,12 @@
 #   - the OpenTelemetry Collector and telemetrygen from Go modules (infra/collector/build.sh),
 #     unless SPANSTREAM_SKIP_COLLECTOR=1;
 #   - Prometheus Alertmanager from Go modules (infra/alertmanager/build.sh), for the alert
-#     delivery tests, unless SPANSTREAM_SKIP_ALERTMANAGER=1.
+#     delivery tests, unless SPANSTREAM_SKIP_ALERTMANAGER=1;
 #   - Prometheus' promtool from Go modules (infra/prometheus/build.sh: the SLO rule tests),
 #     unless SPANSTREAM_SKIP_PROMTOOL=1.
+# The Go builds start in the background as soon as Go is installed (their module
+# downloads overlap pip's and Maven's), each logging to .cache/logs/<name>.log; the
+# script waits for them at the end and shows the log of any that failed.
 # Re-running it is cheap: each step checks what is already there.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +37,20 @@ if command -v service >/dev/null && service clickhouse-server status >/dev/null 
   service clickhouse-server stop >/dev/null 2>&1 || true
 fi
 
+LOGS="${SPANSTREAM_CACHE:-$REPO/.cache}/logs"
+go_builds=()
+start_go_build() { # name script skip-variable
+  local name=$1 script=$2 skip=$3
+  [[ "${!skip:-0}" == "1" || ! -f "$script" ]] && return 0
+  mkdir -p "$LOGS"
+  step "$name: building from Go modules in the background (log: $LOGS/$name.log)"
+  bash "$script" >"$LOGS/$name.log" 2>&1 &
+  go_builds+=("$name:$!")
+}
+start_go_build collector infra/collector/build.sh SPANSTREAM_SKIP_COLLECTOR
+start_go_build alertmanager infra/alertmanager/build.sh SPANSTREAM_SKIP_ALERTMANAGER
+start_go_build promtool infra/prometheus/build.sh SPANSTREAM_SKIP_PROMTOOL
+
 step "python venv (.venv)"
 PY="${PYTHON:-python3}"
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
@@ -44,19 +61,18 @@ PY="${PYTHON:-python3}"
 step "kafka jars (Maven Central)"
 bash infra/kafka/kafka.sh install
 
-if [[ "${SPANSTREAM_SKIP_COLLECTOR:-0}" != "1" && -f infra/collector/build.sh ]]; then
-  step "opentelemetry collector + telemetrygen (Go modules; first build takes several minutes)"
-  bash infra/collector/build.sh
-fi
-
-if [[ "${SPANSTREAM_SKIP_ALERTMANAGER:-0}" != "1" && -f infra/alertmanager/build.sh ]]; then
-  step "prometheus alertmanager (Go modules; first build takes several minutes)"
-  bash infra/alertmanager/build.sh
-fi
-
-if [[ "${SPANSTREAM_SKIP_PROMTOOL:-0}" != "1" && -f infra/prometheus/build.sh ]]; then
-  step "promtool (Go modules; first build takes several minutes)"
-  bash infra/prometheus/build.sh
-fi
+failed=0
+for entry in "${go_builds[@]}"; do
+  name=${entry%%:*}
+  step "$name: waiting for its build (first builds take several minutes)"
+  if wait "${entry##*:}"; then
+    tail -n 1 "$LOGS/$name.log"
+  else
+    echo "$name: build failed; the end of $LOGS/$name.log:" >&2
+    tail -n 30 "$LOGS/$name.log" >&2
+    failed=1
+  fi
+done
+((failed == 0)) || exit 1
 echo
 echo "bootstrap done"

@@ -3,8 +3,9 @@
 #
 #   1. a real Kafka broker (infra/kafka/kafka.sh) on 127.0.0.1:9092, topics from topics/topics.yaml;
 #   2. one `spanstream worker` writing to the embedded ClickHouse in data/chdb;
-#   3. traffic: 30 minutes of synthetic history with a latency spike on `checkout` 5 minutes
-#      before the end (`spanstream generate`, simulated time, sent in seconds), then live
+#   3. traffic: 30 minutes of synthetic history with a latency spike on `checkout` and an error
+#      burst on `payment` 5 minutes before the end (`spanstream generate`, simulated time, sent
+#      in seconds; the burst burns the SLO of infra/slo/demo-slos.yaml and pages), then live
 #      traffic: the real OpenTelemetry Collector fed by telemetrygen when they are built
 #      (infra/collector/build.sh), else the built-in generator in real time;
 #   4. it prints the alerts as they arrive, then what landed in ClickHouse, then stops
@@ -27,6 +28,7 @@ export SPANSTREAM_KAFKA="${SPANSTREAM_KAFKA:-127.0.0.1:9092}"
 export SPANSTREAM_CLICKHOUSE="${SPANSTREAM_CLICKHOUSE:-chdb:$DATA/chdb}"
 export SPANSTREAM_WINDOW_SECONDS="${SPANSTREAM_WINDOW_SECONDS:-10}"
 export SPANSTREAM_ALLOWED_LATENESS_SECONDS="${SPANSTREAM_ALLOWED_LATENESS_SECONDS:-5}"
+export SPANSTREAM_SLO_FILE="${SPANSTREAM_SLO_FILE:-$REPO/infra/slo/demo-slos.yaml}"
 mkdir -p "$DATA"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -61,10 +63,11 @@ step "alerts (spanstream alerts tail), in the background"
 $SS alerts tail --from-beginning >"$DATA/alerts.txt" 2>/dev/null &
 pids+=($!)
 
-step "history: ${HISTORY_SECONDS}s of synthetic traffic with a latency spike on checkout"
+step "history: ${HISTORY_SECONDS}s of synthetic traffic, a latency spike on checkout, errors on payment"
 start=$(($(date +%s) - HISTORY_SECONDS))
 $SS generate --rate 5 --start-time "$start" --duration "$HISTORY_SECONDS" \
-  --anomaly "latency_spike:service=checkout,start=$SPIKE_START,duration=$SPIKE_SECONDS,factor=6"
+  --anomaly "latency_spike:service=checkout,start=$SPIKE_START,duration=$SPIKE_SECONDS,factor=6" \
+  --anomaly "error_burst:service=payment,start=$SPIKE_START,duration=$SPIKE_SECONDS,rate=0.3"
 
 step "live traffic for ${DEMO_SECONDS}s"
 # The generator goes on in real time so the history's series stay alive (an operation that
@@ -92,10 +95,12 @@ while :; do
   sleep 5
 done
 
-step "alerts so far (data/alerts.txt)"
+step "alerts so far (data/alerts.txt): anomalies, and SLO burn alerts (\"SLO payment-availability ...\")"
 cat "$DATA/alerts.txt" || true
 
 step "ClickHouse (spanstream query ...)"
 $SS query "SELECT ServiceName, count() AS spans, uniq(TraceId) AS traces FROM otel_traces GROUP BY 1 ORDER BY 2 DESC"
 $SS query "SELECT ServiceName, SpanName, count() AS windows, sum(Requests), sum(Errors), round(max(DurationP99Ms), 1) FROM spanstream_red_metrics GROUP BY 1, 2 ORDER BY 4 DESC LIMIT 8"
 $SS query "SELECT AlertId, max(Version), any(Summary) FROM spanstream_anomalies GROUP BY 1 LIMIT 5"
+echo "SLO burn (spanstream_slo_burn, the windows around the error burst on payment):"
+$SS query "SELECT Slo, WindowStart, Good, Total, BurnRates, round(BudgetRemaining, 4) AS budget, Firing FROM spanstream_slo_burn FINAL WHERE Slo = 'payment-availability' AND WindowStart >= toDateTime($((start + SPIKE_START - 30))) ORDER BY WindowStart LIMIT 16"

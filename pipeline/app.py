@@ -40,6 +40,7 @@ from pipeline.sampling.buffer import DecidedTrace
 from pipeline.settings import Settings
 from pipeline.sinks.base import BatchingSink
 from pipeline.sinks.clickhouse import TraceWriter
+from pipeline.slo.spec import SloSet, load_slos
 from pipeline.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,17 @@ log = logging.getLogger(__name__)
 class Pipeline:
     """Everything one worker runs, built from settings and a store."""
 
-    def __init__(self, settings: Settings, store: Store, *, datadir: str = "data/faust") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        datadir: str = "data/faust",
+        slos: SloSet | None = None,
+    ) -> None:
         self.settings = settings
+        #: The SLO file's SLOs (validated once, at start), or none.
+        self.slos = slos if slos is not None else load_slo_file(settings.slo_file)
         self.store = store
         self.clock = SystemClock()
         self.flags = AnomalyFlags()
@@ -72,6 +82,7 @@ class Pipeline:
             self.queries,
             datadir=datadir,
             graph=self.graph_history if self.graph is not None else None,
+            slos=self.slos,
         )
         self.app = self.faust.app
         self.faust.beside(self.start_ingest, self.stop)
@@ -106,6 +117,7 @@ class Pipeline:
             cut_interval_seconds=s.cut_interval_seconds,
             exemplars=self.exemplars,
             graph=self.graph,
+            thresholds=self.slos.thresholds_by_service(),
         )
 
     def _trace_sink(self, commits: CommitProtocol) -> BatchingSink[DecidedTrace]:
@@ -175,6 +187,11 @@ class Pipeline:
             self.loop.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def load_slo_file(path: str) -> SloSet:
+    """The SLOs of ``SPANSTREAM_SLO_FILE`` (none when unset); ConfigError when invalid."""
+    return load_slos(path) if path else SloSet()
 
 
 def _trace_identity(trace: DecidedTrace) -> str:

@@ -93,6 +93,11 @@ INCIDENTS = Counter(
     "Incident records published (opened, updated, resolved)",
     ["status"],
 )
+SLO_COUNTS = Counter(
+    "spanstream_slo_counts_total",
+    "SLI counts (one SLO, series and window each) taken in by the SLO owner, by outcome",
+    ["outcome"],
+)
 CONSUMER_LAG = Gauge(
     "spanstream_consumer_lag_messages", "High watermark minus position", ["partition"]
 )

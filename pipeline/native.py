@@ -64,6 +64,8 @@ PORTS: Final = (
     Port("spanmetrics_add", "pipeline.spanmetrics.counts:spanmetrics_add_of"),
     Port("trace_hash", "pipeline.sampling.probabilistic:trace_hash_of"),
     Port("latency_observe", "pipeline.sampling.latency:latency_observe_of"),
+    Port("peer_in_span", "pipeline.graph.read:peer_in_span_of"),
+    Port("sketch_counts", "pipeline.graph.histogram:sketch_counts_of"),
 )
 
 #: False when ``SPANSTREAM_NATIVE=0`` or the extension is not built.
@@ -129,6 +131,8 @@ per_service = _choose("per_service")
 spanmetrics_add = _choose("spanmetrics_add")
 trace_hash = _choose("trace_hash")
 latency_observe = _choose("latency_observe")
+peer_in_span = _choose("peer_in_span")
+sketch_counts = _choose("sketch_counts")
 
 __all__ = [
     "ENABLED",
@@ -140,9 +144,11 @@ __all__ = [
     "exported",
     "latency_observe",
     "native",
+    "peer_in_span",
     "per_service",
     "reference",
     "scan",
+    "sketch_counts",
     "spanmetrics_add",
     "trace_hash",
     "valid",

@@ -27,30 +27,10 @@ CACHE="${SPANSTREAM_CACHE:-$REPO/.cache}"
 OUT="$CACHE/alertmanager/$VERSION"
 FORCE="${1:-}"
 
-export GOBIN="$OUT/bin"
-# One Go build and module cache for every tool built here (shared dependencies such as
-# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
-# reuses nothing by accident.
-export GOCACHE="$CACHE/go/build"
-export GOMODCACHE="$CACHE/go/mod"
-export GOPATH="$CACHE/go/path"
-# -trimpath keeps local paths out of the binaries; a local toolchain only,
-# never a downloaded one.
-export GOFLAGS="${GOFLAGS:--trimpath}"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-
-log() { printf '[alertmanager/build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-[[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "alertmanager/build.sh: go not found on PATH" >&2; exit 1; }
+# shellcheck source=infra/go-env.sh
+source "$REPO/infra/go-env.sh"
 # Alertmanager v0.35.0's go.mod says `go 1.26.0`.
-go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if (( go_minor < 26 )); then
-    echo "alertmanager/build.sh: $(go env GOVERSION) is too old, Alertmanager $VERSION needs go1.26+" >&2
-    exit 1
-fi
-mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH"
+go_env alertmanager/build.sh "$OUT" 26 "Alertmanager $VERSION"
 log "go $(go env GOVERSION), cache $OUT"
 
 stamp_ok() { [[ "$FORCE" != "--force" && -x "$1" && -f "$2" && "$(cat "$2")" == "$3" ]]; }

@@ -21,30 +21,11 @@ OUT="$CACHE/collector/$VERSION"
 MANIFEST="$HERE/builder-config.yaml"
 FORCE="${1:-}"
 
-export GOBIN="$OUT/bin"
-# One Go build and module cache for every tool built here (shared dependencies such as
-# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
-# reuses nothing by accident.
-export GOCACHE="$CACHE/go/build"
-export GOMODCACHE="$CACHE/go/mod"
-export GOPATH="$CACHE/go/path"
-# -trimpath keeps local paths out of the binaries; a local toolchain only,
-# never a downloaded one.
-export GOFLAGS="${GOFLAGS:--trimpath}"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-
-log() { printf '[build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-[[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "build.sh: go not found on PATH" >&2; exit 1; }
+# shellcheck source=infra/go-env.sh
+source "$REPO/infra/go-env.sh"
 # ocb and the components of this release need Go >= 1.25.
-go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if (( go_minor < 25 )); then
-    echo "build.sh: $(go env GOVERSION) is too old, the Collector $VERSION needs go1.25+" >&2
-    exit 1
-fi
-mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH" "$OUT/dist"
+go_env build.sh "$OUT" 25 "the Collector $VERSION"
+mkdir -p "$OUT/dist"
 log "go $(go env GOVERSION), cache $OUT"
 
 # Each tool is keyed by what produced it, so a changed manifest rebuilds.

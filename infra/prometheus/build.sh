@@ -22,28 +22,10 @@ CACHE="${SPANSTREAM_CACHE:-$REPO/.cache}"
 OUT="$CACHE/prometheus/$VERSION"
 FORCE="${1:-}"
 
-export GOBIN="$OUT/bin"
-# One Go build and module cache for every tool built here (shared dependencies such as
-# grpc, protobuf and prometheus/common compile once); never ~/.cache or ~/go, so CI
-# reuses nothing by accident.
-export GOCACHE="$CACHE/go/build"
-export GOMODCACHE="$CACHE/go/mod"
-export GOPATH="$CACHE/go/path"
-export GOFLAGS="${GOFLAGS:--trimpath}"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-
-log() { printf '[prometheus/build.sh %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-[[ -x /usr/local/go/bin/go ]] && PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null || { echo "prometheus/build.sh: go not found on PATH" >&2; exit 1; }
+# shellcheck source=infra/go-env.sh
+source "$REPO/infra/go-env.sh"
 # The module's go.mod says `go 1.26.7`; with GOTOOLCHAIN=local an older Go refuses it.
-go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
-if (( go_minor < 26 )); then
-    echo "prometheus/build.sh: $(go env GOVERSION) is too old, Prometheus $VERSION needs go1.26.7+" >&2
-    exit 1
-fi
-mkdir -p "$GOBIN" "$GOCACHE" "$GOMODCACHE" "$GOPATH"
+go_env prometheus/build.sh "$OUT" 26 "Prometheus $VERSION"
 
 stamp="$OUT/.stamp-promtool"
 want="$MODULE/cmd/promtool@$VERSION tags=$TAGS"

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from pipeline import metrics
-    from pipeline.app import Pipeline
+    from pipeline.app import Pipeline, load_slo_file
     from pipeline.locked import LockedStore
     from pipeline.migrate import migrate
     from pipeline.store import open_store
@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         metrics_port=args.metrics_port,
     )
+    slos = load_slo_file(settings.slo_file)  # an invalid file stops here, in one line
+    if slos.slos:
+        log.info("%d SLOs from %s", len(slos.slos), settings.slo_file)
     decls = load_declarations(DEFAULT_TOPICS_FILE, settings)
     admin = TopicAdmin(settings.kafka_bootstrap, security=settings.kafka_security)
     created = prepare_worker_topics(admin, decls)
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_migrate:
         log.info(migrate(store, ttl_days=settings.ttl_days).summary())
     metrics.serve(settings.metrics_port, settings.metrics_bind)
-    pipeline = Pipeline(settings, LockedStore(store), datadir=args.datadir)
+    pipeline = Pipeline(settings, LockedStore(store), datadir=args.datadir, slos=slos)
     tune_gc()
     worker = faust.Worker(pipeline.app, loglevel="INFO", quiet=True)
     try:

@@ -184,6 +184,13 @@ def _closed(worker: LocalWorker, last_start_ms: int) -> tuple[int, int, bool]:
     return requests, late, top >= last_start_ms
 
 
+def _judged(worker: LocalWorker) -> bool:
+    """Every window written has its alerts written too: the worker counts a window closed
+    only once its close wrote everything (rows, anomalies, alert messages)."""
+    rows = int(worker.query("SELECT count() FROM spanstream_red_metrics FINAL")[0][0])
+    return worker.metric("spanstream_windows_closed_total") >= rows
+
+
 def _ns(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) * NS_PER_MS
 
@@ -343,7 +350,7 @@ def _replay(
             sent, spans = produce(sink, plan, options.speedup, options.pace == "live")
             deadline = time.monotonic() + options.close_timeout_s
             requests, late, closed = _closed(worker, last_start_ms)
-            while not closed and time.monotonic() < deadline:
+            while not (closed and _judged(worker)) and time.monotonic() < deadline:
                 time.sleep(2.0)  # polling a condition under a deadline
                 requests, late, closed = _closed(worker, last_start_ms)
             if options.dump_windows is not None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from pipeline.clock import Clock
 from pipeline.errors import ServiceUnavailable
@@ -28,6 +29,8 @@ from pipeline.kafka_client import faust_kwargs
 from pipeline.query import QueryBusy, QueryRefused, QueryRunner
 from pipeline.sampling.anomaly import AnomalyFlags
 from pipeline.settings import Settings
+from pipeline.slo.spec import SloSet
+from pipeline.slo.stage import SloStage
 from pipeline.store.base import QueryError, Store
 from pipeline.web_guard import WebGuard, middleware
 from pipeline.windows.assembler import WindowAssembler
@@ -54,16 +57,18 @@ class WindowApp:
         *,
         datadir: str,
         graph: GraphSource | None = None,
+        slos: SloSet | None = None,
     ) -> None:
         self.settings, self.queries = settings, queries
         self.app = _faust_app(settings, datadir)
-        self._tables(settings)
+        self._tables(settings, slos)
         self.assembler = WindowAssembler(
             settings.window_seconds,
             settings.allowed_lateness_seconds,
             clock,
             idle_close_seconds=idle_close_seconds(settings.window_seconds),
             store=self.window_view,
+            partials_queued=self._partials_queued,
         )
         desk = None
         if settings.incidents:
@@ -86,6 +91,7 @@ class WindowApp:
             alerts=self.alerts_topic,
             settled=self._settled,
             incidents=desk,
+            slo=self._slo_stage(settings, store, slos),
         )
         self.readback = ReadBack(settings)
         self.stalls = StallWatch(settings.partials_topic)
@@ -103,8 +109,9 @@ class WindowApp:
 
         app.page("/query")(query_page)
 
-    def _tables(self, s: Settings) -> None:
-        """The topics (raw bytes) and the two state tables with their owned views."""
+    def _tables(self, s: Settings, slos: SloSet | None) -> None:
+        """The topics (raw bytes) and the state tables with their owned views (``slo``
+        only with SLOs)."""
         app, n = self.app, s.partials_partitions
         self.partials_topic = app.topic(s.partials_topic, **_BYTES)
         self.alerts_topic = app.topic(s.alert_topic, **_BYTES)
@@ -114,6 +121,23 @@ class WindowApp:
         self.detectors = app.Table("detectors", **opts)
         self.window_view = OwnedView(self.windows, n, self._owned, "windows")
         self.detector_view = OwnedView(self.detectors, n, self._owned, "detectors")
+        self.slo_view: OwnedView | None = None
+        if slos is not None and slos.slos:
+            self.slo_table = app.Table("slo", **opts)
+            self.slo_view = OwnedView(self.slo_table, n, self._owned, "slo")
+
+    def _slo_stage(self, s: Settings, store: Store, slos: SloSet | None) -> SloStage | None:
+        if self.slo_view is None or slos is None:
+            return None
+        return SloStage(
+            slos=slos,
+            window_ns=s.window_seconds * 1_000_000_000,
+            table=self.slo_view,
+            store=store,
+            partials=self.partials_topic,
+            alerts=self.alerts_topic,
+            partitions=s.partials_partitions,
+        )
 
     def beside(self, start: Callable[[], None], stop: Callable[[], None]) -> None:
         """Run ``start`` when the app has started and ``stop`` (in a thread) when it stops."""
@@ -152,6 +176,22 @@ class WindowApp:
         await self.stalls.settle(self.app.consumer, self.readback.next_offset)
 
     # -- workaround 3: the owned-partition view -------------------------------------------
+    def _partials_queued(self) -> bool:
+        """An owned partials partition holds records not taken in yet (its high watermark
+        as of the consumer's last fetch is past the next offset to take in)."""
+        topic = self.settings.partials_topic
+        for partition in self._owned():
+            next_offset = self.readback.next_offset(partition)
+            if next_offset is None:
+                continue
+            try:
+                high = self.app.consumer.highwater(TP(topic, partition))
+            except Exception:  # no consumer or no fetch yet: nothing known to be queued
+                continue
+            if high is not None and high > next_offset:
+                return True
+        return False
+
     def _owned(self) -> set[int]:
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.settings.partials_topic}

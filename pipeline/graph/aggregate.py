@@ -28,13 +28,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.graph.derive import (
     DEFAULT_MAX_SPANS,
     USER,
     GraphSpan,
+    PeerReader,
+    SpanLike,
     TraceGraph,
-    derive,
+    stored_peer,
 )
 from pipeline.graph.edges import (
     DIRECT,
@@ -45,12 +48,15 @@ from pipeline.graph.edges import (
     OperationKey,
     SelfTimeStats,
 )
+from pipeline.graph.fold import Originated, SelfValues, fold
 from pipeline.graph.histogram import sketch_of
 from pipeline.graph.read import read_peer
 from pipeline.model import SpanHead
 
 NS_PER_S = 1_000_000_000
 OVERFLOW_PEER = "__overflow__"
+#: ``v > 0`` as a C call (per self time, at each drain).
+_POSITIVE = (0).__lt__
 
 
 @dataclass
@@ -84,8 +90,9 @@ class GraphAggregator:
         #: (window start, client, server, type) -> its accumulator; a name past the peer
         #: cap is an alias of its overflow edge's accumulator
         self._edges: dict[tuple[int, str, str, str], _EdgeAcc] = {}
-        #: (window start, service, operation) -> its accumulator
-        self._self_time: dict[tuple[int, str, str], _SelfAcc] = {}
+        #: (window start, service, operation) -> self times; -> spans originating an error
+        self._self_values: SelfValues = {}
+        self._originated: Originated = {}
 
     def add_decided(self, heads: Sequence[SpanHead], late: bool) -> None:
         """A decided trace; a late fragment (spans after its decision) is only counted."""
@@ -95,26 +102,45 @@ class GraphAggregator:
             self.add_trace(heads)
 
     def add_trace(self, heads: Sequence[SpanHead]) -> None:
-        """Derive one trace's graph from its heads and file it."""
-        self.add_graph(derive(heads, self.max_spans, read_peer))
+        """Derive one trace's graph from its heads and file it (:func:`fold`: one pass)."""
+        self._add_folded(heads, read_peer)
 
     def add_spans(self, spans: Sequence[GraphSpan]) -> None:
         """Derive one trace's graph from what the graph reads of its spans, and file it."""
-        self.add_graph(derive(spans, self.max_spans))
+        self._add_folded(spans, stored_peer)
+
+    def _add_folded(self, spans: Sequence[SpanLike], peer: PeerReader) -> None:
+        f = fold(spans, self.max_spans, peer, self.window_ns, self._self_values, self._originated)
+        self._count(f.unpaired_server, f.truncated, f.duplicates)
+        self._file_calls(f.calls)
 
     def add_graph(self, graph: TraceGraph) -> None:
-        """File one trace's calls and self times.
+        """File one trace's calls and self times, as :func:`derive` made them.
 
         Counts add up at once; durations are kept in lists and become sketches in
         :meth:`drain` (one pass per list instead of a sketch update per value).
         """
+        self._count(graph.unpaired_server, graph.truncated, graph.duplicates)
+        self._file_calls(graph.calls)
+        values, originated, window_ns = self._self_values, self._originated, self.window_ns
+        for own in graph.self_times:
+            start = own[2]
+            at = (start - start % window_ns, own[0], own[1])
+            values.setdefault(at, []).append(own[3])
+            if own[4]:
+                originated[at] = originated.get(at, 0) + 1
+
+    def _count(self, unpaired_server: int, truncated: int, duplicates: int) -> None:
         counts = self.counts
         counts.traces += 1
-        counts.unpaired_server += graph.unpaired_server
-        counts.truncated += graph.truncated
-        counts.duplicates += graph.duplicates
-        edges, window_ns = self._edges, self.window_ns
-        for call in graph.calls:  # fields by position: this loop runs per call
+        counts.unpaired_server += unpaired_server
+        counts.truncated += truncated
+        counts.duplicates += duplicates
+
+    def _file_calls(self, calls: Iterable[tuple[Any, ...]]) -> None:
+        """File calls (``Call`` fields, by position: this loop runs per call)."""
+        counts, edges, window_ns = self.counts, self._edges, self.window_ns
+        for call in calls:
             start = call[3]
             slot = (start - start % window_ns, call[0], call[1], call[2])
             acc = edges.get(slot)
@@ -134,16 +160,6 @@ class GraphAggregator:
                 acc.client.append(call[4])
             if call[5] is not None:
                 acc.server.append(call[5])
-        times = self._self_time
-        for own in graph.self_times:
-            start = own[2]
-            at = (start - start % window_ns, own[0], own[1])
-            st = times.get(at)
-            if st is None:
-                st = times[at] = _SelfAcc()
-            if own[4]:
-                st.originated += 1
-            st.values.append(own[3])
 
     def drain(self) -> list[GraphWindow]:
         """Everything filed since the last drain, by window start; the aggregator is emptied."""
@@ -158,9 +174,12 @@ class GraphAggregator:
         for slot, acc in self._edges.items():
             if slot[1:] == acc.names:  # not an overflowing name's alias
                 window(slot[0]).edges[acc.key] = acc.stats()
-        for (start, service, operation), st in self._self_time.items():
-            window(start).self_time[OperationKey(service, operation)] = st.stats()
-        self._edges, self._self_time = {}, {}
+        originated = self._originated
+        for at, values in self._self_values.items():
+            start, service, operation = at
+            stats = _self_stats(values, originated.get(at, 0))
+            window(start).self_time[OperationKey(service, operation)] = stats
+        self._edges, self._self_values, self._originated = {}, {}, {}
         return [windows[start] for start in sorted(windows)]
 
     def _edge_slot(self, slot: tuple[int, str, str, str]) -> _EdgeAcc:
@@ -225,22 +244,13 @@ class _EdgeAcc:
         return e
 
 
-class _SelfAcc:
-    """One operation's self times in one window until drained."""
-
-    __slots__ = ("originated", "values")
-
-    def __init__(self) -> None:
-        self.originated = 0
-        self.values: list[int] = []
-
-    def stats(self) -> SelfTimeStats:
-        """The :class:`SelfTimeStats` of what was added (as adding each span to one)."""
-        st = SelfTimeStats()
-        st.spans, st.errors_originated = len(self.values), self.originated
-        st.self_ns = sum(max(v, 0) for v in self.values)
-        st.sketch = sketch_of(self.values)
-        return st
+def _self_stats(values: list[int], originated: int) -> SelfTimeStats:
+    """The :class:`SelfTimeStats` of these self times (as adding each span to one)."""
+    st = SelfTimeStats()
+    st.spans, st.errors_originated = len(values), originated
+    st.self_ns = sum(filter(_POSITIVE, values))  # negative self times count as 0
+    st.sketch = sketch_of(values)
+    return st
 
 
 class GraphHistory:

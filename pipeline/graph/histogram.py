@@ -21,9 +21,12 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
+from itertools import repeat
 from math import ceil, log
+from operator import truediv
 from typing import Final
 
+from pipeline import native
 from pipeline.windows.latency_sketch import MIN_VALUE_MS, LatencySketch
 
 NS_PER_MS: Final = 1_000_000
@@ -58,15 +61,33 @@ def sketch_of(values_ns: Sequence[int]) -> LatencySketch:
     True
     """
     sketch = LatencySketch()
-    inv = 1.0 / log(sketch.gamma)
-    ms = [v / NS_PER_MS if v > 0 else 0.0 for v in values_ns]
-    positive = [v for v in ms if v > MIN_VALUE_MS]
-    if not ms:
+    if not values_ns:
         return sketch
-    bins = dict(Counter([ceil(log(v) * inv) for v in positive]))
+    bins, zeros, low, high = native.sketch_counts(values_ns, 1.0 / log(sketch.gamma))
     if len(bins) > sketch.max_bins:
         return _added(values_ns)
-    return LatencySketch.from_counts(bins, len(ms), len(ms) - len(positive), min(ms), max(ms))
+    return LatencySketch.from_counts(bins, len(values_ns), zeros, low, high)
+
+
+def sketch_counts_of(
+    values_ns: Sequence[int], inv_log_gamma: float
+) -> tuple[dict[int, int], int, float, float]:
+    """The reference of ``pipeline.native.sketch_counts``: bins, zeros, min and max in ms.
+
+    >>> sketch_counts_of([0, 1_000_000, 1_000_001, -5], 100.0)
+    ({0: 1, 1: 1}, 2, 0.0, 1.000001)
+    """
+    ms = list(map(truediv, values_ns, repeat(NS_PER_MS)))
+    if not ms:
+        return {}, 0, 0.0, 0.0
+    positive = list(filter(_ABOVE_MIN, ms))
+    bins = dict(Counter(map(ceil, map(inv_log_gamma.__mul__, map(log, positive)))))
+    low, high = min(ms), max(ms)  # negative durations count as 0
+    return bins, len(ms) - len(positive), max(low, 0.0), max(high, 0.0)
+
+
+#: ``v > MIN_VALUE_MS`` as a C call.
+_ABOVE_MIN: Final = MIN_VALUE_MS.__lt__
 
 
 def _added(values_ns: Sequence[int]) -> LatencySketch:

@@ -7,7 +7,8 @@ producer spans with no server child, from the span a head carries (JSON records,
 tests) or else straight from the span's protobuf bytes: each attribute is a
 ``KeyValue`` whose encoding starts with its key, so the reader looks for
 ``0x0a <len> key 0x12 <len> 0x0a <len> value`` (a string value) in the span's bytes
-instead of parsing the span (a parse costs ~10 us per span, the search well under 1).
+instead of parsing the span (a parse costs ~10 us per span, the search well under 1;
+natively, ``pipeline.native.peer_in_span``, with :func:`peer_in_span_of` its definition).
 An attribute of the same name on one of the span's events could be found first: the
 peer is a label, and that case is counted no differently.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pipeline import native
 from pipeline.graph.derive import (
     CALLER_KINDS,
     DATABASE_ATTRIBUTES,
@@ -79,11 +81,28 @@ def read_peer(head: SpanHead | GraphSpan) -> tuple[str, bool]:
         return head.peer, head.database
     if head.span is not None:
         return peer_of(head.span.span_attributes)
-    value, start, end = head.value, head.offset, head.offset + head.length
-    for needle, database in _NEEDLES:
-        at = value.find(needle, start, end)
+    found: tuple[str, bool] = native.peer_in_span(
+        head.value, head.offset, head.offset + head.length, _NEEDLES, MAX_PEER
+    )
+    return found
+
+
+def peer_in_span_of(
+    value: bytes, start: int, end: int, needles: tuple[tuple[bytes, bool], ...], max_peer: int
+) -> tuple[str, bool]:
+    """The reference of ``pipeline.native.peer_in_span``: the peer in ``value[start:end]``.
+
+    The first needle found whose value is a non-empty string names the peer.
+
+    >>> needles = ((b"\\x0a\\x02db\\x12", True),)
+    >>> peer_in_span_of(b"..\\x0a\\x02db\\x12\\x04\\x0a\\x02pg", 0, 99, needles, 9)
+    ('pg', True)
+    """
+    start, end = max(start, 0), min(end, len(value))
+    for needle, database in needles:
+        at = value.find(needle, start, end) if needle else -1
         if at >= 0:
-            found = _string_at(value, at + len(needle), end)
+            found = _string_at(value, at + len(needle), end, max_peer)
             if found:
                 return found, database
     return "", False
@@ -96,10 +115,10 @@ def attr_in_bytes(value: bytes, start: int, end: int, key: bytes) -> str:
     """
     needle = _needle(key)
     at = value.find(needle, start, end)
-    return "" if at < 0 else _string_at(value, at + len(needle), end)
+    return "" if at < 0 else _string_at(value, at + len(needle), end, MAX_PEER)
 
 
-def _string_at(value: bytes, pos: int, end: int) -> str:
+def _string_at(value: bytes, pos: int, end: int, max_peer: int) -> str:
     """The string of the AnyValue whose length prefix is at ``pos``, or ``""``."""
     pos, any_len = _varint(value, pos, end)
     any_end = pos + any_len
@@ -108,7 +127,7 @@ def _string_at(value: bytes, pos: int, end: int) -> str:
     pos, length = _varint(value, pos + 1, any_end)
     if pos < 0 or pos + length > any_end:
         return ""
-    return value[pos : pos + min(length, MAX_PEER * 4)].decode("utf-8", "replace")[:MAX_PEER]
+    return value[pos : pos + min(length, max_peer * 4)].decode("utf-8", "replace")[:max_peer]
 
 
 def _varint(value: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ I/O and :mod:`pipeline.ingest.commit` decides when a record may be committed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline import metrics
@@ -93,6 +93,7 @@ class IngestCore:
         exemplars: ExemplarRequests | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
         graph: GraphAggregator | None = None,
+        thresholds: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         #: Unix time in ns (span timestamps are Unix time; ``clock`` is monotonic).
         self.wall_ns = wall_ns
@@ -104,6 +105,8 @@ class IngestCore:
         self.max_message_bytes = max_message_bytes
         self.cut_interval = cut_interval_seconds
         self.max_exemplars = max_exemplars
+        #: service -> latency thresholds (ns) of its SLOs, counted exactly in the partials
+        self.thresholds = thresholds
         self._parts: dict[int, _Partition] = {}
         self.orphaned_traces = 0
         #: Pre-sampling RED counts of every record aggregated: the worker's exported ones.
@@ -127,7 +130,11 @@ class IngestCore:
         commit at all, nothing merged before) is not given it.
         """
         agg = PartialAggregator(
-            self.window_seconds, partition, self.max_exemplars, skip_through=marks.delivered
+            self.window_seconds,
+            partition,
+            self.max_exemplars,
+            skip_through=marks.delivered,
+            thresholds=self.thresholds,
         )
         self._parts[partition] = _Partition(
             agg,

@@ -193,7 +193,8 @@ def prepare_topics(bootstrap: str, env: Mapping[str, str], timeout: float = 30.0
         raise ServiceUnavailable(f"topics not ready: {result}")
     admin = AdminClient(librdkafka_config(bootstrap, security))
     n = settings.partials_partitions
-    names = [f"{settings.group}-windows-{t}-changelog" for t in ("windows", "detectors")]
+    tables = ("windows", "detectors", "slo")
+    names = [f"{settings.group}-windows-{t}-changelog" for t in tables]
     listed = admin.list_topics(timeout=10).topics
     missing = [
         NewTopic(name, n, 1, config={"cleanup.policy": "compact"})

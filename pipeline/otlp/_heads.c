@@ -16,7 +16,8 @@
  * Files: _wire.h (wire format), _values.h (attributes), _span.h (one span),
  * _derive.h (the enricher memo), _head_type.h (the SpanHead type); _sampling.h,
  * _latency.h and _policies.h hold the tail sampler's per-span loops, _window.h the window partials',
- * _spanmetrics.h the spanmetrics counts'.
+ * _spanmetrics.h the spanmetrics counts', _graph.h the service graph's peer reader and
+ * sketch counts.
  *
  * pipeline.native is the only importer: it lists every function here beside its
  * Python definition. Everything the C code needs from Python comes as an argument
@@ -27,6 +28,7 @@
 #include <structmember.h>
 
 #include "_derive.h"
+#include "_graph.h"
 #include "_head_type.h"
 #include "_latency.h"
 #include "_policies.h"
@@ -401,7 +403,7 @@ static PyMethodDef methods[] = {
                "(layout, buffer, ...)}")},
     {"window_add", window_add, METH_VARARGS,
      PyDoc_STR("window_add(spans, accumulators, window_ns, watermark_cap_ns, watermark, "
-               "max_exemplars, inv_log_gamma, max_bins) -> watermark")},
+               "max_exemplars, inv_log_gamma, max_bins, thresholds=None) -> watermark")},
     {"per_service", per_service, METH_O,
      PyDoc_STR("per_service(heads) -> {service: [spans, row bytes]}")},
     {"trace_hash", trace_hash, METH_VARARGS,
@@ -412,6 +414,10 @@ static PyMethodDef methods[] = {
     {"spanmetrics_add", spanmetrics_add, METH_VARARGS,
      PyDoc_STR("spanmetrics_add(spans, acc, bounds_ns): calls, duration sum and buckets per "
                "(service, operation, kind, status)")},
+    {"peer_in_span", peer_in_span, METH_VARARGS,
+     PyDoc_STR("peer_in_span(value, start, end, needles, max_peer) -> (peer, names a database)")},
+    {"sketch_counts", sketch_counts, METH_VARARGS,
+     PyDoc_STR("sketch_counts(values_ns, inv_log_gamma) -> (bins, zeros, min ms, max ms)")},
     {"configure", configure, METH_O,
      PyDoc_STR("configure(derive_attributes): the attributes Enricher.derive reads")},
     {NULL, NULL, 0, NULL}};

@@ -40,6 +40,8 @@ class RedAcc:
     def max(self) -> float: ...
     @property
     def exemplars(self) -> tuple[tuple[str, int, bool], ...]: ...
+    @property
+    def under(self) -> tuple[tuple[int, int], ...]: ...
 
 def window_add(
     spans: Sequence[SpanHead],
@@ -50,9 +52,16 @@ def window_add(
     max_exemplars: int,
     inv_log_gamma: float,
     max_bins: int,
+    thresholds: dict[str, Sequence[int]] | None = None,
     /,
 ) -> int | None: ...
 def trace_hash(trace_id: str, salt: bytes, /) -> int: ...
+def sketch_counts(
+    values_ns: Sequence[int], inv_log_gamma: float, /
+) -> tuple[dict[int, int], int, float, float]: ...
+def peer_in_span(
+    value: bytes, start: int, end: int, needles: tuple[tuple[bytes, bool], ...], max_peer: int, /
+) -> tuple[str, bool]: ...
 def latency_observe(
     ops: dict[Any, Any],
     spans: Sequence[SpanHead],

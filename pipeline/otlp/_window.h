@@ -4,7 +4,9 @@
  * accumulator, a RedAcc: requests, errors, the largest duration, the latency
  * sketch's counts (pipeline.windows.latency_sketch.LatencySketch: zero bucket, min, max and
  * the bucket dict, keyed exactly as LatencySketch.add keys them) and the ranked
- * exemplars (pipeline.windows.red_stats.best_exemplars). pipeline.windows.partial turns a
+ * exemplars (pipeline.windows.red_stats.best_exemplars), and, for a service given latency
+ * thresholds (the SLO file's), how many spans took at most each threshold (`under`).
+ * pipeline.windows.partial turns a
  * RedAcc into a Partial at the cut; tests/unit/test_native.py holds this file to its
  * Python definition (pipeline.windows.partial.window_add), span for span.
  *
@@ -37,6 +39,9 @@ typedef struct {
     PyObject *bins;   /* dict: bucket key (int) -> count (int) */
     double min, max;  /* milliseconds, as LatencySketch.min/max */
     Exemplar_ *exemplars;
+    Py_ssize_t n_under;   /* latency thresholds counted (0: none) */
+    long long *limits;    /* n_under thresholds in ns, as given */
+    Py_ssize_t *under;    /* spans with max(duration, 0) <= limits[i] */
 } RedAcc;
 
 /* No GC support: a RedAcc holds only ints, strs and a dict of ints. */
@@ -48,6 +53,8 @@ redacc_dealloc(RedAcc *self)
         Py_DECREF(self->exemplars[i].duration_ns);
     }
     PyMem_Free(self->exemplars);
+    PyMem_Free(self->limits);
+    PyMem_Free(self->under);
     Py_XDECREF(self->max_ns);
     Py_XDECREF(self->bins);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -70,6 +77,21 @@ redacc_exemplars(RedAcc *self, void *closure)
     return out;
 }
 
+static PyObject *
+redacc_under(RedAcc *self, void *closure)
+{
+    (void)closure;
+    PyObject *out = PyTuple_New(self->n_under);
+    for (Py_ssize_t i = 0; out != NULL && i < self->n_under; i++) {
+        PyObject *item = Py_BuildValue("(Ln)", self->limits[i], self->under[i]);
+        if (item == NULL)
+            Py_CLEAR(out);
+        else
+            PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
 #define RA(name, type) {#name, type, offsetof(RedAcc, name), READONLY, NULL}
 static PyMemberDef redacc_members[] = {
     RA(requests, T_PYSSIZET), RA(errors, T_PYSSIZET), RA(zeros, T_PYSSIZET),
@@ -78,6 +100,8 @@ static PyMemberDef redacc_members[] = {
 static PyGetSetDef redacc_getset[] = {
     {"exemplars", (getter)redacc_exemplars, NULL,
      PyDoc_STR("Ranked (trace_id, duration_ns, is_error) tuples, one per trace."), NULL},
+    {"under", (getter)redacc_under, NULL,
+     PyDoc_STR("(threshold_ns, spans at most that long) pairs, in the thresholds' order."), NULL},
     {NULL}};
 
 static PyTypeObject RedAccType = {
@@ -90,12 +114,38 @@ static PyTypeObject RedAccType = {
     .tp_getset = redacc_getset,
 };
 
+/* The thresholds (ns) of `limits`, a sequence of ints, into the accumulator's arrays. */
+static int
+redacc_set_limits(RedAcc *a, PyObject *limits)
+{
+    PyObject *seq = PySequence_Fast(limits, "thresholds must map services to sequences");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    a->limits = PyMem_Malloc(sizeof(long long) * (n + 1));
+    a->under = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    int rc = (a->limits == NULL || a->under == NULL) ? -1 : 0;
+    if (rc < 0)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        a->limits[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        rc = (a->limits[i] == -1 && PyErr_Occurred()) ? -1 : 0;
+    }
+    if (rc == 0)
+        a->n_under = n;
+    Py_DECREF(seq);
+    return rc;
+}
+
 static RedAcc *
 redacc_create(Py_ssize_t max_exemplars)
 {
     RedAcc *a = PyObject_New(RedAcc, &RedAccType);
     if (a == NULL)
         return NULL;
+    a->n_under = 0;
+    a->limits = NULL;
+    a->under = NULL;
     a->requests = a->errors = a->zeros = a->n_exemplars = 0;
     a->max_exemplars = max_exemplars > 0 ? max_exemplars : 0;
     a->min = Py_HUGE_VAL;
@@ -334,6 +384,11 @@ acc_add(RedAcc *a, const Facts *f, double inv_log_gamma, Py_ssize_t max_bins)
     a->requests++;
     if (f->is_error)
         a->errors++;
+    /* A duration past int64 is over every threshold; a negative one counts as 0. */
+    long long counted = positive ? d : 0;
+    for (Py_ssize_t i = 0; overflow <= 0 && i < a->n_under; i++)
+        if (counted <= a->limits[i])
+            a->under[i]++;
     if (longest)
         Py_SETREF(a->max_ns, Py_NewRef(dur));
     if (sketch_add(a, value, inv_log_gamma, max_bins) < 0
@@ -346,10 +401,11 @@ fail:
     return -1;
 }
 
-/* The accumulator of (service, operation, window start) in `accs`, created if new
- * (borrowed reference). */
+/* The accumulator of (service, operation, window start) in `accs`, created if new with
+ * the service's thresholds from `thresholds` (a dict, or None) (borrowed reference). */
 static RedAcc *
-acc_for(PyObject *accs, const Facts *f, PyObject *start, Py_ssize_t max_exemplars)
+acc_for(PyObject *accs, const Facts *f, PyObject *start, Py_ssize_t max_exemplars,
+        PyObject *thresholds)
 {
     PyObject *key = PyTuple_Pack(3, f->service, f->operation, start);
     if (key == NULL)
@@ -357,7 +413,11 @@ acc_for(PyObject *accs, const Facts *f, PyObject *start, Py_ssize_t max_exemplar
     PyObject *acc = PyDict_GetItemWithError(accs, key);
     if (acc == NULL && !PyErr_Occurred()) {
         acc = (PyObject *)redacc_create(max_exemplars);
-        if (acc != NULL && PyDict_SetItem(accs, key, acc) < 0)
+        PyObject *limits = (acc == NULL || thresholds == Py_None)
+                               ? NULL : PyDict_GetItemWithError(thresholds, f->service);
+        if (PyErr_Occurred()
+            || (limits != NULL && redacc_set_limits((RedAcc *)acc, limits) < 0)
+            || (acc != NULL && PyDict_SetItem(accs, key, acc) < 0))
             Py_CLEAR(acc);
         Py_XDECREF(acc); /* the dict holds it */
     }
@@ -390,12 +450,15 @@ static PyObject *
 window_add(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *spans, *accs, *window_obj, *cap, *wm;
+    PyObject *spans, *accs, *window_obj, *cap, *wm, *thresholds = Py_None;
     Py_ssize_t max_exemplars, max_bins;
     double inv_log_gamma;
-    if (!PyArg_ParseTuple(args, "OO!O!OOndn", &spans, &PyDict_Type, &accs, &PyLong_Type,
-                          &window_obj, &cap, &wm, &max_exemplars, &inv_log_gamma, &max_bins))
+    if (!PyArg_ParseTuple(args, "OO!O!OOndn|O", &spans, &PyDict_Type, &accs, &PyLong_Type,
+                          &window_obj, &cap, &wm, &max_exemplars, &inv_log_gamma, &max_bins,
+                          &thresholds))
         return NULL;
+    if (thresholds != Py_None && !PyDict_Check(thresholds))
+        return PyErr_Format(PyExc_TypeError, "thresholds must be a dict or None");
     long long window_ns = PyLong_AsLongLong(window_obj);
     if (window_ns <= 0)
         return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "window_ns must be > 0");
@@ -424,7 +487,7 @@ window_add(PyObject *self, PyObject *args)
             Py_XSETREF(start, Py_NewRef(s));
             Py_XSETREF(last_service, Py_NewRef(f.service));
             Py_XSETREF(last_operation, Py_NewRef(f.operation));
-            acc = acc_for(accs, &f, start, max_exemplars);
+            acc = acc_for(accs, &f, start, max_exemplars, thresholds);
             rc = acc == NULL ? -1 : 0;
         }
         Py_XDECREF(s);

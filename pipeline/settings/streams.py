@@ -45,6 +45,11 @@ class StreamOptions:
         """Changelog of the window stage's ``detectors`` table (Faust's naming)."""
         return f"{self.windows_app_id}-detectors-changelog"
 
+    @property
+    def slo_changelog_topic(self) -> str:
+        """Changelog of the window stage's ``slo`` table (burn state; Faust's naming)."""
+        return f"{self.windows_app_id}-slo-changelog"
+
 
 def check(s: StreamOptions) -> None:
     """Refuse a partition count Kafka cannot create."""

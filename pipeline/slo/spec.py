@@ -122,6 +122,14 @@ class SloSet:
         found = {s.threshold_ns for s in self.slos if s.service == service}
         return tuple(sorted(t for t in found if t is not None))
 
+    def thresholds_by_service(self) -> dict[str, tuple[int, ...]]:
+        """Every service with latency SLOs and the thresholds (ns) to count for it."""
+        return {
+            service: found
+            for service in sorted(self.services())
+            if (found := self.thresholds_ns(service))
+        }
+
     def services(self) -> frozenset[str]:
         return frozenset(s.service for s in self.slos)
 

@@ -28,9 +28,10 @@ ROLE_FIELDS = {
     "partials": "partials_topic",
     "windows_changelog": "windows_changelog_topic",
     "detectors_changelog": "detectors_changelog_topic",
+    "slo_changelog": "slo_changelog_topic",
 }
 #: Roles a worker creates itself when missing: Faust's table changelogs, named after the group.
-INTERNAL_ROLES = frozenset({"windows_changelog", "detectors_changelog"})
+INTERNAL_ROLES = frozenset({"windows_changelog", "detectors_changelog", "slo_changelog"})
 
 _ENTRY_KEYS = {"role", "name", "partitions", "replication_factor", "config"}
 _CLEANUP_POLICIES = {"delete", "compact", "compact,delete"}

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from enum import StrEnum
 from typing import Any
 
@@ -83,8 +83,9 @@ def series_key(service: str, operation: str) -> str:
 class WindowAssembler:
     """Merges partials into per-series window state and closes windows by watermark.
 
-    ``idle_close_seconds`` (default: one window) and ``startup_hold_seconds``
-    (default: ``idle_close_seconds``) configure the :attr:`watermark`.
+    ``idle_close_seconds`` (default: one window), ``startup_hold_seconds``
+    (default: ``idle_close_seconds``) and ``partials_queued`` (True while the
+    stage's partials partitions hold unread records) configure the :attr:`watermark`.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class WindowAssembler:
         max_empty_windows: int = 10,
         max_exemplars: int = 3,
         store: Store | None = None,
+        partials_queued: Callable[[], bool] = lambda: False,
     ) -> None:
         if window_seconds <= 0 or allowed_lateness_seconds < 0:
             raise ValueError("window_seconds must be > 0 and allowed_lateness_seconds >= 0")
@@ -109,6 +111,7 @@ class WindowAssembler:
             idle_close_seconds=idle,
             startup_hold_seconds=idle if startup_hold_seconds is None else startup_hold_seconds,
             open_window_starts=self._open_window_starts,
+            partials_queued=partials_queued,
         )
         self.max_empty_windows = max_empty_windows
         self.max_exemplars = max_exemplars
@@ -168,13 +171,16 @@ class WindowAssembler:
         """A paused source keeps holding the watermark back; True when a hold starts."""
         return self.watermark.hold(marker)
 
-    def merge(self, partial: Partial) -> MergeResult:
-        """Take in one partial exactly once (rules 1-3)."""
+    def merge(self, partial: Partial, lane: int | None = None) -> MergeResult:
+        """Take in one partial exactly once (rules 1-3).
+
+        ``lane``: the partials partition it was read from (the watermark's rule 10).
+        """
         if partial.window_end_ns - partial.window_start_ns != self.window_ns:
             raise ValueError(f"partial window size differs from {self.window_ns} ns")
         key = series_key(partial.service, partial.operation)
         watermark = self.watermark.series_ns(key, key in self._series)
-        self.watermark.observe(key, partial)
+        self.watermark.observe(key, partial, lane)
         # Rule 2: a series this worker has not loaded yet (just assigned, recovered
         # from the changelog, reload still to come) continues its stored state.
         state = (

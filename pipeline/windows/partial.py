@@ -38,12 +38,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline import native
-from pipeline.checked import StateError, count, int64, number, parse_json, record, text
+from pipeline.checked import StateError, count, int64, items, number, parse_json, record, text
 from pipeline.model import SpanHead
 from pipeline.windows.latency_sketch import DEFAULT_MAX_BINS, LatencySketch
 from pipeline.windows.red_stats import MAX_EXEMPLARS, NS_PER_MS, Exemplar, WindowStats, exemplars
@@ -67,7 +67,10 @@ class Partial:
     """RED aggregate of one series in one window, from one source partition's offset range.
 
     ``first_offset..last_offset`` (inclusive) is the input range of the cut that
-    produced it; ``watermark_ns`` is the max span start time in that cut.
+    produced it; ``watermark_ns`` is the max span start time in that cut. ``under``
+    holds, for each latency threshold of an SLO on the service, ``(threshold_ns, n)``:
+    ``n`` of the ``requests`` took at most the threshold (exact, every span counted).
+    A partial without thresholds serializes as before the field existed.
     """
 
     service: str
@@ -83,6 +86,7 @@ class Partial:
     first_offset: int
     last_offset: int
     watermark_ns: int
+    under: tuple[tuple[int, int], ...] = ()
 
     @property
     def series(self) -> tuple[str, str]:
@@ -96,11 +100,12 @@ class Partial:
         stats.errors = self.errors
         stats.max_ns = round(self.max_ms * NS_PER_MS)
         stats.exemplars = self.exemplars[:max_exemplars]  # already ranked
+        stats.under = {t: (n, self.requests) for t, n in self.under}
         return stats
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {
+        """JSON-safe form; ``under`` only when there are thresholds (older readers)."""
+        data = {
             "service": self.service,
             "operation": self.operation,
             "window_start_ns": self.window_start_ns,
@@ -115,6 +120,9 @@ class Partial:
             "last_offset": self.last_offset,
             "watermark_ns": self.watermark_ns,
         }
+        if self.under:
+            data["under"] = [list(pair) for pair in self.under]
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Partial:
@@ -123,6 +131,10 @@ class Partial:
         ``StateError`` (a ValueError) unless every field has its type and range, and
         the sketch the accuracy and size every worker writes (so it always merges).
         """
+        under: tuple[tuple[int, int], ...] = ()
+        if isinstance(data, dict) and "under" in data:
+            data = dict(data)
+            under = under_counts(data.pop("under"), "partial.under")
         d = record(data, "partial", _FIELDS)
         sketch = LatencySketch.from_dict(d["sketch"])
         if (sketch.gamma, sketch.max_bins) != (_SKETCH_GAMMA, DEFAULT_MAX_BINS):
@@ -131,6 +143,8 @@ class Partial:
         first, last = count(d["first_offset"], "offset"), count(d["last_offset"], "offset")
         if first > last:
             raise StateError("schema", "partial: first_offset after last_offset")
+        if any(n > requests for _, n in under):
+            raise StateError("schema", "partial.under: more than requests")
         return cls(
             service=text(d["service"], "partial.service"),
             operation=text(d["operation"], "partial.operation"),
@@ -145,6 +159,7 @@ class Partial:
             first_offset=first,
             last_offset=last,
             watermark_ns=int64(d["watermark_ns"], "partial.watermark_ns"),
+            under=under,
         )
 
     def to_json(self) -> bytes:
@@ -157,7 +172,7 @@ class Partial:
         return cls.from_dict(parse_json(raw))
 
 
-_FIELDS = [f.name for f in dataclasses.fields(Partial)]
+_FIELDS = [f.name for f in dataclasses.fields(Partial) if f.name != "under"]
 _SKETCH_GAMMA = LatencySketch().gamma
 
 
@@ -170,12 +185,15 @@ class PartialAggregator:
         source_partition: int,
         max_exemplars: int = 3,
         skip_through: int = -1,
+        thresholds: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         if window_seconds <= 0:
             raise ValueError(f"window_seconds must be > 0, got {window_seconds}")
         self.window_ns = window_seconds * NS_PER_S
         self.source_partition = source_partition
         self.max_exemplars = max_exemplars
+        #: service -> latency thresholds (ns) whose spans at most that long are counted.
+        self.thresholds = {k: tuple(v) for k, v in (thresholds or {}).items()} or None
         self._through = skip_through
         self._cut_known = skip_through >= 0
         self._acc: dict[tuple[str, str, int], Any] = {}
@@ -228,6 +246,7 @@ class PartialAggregator:
             self.max_exemplars,
             _SKETCH_INV_LOG_GAMMA,
             DEFAULT_MAX_BINS,
+            self.thresholds,
         )
         return True
 
@@ -271,7 +290,23 @@ class PartialAggregator:
             first_offset=first,
             last_offset=last,
             watermark_ns=self._watermark_ns,
+            under=tuple(acc.under),
         )
+
+
+def under_counts(value: object, where: str) -> tuple[tuple[int, int], ...]:
+    """Checked ``[[threshold_ns, n], ...]``, distinct thresholds, at most ``MAX_THRESHOLDS``."""
+    if not isinstance(value, list) or len(value) > MAX_THRESHOLDS:
+        raise StateError("schema", f"{where}: a list of at most {MAX_THRESHOLDS}")
+    pairs = [items(v, f"{where}[]", 2) for v in value]
+    out = tuple((count(t, f"{where}[]"), count(n, f"{where}[]")) for t, n in pairs)
+    if len({t for t, _ in out}) != len(out):
+        raise StateError("schema", f"{where}: a threshold twice")
+    return out
+
+
+#: Latency thresholds one service may have counted (distinct ``threshold_ms`` of its SLOs).
+MAX_THRESHOLDS = 64
 
 
 class RedAcc:
@@ -281,10 +316,17 @@ class RedAcc:
     fields (``bins`` keyed as :meth:`LatencySketch.add` keys them).
     """
 
-    __slots__ = ("stats",)
+    __slots__ = ("limits", "stats", "under_counts")
 
-    def __init__(self, max_exemplars: int, max_bins: int) -> None:
+    def __init__(self, max_exemplars: int, max_bins: int, limits: Sequence[int] = ()) -> None:
         self.stats = WindowStats(max_exemplars, LatencySketch(max_bins=max_bins))
+        self.limits = tuple(limits)
+        self.under_counts = [0] * len(self.limits)
+
+    @property
+    def under(self) -> tuple[tuple[int, int], ...]:
+        """``(threshold_ns, spans at most that long)`` in the thresholds' order."""
+        return tuple(zip(self.limits, self.under_counts, strict=True))
 
     requests = property(lambda self: self.stats.requests)
     errors = property(lambda self: self.stats.errors)
@@ -305,6 +347,7 @@ def window_add_of(
     max_exemplars: int,
     inv_log_gamma: float,
     max_bins: int,
+    thresholds: Mapping[str, Sequence[int]] | None = None,
 ) -> int | None:
     """The reference of ``native.window_add``: each span into its accumulator; the watermark.
 
@@ -312,6 +355,8 @@ def window_add_of(
     in the :class:`RedAcc` of its (service, operation, window start), created as
     needed; the watermark rises to each start time, at most to ``watermark_cap_ns``.
     ``inv_log_gamma`` is that of the default :class:`LatencySketch`, which keys the buckets.
+    A new accumulator takes its service's ``thresholds`` (ns); a span counts under each
+    one its ``max(duration, 0)`` does not exceed.
     """
     if window_ns <= 0 or max_bins < 1:
         raise ValueError("window_ns must be > 0 and max_bins >= 1")
@@ -321,8 +366,13 @@ def window_add_of(
         key = (span.service_name, span.operation, window_start_ns(ts, window_ns))
         acc = accumulators.get(key)
         if acc is None:
-            acc = accumulators[key] = RedAcc(max_exemplars, max_bins)
+            limits = () if thresholds is None else thresholds.get(span.service_name, ())
+            acc = accumulators[key] = RedAcc(max_exemplars, max_bins, limits)
         mark = ts if watermark_cap_ns is None else min(ts, watermark_cap_ns)
         watermark = mark if watermark is None else max(watermark, mark)
-        acc.stats.add(max(span.duration_ns, 0), bool(span.is_error), span.trace_id)
+        duration = max(span.duration_ns, 0)
+        acc.stats.add(duration, bool(span.is_error), span.trace_id)
+        for i, limit in enumerate(acc.limits):
+            if duration <= limit:
+                acc.under_counts[i] += 1
     return watermark

@@ -65,10 +65,25 @@ def best_exemplars(candidates: Iterable[Exemplar], limit: int) -> tuple[Exemplar
     return tuple(sorted(best.values(), key=lambda e: e.rank)[:limit])
 
 
+#: Thresholds one stored window may count (see ``pipeline.windows.partial.MAX_THRESHOLDS``).
+MAX_UNDER = 64
+
+
+def _under(value: object) -> list[tuple[int, int, int]]:
+    if not isinstance(value, list) or len(value) > MAX_UNDER:
+        raise StateError("schema", f"stats.under: a list of at most {MAX_UNDER}")
+    rows = [items(v, "stats.under[]", 3) for v in value]
+    out = [(count(t, "stats.under[]"), count(n, "stats.under[]"), count(c, "stats.under[]"))
+           for t, n, c in rows]  # fmt: skip
+    if len({t for t, _, _ in out}) != len(out):
+        raise StateError("schema", "stats.under: a threshold twice")
+    return out
+
+
 class WindowStats:
     """Mutable RED accumulator for one (service, operation, window)."""
 
-    __slots__ = ("errors", "exemplars", "max_exemplars", "max_ns", "requests", "sketch")
+    __slots__ = ("errors", "exemplars", "max_exemplars", "max_ns", "requests", "sketch", "under")
 
     def __init__(self, max_exemplars: int = 3, sketch: LatencySketch | None = None) -> None:
         self.requests = 0
@@ -77,6 +92,9 @@ class WindowStats:
         self.sketch = LatencySketch() if sketch is None else sketch
         self.max_exemplars = max_exemplars
         self.exemplars: tuple[Exemplar, ...] = ()
+        #: threshold_ns -> (requests at most that long, requests counted for it): partials
+        #: count only the thresholds their worker's SLO file names, so coverage can differ.
+        self.under: dict[int, tuple[int, int]] = {}
 
     @property
     def max_ms(self) -> float:
@@ -111,10 +129,14 @@ class WindowStats:
         self.max_ns = max(self.max_ns, other.max_ns)
         self.sketch.merge(other.sketch)
         self.exemplars = best_exemplars((*self.exemplars, *other.exemplars), self.max_exemplars)
+        for threshold, (n, covered) in other.under.items():
+            mine, mine_covered = self.under.get(threshold, (0, 0))
+            self.under[threshold] = (mine + n, mine_covered + covered)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (exemplars as ``[trace_id, duration_ns, is_error]`` lists)."""
-        return {
+        """JSON-safe form (exemplars as ``[trace_id, duration_ns, is_error]`` lists);
+        ``under`` as ``[threshold_ns, n, covered]`` lists, only when there are any."""
+        data = {
             "requests": self.requests,
             "errors": self.errors,
             "max_ns": self.max_ns,
@@ -122,11 +144,18 @@ class WindowStats:
             "max_exemplars": self.max_exemplars,
             "exemplars": [list(e) for e in self.exemplars],
         }
+        if self.under:
+            data["under"] = [[t, n, c] for t, (n, c) in sorted(self.under.items())]
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> WindowStats:
         """Rebuild from :meth:`to_dict` output, checked (``StateError``: it comes from Kafka)."""
         keys = ["requests", "errors", "max_ns", "sketch", "max_exemplars", "exemplars"]
+        under: list[Any] = []
+        if isinstance(data, dict) and "under" in data:  # absent in state written before SLOs
+            data = dict(data)
+            under = _under(data.pop("under"))
         d = record(data, "stats", keys)
         limit = count(d["max_exemplars"], "stats.max_exemplars", MAX_EXEMPLARS)
         stats = cls(limit, LatencySketch.from_dict(d["sketch"]))
@@ -134,6 +163,10 @@ class WindowStats:
         stats.errors = count(d["errors"], "stats.errors", stats.requests)
         stats.max_ns = count(d["max_ns"], "stats.max_ns")
         stats.exemplars = exemplars(d["exemplars"], limit)
+        for threshold, n, covered in under:
+            if not n <= covered <= stats.requests:
+                raise StateError("schema", "stats.under: counts beyond requests")
+            stats.under[threshold] = (n, covered)
         return stats
 
     def __eq__(self, other: object) -> bool:

@@ -42,17 +42,24 @@ class ClosedWindow:
     max_ms: float
     late_spans: int
     exemplars: tuple[str, ...]
+    #: ``(threshold_ns, requests at most that long, requests counted for it)`` per latency
+    #: threshold of an SLO on the service (see :attr:`WindowStats.under`).
+    under: tuple[tuple[int, int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
+        """JSON-safe form (``under`` only when there are thresholds)."""
         data = dict(self.__dict__)
         data["exemplars"] = list(self.exemplars)
+        data["under"] = [list(u) for u in self.under]
+        if not self.under:
+            del data["under"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClosedWindow:
         """Rebuild from :meth:`to_dict` output."""
-        return cls(**{**data, "exemplars": tuple(data["exemplars"])})
+        under = tuple(tuple(u) for u in data.get("under", ()))
+        return cls(**{**data, "exemplars": tuple(data["exemplars"]), "under": under})
 
 
 @dataclass
@@ -143,6 +150,7 @@ class SeriesState:
             max_ms=stats.max_ms,
             late_spans=late,
             exemplars=tuple(e.trace_id for e in stats.exemplars),
+            under=tuple((t, n, c) for t, (n, c) in sorted(stats.under.items())),
         )
 
     def dormant(self, max_empty: int) -> bool:

@@ -19,6 +19,10 @@
    their ``incident_id``; incident records go to ``spanstream_incidents`` and to
    the alert topic (keyed by incident id) after the alerts, inside the same
    staged close, and their state is saved in the ``detectors`` table.
+5. With SLOs (:mod:`pipeline.slo.stage`): a close also sends the closed windows'
+   SLI counts and evaluates the SLOs whose burn state this worker owns (staged
+   with the rest); SLI count records on the partials topic are counted into that
+   state in step 1.
 
 One ``asyncio.Lock`` keeps merges out of a close in progress: both run on the
 Faust event loop, and a close awaits ClickHouse and Kafka.
@@ -54,6 +58,7 @@ from pipeline.sinks.clickhouse import (
     table_writer,
     window_columns,
 )
+from pipeline.slo.ledger import SliCount
 from pipeline.store.base import Store
 from pipeline.windows.assembler import WindowAssembler
 from pipeline.windows.hold import Hold
@@ -97,6 +102,16 @@ class StagedTable(MutableMapping[str, Any]):
         """Hold writes until the block exits normally; discard them if it raises."""
 
 
+class SloShell(Protocol):
+    """What the stage calls of :class:`pipeline.slo.stage.SloStage`."""
+
+    table: StagedTable
+
+    def take_in(self, sli: SliCount) -> str: ...
+
+    async def after_close(self, closed: Sequence[ClosedWindow], ready_ns: int | None) -> None: ...
+
+
 class WindowStage:
     """Merges partials and closes windows; ``settled`` says whether a close may run now."""
 
@@ -113,6 +128,7 @@ class WindowStage:
         alerts: Topic,
         settled: Callable[[], bool],
         incidents: IncidentDesk | None = None,
+        slo: SloShell | None = None,
     ) -> None:
         self.assembler = assembler
         self.judge = judge
@@ -122,6 +138,7 @@ class WindowStage:
         self.dlq, self.alerts = dlq, alerts
         self.settled = settled
         self.incidents = incidents
+        self.slo = slo
         self.lock = asyncio.Lock()
         self._late_counted = 0
 
@@ -138,13 +155,21 @@ class WindowStage:
                             marker.source_partition,
                         )
                 return None
+            if SliCount.is_sli(record.value):
+                sli = SliCount.from_json(record.value)
+                if self.slo is None:  # sent by a worker with SLOs; this one has none
+                    metrics.SLO_COUNTS.labels("unknown").inc()
+                    return None
+                async with self.lock:
+                    self.slo.take_in(sli)
+                return None
             partial = Partial.from_json(record.value)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # e.g. a tombstone
             await self.dead_letter(record, exc)
             return None
         async with self.lock:
             try:
-                self.assembler.merge(partial)
+                self.assembler.merge(partial, lane=record.partition)
                 return partial.series
             except ValueError as exc:  # raised before merging: another window size
                 refused = exc
@@ -183,6 +208,12 @@ class WindowStage:
                         alerts, records = self.group_incidents(self.judge_windows(closed), closed)
                         await self.publish(alerts)
                         await self.publish_incidents(records)
+                    if self.slo is not None:
+                        await self.slo.after_close(closed, self._slo_ready_ns())
+                # Counted once every effect is durable (a retried close counts once): a
+                # reader that sees the counter cover the windows table sees their alerts.
+                if closed:
+                    metrics.WINDOWS_CLOSED.inc(len(closed))
             except SinkUnavailable as exc:
                 log.warning("closed windows or their alerts not written, retrying: %s", exc)
                 metrics.INSERT_RETRIES.labels("window_close").inc()
@@ -201,7 +232,17 @@ class WindowStage:
         stack = ExitStack()
         stack.enter_context(self.windows.staged())
         stack.enter_context(self.detectors.staged())
+        if self.slo is not None:
+            stack.enter_context(self.slo.table.staged())
         return stack
+
+    def _slo_ready_ns(self) -> int | None:
+        """SLO windows starting before this are evaluated: one window later than windows
+        close, so the SLI counts of series closed by other workers are in."""
+        watermark = self.assembler.watermark.global_ns()
+        if watermark is None:
+            return None
+        return watermark - self.assembler.lateness_ns - self.assembler.window_ns
 
     def _count_late(self) -> None:
         """Export the assembler's late-span count (a plain int it keeps) as a counter."""
@@ -213,7 +254,6 @@ class WindowStage:
     def write_windows(self, closed: Sequence[ClosedWindow]) -> None:
         write = table_writer(self.store, METRICS_TABLE, window_columns)
         write(closed, window_token(closed))
-        metrics.WINDOWS_CLOSED.inc(len(closed))
         newest = max(w.window_end_ns for w in closed)
         metrics.WINDOW_LAG.set(time.time() - newest / 1e9)
 
@@ -234,20 +274,22 @@ class WindowStage:
         write = table_writer(self.store, ANOMALIES_TABLE, anomaly_columns)
         await asyncio.to_thread(write, alerts, "alerts-" + alert_token(alerts))
         published = [a for a in alerts if a.publish]
+        await self._send_acked([(a.window.service, a.to_message()) for a in published])
+        for alert in published:
+            metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
+            log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
+
+    async def _send_acked(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Send ``(key, message)`` pairs to the alert topic and wait for every ack."""
         try:
             pending = [
-                await self.alerts.send(
-                    key=a.window.service.encode(), value=json.dumps(a.to_message()).encode()
-                )
-                for a in published
+                await self.alerts.send(key=key.encode(), value=json.dumps(message).encode())
+                for key, message in messages
             ]
             for delivery in pending:
                 await delivery
         except Exception as exc:  # any send failure: retry the whole close
             raise SinkUnavailable(f"alert topic: {exc}") from exc
-        for alert in published:
-            metrics.ALERTS.labels(alert.status, alert.finding.severity).inc()
-            log.info("alert %s v%d: %s", alert.alert_id, alert.version, alert.summary)
 
     # -- step 4 ---------------------------------------------------------------------------
     def group_incidents(
@@ -266,17 +308,7 @@ class WindowStage:
         write = table_writer(self.store, INCIDENTS_TABLE, incident_columns)
         token = ",".join(f"{r.incident.incident_id}:{r.incident.version}" for r in records)
         await asyncio.to_thread(write, records, "incidents-" + token[:200])
-        try:
-            pending = [
-                await self.alerts.send(
-                    key=r.incident.incident_id.encode(), value=json.dumps(r.to_message()).encode()
-                )
-                for r in records
-            ]
-            for delivery in pending:
-                await delivery
-        except Exception as exc:  # any send failure: retry the whole close
-            raise SinkUnavailable(f"alert topic: {exc}") from exc
+        await self._send_acked([(r.incident.incident_id, r.to_message()) for r in records])
         for r in records:
             metrics.INCIDENTS.labels(r.status).inc()
             log.info("incident %s v%d: %s", r.incident.incident_id, r.incident.version, r.summary)

@@ -37,6 +37,20 @@ it is implemented:
 9. Restart without traffic. With recovered series and no partial for
    ``idle_close_seconds + startup_hold_seconds``, the global watermark is the
    highest open window start plus the processing time since the recovery.
+10. Lanes. A series' partials all travel one partials partition (its lane);
+   a source's partials on one lane arrive in cut order, but lanes are drained
+   at different paces, so the global watermark (rule 2) may have passed what a
+   source sent down a slow lane. For a source a series has no channel from
+   yet (rule 6), the series closes no further than that source's lane vouches
+   for: the max event time of its cuts before the latest one seen on the lane.
+   A lane not heard from yet holds the series; a quiet lane (rule 3) does not.
+   (A backlog read under CPU load: series whose lane lagged counted the first
+   partials of a source late.)
+11. Partials queued. While the window stage's own partitions still hold partials
+   it has not read (``partials_queued``), nothing is quiet and the stream has not
+   stopped (rules 3 and 5): the ingest may have read its whole backlog long ago,
+   and the event-time frontier stands still once the fastest partials partition is
+   drained, while the others still carry minutes of the stream.
 
 >>> from pipeline.clock import ManualClock
 >>> clock = ManualClock()
@@ -52,100 +66,16 @@ it is implemented:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 from pipeline.clock import Clock
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import NS_PER_S
+from pipeline.windows.watermark_entries import Arrival, Arriving, Channel, Lane, Source
+
+__all__ = ["BACKLOG_PACE", "Arrival", "Arriving", "Watermark"]
 
 #: Event seconds per processing second above which the stream counts as a backlog (rule 3).
 BACKLOG_PACE = 2.0
-
-
-class Arriving(Protocol):
-    """What the watermark reads of a partial (a :class:`~pipeline.windows.partial.Partial`)."""
-
-    @property
-    def source_partition(self) -> int: ...
-    @property
-    def last_offset(self) -> int:
-        """The cut: the source's last input offset in it."""
-        ...
-
-    @property
-    def window_start_ns(self) -> int: ...
-    @property
-    def watermark_ns(self) -> int:
-        """The cut's max event time."""
-        ...
-
-
-class Arrival(NamedTuple):
-    """The four facts of one partial the watermark reads, on their own."""
-
-    source_partition: int
-    last_offset: int
-    window_start_ns: int
-    watermark_ns: int
-
-
-@dataclass
-class _Source:
-    """Bookkeeping of one source partition (in memory only: rebuilt by traffic)."""
-
-    latest_offset: int
-    latest_ns: int
-    seen_at: float
-    #: what the source vouches for (rule 1)
-    applied_ns: int
-    #: the highest event time seen from any source when this one was last heard from
-    frontier_ns: int
-    provisional: bool = True
-    #: processing time of the last :class:`Hold` marker (None: never held)
-    held_at: float | None = None
-
-    def observe(self, partial: Arriving, now: float) -> None:
-        if partial.last_offset > self.latest_offset:
-            done = self.latest_ns if self.provisional else max(self.applied_ns, self.latest_ns)
-            self.applied_ns, self.provisional = done, False
-            self.latest_offset = partial.last_offset
-            self.latest_ns = partial.watermark_ns
-        elif partial.last_offset == self.latest_offset:
-            self.latest_ns = max(self.latest_ns, partial.watermark_ns)
-            if self.provisional:
-                self.applied_ns = min(self.applied_ns, partial.window_start_ns)
-        self.seen_at = now
-
-
-@dataclass
-class _Channel:
-    """One series' partials from one source (rule 6)."""
-
-    latest_offset: int
-    latest_ns: int
-    #: highest window start of the latest cut: the rest of that cut starts no lower
-    window_ns: int
-    seen_at: float
-    #: the highest event time seen from any source when this channel was last heard from
-    frontier_ns: int
-    #: max event time of this series' earlier cuts (None before its second cut)
-    done_ns: int | None = None
-
-    @property
-    def watermark_ns(self) -> int:
-        return self.window_ns if self.done_ns is None else max(self.done_ns, self.window_ns)
-
-    def observe(self, partial: Arriving, now: float) -> None:
-        if partial.last_offset > self.latest_offset:
-            done = self.latest_ns if self.done_ns is None else max(self.done_ns, self.latest_ns)
-            self.done_ns = done
-            self.latest_offset = partial.last_offset
-            self.latest_ns = partial.watermark_ns
-            self.window_ns = partial.window_start_ns
-        elif partial.last_offset == self.latest_offset:
-            self.window_ns = max(self.window_ns, partial.window_start_ns)
-        self.seen_at = now
 
 
 class Watermark:
@@ -161,30 +91,40 @@ class Watermark:
         idle_close_seconds: float,
         startup_hold_seconds: float,
         open_window_starts: Callable[[], Iterable[int]] = tuple,
+        partials_queued: Callable[[], bool] = lambda: False,
     ) -> None:
         self.clock = clock
+        self._partials_queued = partials_queued
+        #: (processing time, answer) of the last partials_queued() call (rule 11)
+        self._queued_memo: tuple[float, bool] = (float("nan"), False)
         self.idle_close_seconds = idle_close_seconds
         self.startup_hold_seconds = startup_hold_seconds
         self._open_window_starts = open_window_starts
         self._started_at: float | None = None
         #: processing time recovered series were first held, before any partial (rule 9)
         self._recovered_at: float | None = None
-        self._sources: dict[int, _Source] = {}
+        self._sources: dict[int, Source] = {}
         self._global_ns: int | None = None
         self._frontier_ns = 0
         self._start_frontier_ns = 0
         #: processing time when the event-time frontier last moved forward
         self._frontier_moved_at = 0.0
         #: series key -> source partition -> channel, and each series' watermark
-        self._channels: dict[str, dict[int, _Channel]] = {}
+        self._channels: dict[str, dict[int, Channel]] = {}
         self._series_ns: dict[str, int] = {}
         self._series_seen_at: dict[str, float] = {}
         #: when each series was taken over by a reload (rule 7)
         self._loaded_at: dict[str, float] = {}
+        #: partials partition -> source partition -> lane, and each series' lane (rule 10)
+        self._lanes: dict[int, dict[int, Lane]] = {}
+        self._series_lane: dict[str, int] = {}
 
     # -- inputs ---------------------------------------------------------------------------
-    def observe(self, key: str, partial: Arriving) -> None:
-        """One partial of series ``key`` arrived (merged, duplicate or late alike)."""
+    def observe(self, key: str, partial: Arriving, lane: int | None = None) -> None:
+        """One partial of series ``key`` arrived (merged, duplicate or late alike).
+
+        ``lane``: the partials partition it was read from (rule 10; None: unknown).
+        """
         now = self.clock.now()
         if self._started_at is None:
             self._started_at = now
@@ -195,7 +135,7 @@ class Watermark:
         p = partial.source_partition
         source = self._sources.get(p)
         if source is None:
-            source = self._sources[p] = _Source(
+            source = self._sources[p] = Source(
                 partial.last_offset, partial.watermark_ns, now, partial.window_start_ns, 0
             )
         else:
@@ -205,12 +145,28 @@ class Watermark:
         channels = self._channels.setdefault(key, {})
         channel = channels.get(p)
         if channel is None:
-            channel = channels[p] = _Channel(
+            channel = channels[p] = Channel(
                 partial.last_offset, partial.watermark_ns, partial.window_start_ns, now, 0
             )
         else:
             channel.observe(partial, now)
         channel.frontier_ns = self._frontier_ns
+        if lane is not None:
+            self._observe_lane(key, lane, partial, now)
+
+    def _observe_lane(self, key: str, lane: int, partial: Arriving, now: float) -> None:
+        """Rule 10: every (lane, source) pair known is tracked from the moment it could exist."""
+        self._series_lane[key] = lane
+        entry = self._lanes.get(lane, {}).get(partial.source_partition)
+        if entry is None:  # a new lane or source: pairs unheard of hold from now on
+            self._lanes.setdefault(lane, {})
+            for lanes in self._lanes.values():
+                for p in self._sources:
+                    if p not in lanes:
+                        lanes[p] = Lane(-1, 0, now, self._frontier_ns)
+            entry = self._lanes[lane][partial.source_partition]
+        entry.observe(partial, now)
+        entry.frontier_ns = self._frontier_ns
 
     def hold(self, marker: Hold) -> bool:
         """A paused source is alive (rule 8); True when this starts a hold."""
@@ -223,7 +179,7 @@ class Watermark:
                 floor = min((s.applied_ns for s in self._sources.values()), default=None)
             if floor is None:
                 return False  # nothing heard since the (re)start: rule 7 covers it
-            source = self._sources[marker.source_partition] = _Source(-1, floor, now, floor, 0)
+            source = self._sources[marker.source_partition] = Source(-1, floor, now, floor, 0)
         starts = source.held_at is None or now - source.held_at >= self.idle_close_seconds
         source.seen_at = source.held_at = now
         source.frontier_ns = self._frontier_ns
@@ -250,6 +206,7 @@ class Watermark:
         if all(self._quiet(c, now) for c in channels.values()):
             self._channels.pop(key, None)
             self._series_seen_at.pop(key, None)
+            self._series_lane.pop(key, None)
 
     def held_at(self, source: int) -> float | None:
         """Processing time of the source's last Hold marker (None: never held)."""
@@ -267,7 +224,7 @@ class Watermark:
         sources = self._sources.values()
         last_seen = max(s.seen_at for s in sources)
         idle_for = now - last_seen
-        if idle_for >= self.idle_close_seconds:  # rule 5
+        if idle_for >= self.idle_close_seconds and not self._queued(now):  # rules 5, 11
             active = [s for s in sources if last_seen - s.seen_at < self.idle_close_seconds]
             candidate = min(s.latest_ns for s in active) + int(idle_for * NS_PER_S)
         elif self._unheard_holds(now):  # rule 4
@@ -294,6 +251,11 @@ class Watermark:
             default=watermark,
         )
         candidate = min(candidate, watermark)
+        bound = self._lane_bound(key, now)
+        if bound is not None and bound < 0:  # rule 10: a lane that vouches nothing yet
+            return self._series_ns.get(key)
+        if bound is not None:
+            candidate = min(candidate, bound)
         before = self._series_ns.get(key)
         if before is None or candidate > before:
             self._series_ns[key] = candidate
@@ -301,6 +263,21 @@ class Watermark:
         return before
 
     # -- rules ----------------------------------------------------------------------------
+    def _lane_bound(self, key: str, now: float) -> int | None:
+        """Rule 10: what the series' lane vouches for the sources it has no channel from
+        (None: no bound; -1: a lane that vouches nothing yet holds the series)."""
+        lane = self._series_lane.get(key)
+        if lane is None:
+            return None
+        channels = self._channels.get(key, {})
+        bound: int | None = None
+        for p, entry in self._lanes.get(lane, {}).items():
+            if p in channels or self._quiet(entry, now, self.held_at(p)):
+                continue
+            vouched = -1 if entry.done_ns is None else entry.done_ns  # unheard: holds
+            bound = vouched if bound is None else min(bound, vouched)
+        return bound
+
     def _raise_global(self, candidate: int) -> int:
         if self._global_ns is None or candidate > self._global_ns:
             self._global_ns = candidate
@@ -316,7 +293,9 @@ class Watermark:
             return self._global_ns
         return self._raise_global(max(starts) + int((now - self._recovered_at) * NS_PER_S))
 
-    def _quiet(self, entry: _Source | _Channel, now: float, held_at: float | None = None) -> bool:
+    def _quiet(
+        self, entry: Source | Channel | Lane, now: float, held_at: float | None = None
+    ) -> bool:
         """Rule 3, with rule 8: a source held recently (and its channels) is never quiet."""
         if held_at is not None and now - held_at < self.idle_close_seconds:
             return False
@@ -324,7 +303,7 @@ class Watermark:
 
     def _quiet_since(self, seen_at: float, frontier_ns: int, now: float) -> bool:
         silent = now - seen_at
-        if silent < self.idle_close_seconds:
+        if silent < self.idle_close_seconds or self._queued(now):  # rule 11
             return False
         if now - self._frontier_moved_at >= self.idle_close_seconds:
             # The whole stream has stopped: nothing is queued behind a silent entry any
@@ -332,6 +311,12 @@ class Watermark:
             # windows for half the backlog's event-time span after the backlog ends.
             return True
         return self._frontier_ns - frontier_ns <= BACKLOG_PACE * silent * NS_PER_S
+
+    def _queued(self, now: float) -> bool:
+        """Rule 11, asked once per processing instant."""
+        if self._queued_memo[0] != now:
+            self._queued_memo = (now, self._partials_queued())
+        return self._queued_memo[1]
 
     def _unheard_holds(self, now: float) -> bool:
         """Rule 4: a source numbered below a known one is unheard of and not quiet."""

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipeline.slo.ledger import SliCount
 from pipeline.windows.assembler import series_key
 from pipeline.windows.hold import Hold
 from pipeline.windows.partial import Partial
@@ -92,7 +93,7 @@ def _partials(records: list[Any]) -> list[dict[str, Any]]:
     out = []
     for msg in records:
         value = msg.value()
-        if value is None or Hold.is_hold(value):
+        if value is None or Hold.is_hold(value) or SliCount.is_sli(value):
             continue
         p = Partial.from_json(value)
         out.append(

@@ -41,6 +41,7 @@ def test_migrate_applies_all_then_is_a_noop(
         "otel_traces_trace_id_ts_mv",
         "spanstream_red_metrics",
         "spanstream_anomalies",
+        "spanstream_slo_burn",
     } <= tables
 
 

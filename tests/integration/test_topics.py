@@ -40,6 +40,7 @@ def role_names(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str) -> Iterato
     monkeypatch.setenv("SPANSTREAM_GROUP", f"it-{suffix}")
     names["windows_changelog"] = f"it-{suffix}-windows-windows-changelog"
     names["detectors_changelog"] = f"it-{suffix}-windows-detectors-changelog"
+    names["slo_changelog"] = f"it-{suffix}-windows-slo-changelog"
     yield names
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
@@ -147,7 +148,11 @@ def test_worker_creates_only_its_changelogs_and_refuses_other_missing_topics(
     admin.create([d for d in decls if d.role not in INTERNAL_ROLES])
     created = prepare_worker_topics(admin, decls)
     assert sorted(created) == sorted(
-        [role_names["windows_changelog"], role_names["detectors_changelog"]]
+        [
+            role_names["windows_changelog"],
+            role_names["detectors_changelog"],
+            role_names["slo_changelog"],
+        ]
     )
     # Created and visible in the metadata before the worker goes on to start Faust.
     states = admin.describe(created)

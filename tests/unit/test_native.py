@@ -29,6 +29,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from pipeline import native
 from pipeline.enrich import DERIVE_ATTRIBUTES, Enricher, http_server_error, operation_for
 from pipeline.errors import DecodeError
+from pipeline.graph.histogram import sketch_counts_of
+from pipeline.graph.read import _NEEDLES as _PEER_NEEDLES
+from pipeline.graph.read import peer_in_span_of
 from pipeline.model import SpanHead
 from pipeline.otlp.decode import decode_message
 from pipeline.otlp.heads import head_buffers, head_columns
@@ -55,7 +58,9 @@ from tests.unit.windows.conftest import make_span
 from tests.unit.windows.test_partial import record_spans
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_extension = pytest.mark.skipif(not native.ENABLED, reason="the extension is not built")
+needs_extension = pytest.mark.skipif(
+    not native.ENABLED, reason="the C extension is not built or SPANSTREAM_NATIVE=0"
+)
 
 
 # --- the door ------------------------------------------------------------------------------
@@ -319,14 +324,18 @@ NS = 1_000_000_000
 
 
 def _accumulated(
-    add: Any, records: list[list[SpanHead]], max_exemplars: int, cap: int | None = None
+    add: Any,
+    records: list[list[SpanHead]],
+    max_exemplars: int,
+    cap: int | None = None,
+    thresholds: dict[str, tuple[int, ...]] | None = None,
 ) -> tuple[Any, ...]:
     accs: dict[tuple[str, str, int], Any] = {}
     mark = None
     for spans in records:
         mark = add(spans, accs, 60 * NS, cap, mark, max_exemplars, _SKETCH_INV_LOG_GAMMA,
-                   DEFAULT_MAX_BINS)  # fmt: skip
-    fields = ("requests", "errors", "zeros", "max_ns", "bins", "min", "max", "exemplars")
+                   DEFAULT_MAX_BINS, thresholds)  # fmt: skip
+    fields = ("requests", "errors", "zeros", "max_ns", "bins", "min", "max", "exemplars", "under")
     return mark, {key: tuple(getattr(a, f) for f in fields) for key, a in accs.items()}
 
 
@@ -342,6 +351,38 @@ def test_window_add(
     cap = 40 * NS if capped else None
     got = _accumulated(native.window_add, heads, max_exemplars, cap)
     assert got == _accumulated(window_add_of, heads, max_exemplars, cap)
+
+
+_limits = st.lists(st.integers(0, 2**62), max_size=4).map(tuple)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(record_spans, min_size=1, max_size=6),
+    st.dictionaries(st.sampled_from(["shop", "cart", "x"]), _limits, max_size=3),
+)
+def test_window_add_counts_under_thresholds_like_python(
+    records: list[list[tuple[str, float, float, bool, str]]], thresholds: dict[str, tuple[int, ...]]
+) -> None:
+    heads = [
+        [make_span(ts, ms, error=e, operation=op, trace=t,
+                   service="shop" if len(op) % 2 else "cart") for op, ts, ms, e, t in record]
+        for record in records
+    ]  # fmt: skip
+    got = _accumulated(native.window_add, heads, 2, None, thresholds)
+    assert got == _accumulated(window_add_of, heads, 2, None, thresholds)
+
+
+@needs_extension
+def test_window_add_refuses_thresholds_python_could_not_hold() -> None:
+    spans = [make_span(1, 5)]
+    args = (60 * NS, None, None, 3, _SKETCH_INV_LOG_GAMMA, DEFAULT_MAX_BINS)
+    with pytest.raises(TypeError):
+        native.window_add(spans, {}, *args, [("shop", (1,))])
+    with pytest.raises(OverflowError):
+        native.window_add(spans, {}, *args, {"shop": (2**64,)})
+    with pytest.raises(TypeError):
+        native.window_add(spans, {}, *args, {"shop": 5})
 
 
 # Python ints of any size reach the aggregator: a broken clock must count, not fail.
@@ -360,6 +401,9 @@ def test_window_add_on_any_int(spans: list[tuple[int, int, bool]]) -> None:
         for i, (ts, d, e) in enumerate(spans)
     ]  # fmt: skip
     assert _accumulated(native.window_add, [heads], 2) == _accumulated(window_add_of, [heads], 2)
+    limits = {"shop": (0, 1, 2**53, 2**63 - 1)}
+    got = _accumulated(native.window_add, [heads], 2, None, limits)
+    assert got == _accumulated(window_add_of, [heads], 2, None, limits)
 
 
 def test_window_add_folds_a_sketch_over_its_bucket_bound_like_python() -> None:
@@ -481,6 +525,7 @@ def test_utf8_verdicts_are_upbs(text: bytes) -> None:
     ("depth", "promised", "upb"),
     [(10, True, True), (25, True, True), (35, False, True), (47, False, True), (48, False, False)],
 )
+@needs_extension  # the C validator's promise; the Python definition defers to upb
 def test_deep_nesting_is_promised_only_well_under_upbs_limit(
     depth: int, promised: bool, upb: bool
 ) -> None:
@@ -503,6 +548,7 @@ def test_deep_nesting_is_promised_only_well_under_upbs_limit(
         (_field(9, 2, b"\x0a\x05ab"), False),  # a length past the end of its message
     ],
 )
+@needs_extension  # the C validator's promise; the Python definition defers to upb
 def test_odd_wire_forms(extra: bytes, promised: bool) -> None:
     value = _wrap_span(proto_span().SerializeToString() + extra)
     assert native.valid(value) == promised
@@ -636,3 +682,68 @@ def test_spanmetrics_add_takes_heads_only() -> None:
     assert built.span is not None
     with pytest.raises(TypeError, match="SpanHead"):
         native.spanmetrics_add([built.span], {}, (1, 2))
+
+
+# --- service graph -------------------------------------------------------------------------
+
+_KV = st.builds(
+    lambda key, any_len, tag, length, value: (
+        b"\x0a" + bytes((len(key),)) + key + b"\x12" + any_len + tag + length + value
+    ),
+    st.sampled_from([b"db.system", b"peer.service", b"server.address", b"db.name"]),
+    st.sampled_from([b"\x00", b"\x05", b"\x06", b"\x7f", b"\x81\x01", b"\x80\x80", b"\xff"]),
+    st.sampled_from([b"\x0a", b"\x10", b""]),
+    st.sampled_from([b"\x00", b"\x03", b"\x04", b"\x85\x01", b"\x80", b"\x7f"]),
+    st.sampled_from([b"pg", b"pgsq", "é中".encode(), b"\xff\xfe", b"x" * 140, b""]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(_KV, st.binary(max_size=6)), max_size=6).map(b"".join),
+    st.integers(-3, 40),
+    st.integers(-3, 400),
+    st.integers(1, 300),
+)
+def test_peer_in_span(value: bytes, start: int, end: int, max_peer: int) -> None:
+    needles = _PEER_NEEDLES
+    got = native.peer_in_span(value, start, end, needles, max_peer)
+    assert got == peer_in_span_of(value, start, end, needles, max_peer)
+
+
+def test_peer_in_span_follows_the_needles_order_and_skips_empty_values() -> None:
+    value = (
+        b"\x0a\x02ab\x12\x02\x0a\x00"
+        + b"\x0a\x02cd\x12\x03\x0a\x01x"
+        + b"\x0a\x02ef\x12\x03\x0a\x01y"
+    )
+    needles = ((b"", True), (b"\x0a\x02ab\x12", True), (b"\x0a\x02ef\x12", False),
+               (b"\x0a\x02cd\x12", True))  # fmt: skip
+    for end in range(len(value) + 2):
+        expected = peer_in_span_of(value, 0, end, needles, 256)
+        assert native.peer_in_span(value, 0, end, needles, 256) == expected
+    assert native.peer_in_span(value, 0, len(value), needles, 256) == ("y", False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(10**9), 10**14),
+            st.integers(-(2**70), 2**70),
+            st.sampled_from([0, 1, 2**53, 2**53 + 1, -(2**53) - 1, 2**63, 10**30]),
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([_SKETCH_INV_LOG_GAMMA, 1.0, 100.0]),
+)
+def test_sketch_counts(values: list[int], inv_log_gamma: float) -> None:
+    assert native.sketch_counts(values, inv_log_gamma) == sketch_counts_of(values, inv_log_gamma)
+
+
+def test_sketch_counts_rejects_what_the_python_definition_rejects() -> None:
+    for bad in (["x"], [None]):
+        with pytest.raises(TypeError):
+            sketch_counts_of(bad, 1.0)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            native.sketch_counts(bad, 1.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import nezha
+from pipeline.evaluate import nezha, nezha_replay
 from pipeline.evaluate.nezha_incidents import IncidentState
 from pipeline.evaluate.nezha_replay import (
     ReplayOptions,
@@ -144,3 +144,27 @@ def test_timer_env_scales_wall_timers_in_live_pace(
     options: ReplayOptions, expected: dict[str, str]
 ) -> None:
     assert timer_env(options) == expected
+
+
+class FakeWorker:
+    """What ``_judged`` asks a worker: the windows table's rows and the closed counter."""
+
+    def __init__(self, rows: int, closed: float) -> None:
+        self.rows, self.closed = rows, closed
+
+    def query(self, sql: str) -> list[list[int]]:
+        assert "spanstream_red_metrics FINAL" in sql
+        return [[self.rows]]
+
+    def metric(self, name: str) -> float:
+        assert name == "spanstream_windows_closed_total"
+        return self.closed
+
+
+@pytest.mark.parametrize(("rows", "closed", "judged"), [(10, 10, True), (10, 7, False)])
+def test_alerts_are_read_only_once_every_written_window_was_judged(
+    rows: int, closed: float, judged: bool
+) -> None:
+    """Windows are written before their close judges them: reading the alerts in between
+    missed the last close's (a backlog closes most windows in its last closes)."""
+    assert nezha_replay._judged(FakeWorker(rows, closed)) is judged  # type: ignore[arg-type]

@@ -652,3 +652,67 @@ def test_a_commit_faust_holds_for_offsets_merged_before_a_rebalance_is_released(
 
     assert committing.log.reads == []  # merged already: nothing to read
     assert consumer._filter_committable_offsets([tp]) == {tp: 5}
+
+
+class Highwaters:
+    """A consumer's view of the partials partitions: high watermark per partition."""
+
+    def __init__(self, high: dict[int, int]) -> None:
+        self.high = high
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.high.get(tp.partition)
+
+
+@pytest.mark.parametrize(("high", "queued"), [({0: 10, 1: 5}, False), ({0: 10, 1: 7}, True)])
+def test_partials_are_queued_while_an_owned_partition_has_unread_records(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch, high: dict[int, int], queued: bool
+) -> None:
+    """Rule 11 of the watermark asks this: unread partials hold everything open."""
+    app = stage.pipeline.faust
+    monkeypatch.setattr(app, "_owned", lambda: {0, 1})
+    monkeypatch.setattr(app.app, "consumer", Highwaters(high), raising=False)
+    app.readback.continuity.expect(0, 10)  # every record below 10 taken in
+    app.readback.continuity.expect(1, 5)
+    assert app._partials_queued() is queued
+
+
+# -- SLOs -------------------------------------------------------------------------------------
+
+
+def test_with_slos_the_stage_counts_sli_records_into_the_slo_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.slo.ledger import SliCount, slo_key
+    from pipeline.slo.spec import Slo, SloSet
+
+    slos = SloSet((Slo("up", "shop", (), "availability", 99.0),))
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", partials_partitions=PARTITIONS)
+    pipeline = Pipeline(settings, NullStore(), datadir=str(tmp_path / "faust"), slos=slos)
+    assert pipeline.faust.stage.slo is not None and "slo" in pipeline.app.tables
+    assert pipeline.core.thresholds == {}  # no latency SLO: nothing extra counted
+
+    def send_changelog(partition: int | None, key: bytes, value: Any, **_: Any) -> Any:
+        return SimpleNamespace(message=SimpleNamespace(partition=partition or 0))
+
+    monkeypatch.setattr(pipeline.faust.slo_table, "send_changelog", send_changelog)
+    monkeypatch.setattr(pipeline.faust.windows, "send_changelog", send_changelog)
+    pipeline.faust.readback.log = MemoryPartialsLog(settings.partials_topic, {})
+    count = SliCount("up", "shop", "GET /", 0, 60 * NS, 9, 10).to_json()
+    (partial,) = partials(0, [(1.0, 10.0)])
+
+    async def feed_counts() -> list[Any]:
+        agent = pipeline.app.agents["assemble"]
+        async with agent.test_context() as test_agent:
+            for _ in range(2):
+                await test_agent.put(count, wait=False)  # yields nothing to wait for
+            await test_agent.put(partial.to_json())
+            return list(test_agent.results.values())
+
+    assert asyncio.run(feed_counts()) == [("shop", "GET /cart")]  # the counts are no series
+    state = table_value(pipeline.faust.slo_table, slo_key("up"))
+    assert state["fine"][3:] == [[9], [10]]  # counted once
+
+
+def test_without_slos_there_is_no_slo_table(stage: Stage) -> None:
+    assert stage.pipeline.faust.stage.slo is None and "slo" not in stage.pipeline.app.tables

@@ -193,3 +193,9 @@ def test_load_reads_yaml_and_names_the_file(tmp_path: Path) -> None:
         load_slos(binary)
     with pytest.raises(ConfigError, match=r"cannot read SLO file"):
         load_slos(tmp_path / "missing.yaml")
+
+
+def test_the_demo_slo_file_is_valid() -> None:
+    demo = Path(__file__).resolve().parents[3] / "infra" / "slo" / "demo-slos.yaml"
+    slos = load_slos(demo)
+    assert [s.name for s in slos.slos] == ["payment-availability", "checkout-latency"]

@@ -31,8 +31,9 @@ def test_repository_declarations_cover_every_role() -> None:
         "partials",
         "windows_changelog",
         "detectors_changelog",
+        "slo_changelog",
     }
-    for role in ("partials", "windows_changelog", "detectors_changelog"):
+    for role in ("partials", "windows_changelog", "detectors_changelog", "slo_changelog"):
         # Faust co-partitions the tables' changelogs with the partials topic.
         assert by_role[role].partitions == SETTINGS.partials_partitions
     assert by_role["windows_changelog"].config_dict["cleanup.policy"] == "compact"
@@ -61,6 +62,7 @@ def test_role_names_follow_settings_environment() -> None:
         "partials": "spanstream-partials",
         "windows_changelog": "g-windows-windows-changelog",
         "detectors_changelog": "g-windows-detectors-changelog",
+        "slo_changelog": "g-windows-slo-changelog",
     }
 
 

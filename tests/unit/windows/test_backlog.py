@@ -239,3 +239,78 @@ def test_an_empty_input_partition_does_not_hold_a_live_stream(span: SpanFactory)
             asm.merge(p)
         clock.advance(1)
     assert [w.window_start_ns // NS for w in asm.close_ready()][:2] == [0, 10]
+
+
+def test_a_series_first_heard_from_a_source_down_a_lagging_lane_is_not_late(
+    span: SpanFactory,
+) -> None:
+    """Rule 10, as a backlog read under CPU load measured it (issue #14).
+
+    Input partition 1 is read late and its second cut spans 199 s of stream; its
+    partials of series S (its first from that source) wait on S's partials partition
+    (lane 1) while lane 0 delivers everything. Source 1's third cut, seen on lane 0,
+    vouches for its second cut globally, and S's channel from source 0 has moved on:
+    only lane 1 knows that S's partials from source 1 are still on their way.
+    """
+    clock = ManualClock()
+    asm = WindowAssembler(10, 5, clock, startup_hold_seconds=0, idle_close_seconds=10)
+    lane_of = {"A": 0, "S": 1}
+    aggs = [PartialAggregator(10, source) for source in range(2)]
+    offsets = [0, 0]
+    queued: list[Partial] = []
+
+    def cut(source: int, first_s: int, last_s: int, ops: tuple[str, ...]) -> list[Partial]:
+        for ts in range(first_s, last_s):
+            for op in ops:
+                aggs[source].add(span(ts + 0.5, 5, operation=op), offsets[source])
+                offsets[source] += 1
+        return aggs[source].cut()
+
+    def deliver(partials: list[Partial]) -> None:
+        for p in partials:
+            assert asm.merge(p, lane_of[p.operation]) is MergeResult.MERGED, p
+
+    deliver(cut(1, 0, 1, ("A",)))  # partition 1 is heard from, then read late
+    deliver(cut(0, 0, 100, ("A", "S")))
+    deliver(cut(0, 100, 200, ("A", "S")))
+    for p in cut(1, 1, 200, ("A", "S")):  # its next cut spans 199 s; lane 1 lags
+        (queued.append(p) if p.operation == "S" else deliver([p]))
+    deliver(cut(1, 200, 210, ("A",)))
+    deliver(cut(0, 200, 210, ("A",)))
+    clock.advance(1)
+    closed = asm.close_ready()
+    assert {w.operation for w in closed} == {"A"}
+    assert max(w.window_start_ns for w in closed) >= 150 * NS
+    deliver(queued)
+    assert asm.late_spans == 0
+    clock.advance(60)  # stopped: everything closes
+    requests = Counter(w.operation for w in asm.close_ready() for _ in range(w.requests))
+    assert requests["S"] == 399
+
+
+def test_without_lanes_the_same_arrival_turns_late(span: SpanFactory) -> None:
+    """The case above with the partials partition unknown (rule 10 off): the hole it fills."""
+    clock = ManualClock()
+    asm = WindowAssembler(10, 5, clock, startup_hold_seconds=0, idle_close_seconds=10)
+    aggs = [PartialAggregator(10, source) for source in range(2)]
+    offsets = [0, 0]
+
+    def cut(source: int, first_s: int, last_s: int, ops: tuple[str, ...]) -> list[Partial]:
+        for ts in range(first_s, last_s):
+            for op in ops:
+                aggs[source].add(span(ts + 0.5, 5, operation=op), offsets[source])
+                offsets[source] += 1
+        return aggs[source].cut()
+
+    for p in cut(1, 0, 1, ("A",)) + cut(0, 0, 100, ("A", "S")) + cut(0, 100, 200, ("A", "S")):
+        asm.merge(p)
+    queued = cut(1, 1, 200, ("A", "S"))
+    for p in [q for q in queued if q.operation == "A"] + cut(1, 200, 210, ("A",)):
+        asm.merge(p)
+    for p in cut(0, 200, 210, ("A",)):
+        asm.merge(p)
+    clock.advance(1)
+    asm.close_ready()
+    for p in [q for q in queued if q.operation == "S"]:
+        asm.merge(p)
+    assert asm.late_spans > 0

@@ -221,3 +221,75 @@ def test_a_sketch_over_its_bucket_bound_folds_like_python() -> None:
     (partial,) = aggregator.cut()
     assert partial.sketch.to_dict() == _reference(every, 3)[("shop", "GET /cart", 0)][2]
     assert len(partial.sketch.to_dict()["k"]) == DEFAULT_MAX_BINS
+
+
+# --- latency thresholds of SLOs (exact counts under each) ------------------------------------
+
+MS_NS = 1_000_000
+
+
+def test_spans_at_most_each_threshold_are_counted_per_service(span: SpanFactory) -> None:
+    thresholds = {"shop": (100 * MS_NS, 300 * MS_NS)}
+    agg = PartialAggregator(60, 0, thresholds=thresholds)
+    for offset, ms in enumerate([50, 100, 100.000001, 299, 300, 301, 5000]):
+        agg.add(span(1, ms), offset)
+    agg.add(span(2, 10, service="cart"), 9)
+    cart, shop = agg.cut()
+    assert cart.under == ()  # no SLO on cart: nothing counted, nothing written
+    assert shop.under == ((100 * MS_NS, 2), (300 * MS_NS, 5))
+    assert shop.stats(3).under == {100 * MS_NS: (2, 7), 300 * MS_NS: (5, 7)}
+
+
+def test_a_negative_duration_counts_as_zero_under_every_threshold(span: SpanFactory) -> None:
+    agg = PartialAggregator(60, 0, thresholds={"shop": (1,)})
+    agg.add(span(1, -5), 0)
+    (p,) = agg.cut()
+    assert p.under == ((1, 1),)
+
+
+def test_under_round_trips_and_a_partial_without_it_reads_as_before(span: SpanFactory) -> None:
+    agg = PartialAggregator(60, 0, thresholds={"shop": (100 * MS_NS,)})
+    agg.add(span(1, 50), 0)
+    (p,) = agg.cut()
+    assert Partial.from_json(p.to_json()) == p
+    older = PartialAggregator(60, 0)
+    older.add(span(1, 50), 0)
+    (plain,) = older.cut()
+    assert b"under" not in plain.to_json()  # byte-identical to partials before SLOs
+    assert Partial.from_json(plain.to_json()).under == ()
+
+
+@pytest.mark.parametrize(
+    "under",
+    [
+        [[100, 2]],  # more than the 1 request
+        [[100, 1], [100, 0]],  # a threshold twice
+        [[100]],
+        "many",
+        [[-1, 0]],
+        [[1, 0]] * 65,
+    ],
+)
+def test_a_bad_under_field_is_refused(span: SpanFactory, under: object) -> None:
+    agg = PartialAggregator(60, 0)
+    agg.add(span(1, 50), 0)
+    (p,) = agg.cut()
+    data = {**p.to_dict(), "under": under}
+    with pytest.raises(ValueError):
+        Partial.from_dict(data)
+
+
+def test_window_stats_merge_under_with_its_coverage() -> None:
+    a, b = WindowStats(), WindowStats()
+    a.requests, b.requests = 4, 6
+    a.under = {100: (3, 4)}
+    b.under = {100: (1, 6), 200: (6, 6)}
+    a.merge(b)
+    assert a.under == {100: (4, 10), 200: (6, 6)}
+    back = WindowStats.from_dict(a.to_dict())
+    assert back.under == a.under
+    plain = WindowStats()
+    assert "under" not in plain.to_dict()
+    bad = {**a.to_dict(), "under": [[100, 11, 10]]}
+    with pytest.raises(ValueError):
+        WindowStats.from_dict(bad)

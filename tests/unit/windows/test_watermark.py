@@ -179,3 +179,61 @@ def test_a_series_taken_over_by_a_reload_starts_over() -> None:
     assert wm.series_ns("b", known=True) is None
     clock.advance(5)
     assert wm.series_ns("b", known=True) == wm.global_ns() == 101 * NS  # stopped: 90 s + 11 s
+
+
+def test_a_lane_vouches_for_the_sources_a_series_has_no_channel_from() -> None:
+    """Rule 10: series b (lane 1) has heard only source 0; source 1's lane 1 holds it."""
+    clock = ManualClock(1_000.0)
+    wm = Watermark(clock, idle_close_seconds=10, startup_hold_seconds=0)
+    for source in (0, 1):
+        wm.observe("a", Arrival(source, 1, 0, 50 * NS), lane=0)
+        wm.observe("a", Arrival(source, 2, 0, 90 * NS), lane=0)
+    wm.observe("b", Arrival(0, 1, 0, 50 * NS), lane=1)
+    wm.observe("b", Arrival(0, 2, 60 * NS, 90 * NS), lane=1)
+    assert wm.global_ns() == 50 * NS
+    assert wm.series_ns("a", known=True) == 50 * NS
+    assert wm.series_ns("b", known=True) is None  # source 1 unheard of on lane 1
+    wm.observe("c", Arrival(1, 2, 0, 90 * NS), lane=1)  # source 1's cut 2 on lane 1
+    assert wm.series_ns("b", known=True) is None  # its first cut there vouches nothing
+    wm.observe("c", Arrival(1, 3, 0, 95 * NS), lane=1)
+    assert wm.series_ns("b", known=True) == 50 * NS  # cut 2 is in: b holds no more
+
+
+def test_a_quiet_lane_stops_holding() -> None:
+    """Rule 10 with rule 3: a source that never sends down a lane holds it only a while."""
+    clock = ManualClock(1_000.0)
+    wm = Watermark(clock, idle_close_seconds=10, startup_hold_seconds=0)
+    for step in range(1, 13):  # live pace: one second of stream per second
+        wm.observe("a", Arrival(0, step, 0, step * NS), lane=0)
+        wm.observe("a", Arrival(1, step, 0, step * NS), lane=0)
+        wm.observe("b", Arrival(0, step, 0, step * NS), lane=1)
+        if step < 11:
+            assert wm.series_ns("b", known=True) is None, step  # source 1 unheard on lane 1
+        clock.advance(1)
+    assert wm.series_ns("b", known=True) == 11 * NS
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_while_partials_are_queued_nothing_is_quiet_and_the_stream_has_not_stopped(
+    queued: bool,
+) -> None:
+    """Rule 11: the ingest read its backlog long ago and the fastest partials partition
+    is drained (the frontier stands still), while series b's partials still wait."""
+    clock = ManualClock(1_000.0)
+    wm = Watermark(
+        clock, idle_close_seconds=10, startup_hold_seconds=0, partials_queued=lambda: queued
+    )
+    for source in (0, 1):
+        wm.observe("a", Arrival(source, 1, 0, 50 * NS), lane=0)
+        wm.observe("a", Arrival(source, 2, 0, 900 * NS), lane=0)
+        wm.observe("b", Arrival(source, 1, 0, 50 * NS), lane=1)
+    clock.advance(30)
+    for source in (0, 1):  # lane 0 is drained to the end: the frontier stands still
+        wm.observe("a", Arrival(source, 3, 0, 900 * NS), lane=0)
+    clock.advance(15)
+    if queued:
+        assert wm.series_ns("b", known=True) == 0  # b's channels hold it: its partials wait
+    else:
+        assert wm.series_ns("b", known=True) >= 900 * NS  # quiet: the stream has stopped
+    clock.advance(60)
+    assert (wm.global_ns() == 900 * NS) is queued  # rule 5 waits while partials queue
