@@ -97,8 +97,12 @@ class IncidentDesk:
             for a in alerts
         ]  # fmt: skip
         changes = self.grouper.observe(events, edges)
-        self._learn(windows, set(closed_starts))
-        now = max((a.window.window_end_ns for a in alerts), default=0)
+        starts = set(closed_starts)
+        self._learn(windows, starts)
+        # A close without alerts (an incident resolving on quiet windows) dates its
+        # records by the windows it closed.
+        ends = [a.window.window_end_ns for a in alerts] + [s + self.window_ns for s in starts]
+        now = max(ends, default=0)
         records = [self._record(c, windows, edges, now) for c in changes]
         tagged = [self._tag(a, changes) for a in alerts]
         state[STATE_KEY] = {

@@ -66,6 +66,7 @@ def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
     assert records == [] and {a.incident_id for a in tagged} == {incident_id("a" * 16)}
     quiet = [IncidentDesk(W, graph).process([], [i * W], state)[1] for i in (10, 11, 12)]
     assert [[r.status for r in rs] for rs in quiet] == [[], [], ["resolved"]]
+    assert quiet[2][0].updated_ns == 13 * W  # the end of the quiet window that closed it
 
 
 @pytest.mark.parametrize(
