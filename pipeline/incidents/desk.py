@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.alerts import Alert
-from pipeline.checked import StateError, record
+from pipeline.checked import StateError, int64, record
 from pipeline.graph.edges import GraphWindow
 from pipeline.incidents.attributes import Named, over_represented
 from pipeline.incidents.grouping import AlertEvent, Change, IncidentGrouper
@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 #: The state table key of the incident state.
 STATE_KEY = "__incidents__"
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Closed windows whose graph data is awaited before the baselines learn them (or not).
+MAX_PENDING = 256
 STARTS_OVER = "incident grouping starts over"
 
 #: (service, since ns, until ns) -> (attributes, abnormal?) of that service's kept spans.
@@ -79,6 +81,8 @@ class IncidentDesk:
         self.rejections = Rejections("incidents")
         self.grouper = self._fresh_grouper()
         self.baselines = Baselines()
+        #: closed window start -> closed with no incident open, until its graph data is in
+        self.pending: dict[int, bool] = {}
 
     def _fresh_grouper(self) -> IncidentGrouper:
         c = self.config
@@ -109,16 +113,30 @@ class IncidentDesk:
             "v": STATE_VERSION,
             "grouper": self.grouper.to_dict(),
             "baselines": self.baselines.to_dict(),
+            "pending": [[start, normal] for start, normal in self.pending.items()],
         }
         return tagged, records
 
     def _learn(self, windows: Sequence[GraphWindow], closed: set[int]) -> None:
-        """Closed windows with no incident open are normal: the baselines learn them."""
-        if self.grouper.open:
-            return
-        for window in windows:
-            if window.window_start_ns in closed:
-                self.baselines.learn(ops_of([window]))
+        """Windows closed with no incident open are normal: the baselines learn each once.
+
+        A window's graph data follows its traces' sampling decisions and the graph flush,
+        so it can arrive closes after the window closed (reading a backlog, a busy
+        machine): a closed window waits in ``pending`` (with whether an incident was open
+        at its close) until a newer graph window is in, a sign its own data is complete.
+        """
+        normal = not self.grouper.open
+        for start in sorted(closed):
+            self.pending.setdefault(start, normal)
+        by_start = {w.window_start_ns: w for w in windows}
+        newest = max(by_start, default=None)
+        for start in sorted(self.pending):
+            if newest is None or start >= newest or start not in by_start:
+                continue
+            if self.pending.pop(start):
+                self.baselines.learn(ops_of([by_start[start]]))
+        for start in sorted(self.pending)[: max(0, len(self.pending) - MAX_PENDING)]:
+            del self.pending[start]  # its graph window will not come (bounded state)
 
     def _tag(self, alert: Alert, changes: Sequence[Change]) -> Alert:
         incident = self.grouper.incident_of(alert.alert_id)
@@ -143,17 +161,31 @@ class IncidentDesk:
 
     def _load(self, state: MutableMapping[str, Any]) -> None:
         self.grouper, self.baselines = self._fresh_grouper(), Baselines()
+        self.pending = {}
         try:
             value = state.get(STATE_KEY)  # the table view raises StateError on bad bytes
             if value is None:
                 return
-            data = record(value, "incidents", ["v", "grouper", "baselines"])
+            data = record(value, "incidents", ["v", "grouper", "baselines", "pending"])
             if data["v"] != STATE_VERSION:
                 raise StateError("version", f"incident state version {str(data['v'])[:20]!r}")
             grouper = self._fresh_grouper()
             grouper.load(data["grouper"])
             baselines = Baselines.from_dict(data["baselines"])
+            pending = _pending(data["pending"])
         except StateError as exc:
             self.rejections.reject(STATE_KEY, exc, STARTS_OVER)
             return
-        self.grouper, self.baselines = grouper, baselines
+        self.grouper, self.baselines, self.pending = grouper, baselines, pending
+
+
+def _pending(value: object) -> dict[int, bool]:
+    """The stored ``pending`` list, checked (untrusted): ``[[start_ns, normal], ...]``."""
+    if not isinstance(value, list) or len(value) > MAX_PENDING:
+        raise StateError("schema", f"incidents.pending: a list of at most {MAX_PENDING}")
+    out: dict[int, bool] = {}
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], bool)):
+            raise StateError("schema", f"incidents.pending: [start_ns, bool], got {item!r:.40}")
+        out[int64(item[0], "incidents.pending")] = item[1]
+    return out

@@ -8,8 +8,10 @@ import pytest
 
 from pipeline.alerts import Alert, Finding, WindowRef
 from pipeline.graph.edges import EdgeKey, EdgeStats, GraphWindow, OperationKey, SelfTimeStats
-from pipeline.incidents.desk import STATE_KEY, IncidentDesk
+from pipeline.incidents.desk import STATE_KEY, STATE_VERSION, IncidentDesk
 from pipeline.incidents.grouping import incident_id
+from pipeline.incidents.rootcause import Baselines
+from pipeline.incidents.signals import ops_of
 
 W = 60 * 1_000_000_000
 MS = 1_000_000
@@ -71,15 +73,18 @@ def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["x", {"v": 9, "grouper": {}, "baselines": []}, {"v": 1, "grouper": [], "baselines": []},
-     {"v": 1, "grouper": {}, "baselines": [[1]]}],
+    ["x", {"v": 9, "grouper": {}, "baselines": [], "pending": []},
+     {"v": 2, "grouper": [], "baselines": [], "pending": []},
+     {"v": 2, "grouper": {}, "baselines": [[1]], "pending": []},
+     {"v": 2, "grouper": {}, "baselines": [], "pending": [[0, 1]]},
+     {"v": 2, "grouper": {}, "baselines": []}],
 )  # fmt: skip
 def test_a_bad_state_is_rejected_and_grouping_starts_over(bad: object) -> None:
     desk = IncidentDesk(W, Graph())
     state: dict[str, Any] = {STATE_KEY: bad}
     tagged, records = desk.process([alert("c" * 16, "payment", 0)], [0], state)
     assert records == [] and tagged[0].incident_id == incident_id("c" * 16)
-    assert state[STATE_KEY]["v"] == 1
+    assert state[STATE_KEY]["v"] == STATE_VERSION
 
 
 def test_without_a_graph_incidents_still_group() -> None:
@@ -88,3 +93,31 @@ def test_without_a_graph_incidents_still_group() -> None:
         [alert("d" * 16, "payment", 0), alert("e" * 16, "payment", 0)], [0], state
     )
     assert [(r.status, r.candidates) for r in records] == [("opened", ())]
+
+
+def test_a_graph_window_that_arrives_after_its_close_is_still_learnt_once() -> None:
+    """Graph data follows the trace decisions, which may come after the window closed."""
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    desk.process([], [0, W], state)  # windows 0 and 1 close before their graph data
+    graph.kept.extend([_window(0, 8.0), _window(1, 16.0)])
+    desk.process([], [2 * W], state)
+    assert list(desk.pending) == [W, 2 * W]  # 0 learnt: a newer graph window (1) is in
+    IncidentDesk(W, graph).process([], [3 * W], state)  # restarted: nothing newer yet
+    graph.kept.append(_window(2, 8.0))
+    last = IncidentDesk(W, graph)
+    last.process([], [4 * W], state)
+    assert list(last.pending) == [2 * W, 3 * W, 4 * W]
+    expected = Baselines()
+    expected.learn(ops_of([_window(0, 8.0)]))
+    expected.learn(ops_of([_window(1, 16.0)]))
+    assert last.baselines.to_dict() == expected.to_dict()  # each window learnt once
+
+
+def test_windows_closed_under_an_incident_are_never_learnt() -> None:
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    desk.process([alert("a" * 16, "payment", 0), alert("b" * 16, "checkout", 0)], [0], state)
+    graph.kept.extend([_window(0, 80.0), _window(1, 8.0)])
+    desk.process([alert("a" * 16, "payment", 1, version=2)], [W], state)
+    assert desk.baselines.ops == {}  # window 0 closed under the incident: not normal
