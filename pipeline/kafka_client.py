@@ -20,9 +20,10 @@ client is built and never reach a log line or argv.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.settings.env import env_name
 from pipeline.settings.kafka import KafkaSecurity
 
@@ -174,3 +175,21 @@ class RefusalWatch:
     def __call__(self, err: Any) -> None:
         if self.reason is None:
             self.reason = refusal(err)
+
+
+def check_topics(consumer: Any, topics: Sequence[str], refused: Any) -> None:
+    """Stop with one line (:class:`ServiceUnavailable`) when the broker is unreachable,
+    refused the login (``refused.reason``, recorded by the client's ``error_cb``), or one
+    of ``topics`` does not exist."""
+    try:
+        meta = consumer.list_topics(timeout=10)
+    except Exception as exc:
+        consumer.poll(0)  # serves error_cb, which records why the broker refused us
+        if refused.reason is not None:
+            raise ServiceUnavailable(f"Kafka refused the connection: {refused.reason}") from None
+        raise ServiceUnavailable(f"Kafka unreachable: {exc}") from None
+    for topic in topics:
+        if topic not in meta.topics:
+            raise ServiceUnavailable(
+                f"topic {topic!r} does not exist: run `spanstream topics apply`"
+            )

@@ -9,7 +9,6 @@ import time
 import uuid
 from typing import Any
 
-from pipeline.errors import ServiceUnavailable
 from pipeline.printable import printable
 from pipeline.settings import load_settings
 
@@ -158,7 +157,7 @@ def run_tail(args: argparse.Namespace) -> int:
     """Consume and print until --max, --timeout or Ctrl-C."""
     from confluent_kafka import Consumer
 
-    from pipeline.kafka_client import RefusalWatch, librdkafka_config
+    from pipeline.kafka_client import RefusalWatch, check_topics, librdkafka_config
 
     settings = load_settings(kafka_bootstrap=args.bootstrap)
     refused = RefusalWatch()
@@ -173,7 +172,7 @@ def run_tail(args: argparse.Namespace) -> int:
             "enable.auto.commit": False,
         }
     )
-    _check_topic(consumer, settings.alert_topic, refused)
+    check_topics(consumer, [settings.alert_topic], refused)
     consumer.subscribe([settings.alert_topic])
     seen = 0
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -195,15 +194,3 @@ def run_tail(args: argparse.Namespace) -> int:
     finally:
         consumer.close()
     return 0
-
-
-def _check_topic(consumer: Any, topic: str, refused: Any) -> None:
-    try:
-        meta = consumer.list_topics(timeout=10)
-    except Exception as exc:
-        consumer.poll(0)  # serves error_cb, which records why the broker refused us
-        if refused.reason is not None:
-            raise ServiceUnavailable(f"Kafka refused the connection: {refused.reason}") from None
-        raise ServiceUnavailable(f"Kafka unreachable: {exc}") from None
-    if topic not in meta.topics:
-        raise ServiceUnavailable(f"topic {topic!r} does not exist: run `spanstream topics apply`")

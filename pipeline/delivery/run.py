@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 from types import FrameType
-from typing import Any
 
 from pipeline import metrics
 from pipeline.delivery.backoff import Backoff
 from pipeline.delivery.deadletter import DeadLetterSender
 from pipeline.delivery.forward import Forwarder
 from pipeline.delivery.receivers import receivers_from
-from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,7 @@ def forward(settings: Settings, *, from_beginning: bool = False) -> int:
     """Run the forwarder until SIGTERM or SIGINT; 0 after a clean stop."""
     from confluent_kafka import Consumer, Producer
 
-    from pipeline.kafka_client import RefusalWatch, librdkafka_config
+    from pipeline.kafka_client import RefusalWatch, check_topics, librdkafka_config
 
     receivers = receivers_from(settings)
     if not receivers:
@@ -47,7 +46,7 @@ def forward(settings: Settings, *, from_beginning: bool = False) -> int:
     )
     producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
     try:
-        _check_topics(consumer, settings, refused)
+        check_topics(consumer, [settings.alert_topic, settings.delivery_dlq_topic], refused)
         backoff = Backoff(
             settings.delivery_retry_initial_seconds, settings.delivery_retry_max_seconds
         )
@@ -75,18 +74,3 @@ def _stop_on_signals(forwarder: Forwarder) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-
-
-def _check_topics(consumer: Any, settings: Settings, refused: Any) -> None:
-    try:
-        meta = consumer.list_topics(timeout=10)
-    except Exception as exc:
-        consumer.poll(0)  # serves error_cb, which records why the broker refused us
-        if refused.reason is not None:
-            raise ServiceUnavailable(f"Kafka refused the connection: {refused.reason}") from None
-        raise ServiceUnavailable(f"Kafka unreachable: {exc}") from None
-    for topic in (settings.alert_topic, settings.delivery_dlq_topic):
-        if topic not in meta.topics:
-            raise ServiceUnavailable(
-                f"topic {topic!r} does not exist: run `spanstream topics apply`"
-            )

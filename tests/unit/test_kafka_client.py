@@ -150,3 +150,45 @@ def _client_settings_outside_kafka_client() -> list[str]:
 
 def test_every_kafka_client_is_built_from_kafka_client() -> None:
     assert _client_settings_outside_kafka_client() == []
+
+
+class _Meta:
+    topics = {"alerts": object()}
+
+
+class _Consumer:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def list_topics(self, timeout: float) -> _Meta:
+        if self.fail:
+            raise RuntimeError("timed out")
+        return _Meta()
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("fail", "reason", "topics", "message"),
+    [
+        (False, None, ["alerts"], None),
+        (False, None, ["alerts", "alerts-dlq"], "topic 'alerts-dlq' does not exist"),
+        (True, None, ["alerts"], "Kafka unreachable: timed out"),
+        (True, "SASL authentication failed", ["alerts"], "Kafka refused the connection: SASL"),
+    ],
+)
+def test_check_topics_names_what_is_missing_in_one_line(
+    fail: bool, reason: str | None, topics: list[str], message: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.errors import ServiceUnavailable
+    from pipeline.kafka_client import check_topics
+
+    refused = SimpleNamespace(reason=reason)
+    if message is None:
+        check_topics(_Consumer(fail), topics, refused)
+        return
+    with pytest.raises(ServiceUnavailable, match=message):
+        check_topics(_Consumer(fail), topics, refused)
