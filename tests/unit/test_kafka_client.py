@@ -153,7 +153,8 @@ def test_every_kafka_client_is_built_from_kafka_client() -> None:
 
 
 class _Meta:
-    topics = {"alerts": object()}
+    def __init__(self) -> None:
+        self.topics = {"alerts": object()}
 
 
 class _Consumer:
