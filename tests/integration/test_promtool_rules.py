@@ -21,20 +21,12 @@ import yaml
 from pipeline.slo.prometheus_rules import ALERT, render_rules, rule_groups
 from pipeline.slo.spec import SloSet, parse_slos
 from tests.harness.promtool import require_promtool, run_promtool
+from tests.unit.slo.examples import AVAIL, FAST
 
 pytestmark = pytest.mark.integration
 
 PROMETHEUS_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "prometheus.yml"
 
-AVAIL = {"name": "cart-avail", "service": "cart", "sli": "availability", "objective": 99.9}
-FAST = {
-    "name": "pay-fast",
-    "service": "checkout",
-    "operations": ["POST /pay"],
-    "sli": "latency",
-    "threshold_ms": 400,
-    "objective": 99,
-}
 #: Calls per minute; healthy for 120 minutes, then the burst for 60.
 RATE, HEALTHY, BURST = 1000, 120, 60
 #: A burst burning ~15x the budget: the 1h and 5m windows are above 14.4x; the 6h window

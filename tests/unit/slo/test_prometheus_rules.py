@@ -16,21 +16,11 @@ from pipeline.slo.prometheus_rules import (
     rule_groups,
 )
 from pipeline.slo.spec import Slo, SloSet, parse_slos
+from tests.unit.slo.examples import AVAIL, FAST
 
 
 def slos(*entries: dict[str, Any], **top: Any) -> SloSet:
     return parse_slos({"slos": list(entries), **top}, "slos.yaml")
-
-
-AVAIL = {"name": "cart-avail", "service": "cart", "sli": "availability", "objective": 99.9}
-FAST = {
-    "name": "pay-fast",
-    "service": "checkout",
-    "operations": ["POST /pay"],
-    "sli": "latency",
-    "threshold_ms": 400,
-    "objective": 99,
-}
 
 
 def test_one_group_per_slo_with_a_ratio_per_window_then_an_alert_per_burn_rule() -> None:

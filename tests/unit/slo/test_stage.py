@@ -159,10 +159,8 @@ def test_a_series_closing_after_the_slo_evaluated_its_window_rewrites_the_rows()
     assert window_1 == [("up", 150, 150, [])]  # window 1 again, with the late series' 50
 
 
-def test_without_a_watermark_for_a_while_the_windows_with_counts_are_evaluated() -> None:
-    """After a restart with the traffic stopped nothing moves the watermark; the last
-    windows must still get their rows (and their alerts resolve)."""
-    now = [0.0]
+def _three_windows_counted(now: list[float]) -> tuple[Rig, SloStage]:
+    """A stage on a settable clock (``now[0]`` seconds) holding counts of windows 0-2."""
     rig = Rig()
     stage = SloStage(
         slos=SLOS, window_ns=60 * S, table=rig.slo.table, store=rig.recorder,  # type: ignore[arg-type]
@@ -170,6 +168,14 @@ def test_without_a_watermark_for_a_while_the_windows_with_counts_are_evaluated()
     )  # fmt: skip
     for m in range(3):
         stage.take_in(SliCount("up", "shop", "GET /", m * 60 * S, 60 * S, 10, 10))
+    return rig, stage
+
+
+def test_without_a_watermark_for_a_while_the_windows_with_counts_are_evaluated() -> None:
+    """After a restart with the traffic stopped nothing moves the watermark; the last
+    windows must still get their rows (and their alerts resolve)."""
+    now = [0.0]
+    rig, stage = _three_windows_counted(now)
     asyncio.run(stage.evaluate(None))
     assert rig.rows() == []  # not yet: the watermark may just be starting up
     now[0] = 5 * 60.0
@@ -179,13 +185,7 @@ def test_without_a_watermark_for_a_while_the_windows_with_counts_are_evaluated()
 
 def test_windows_wait_for_newer_counts_until_the_slo_goes_quiet() -> None:
     now = [0.0]
-    rig = Rig()
-    stage = SloStage(
-        slos=SLOS, window_ns=60 * S, table=rig.slo.table, store=rig.recorder,  # type: ignore[arg-type]
-        partials=rig.recorder, alerts=rig.recorder, partitions=6, clock=lambda: now[0],
-    )  # fmt: skip
-    for m in range(3):
-        stage.take_in(SliCount("up", "shop", "GET /", m * 60 * S, 60 * S, 10, 10))
+    rig, stage = _three_windows_counted(now)
     asyncio.run(stage.evaluate(10 * 60 * S))  # the watermark is far ahead (a backlog)
     assert len(rig.rows()) == 2  # windows 0 and 1: window 2 may still get counts
     now[0] = 5 * 60.0  # no count for 5 windows' time: the traffic stopped
