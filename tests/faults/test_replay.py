@@ -37,10 +37,13 @@ ANOMALY = "error_burst:service=payment,start=330,duration=60,rate=0.6"
 
 
 def _alerts(rig: object) -> list[tuple[str, int, str]]:
+    """(id, version, status) of every record on the alerts topic: alerts by their
+    ``alert_id``, incident records by their ``incident_id`` (both must survive a replay)."""
     out = []
     for msg in rig.read_topic(rig.topics.alerts):  # type: ignore[attr-defined]
         doc = json.loads(msg.value())
-        out.append((doc["alert_id"], doc["version"], doc["status"]))
+        key = doc["incident_id"] if doc.get("kind") == "incident" else doc["alert_id"]
+        out.append((key, doc["version"], doc["status"]))
     return out
 
 
