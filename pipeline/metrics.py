@@ -6,10 +6,22 @@ counters, base units). The worker serves them on ``SPANSTREAM_METRICS_PORT``.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 from pipeline.spanmetrics.counts import SpanMetrics
 from pipeline.spanmetrics.exposition import SpanMetricsCollector
+
+#: No ``*_created`` sample per labelled child: it would double the lines of every
+#: per-service counter, and Prometheus ignores it unless created timestamps are enabled.
+#: Must run before the first metric below is made (the flag is read per child).
+disable_created_metrics()
 
 MESSAGES_IN = Counter(
     "spanstream_messages_in_total", "Kafka records consumed from the input topic", ["encoding"]
