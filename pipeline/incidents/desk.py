@@ -9,7 +9,16 @@ ranking has nothing to read and incidents name no candidate. Attribute counts
 come from ``attributes`` (a callable over kept spans, see
 :mod:`pipeline.incidents.attributes`), if given.
 
-State (open incidents and per-operation baselines) is read from the state table
+Ranking waits for the graph. A window's graph data follows its traces' sampling
+decisions and the graph flush, so it can come closes after the window closed (a
+backlog, a busy machine). The baselines learn a closed window once a newer graph
+window is in (the graph's *watermark* passed it), and only if it closed before every
+open incident's first alert window. An incident ranked before the watermark passed
+its last firing window is ranked again once it has: if the candidates changed, an
+``updated`` record says so.
+
+State (open incidents, per-operation baselines, pending windows and what each open
+incident was last ranked on) is read from the state table
 under :data:`STATE_KEY` at each close and written back at its end (the
 ``detectors`` table in the worker, whose writes are staged: a close that fails
 leaves it as it was, so its retry groups the same alerts into the same records;
@@ -27,12 +36,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.alerts import Alert
-from pipeline.checked import StateError, int64, record
+from pipeline.checked import StateError, int64, record, text
 from pipeline.graph.edges import GraphWindow
 from pipeline.incidents.attributes import Named, over_represented
-from pipeline.incidents.grouping import AlertEvent, Change, IncidentGrouper
+from pipeline.incidents.grouping import MAX_OPEN, AlertEvent, Change, Incident, IncidentGrouper
 from pipeline.incidents.records import IncidentRecord
-from pipeline.incidents.rootcause import Baselines, rank
+from pipeline.incidents.rootcause import Baselines, Candidate, rank
 from pipeline.incidents.signals import ops_of, service_edges
 from pipeline.rejections import Rejections
 
@@ -40,7 +49,10 @@ log = logging.getLogger(__name__)
 
 #: The state table key of the incident state.
 STATE_KEY = "__incidents__"
-STATE_VERSION = 2
+STATE_VERSION = 3
+#: The state keys of each version read (2: before ``ranked``; it loads as "none ranked").
+STATE_KEYS = {2: ["v", "grouper", "baselines", "pending"], 3: ["v", "grouper", "baselines",
+              "pending", "ranked"]}  # fmt: skip
 #: Closed windows whose graph data is awaited before the baselines learn them (or not).
 MAX_PENDING = 256
 STARTS_OVER = "incident grouping starts over"
@@ -81,8 +93,10 @@ class IncidentDesk:
         self.rejections = Rejections("incidents")
         self.grouper = self._fresh_grouper()
         self.baselines = Baselines()
-        #: closed window start -> closed with no incident open, until its graph data is in
+        #: closed window start -> closed before every open incident, until its graph is in
         self.pending: dict[int, bool] = {}
+        #: open incident -> (graph watermark, candidate services) of its last record
+        self.ranked: dict[str, tuple[int, list[str]]] = {}
 
     def _fresh_grouper(self) -> IncidentGrouper:
         c = self.config
@@ -107,27 +121,31 @@ class IncidentDesk:
         # records by the windows it closed.
         ends = [a.window.window_end_ns for a in alerts] + [s + self.window_ns for s in starts]
         now = max(ends, default=0)
-        records = [self._record(c, windows, edges, now) for c in changes]
+        mark = max((w.window_start_ns for w in windows), default=-1)
+        records = [self._record(c, windows, edges, now, mark) for c in changes]
+        records += self._reranked({c.incident.incident_id for c in changes}, windows, edges,
+                                  now, mark)  # fmt: skip
         tagged = [self._tag(a, changes) for a in alerts]
+        self.ranked = {i: r for i, r in self.ranked.items() if i in self.grouper.open}
         state[STATE_KEY] = {
             "v": STATE_VERSION,
             "grouper": self.grouper.to_dict(),
             "baselines": self.baselines.to_dict(),
             "pending": [[start, normal] for start, normal in self.pending.items()],
+            "ranked": [[i, at, services] for i, (at, services) in self.ranked.items()],
         }
         return tagged, records
 
     def _learn(self, windows: Sequence[GraphWindow], closed: set[int]) -> None:
         """Windows closed with no incident open are normal: the baselines learn each once.
 
-        A window's graph data follows its traces' sampling decisions and the graph flush,
-        so it can arrive closes after the window closed (reading a backlog, a busy
-        machine): a closed window waits in ``pending`` (with whether an incident was open
-        at its close) until a newer graph window is in, a sign its own data is complete.
+        A closed window waits in ``pending`` (with whether it closed before every open
+        incident's first alert window) until a newer graph window is in, a sign its own
+        data is complete (the module docstring).
         """
-        normal = not self.grouper.open
-        for start in sorted(closed):
-            self.pending.setdefault(start, normal)
+        opened = [i.opened_ns for i in self.grouper.open.values()]
+        for start in sorted(closed):  # a backlog closes windows before and under an incident
+            self.pending.setdefault(start, all(start < o for o in opened))
         by_start = {w.window_start_ns: w for w in windows}
         newest = max(by_start, default=None)
         for start in sorted(self.pending):
@@ -147,36 +165,75 @@ class IncidentDesk:
             )
         return dataclasses.replace(alert, incident_id=incident)
 
-    def _record(
-        self, change: Change, windows: Sequence[GraphWindow], edges: set[tuple[str, str]], now: int
-    ) -> IncidentRecord:
-        inc = change.incident
+    def _reranked(
+        self,
+        changed: set[str],
+        windows: Sequence[GraphWindow],
+        edges: set[tuple[str, str]],
+        now: int,
+        mark: int,
+    ) -> list[IncidentRecord]:
+        """``updated`` records of open incidents whose graph caught up and whose candidates
+        changed with it (the module docstring)."""
+        out = []
+        for inc in self.grouper.open.values():
+            seen = self.ranked.get(inc.incident_id)
+            if inc.incident_id in changed or seen is None:
+                continue
+            if not seen[0] <= inc.last_fired_ns < mark:
+                continue
+            candidates = self._rank(inc, windows, edges)
+            self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
+            if [c.service for c in candidates] != seen[1]:
+                inc.version += 1
+                out.append(self._record(Change("updated", inc), windows, edges, now, mark))
+        return out
+
+    def _rank(
+        self, inc: Incident, windows: Sequence[GraphWindow], edges: set[tuple[str, str]]
+    ) -> list[Candidate]:
         since = inc.opened_ns - self.window_ns
         ops = ops_of(w for w in windows if w.window_start_ns >= since)
-        candidates = rank(ops, self.baselines, edges, inc.services)
+        return rank(ops, self.baselines, edges, inc.services)
+
+    def _record(
+        self,
+        change: Change,
+        windows: Sequence[GraphWindow],
+        edges: set[tuple[str, str]],
+        now: int,
+        mark: int,
+    ) -> IncidentRecord:
+        inc = change.incident
+        candidates = self._rank(inc, windows, edges)
+        self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
         named: list[Named] = []
         if candidates and self.attributes is not None:
+            since = inc.opened_ns - self.window_ns
             named = over_represented(self.attributes(candidates[0].service, since, now))
         return IncidentRecord(inc, change.status, now, tuple(candidates), tuple(named))
 
     def _load(self, state: MutableMapping[str, Any]) -> None:
         self.grouper, self.baselines = self._fresh_grouper(), Baselines()
-        self.pending = {}
+        self.pending, self.ranked = {}, {}
         try:
             value = state.get(STATE_KEY)  # the table view raises StateError on bad bytes
             if value is None:
                 return
-            data = record(value, "incidents", ["v", "grouper", "baselines", "pending"])
-            if data["v"] != STATE_VERSION:
-                raise StateError("version", f"incident state version {str(data['v'])[:20]!r}")
+            version = value.get("v") if isinstance(value, dict) else None
+            if version not in STATE_KEYS:
+                raise StateError("version", f"incident state version {str(version)[:20]!r}")
+            data = record(value, "incidents", STATE_KEYS[version])
             grouper = self._fresh_grouper()
             grouper.load(data["grouper"])
             baselines = Baselines.from_dict(data["baselines"])
             pending = _pending(data["pending"])
+            ranked = _ranked(data.get("ranked", []))
         except StateError as exc:
             self.rejections.reject(STATE_KEY, exc, STARTS_OVER)
             return
         self.grouper, self.baselines, self.pending = grouper, baselines, pending
+        self.ranked = ranked
 
 
 def _pending(value: object) -> dict[int, bool]:
@@ -188,4 +245,20 @@ def _pending(value: object) -> dict[int, bool]:
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], bool)):
             raise StateError("schema", f"incidents.pending: [start_ns, bool], got {item!r:.40}")
         out[int64(item[0], "incidents.pending")] = item[1]
+    return out
+
+
+def _ranked(value: object) -> dict[str, tuple[int, list[str]]]:
+    """The stored ``ranked`` list, checked (untrusted): ``[[incident_id, mark, [service]]]``."""
+    if not isinstance(value, list) or len(value) > MAX_OPEN:
+        raise StateError("schema", f"incidents.ranked: a list of at most {MAX_OPEN}")
+    out: dict[str, tuple[int, list[str]]] = {}
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], list)):
+            raise StateError("schema", f"incidents.ranked: [id, mark, [service]], got {item!r:.40}")
+        services = [text(s, "incidents.ranked[]", 512) for s in item[2][:16]]
+        out[text(item[0], "incidents.ranked[]", 16)] = (
+            int64(item[1], "incidents.ranked"),
+            services,
+        )
     return out

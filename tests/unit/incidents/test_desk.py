@@ -77,7 +77,10 @@ def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
      {"v": 2, "grouper": [], "baselines": [], "pending": []},
      {"v": 2, "grouper": {}, "baselines": [[1]], "pending": []},
      {"v": 2, "grouper": {}, "baselines": [], "pending": [[0, 1]]},
-     {"v": 2, "grouper": {}, "baselines": []}],
+     {"v": 2, "grouper": {}, "baselines": []},
+     {"v": 3, "grouper": {}, "baselines": [], "pending": [], "ranked": [["a", 0]]},
+     {"v": 3, "grouper": {}, "baselines": [], "pending": [], "ranked": [["a", 0, [7]]]},
+     {"v": 3, "grouper": {}, "baselines": [], "pending": []}],
 )  # fmt: skip
 def test_a_bad_state_is_rejected_and_grouping_starts_over(bad: object) -> None:
     desk = IncidentDesk(W, Graph())
@@ -121,3 +124,46 @@ def test_windows_closed_under_an_incident_are_never_learnt() -> None:
     graph.kept.extend([_window(0, 80.0), _window(1, 8.0)])
     desk.process([alert("a" * 16, "payment", 1, version=2)], [W], state)
     assert desk.baselines.ops == {}  # window 0 closed under the incident: not normal
+
+
+def test_a_backlog_close_learns_the_windows_before_the_incident_it_opens() -> None:
+    """One close of many windows (a backlog): those before the first alert are normal."""
+    graph, state = Graph(), dict[str, Any]()
+    graph.kept.extend([*(_window(i, 8.0) for i in range(5)), _window(5, 80.0), _window(6, 80.0)])
+    desk = IncidentDesk(W, graph)
+    alerts = [alert("a" * 16, "checkout", 5), alert("b" * 16, "payment", 5)]
+    _, (record,) = desk.process(alerts, [i * W for i in range(7)], state)
+    expected = Baselines()
+    for i in range(5):
+        expected.learn(ops_of([_window(i, 8.0)]))
+    assert desk.baselines.to_dict() == expected.to_dict()
+    assert record.status == "opened" and record.candidates[0].service == "payment"
+
+
+def test_an_incident_ranked_before_its_graph_is_ranked_again_once_the_graph_passes() -> None:
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    for i in range(5):
+        graph.kept.append(_window(i, 8.0))
+        desk.process([], [i * W], state)
+    alerts = [alert("a" * 16, "checkout", 5), alert("b" * 16, "payment", 5)]
+    _, (opened,) = desk.process(alerts, [5 * W], state)  # window 5's graph is not in yet
+    assert opened.candidates == ()
+    graph.kept.append(_window(5, 80.0))
+    assert IncidentDesk(W, graph).process([], [6 * W], state)[1] == []  # 5 is the newest
+    graph.kept.append(_window(6, 80.0))
+    _, (updated,) = IncidentDesk(W, graph).process([], [7 * W], state)  # the graph passed 5
+    assert (updated.status, updated.incident.version) == ("updated", 2)
+    assert updated.candidates[0].service == "payment"
+    graph.kept.append(_window(7, 80.0))
+    assert IncidentDesk(W, graph).process([], [8 * W], state)[1] == []  # ranked on it once
+
+
+def test_a_state_saved_before_ranking_was_tracked_still_loads() -> None:
+    state: dict[str, Any] = {}
+    IncidentDesk(W, Graph()).process([alert("a" * 16, "payment", 0)], [0], state)
+    old = {k: v for k, v in state[STATE_KEY].items() if k != "ranked"} | {"v": 2}
+    tagged, _ = IncidentDesk(W, Graph()).process(
+        [alert("f" * 16, "payment", 1)], [W], {STATE_KEY: old}
+    )
+    assert tagged[0].incident_id == incident_id("a" * 16)  # joined the stored incident
