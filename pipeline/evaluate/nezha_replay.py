@@ -44,6 +44,8 @@ from pipeline.local.worker import LocalWorker, delete_topics, prepare_topics, un
 from pipeline.settings import load_settings
 
 log = logging.getLogger(__name__)
+#: Seconds between two progress lines of a replay.
+PROGRESS_S = 30.0
 PACES = ("live", "backlog")
 SPAN_KINDS = ("none", "reconstructed")
 NS_PER_S = 1_000_000_000
@@ -157,13 +159,21 @@ def scored_faults(
 def produce(
     sink: KafkaSink, plan: Iterable[nezha.ReplayMessage], speedup: float, live: bool
 ) -> tuple[int, int]:
-    """Send the plan (paced in ``live`` mode); returns (messages, spans)."""
+    """Send the plan (paced in ``live`` mode); returns (messages, spans).
+
+    Logs progress (event minutes sent) every :data:`PROGRESS_S` seconds.
+    """
     first_ns: int | None = None
     began = time.monotonic()
+    next_log = began + PROGRESS_S
     sent = spans = 0
     for msg in plan:
         if first_ns is None:
             first_ns = msg.send_ns
+        if time.monotonic() >= next_log:
+            next_log += PROGRESS_S
+            log.info("replay: sent %d records, %d spans, event minute %.1f",
+                     sent, spans, (msg.send_ns - first_ns) / NS_PER_S / 60)  # fmt: skip
         if live:
             due = began + (msg.send_ns - first_ns) / NS_PER_S / speedup
             while (wait := due - time.monotonic()) > 0:
@@ -347,8 +357,14 @@ def _replay(
             if options.span_kinds == "reconstructed":
                 kinds = nezha_kinds.reconstruct(s for p in placed for s in p.clip.spans)
             plan = nezha.messages(placed, kinds)
+            log.info(
+                "replay: %d clips, %.1f event minutes, %s at x%g; worker log %s",
+                len(placed), (t1 - t0) / NS_PER_S / 60, options.pace, options.speedup,
+                work / "worker",
+            )  # fmt: skip
             sent, spans = produce(sink, plan, options.speedup, options.pace == "live")
             deadline = time.monotonic() + options.close_timeout_s
+            log.info("replay: %d records sent; waiting for the last windows to close", sent)
             requests, late, closed = _closed(worker, last_start_ms)
             while not (closed and _judged(worker)) and time.monotonic() < deadline:
                 time.sleep(2.0)  # polling a condition under a deadline

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import tarfile
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from pipeline.errors import ConfigError
 from pipeline.evaluate import nezha, nezha_replay
@@ -168,3 +170,31 @@ def test_alerts_are_read_only_once_every_written_window_was_judged(
     """Windows are written before their close judges them: reading the alerts in between
     missed the last close's (a backlog closes most windows in its last closes)."""
     assert nezha_replay._judged(FakeWorker(rows, closed)) is judged  # type: ignore[arg-type]
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+
+    def send(self, key: bytes, value: bytes, headers: object, on_delivery: object) -> None:
+        self.keys.append(key)
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+def test_produce_sends_every_message_and_logs_progress(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(nezha_replay, "PROGRESS_S", 0.0)  # a progress line per message
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="op")
+    plan = [nezha.ReplayMessage(i * 60 * 10**9, b"k%d" % i, request) for i in range(3)]
+    sink = RecordingSink()
+    with caplog.at_level(logging.INFO, logger=nezha_replay.__name__):
+        sent = nezha_replay.produce(sink, plan, 1.0, live=False)  # type: ignore[arg-type]
+    assert sent == (3, 3) and sink.keys == [b"k0", b"k1", b"k2"]
+    assert "event minute 2.0" in caplog.text
