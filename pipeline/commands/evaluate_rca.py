@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,8 +48,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--rca-rate must be > 0, --rca-window and --jobs >= 1")
     config = RcaConfig(window_s=args.rca_window, rate=args.rca_rate)
     started = time.monotonic()
+    log.info("rca: %d seeds, %d at a time", len(seeds), min(args.jobs, len(seeds)))
+    outcomes = []
     with ProcessPoolExecutor(max_workers=min(args.jobs, len(seeds))) as pool:
-        outcomes = list(pool.map(run_seed, seeds, [config] * len(seeds)))
+        for seed, outcome in zip(
+            seeds, pool.map(run_seed, seeds, [config] * len(seeds)), strict=True
+        ):
+            outcomes.append(outcome)
+            log.info("rca: seed %d done (%d spans), %.0f s", seed, outcome.spans,
+                     time.monotonic() - started)  # fmt: skip
     rows = [score(s, o, T0, config.gap_windows) for s, o in zip(seeds, outcomes, strict=True)]
     print(format_table(rows, markdown=args.markdown))
     spans = sum(o.spans for o in outcomes)

@@ -5,8 +5,9 @@ Per seed, the fault set of :mod:`pipeline.evaluate.rca_scenarios` is generated
 ``otlp_proto`` record and run through the stages the worker runs: decode and
 enrich, window partials, the exactly-once assembler, the judge (default
 detector), the service graph (:mod:`pipeline.graph`: edges, self time,
-originating errors), then incident grouping, root-cause ranking and attribute
-over-representation. What the stages said is
+originating errors), then the worker's incident step
+(:class:`~pipeline.incidents.desk.IncidentDesk`: grouping, root-cause ranking,
+attribute over-representation). What the stages said is
 recorded (:class:`Outcome`) and scored by :mod:`pipeline.evaluate.rca_report`.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.alerts import Alert
 from pipeline.clock import ManualClock
@@ -24,10 +26,11 @@ from pipeline.generate.schedule import StreamSpec, generate_traces
 from pipeline.graph.aggregate import GraphAggregator, GraphHistory
 from pipeline.graph.derive import SelfTime, derive
 from pipeline.graph.read import graph_spans
-from pipeline.incidents.attributes import KEYS, Named, over_represented
-from pipeline.incidents.grouping import AlertEvent, Change, IncidentGrouper
-from pipeline.incidents.rootcause import Baselines, Candidate, rank, top_operations
-from pipeline.incidents.signals import OpKey, ops_of, service_edges
+from pipeline.incidents.attributes import KEYS, Named
+from pipeline.incidents.desk import IncidentConfig, IncidentDesk
+from pipeline.incidents.records import IncidentRecord
+from pipeline.incidents.rootcause import Candidate, top_operations
+from pipeline.incidents.signals import OpKey
 from pipeline.judge import WindowJudge
 from pipeline.model import SpanHead
 from pipeline.otlp.decode import decode_message
@@ -106,9 +109,13 @@ class _Stages:
         self.judge, self.detectors = WindowJudge(), dict[str, object]()
         self.graph = GraphAggregator(config.window_s)
         self.history = GraphHistory(keep=KEEP_WINDOWS + 4)
-        self.grouper = IncidentGrouper(self.window_ns, config.gap_windows, config.max_hops)
-        self.baselines = Baselines()
-        self.edges: set[tuple[str, str]] = set()
+        self.desk = IncidentDesk(
+            self.window_ns,
+            self.history,
+            IncidentConfig(config.gap_windows, config.max_hops),
+            attributes=self._spans_of,
+        )
+        self.state: dict[str, Any] = {}  # the worker's state table, in memory
         self.samples: dict[int, list[_Sample]] = {}
         self.offset = 0
 
@@ -138,20 +145,11 @@ class _Stages:
             self._window(start, [w for w in closed if w.window_start_ns == start])
 
     def _window(self, start: int, closed: list[ClosedWindow]) -> None:
-        window = self.history.window(start)
-        ops = ops_of([window] if window else [])
-        self.edges.update(service_edges([window] if window else []))
         alerts = self.judge.judge(closed, self.detectors)
         self._record_alerts(alerts)
-        events = [
-            AlertEvent(a.alert_id, a.window.service, a.window.operation, a.status, start)
-            for a in alerts
-        ]
-        changes = self.grouper.observe(events, self.edges)
-        for change in changes:
-            self._record_change(change, start)
-        if not self.grouper.open:
-            self.baselines.learn(ops)
+        _, records = self.desk.process(alerts, [start], self.state)
+        for record in records:
+            self._record(record)
         for old in [s for s in self.samples if s < start - KEEP_WINDOWS * self.window_ns]:
             del self.samples[old]
 
@@ -162,28 +160,26 @@ class _Stages:
                     (a.window.service, a.window.operation, a.onset_start_ns)
                 )
 
-    def _record_change(self, change: Change, now: int) -> None:
-        inc = change.incident
-        since = inc.opened_ns - self.window_ns
-        ops = ops_of(w for w in self.history.windows() if since <= w.window_start_ns <= now)
-        ranking = rank(ops, self.baselines, self.edges, inc.services)
+    def _record(self, record: IncidentRecord) -> None:
+        inc = record.incident
+        ops = self.desk.ops(inc, self.history.windows())
         out = self.outcome.incidents.setdefault(
             inc.incident_id, IncidentOutcome(inc.incident_id, inc.opened_ns, 0)
         )
         out.alerts = len(inc.alerts)
-        out.ranking, out.operations = ranking, top_operations(ops, self.baselines)
+        out.ranking = list(record.candidates)
+        out.operations = top_operations(ops, self.desk.baselines)
+        out.named = list(record.attributes)
         out.records += 1
-        if ranking:
-            out.named = over_represented(self._spans_of(ranking[0].service, inc.opened_ns, now))
 
     def _spans_of(
         self, service: str, since: int, until: int
     ) -> Iterator[tuple[dict[str, str], bool]]:
         for start, samples in self.samples.items():
-            if since - self.window_ns <= start <= until:
+            if since <= start < until:
                 for s in samples:
                     if s.head.service_name == service:
-                        base = self.baselines.get(OpKey(service, s.head.operation))
+                        base = self.desk.baselines.get(OpKey(service, s.head.operation))
                         slow = base is not None and s.self_ns > SLOW_FACTOR * base.self_ms * 1e6
                         yield s.attrs(), s.origin_error or slow
 

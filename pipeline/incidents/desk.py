@@ -42,7 +42,7 @@ from pipeline.incidents.attributes import Named, over_represented
 from pipeline.incidents.grouping import MAX_OPEN, AlertEvent, Change, Incident, IncidentGrouper
 from pipeline.incidents.records import IncidentRecord
 from pipeline.incidents.rootcause import Baselines, Candidate, rank
-from pipeline.incidents.signals import ops_of, service_edges
+from pipeline.incidents.signals import OpKey, OpStats, ops_of, service_edges
 from pipeline.rejections import Rejections
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ STATE_KEYS = {2: ["v", "grouper", "baselines", "pending"], 3: ["v", "grouper", "
               "pending", "ranked"]}  # fmt: skip
 #: Closed windows whose graph data is awaited before the baselines learn them (or not).
 MAX_PENDING = 256
+#: Windows an incident is ranked on at most (:meth:`IncidentDesk.span`).
+RANK_WINDOWS = 5
 STARTS_OVER = "incident grouping starts over"
 
 #: (service, since ns, until ns) -> (attributes, abnormal?) of that service's kept spans.
@@ -189,12 +191,24 @@ class IncidentDesk:
                 out.append(self._record(Change("updated", inc), windows, edges, now, mark))
         return out
 
+    def span(self, inc: Incident) -> tuple[int, int]:
+        """The windows ``[since, until)`` an incident is ranked on: at most
+        :data:`RANK_WINDOWS` ending with its last firing window, none before the window
+        ahead of its first alert (a long incident, or faults chained into one, is ranked
+        on what fires now)."""
+        since = inc.opened_ns - self.window_ns
+        since = max(since, inc.last_fired_ns - (RANK_WINDOWS - 1) * self.window_ns)
+        return since, inc.last_fired_ns + self.window_ns
+
+    def ops(self, inc: Incident, windows: Sequence[GraphWindow]) -> dict[OpKey, OpStats]:
+        """The operations' signals summed over the incident's :meth:`span`."""
+        since, until = self.span(inc)
+        return ops_of(w for w in windows if since <= w.window_start_ns < until)
+
     def _rank(
         self, inc: Incident, windows: Sequence[GraphWindow], edges: set[tuple[str, str]]
     ) -> list[Candidate]:
-        since = inc.opened_ns - self.window_ns
-        ops = ops_of(w for w in windows if w.window_start_ns >= since)
-        return rank(ops, self.baselines, edges, inc.services)
+        return rank(self.ops(inc, windows), self.baselines, edges, inc.services)
 
     def _record(
         self,
@@ -209,8 +223,7 @@ class IncidentDesk:
         self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
         named: list[Named] = []
         if candidates and self.attributes is not None:
-            since = inc.opened_ns - self.window_ns
-            named = over_represented(self.attributes(candidates[0].service, since, now))
+            named = over_represented(self.attributes(candidates[0].service, *self.span(inc)))
         return IncidentRecord(inc, change.status, now, tuple(candidates), tuple(named))
 
     def _load(self, state: MutableMapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.alerts import Alert, Finding, WindowRef
 from pipeline.graph.edges import EdgeKey, EdgeStats, GraphWindow, OperationKey, SelfTimeStats
-from pipeline.incidents.desk import STATE_KEY, STATE_VERSION, IncidentDesk
+from pipeline.incidents.desk import RANK_WINDOWS, STATE_KEY, STATE_VERSION, IncidentDesk
 from pipeline.incidents.grouping import incident_id
 from pipeline.incidents.rootcause import Baselines
 from pipeline.incidents.signals import ops_of
@@ -167,3 +167,27 @@ def test_a_state_saved_before_ranking_was_tracked_still_loads() -> None:
         [alert("f" * 16, "payment", 1)], [W], {STATE_KEY: old}
     )
     assert tagged[0].incident_id == incident_id("a" * 16)  # joined the stored incident
+
+
+def test_a_long_incident_is_ranked_on_its_last_firing_windows() -> None:
+    """Two faults chained into one incident: the record names the one firing now."""
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    for i in range(5):
+        graph.kept.append(_window(i, 8.0))
+        desk.process([], [i * W], state)
+    first = [alert("a" * 16, "payment", 5), alert("b" * 16, "payment", 5)]
+    graph.kept.append(_window(5, 80.0))
+    graph.kept.append(_window(6, 80.0))
+    _, (opened,) = desk.process(first, [5 * W], state)
+    assert opened.candidates[0].service == "payment"
+    published = []
+    for i in range(6, 6 + RANK_WINDOWS):  # payment recovers, checkout's own time grows
+        slow = _window(i + 1, 8.0)
+        slow.self_time[OperationKey("checkout", "Place")] = st = SelfTimeStats()
+        for _ in range(50):
+            st.add(40 * MS, False)
+        graph.kept.append(slow)
+        published += desk.process([alert("c" * 16, "checkout", i)], [i * W], state)[1]
+    assert published[-1].candidates[0].service == "checkout"
+    assert desk.span(published[-1].incident) == ((i - RANK_WINDOWS + 1) * W, (i + 1) * W)
