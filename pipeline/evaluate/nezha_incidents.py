@@ -13,7 +13,11 @@ replay timeline). Per fault:
   that never became an incident, a lone one-window alert, holds none);
 * *held*: whether an incident holds them;
 * *rank*: the faulted service's place among that incident's root-cause
-  candidates (1 = top), ``None`` when it is not a candidate or no incident holds it.
+  candidates (1 = top), ``None`` when it is not a candidate or no incident holds it,
+  in the incident's last record published by the end of the fault's range (its
+  first record if it came later): the ranking on-call had while the fault's alerts
+  fired, as detection is judged by the same deadline. The incident's very last
+  record would judge a fault chained into a long incident by a later fault's ranking.
 
 Totals: faults with exactly one incident, alerts vs incidents per fault, RCA
 top-1 and top-3 at service level over the alerted faults (a fault whose alerts
@@ -59,6 +63,7 @@ class IncidentState:
     services: tuple[str, ...]
     alert_ids: tuple[str, ...]
     root_services: tuple[str, ...]  # candidates, best first
+    updated_ns: int = 0  # the record's updated_at
 
 
 def latest(states: Sequence[IncidentState]) -> list[IncidentState]:
@@ -140,6 +145,18 @@ def _holding(
     return None
 
 
+def as_of(inc: IncidentState, states: Sequence[IncidentState], deadline: int) -> IncidentState:
+    """``inc``'s last version published by ``deadline``, else its first.
+
+    >>> v = [IncidentState("a", n, "updated", 0, (), (), (), n * 60) for n in (1, 2, 3)]
+    >>> as_of(v[2], v, 150).version, as_of(v[2], v, 30).version
+    (2, 1)
+    """
+    mine = sorted((s for s in states if s.incident_id == inc.incident_id), key=lambda s: s.version)
+    due = [s for s in mine if s.updated_ns <= deadline]
+    return due[-1] if due else mine[0]
+
+
 def _rank(service: str, inc: IncidentState | None) -> int | None:
     if inc is None or service not in inc.root_services:
         return None
@@ -168,6 +185,8 @@ def score_incidents(
         opened = [i for i in incidents if lo < i.opened_ns + window_ns <= hi]
         on_fault.update(i.incident_id for i in opened if f.service in i.services)
         holding = _holding(f.service, lo, hi, spans, incidents, window_ns)
+        if holding is not None:
+            holding = as_of(holding, incident_states, hi)
         alerted = any(
             svc == f.service and _overlaps(start, last + window_ns, lo, hi)
             for svc, start, last in spans.values()

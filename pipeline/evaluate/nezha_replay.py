@@ -225,6 +225,7 @@ def topic_state(message: dict[str, Any]) -> AlertState | IncidentState:
             tuple(str(v) for v in message["services"]),
             tuple(str(v) for v in message["alert_ids"]),
             tuple(str(c["service"]) for c in message["root_causes"]),
+            _ns(message["updated_at"]),
         )
     return AlertState(
         str(message["alert_id"]),

@@ -29,7 +29,13 @@ def alert(aid: str, service: str, onset_s: int, last_s: int | None = None) -> li
 
 
 def inc(
-    iid: str, opened_s: int, services: str, alert_ids: str, roots: str, version: int = 1
+    iid: str,
+    opened_s: int,
+    services: str,
+    alert_ids: str,
+    roots: str,
+    version: int = 1,
+    updated_s: int = 0,
 ) -> IncidentState:
     return IncidentState(
         iid,
@@ -39,6 +45,7 @@ def inc(
         tuple(services.split()),
         tuple(alert_ids.split()),
         tuple(roots.split()),
+        updated_s * S,
     )
 
 
@@ -73,6 +80,14 @@ def inc(
         (alert("a", "cart", 120),
          [inc("i", 120, "cart", "a", "web"), inc("i", 120, "cart", "a", "cart", version=2)],
          (True, 1, 1, "i", "cart", 1)),
+        # ... as published by the range's end: a later fault chained in re-ranked it
+        (alert("a", "cart", 120),
+         [inc("i", 120, "cart", "a", "cart", 1, 180), inc("i", 120, "cart", "a", "web", 2, 900)],
+         (True, 1, 1, "i", "cart", 1)),
+        # ... or its first, when the first came after the range's end
+        (alert("a", "cart", 120),
+         [inc("i", 120, "cart", "a", "ad", 1, 400), inc("i", 120, "cart", "a", "cart", 2, 900)],
+         (True, 1, 1, "i", "ad", None)),
     ],
 )  # fmt: skip
 def test_per_fault_row(

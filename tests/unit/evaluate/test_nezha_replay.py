@@ -110,6 +110,7 @@ INCIDENT = {
     "version": 2,
     "status": "updated",
     "opened_at": "2022-08-22T03:47:00Z",
+    "updated_at": "2022-08-22T03:49:00Z",
     "services": ["cartservice", "frontend"],
     "alert_ids": ["a" * 16],
     "root_causes": [{"service": "cartservice", "operation": "op", "score": 1.0, "evidence": ""}],
@@ -122,7 +123,8 @@ INCIDENT = {
         (ALERT, AlertState("a" * 16, "cartservice", "firing", 1_661_140_080 * 10**9,
                            1_661_140_020 * 10**9)),
         (INCIDENT, IncidentState("b" * 16, 2, "updated", 1_661_140_020 * 10**9,
-                                 ("cartservice", "frontend"), ("a" * 16,), ("cartservice",))),
+                                 ("cartservice", "frontend"), ("a" * 16,), ("cartservice",),
+                                 1_661_140_140 * 10**9)),
     ],
 )  # fmt: skip
 def test_topic_state_reads_alerts_and_incident_records(

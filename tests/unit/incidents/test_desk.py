@@ -38,6 +38,16 @@ class Graph:
         return self.kept[-10:]
 
 
+def warmed() -> tuple[IncidentDesk, Graph, dict[str, Any]]:
+    """A desk whose baselines learnt five normal windows (0-4)."""
+    graph, state = Graph(), dict[str, Any]()
+    desk = IncidentDesk(W, graph)
+    for i in range(5):
+        graph.kept.append(_window(i, 8.0))
+        assert desk.process([], [i * W], state) == ([], [])
+    return desk, graph, state
+
+
 def alert(aid: str, service: str, i: int, status: str = "firing", version: int = 1) -> Alert:
     finding = Finding(0.9, "critical", (("p99_ms", 90.0, 10.0),), "robust")
     ref = WindowRef(service, "op", i * W, (i + 1) * W)
@@ -45,11 +55,7 @@ def alert(aid: str, service: str, i: int, status: str = "firing", version: int =
 
 
 def test_alerts_carry_their_incident_and_the_record_names_the_root() -> None:
-    graph, state = Graph(), dict[str, Any]()
-    desk = IncidentDesk(W, graph)
-    for i in range(5):  # normal windows: the baselines learn
-        graph.kept.append(_window(i, 8.0))
-        assert desk.process([], [i * W], state) == ([], [])
+    desk, graph, state = warmed()
     graph.kept.append(_window(5, 80.0))
     tagged, records = desk.process(
         [alert("a" * 16, "checkout", 5), alert("b" * 16, "payment", 5)], [5 * W], state
@@ -141,11 +147,7 @@ def test_a_backlog_close_learns_the_windows_before_the_incident_it_opens() -> No
 
 
 def test_an_incident_ranked_before_its_graph_is_ranked_again_once_the_graph_passes() -> None:
-    graph, state = Graph(), dict[str, Any]()
-    desk = IncidentDesk(W, graph)
-    for i in range(5):
-        graph.kept.append(_window(i, 8.0))
-        desk.process([], [i * W], state)
+    desk, graph, state = warmed()
     alerts = [alert("a" * 16, "checkout", 5), alert("b" * 16, "payment", 5)]
     _, (opened,) = desk.process(alerts, [5 * W], state)  # window 5's graph is not in yet
     assert opened.candidates == ()
@@ -171,11 +173,7 @@ def test_a_state_saved_before_ranking_was_tracked_still_loads() -> None:
 
 def test_a_long_incident_is_ranked_on_its_last_firing_windows() -> None:
     """Two faults chained into one incident: the record names the one firing now."""
-    graph, state = Graph(), dict[str, Any]()
-    desk = IncidentDesk(W, graph)
-    for i in range(5):
-        graph.kept.append(_window(i, 8.0))
-        desk.process([], [i * W], state)
+    desk, graph, state = warmed()
     first = [alert("a" * 16, "payment", 5), alert("b" * 16, "payment", 5)]
     graph.kept.append(_window(5, 80.0))
     graph.kept.append(_window(6, 80.0))
