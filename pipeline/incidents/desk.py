@@ -51,8 +51,10 @@ log = logging.getLogger(__name__)
 STATE_KEY = "__incidents__"
 STATE_VERSION = 3
 #: The state keys of each version read (2: before ``ranked``; it loads as "none ranked").
-STATE_KEYS = {2: ["v", "grouper", "baselines", "pending"], 3: ["v", "grouper", "baselines",
-              "pending", "ranked"]}  # fmt: skip
+STATE_KEYS = {
+    2: ["v", "grouper", "baselines", "pending"],
+    3: ["v", "grouper", "baselines", "pending", "ranked"],
+}
 #: Closed windows whose graph data is awaited before the baselines learn them (or not).
 MAX_PENDING = 256
 #: Windows an incident is ranked on at most (:meth:`IncidentDesk.span`).
@@ -124,7 +126,9 @@ class IncidentDesk:
         ends = [a.window.window_end_ns for a in alerts] + [s + self.window_ns for s in starts]
         now = max(ends, default=0)
         mark = max((w.window_start_ns for w in windows), default=-1)
-        records = [self._record(c, windows, edges, now, mark) for c in changes]
+        records = [
+            self._record(c, self._rank(c.incident, windows, edges), now, mark) for c in changes
+        ]
         records += self._reranked({c.incident.incident_id for c in changes}, windows, edges,
                                   now, mark)  # fmt: skip
         tagged = [self._tag(a, changes) for a in alerts]
@@ -139,7 +143,8 @@ class IncidentDesk:
         return tagged, records
 
     def _learn(self, windows: Sequence[GraphWindow], closed: set[int]) -> None:
-        """Windows closed with no incident open are normal: the baselines learn each once.
+        """Windows closed before every open incident's first alert window are normal: the
+        baselines learn each once.
 
         A closed window waits in ``pending`` (with whether it closed before every open
         incident's first alert window) until a newer graph window is in, a sign its own
@@ -188,7 +193,7 @@ class IncidentDesk:
             self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
             if [c.service for c in candidates] != seen[1]:
                 inc.version += 1
-                out.append(self._record(Change("updated", inc), windows, edges, now, mark))
+                out.append(self._record(Change("updated", inc), candidates, now, mark))
         return out
 
     def span(self, inc: Incident) -> tuple[int, int]:
@@ -211,15 +216,9 @@ class IncidentDesk:
         return rank(self.ops(inc, windows), self.baselines, edges, inc.services)
 
     def _record(
-        self,
-        change: Change,
-        windows: Sequence[GraphWindow],
-        edges: set[tuple[str, str]],
-        now: int,
-        mark: int,
+        self, change: Change, candidates: list[Candidate], now: int, mark: int
     ) -> IncidentRecord:
         inc = change.incident
-        candidates = self._rank(inc, windows, edges)
         self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
         named: list[Named] = []
         if candidates and self.attributes is not None:
