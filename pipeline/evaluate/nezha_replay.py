@@ -159,10 +159,8 @@ def scored_faults(
 def produce(
     sink: KafkaSink, plan: Iterable[nezha.ReplayMessage], speedup: float, live: bool
 ) -> tuple[int, int]:
-    """Send the plan (paced in ``live`` mode); returns (messages, spans).
-
-    Logs progress (event minutes sent) every :data:`PROGRESS_S` seconds.
-    """
+    """Send the plan (paced in ``live`` mode); returns (messages, spans). Logs progress
+    every :data:`PROGRESS_S` seconds."""
     first_ns: int | None = None
     began = time.monotonic()
     next_log = began + PROGRESS_S
@@ -358,11 +356,8 @@ def _replay(
             if options.span_kinds == "reconstructed":
                 kinds = nezha_kinds.reconstruct(s for p in placed for s in p.clip.spans)
             plan = nezha.messages(placed, kinds)
-            log.info(
-                "replay: %d clips, %.1f event minutes, %s at x%g; worker log %s",
-                len(placed), (t1 - t0) / NS_PER_S / 60, options.pace, options.speedup,
-                work / "worker",
-            )  # fmt: skip
+            log.info("replay: %d clips, %.1f event minutes, %s at x%g", len(placed),
+                     (t1 - t0) / NS_PER_S / 60, options.pace, options.speedup)  # fmt: skip
             sent, spans = produce(sink, plan, options.speedup, options.pace == "live")
             deadline = time.monotonic() + options.close_timeout_s
             log.info("replay: %d records sent; waiting for the last windows to close", sent)
