@@ -120,12 +120,12 @@ class IncidentDesk:
         ]  # fmt: skip
         changes = self.grouper.observe(events, edges)
         starts = set(closed_starts)
-        self._learn(windows, starts)
+        mark = max((w.window_start_ns for w in windows), default=-1)  # the graph's watermark
+        self._learn(windows, starts, mark)
         # A close without alerts (an incident resolving on quiet windows) dates its
         # records by the windows it closed.
         ends = [a.window.window_end_ns for a in alerts] + [s + self.window_ns for s in starts]
         now = max(ends, default=0)
-        mark = max((w.window_start_ns for w in windows), default=-1)
         records = [
             self._record(c, self._rank(c.incident, windows, edges), now, mark) for c in changes
         ]
@@ -142,7 +142,7 @@ class IncidentDesk:
         }
         return tagged, records
 
-    def _learn(self, windows: Sequence[GraphWindow], closed: set[int]) -> None:
+    def _learn(self, windows: Sequence[GraphWindow], closed: set[int], mark: int) -> None:
         """Windows closed before every open incident's first alert window are normal: the
         baselines learn each once.
 
@@ -154,9 +154,8 @@ class IncidentDesk:
         for start in sorted(closed):  # a backlog closes windows before and under an incident
             self.pending.setdefault(start, all(start < o for o in opened))
         by_start = {w.window_start_ns: w for w in windows}
-        newest = max(by_start, default=None)
         for start in sorted(self.pending):
-            if newest is None or start >= newest or start not in by_start:
+            if start >= mark or start not in by_start:
                 continue
             if self.pending.pop(start):
                 self.baselines.learn(ops_of([by_start[start]]))
@@ -190,10 +189,11 @@ class IncidentDesk:
             if not seen[0] <= inc.last_fired_ns < mark:
                 continue
             candidates = self._rank(inc, windows, edges)
-            self.ranked[inc.incident_id] = (mark, [c.service for c in candidates])
-            if [c.service for c in candidates] != seen[1]:
-                inc.version += 1
-                out.append(self._record(Change("updated", inc), candidates, now, mark))
+            if [c.service for c in candidates] == seen[1]:
+                self.ranked[inc.incident_id] = (mark, seen[1])  # ranked on it: not again
+                continue
+            inc.version += 1
+            out.append(self._record(Change("updated", inc), candidates, now, mark))
         return out
 
     def span(self, inc: Incident) -> tuple[int, int]:
